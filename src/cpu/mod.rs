@@ -1,0 +1,234 @@
+//! The CPU backend: executes the forward plan op by op with f32 activations and f32
+//! accumulation, reading the quantized weights directly (they are never expanded to f32 whole).
+
+mod attention;
+mod kernels;
+mod matmul;
+mod par;
+
+use std::sync::Arc;
+
+use crate::backend::{Backend, LogitsFor};
+use crate::model::{Act, ForwardPlan, Model, Op, QTensor, WeightId};
+use crate::{Error, Result};
+
+/// A model's weights in host memory, indexed by [`WeightId`].
+pub struct CpuWeights {
+    tensors: Vec<Option<QTensor>>,
+}
+
+impl CpuWeights {
+    pub fn new(plan: &ForwardPlan) -> Self {
+        Self { tensors: (0..plan.weights.len()).map(|_| None).collect() }
+    }
+
+    /// Stores one tensor's bytes as they come from the GGUF stream.
+    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, data: Vec<u8>) -> Result<()> {
+        let spec = &plan.weights[id.0];
+        let t = QTensor { ty: spec.ty, rows: spec.rows, cols: spec.cols, data };
+        if t.data.len() != t.rows * t.row_bytes() {
+            return Err(Error::Model(format!("tensor {:?} has {} bytes, expected {}", spec.name, t.data.len(), t.rows * t.row_bytes())));
+        }
+        self.tensors[id.0] = Some(t);
+        Ok(())
+    }
+
+    fn get(&self, id: WeightId) -> &QTensor {
+        self.tensors[id.0].as_ref().expect("every weight is loaded before the backend runs")
+    }
+
+    /// Loads a GGUF file into host memory, reporting progress.
+    pub fn load_file(
+        path: &std::path::Path,
+        progress: impl FnMut(crate::model::LoadProgress),
+    ) -> Result<(Model, CpuWeights)> {
+        let (file, len) = crate::model::open_file(path)?;
+        let mut weights: Option<CpuWeights> = None;
+        let model = crate::model::load_model(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            Some(len),
+            |plan, id, bytes| weights.get_or_insert_with(|| CpuWeights::new(plan)).put(plan, id, bytes),
+            progress,
+        )?;
+        let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
+        Ok((model, weights))
+    }
+}
+
+/// Per-layer key and value vectors for positions `0..len`, `kv_dim` floats each.
+struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+pub struct CpuBackend {
+    plan: ForwardPlan,
+    weights: Arc<CpuWeights>,
+    cache: KvCache,
+    max_context: usize,
+}
+
+impl CpuBackend {
+    pub fn new(plan: ForwardPlan, weights: Arc<CpuWeights>, max_context: usize) -> Self {
+        let n_layer = plan.config.n_layer;
+        let cache = KvCache { k: vec![Vec::new(); n_layer], v: vec![Vec::new(); n_layer], len: 0 };
+        Self { plan, weights, cache, max_context }
+    }
+}
+
+/// One batch's activation buffers, `n` vectors each.
+struct Acts {
+    bufs: [(Act, Vec<f32>); 8],
+}
+
+impl Acts {
+    fn new(plan: &ForwardPlan, n: usize) -> Self {
+        let mk = |a: Act| (a, vec![0.0f32; n * plan.width(a)]);
+        Self {
+            bufs: [
+                mk(Act::Hidden),
+                mk(Act::Normed),
+                mk(Act::Q),
+                mk(Act::K),
+                mk(Act::V),
+                mk(Act::Attn),
+                mk(Act::Gate),
+                mk(Act::Up),
+            ],
+        }
+    }
+
+    fn idx(a: Act) -> usize {
+        match a {
+            Act::Hidden => 0,
+            Act::Normed => 1,
+            Act::Q => 2,
+            Act::K => 3,
+            Act::V => 4,
+            Act::Attn => 5,
+            Act::Gate => 6,
+            Act::Up => 7,
+        }
+    }
+
+    fn get(&self, a: Act) -> &[f32] {
+        &self.bufs[Self::idx(a)].1
+    }
+
+    fn get_mut(&mut self, a: Act) -> &mut [f32] {
+        &mut self.bufs[Self::idx(a)].1
+    }
+
+    /// An input and a distinct output buffer at once.
+    fn pair(&mut self, input: Act, out: Act) -> (&[f32], &mut [f32]) {
+        let (i, o) = (Self::idx(input), Self::idx(out));
+        assert_ne!(i, o, "an op reads and writes the same buffer");
+        if i < o {
+            let (a, b) = self.bufs.split_at_mut(o);
+            (&a[i].1, &mut b[0].1)
+        } else {
+            let (a, b) = self.bufs.split_at_mut(i);
+            (&b[0].1, &mut a[o].1)
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn describe(&self) -> String {
+        format!("cpu ({} threads)", rayon_threads())
+    }
+
+    fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if len < self.cache.len {
+            let kv_dim = self.plan.config.kv_dim();
+            for l in 0..self.plan.config.n_layer {
+                self.cache.k[l].truncate(len * kv_dim);
+                self.cache.v[l].truncate(len * kv_dim);
+            }
+            self.cache.len = len;
+        }
+    }
+
+    fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
+        let c = &self.plan.config;
+        if start != self.cache.len {
+            return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {} positions", self.cache.len)));
+        }
+        if start + tokens.len() > self.max_context {
+            return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: self.max_context });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
+        }
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = tokens.len();
+        let mut acts = Acts::new(&self.plan, n);
+        let rope = kernels::RopeTable::new(c, start, n);
+        let mut logits = Vec::new();
+        for op in &self.plan.ops {
+            match *op {
+                Op::Embed { table, out } => {
+                    let table = self.weights.get(table);
+                    for (t, dst) in acts.get_mut(out).chunks_mut(table.cols).enumerate() {
+                        crate::quant::dequantize_row(table.ty, table.row(tokens[t] as usize), dst);
+                    }
+                }
+                Op::RmsNorm { input, weight, out } => {
+                    let w = self.weights.get(weight);
+                    let (x, y) = acts.pair(input, out);
+                    kernels::rms_norm(x, w, c.rms_eps, y);
+                }
+                Op::MatMul { weight, input, out, accumulate } => {
+                    let (x, y) = acts.pair(input, out);
+                    matmul::matmul(self.weights.get(weight), x, n, y, accumulate);
+                }
+                Op::Rope { target, n_heads } => {
+                    kernels::rope(acts.get_mut(target), n_heads, c, &rope);
+                }
+                Op::Attention { layer, q, k, v, out } => {
+                    let kv_dim = c.kv_dim();
+                    self.cache.k[layer].extend_from_slice(&acts.get(k)[..n * kv_dim]);
+                    self.cache.v[layer].extend_from_slice(&acts.get(v)[..n * kv_dim]);
+                    let (qs, o) = acts.pair(q, out);
+                    attention::attend(c, qs, &self.cache.k[layer], &self.cache.v[layer], start, o);
+                }
+                Op::SwiGlu { gate, up } => {
+                    let (u, g) = acts.pair(up, gate);
+                    kernels::swiglu(g, u);
+                }
+                Op::Logits { weight, input } => {
+                    let w = self.weights.get(weight);
+                    let x = acts.get(input);
+                    let d = c.n_embd;
+                    let (rows, xs) = match which {
+                        LogitsFor::None => (0, &x[..0]),
+                        LogitsFor::Last => (1, &x[(n - 1) * d..n * d]),
+                        LogitsFor::All => (n, x),
+                    };
+                    logits = vec![0.0f32; rows * c.n_vocab];
+                    matmul::matmul(w, xs, rows, &mut logits, false);
+                }
+            }
+        }
+        self.cache.len = start + n;
+        Ok(logits)
+    }
+}
+
+fn rayon_threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
+}

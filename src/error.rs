@@ -1,0 +1,26 @@
+//! The crate-wide error type. Every fallible public API returns [`Result`]; nothing panics on
+//! bad input (model files, token ids, templates, text).
+
+use crate::gguf::GgufError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid GGUF file: {0}")]
+    Gguf(#[from] GgufError),
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    #[error("invalid model: {0}")]
+    Model(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("context length exceeded: {needed} tokens needed, context holds {limit}")]
+    ContextLengthExceeded { needed: usize, limit: usize },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,91 @@
+//! Loading a model from a GGUF byte stream: header → config, tokenizer, template and plan;
+//! then each tensor, as it completes, handed to the backend that will run it.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::config::ModelConfig;
+use super::plan::{ForwardPlan, WeightId};
+use crate::chat::ChatTemplate;
+use crate::gguf::{read_all, GgufEvent, GgufHeader};
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// Everything about a model except its weights, which live in a backend.
+pub struct Model {
+    pub header: GgufHeader,
+    pub plan: ForwardPlan,
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<ChatTemplate>,
+}
+
+impl Model {
+    pub fn config(&self) -> &ModelConfig {
+        &self.plan.config
+    }
+
+    /// Builds everything but the weights from a parsed header.
+    pub fn from_header(header: GgufHeader) -> Result<Self> {
+        let config = ModelConfig::from_header(&header)?;
+        let plan = ForwardPlan::llama(config, &header)?;
+        let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
+        if tokenizer.vocab_size() != plan.config.n_vocab {
+            return Err(Error::Model(format!(
+                "tokenizer has {} tokens but the embedding has {} rows",
+                tokenizer.vocab_size(),
+                plan.config.n_vocab
+            )));
+        }
+        let chat_template = ChatTemplate::from_metadata(&header.metadata, &tokenizer)?;
+        Ok(Self { header, plan, tokenizer, chat_template })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LoadProgress {
+    pub loaded: u64,
+    pub total: Option<u64>,
+}
+
+/// Streams a GGUF file: builds the [`Model`] from its header, then calls `on_weight` for each
+/// tensor the plan uses as soon as its bytes are complete (tensors it does not use are dropped).
+pub fn load_model<R: Read>(
+    source: R,
+    total_len: Option<u64>,
+    mut on_weight: impl FnMut(&ForwardPlan, WeightId, Vec<u8>) -> Result<()>,
+    mut progress: impl FnMut(LoadProgress),
+) -> Result<Model> {
+    let mut model: Option<Model> = None;
+    let mut received = Vec::new();
+    read_all(source, 1 << 20, total_len, |ev, pos| {
+        match ev {
+            GgufEvent::Header(h) => {
+                let m = Model::from_header(h)?;
+                received = vec![false; m.plan.weights.len()];
+                model = Some(m);
+            }
+            GgufEvent::Tensor(t) => {
+                let m = model.as_ref().expect("the header comes first");
+                if let Some(id) = m.plan.weight_index(&t.info.name) {
+                    received[id.0] = true;
+                    on_weight(&m.plan, id, t.bytes)?;
+                }
+            }
+        }
+        progress(LoadProgress { loaded: pos, total: total_len });
+        Ok(true)
+    })?;
+    let model = model.ok_or_else(|| Error::Model("file has no header".into()))?;
+    if let Some(i) = received.iter().position(|r| !r) {
+        return Err(Error::Model(format!("tensor {:?} never arrived", model.plan.weights[i].name)));
+    }
+    Ok(model)
+}
+
+/// Opens a model file, with a clear error when it cannot be read.
+pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+    let len = file.metadata()?.len();
+    Ok((file, len))
+}

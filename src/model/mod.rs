@@ -1,0 +1,14 @@
+//! What a model is, independent of where it runs: hyper-parameters read from GGUF metadata,
+//! the tensors an architecture needs, and the [`ForwardPlan`] every backend executes.
+
+mod arch;
+mod config;
+mod load;
+mod plan;
+mod weights;
+
+pub use arch::{ArchSpec, RopeStyle};
+pub use config::ModelConfig;
+pub use load::{load_model, open_file, LoadProgress, Model};
+pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};
+pub use weights::QTensor;

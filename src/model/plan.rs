@@ -1,0 +1,144 @@
+//! The forward plan: one description of the network that every backend executes.
+//!
+//! A plan is a flat list of [`Op`]s over named activation buffers ([`Act`]), each holding one
+//! vector per token of the batch, and the weights they read ([`WeightId`]). The CPU backend
+//! interprets it op by op; the GPU backend turns the same list into dispatches. Reading
+//! [`ForwardPlan::llama`] top to bottom is reading the model.
+
+use super::arch::names;
+use super::config::ModelConfig;
+use crate::gguf::GgufHeader;
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// Index into [`ForwardPlan::weights`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WeightId(pub usize);
+
+/// A tensor the plan needs: `rows` vectors of `cols` elements (a norm weight has one row).
+#[derive(Clone, Debug)]
+pub struct WeightSpec {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub ty: GgmlType,
+}
+
+/// Activation buffers, one vector per token of the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Act {
+    /// The residual stream.
+    Hidden,
+    /// A normalised copy of the residual stream, input of the next matmuls.
+    Normed,
+    Q,
+    K,
+    V,
+    /// Attention output (all heads).
+    Attn,
+    Gate,
+    Up,
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// `out[t] = dequant(table[token[t]])`.
+    Embed { table: WeightId, out: Act },
+    /// `out[t] = x[t] / rms(x[t]) * weight`.
+    RmsNorm { input: Act, weight: WeightId, out: Act },
+    /// `out[t] = W · x[t]`, or `out[t] += W · x[t]` when `accumulate` (fused residual add).
+    MatMul { weight: WeightId, input: Act, out: Act, accumulate: bool },
+    /// Rotates each head of `target` in place by its token's position.
+    Rope { target: Act, n_heads: usize },
+    /// Stores `k`, `v` into layer `layer`'s cache at the batch positions, then causal
+    /// attention of every query head over the cache up to its own position.
+    Attention { layer: usize, q: Act, k: Act, v: Act, out: Act },
+    /// `gate[t] = silu(gate[t]) * up[t]`.
+    SwiGlu { gate: Act, up: Act },
+    /// Logits for the requested tokens: `W · x[t]`, W with `n_vocab` rows.
+    Logits { weight: WeightId, input: Act },
+}
+
+#[derive(Clone, Debug)]
+pub struct ForwardPlan {
+    pub config: ModelConfig,
+    pub weights: Vec<WeightSpec>,
+    pub ops: Vec<Op>,
+}
+
+impl ForwardPlan {
+    /// Width of one token's vector in an activation buffer.
+    pub fn width(&self, act: Act) -> usize {
+        let c = &self.config;
+        match act {
+            Act::Hidden | Act::Normed => c.n_embd,
+            Act::Q | Act::Attn => c.q_dim(),
+            Act::K | Act::V => c.kv_dim(),
+            Act::Gate | Act::Up => c.n_ff,
+        }
+    }
+
+    pub fn weight_index(&self, name: &str) -> Option<WeightId> {
+        self.weights.iter().position(|w| w.name == name).map(WeightId)
+    }
+
+    /// Builds the llama plan, checking that every tensor it needs exists with the right shape.
+    pub fn llama(config: ModelConfig, header: &GgufHeader) -> Result<Self> {
+        let mut b = Builder { header, weights: Vec::new() };
+        let c = &config;
+        let embd = b.weight(names::TOKEN_EMBD, c.n_vocab, c.n_embd)?;
+        let mut ops = vec![Op::Embed { table: embd, out: Act::Hidden }];
+        for l in 0..c.n_layer {
+            let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&names::layer(l, what), rows, cols);
+            let attn_norm = w(&mut b, "attn_norm", 1, c.n_embd)?;
+            let wq = w(&mut b, "attn_q", c.q_dim(), c.n_embd)?;
+            let wk = w(&mut b, "attn_k", c.kv_dim(), c.n_embd)?;
+            let wv = w(&mut b, "attn_v", c.kv_dim(), c.n_embd)?;
+            let wo = w(&mut b, "attn_output", c.n_embd, c.q_dim())?;
+            let ffn_norm = w(&mut b, "ffn_norm", 1, c.n_embd)?;
+            let gate = w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?;
+            let up = w(&mut b, "ffn_up", c.n_ff, c.n_embd)?;
+            let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
+            ops.extend([
+                Op::RmsNorm { input: Act::Hidden, weight: attn_norm, out: Act::Normed },
+                Op::MatMul { weight: wq, input: Act::Normed, out: Act::Q, accumulate: false },
+                Op::MatMul { weight: wk, input: Act::Normed, out: Act::K, accumulate: false },
+                Op::MatMul { weight: wv, input: Act::Normed, out: Act::V, accumulate: false },
+                Op::Rope { target: Act::Q, n_heads: c.n_head },
+                Op::Rope { target: Act::K, n_heads: c.n_head_kv },
+                Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn },
+                Op::MatMul { weight: wo, input: Act::Attn, out: Act::Hidden, accumulate: true },
+                Op::RmsNorm { input: Act::Hidden, weight: ffn_norm, out: Act::Normed },
+                Op::MatMul { weight: gate, input: Act::Normed, out: Act::Gate, accumulate: false },
+                Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false },
+                Op::SwiGlu { gate: Act::Gate, up: Act::Up },
+                Op::MatMul { weight: down, input: Act::Gate, out: Act::Hidden, accumulate: true },
+            ]);
+        }
+        let out_norm = b.weight(names::OUTPUT_NORM, 1, c.n_embd)?;
+        let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
+        ops.push(Op::RmsNorm { input: Act::Hidden, weight: out_norm, out: Act::Normed });
+        ops.push(Op::Logits { weight: head, input: Act::Normed });
+        Ok(Self { config, weights: b.weights, ops })
+    }
+}
+
+struct Builder<'a> {
+    header: &'a GgufHeader,
+    weights: Vec<WeightSpec>,
+}
+
+impl Builder<'_> {
+    fn weight(&mut self, name: &str, rows: usize, cols: usize) -> Result<WeightId> {
+        let info = self.header.tensor(name).ok_or_else(|| Error::Model(format!("tensor {name:?} is missing")))?;
+        let (r, c) = info.rows_cols();
+        if (r, c) != (rows, cols) || info.dims.len() > 2 {
+            return Err(Error::Model(format!(
+                "tensor {name:?} has shape {:?}, expected [{cols}, {rows}]",
+                info.dims
+            )));
+        }
+        self.weights.push(WeightSpec { name: name.to_string(), rows, cols, ty: info.ty });
+        Ok(WeightId(self.weights.len() - 1))
+    }
+}

@@ -1,0 +1,77 @@
+//! Shared helpers for the integration tests: where the golden data and the model live, and
+//! the comparison metrics the golden README defines.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hearth::cpu::{CpuBackend, CpuWeights};
+use hearth::model::Model;
+use hearth::session::Session;
+
+pub fn golden_dir() -> PathBuf {
+    std::env::var_os("HEARTH_GOLDEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"))
+}
+
+pub fn golden_model_dir() -> PathBuf {
+    golden_dir().join("smollm2-135m-instruct-q4_1")
+}
+
+pub fn golden_json(rel: &str) -> serde_json::Value {
+    let path = golden_model_dir().join(rel);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {} is missing ({e}); set HEARTH_GOLDEN", path.display()));
+    serde_json::from_str(&text).expect("golden JSON parses")
+}
+
+/// The default model; tests fail loudly rather than skip when it is absent.
+pub fn model_path() -> PathBuf {
+    let path = std::env::var_os("HEARTH_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(path.exists(), "model {} is missing: run `./build.sh model` first", path.display());
+    path
+}
+
+pub fn load_cpu(path: &std::path::Path) -> (Model, Session) {
+    let (model, weights) = CpuWeights::load_file(path, |_| {}).expect("model loads");
+    let backend = CpuBackend::new(model.plan.clone(), Arc::new(weights), 4096);
+    let session = Session::new(Box::new(backend), model.config().n_vocab);
+    (model, session)
+}
+
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().expect("array of ids").iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("array of numbers").iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+/// `[[id, logit], ...]` pairs.
+pub fn top_list(v: &serde_json::Value) -> Vec<(u32, f64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap()))
+        .collect()
+}
+
+/// RMS of the difference after removing each vector's mean (softmax ignores a constant shift).
+pub fn centered_rms(ours: &[f64], reference: &[f64]) -> f64 {
+    assert_eq!(ours.len(), reference.len());
+    let d: Vec<f64> = ours.iter().zip(reference).map(|(a, b)| a - b).collect();
+    let mean = d.iter().sum::<f64>() / d.len() as f64;
+    (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / d.len() as f64).sqrt()
+}
+
+pub fn logsumexp(logits: &[f32]) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln()
+}
+
+pub fn argmax(logits: &[f32]) -> u32 {
+    hearth::sampler::argmax(logits)
+}

@@ -1,0 +1,61 @@
+//! The CPU forward pass on the tiny synthetic GGUFs against the float64 reference logits:
+//! every position's top-10, and the full logit vector at the last position.
+
+mod common;
+
+use common::*;
+use hearth::backend::LogitsFor;
+
+fn check(file: &str) {
+    let dir = golden_model_dir().join("synthetic");
+    let gold = golden_json(&format!("synthetic/{file}.json"));
+    let (model, mut session) = load_cpu(&dir.join(format!("{file}.gguf")));
+    let n_vocab = model.config().n_vocab;
+    let input = ids(&gold["input_ids"]);
+    let logits = session.append(&input, LogitsFor::All).unwrap();
+    assert_eq!(logits.len(), input.len() * n_vocab);
+    let mut worst_lp = 0.0f64;
+    for (p, pos) in gold["positions"].as_array().unwrap().iter().enumerate() {
+        let row = &logits[p * n_vocab..(p + 1) * n_vocab];
+        let lse = logsumexp(row);
+        let f64_lse = pos["f64_logsumexp"].as_f64().unwrap();
+        for (id, l) in top_list(&pos["f64_top10"]) {
+            let err = ((row[id as usize] as f64 - lse) - (l - f64_lse)).abs();
+            worst_lp = worst_lp.max(err);
+        }
+        // Random weights give small margins; a plain f32 forward still agrees everywhere.
+        if pos["f64_margin"].as_f64().unwrap() > 1e-3 {
+            assert_eq!(argmax(row), pos["f64_top10"][0][0].as_u64().unwrap() as u32, "{file} position {p}");
+        }
+    }
+    let last = &logits[(input.len() - 1) * n_vocab..];
+    let ours: Vec<f64> = last.iter().map(|&x| x as f64).collect();
+    let rms = centered_rms(&ours, &f64s(&gold["last_position_full_logits"]["f64"]));
+    eprintln!("{file}: centered RMS at last position {rms:.2e}, worst top-10 log-prob error {worst_lp:.2e}");
+    assert!(rms < 1e-3, "{file}: centered RMS {rms}");
+    assert!(worst_lp < 1e-3, "{file}: log-prob error {worst_lp}");
+
+    // Token-by-token decoding through the KV cache gives the same logits as one batch.
+    session.clear();
+    let mut last_step = Vec::new();
+    for &t in &input {
+        last_step = session.append(&[t], LogitsFor::Last).unwrap();
+    }
+    let max_diff = last_step.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-3, "{file}: incremental vs batch differ by {max_diff}");
+}
+
+#[test]
+fn tiny_q8_0_matches_float64() {
+    check("tiny32_q8_0");
+}
+
+#[test]
+fn tiny_q4_0_matches_float64() {
+    check("tiny32_q4_0");
+}
+
+#[test]
+fn tiny_q4_1_matches_float64() {
+    check("tiny32_q4_1");
+}

@@ -2,6 +2,8 @@
 //! the comparison metrics the golden README defines.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

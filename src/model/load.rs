@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::config::ModelConfig;
 use super::plan::{ForwardPlan, WeightId};
-use crate::chat::ChatTemplate;
+use crate::chat::{ChatMessage, ChatTemplate};
 use crate::gguf::{read_all, GgufEvent, GgufHeader};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -38,6 +38,40 @@ impl Model {
         }
         let chat_template = ChatTemplate::from_metadata(&header.metadata, &tokenizer)?;
         Ok(Self { header, plan, tokenizer, chat_template })
+    }
+
+    /// Token ids of a raw text prompt: special tokens in the text are parsed, and BOS is
+    /// prepended when the model asks for it.
+    pub fn text_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        if self.tokenizer.add_bos() {
+            ids.extend(self.tokenizer.bos_id());
+        }
+        ids.extend(self.tokenizer.encode(text, true)?);
+        Ok(ids)
+    }
+
+    /// Token ids of a conversation rendered by the model's chat template (ChatML when the
+    /// file has none), ready for the assistant's reply.
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let fallback;
+        let template = match &self.chat_template {
+            Some(t) => t,
+            None => {
+                let piece = |id: Option<u32>| id.and_then(|i| self.tokenizer.token_str(i)).unwrap_or("").to_string();
+                fallback = ChatTemplate::chatml(&piece(self.tokenizer.bos_id()), &piece(self.tokenizer.eos_id()));
+                &fallback
+            }
+        };
+        let text = template.render(messages, true)?;
+        let mut ids = self.tokenizer.encode(&text, true)?;
+        // Templates often write BOS themselves; add it only when the model wants it and it is absent.
+        if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
     }
 }
 

@@ -1,8 +1,10 @@
 //! A conversation's state on a backend: the tokens in its KV cache, evaluation with prefix
 //! reuse, and the generation loop.
 
+mod eval;
 mod generate;
 
+pub use eval::{logsumexp, top_k, Perplexity, PositionScore};
 pub use generate::{generate, GenerateOptions, Generation, StopReason};
 
 use crate::backend::{Backend, LogitsFor};

@@ -1,0 +1,266 @@
+//! The subcommands. Each returns a crate `Result`; `main` prints errors as one line.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use hearth::chat::ChatMessage;
+use hearth::gguf::read_header_file;
+use hearth::model::ModelConfig;
+use hearth::sampler::Sampler;
+use hearth::session::{generate as run_generation, GenerateOptions};
+use hearth::tokenizer::Tokenizer;
+use hearth::{Error, Result};
+use serde_json::json;
+
+use crate::setup::load;
+use crate::RunArgs;
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct PromptInput {
+    /// Raw prompt text (special tokens in it are parsed).
+    #[arg(long)]
+    prompt: Option<OsString>,
+    /// One user message, formatted with the model's chat template.
+    #[arg(long)]
+    chat: Option<OsString>,
+    /// A JSON file with an array of {"role", "content"} messages.
+    #[arg(long)]
+    messages: Option<PathBuf>,
+}
+
+fn utf8(arg: &OsString, name: &str) -> Result<String> {
+    arg.clone()
+        .into_string()
+        .map_err(|_| Error::InvalidArgument(format!("--{name} is not valid UTF-8 text")))
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Error::InvalidArgument(format!("{} is not valid JSON: {e}", path.display())))
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string(v).expect("JSON values serialize"));
+}
+
+pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
+    let header = read_header_file(path)?;
+    let mut types: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &header.tensors {
+        *types.entry(t.ty.name()).or_default() += 1;
+    }
+    let weight_bytes: u64 = header.tensors.iter().map(|t| t.n_bytes).sum();
+    let config = ModelConfig::from_header(&header);
+    let arch = header.metadata.get_str("general.architecture").ok().flatten().unwrap_or("unknown");
+    if json_out {
+        let (hparams, problem) = match &config {
+            Ok(c) => (serde_json::to_value(c).expect("config serializes"), None),
+            Err(e) => (serde_json::Value::Null, Some(e.to_string())),
+        };
+        print_json(&json!({
+            "gguf_version": header.version,
+            "architecture": arch,
+            "name": header.metadata.get_str("general.name").ok().flatten(),
+            "hparams": hparams,
+            "unsupported": problem,
+            "n_tensors": header.tensors.len(),
+            "tensor_types": types,
+            "weight_bytes": weight_bytes,
+            "n_metadata": header.metadata.len(),
+        }));
+        return Ok(());
+    }
+    println!("file:          {}", path.display());
+    println!("gguf version:  {}", header.version);
+    println!("architecture:  {arch}");
+    match &config {
+        Ok(c) => {
+            if let Some(n) = &c.name {
+                println!("name:          {n}");
+            }
+            println!("layers:        {}", c.n_layer);
+            println!("embedding:     {}", c.n_embd);
+            println!("heads:         {} ({} KV, head size {})", c.n_head, c.n_head_kv, c.head_dim);
+            println!("feed-forward:  {}", c.n_ff);
+            println!("vocabulary:    {}", c.n_vocab);
+            println!("context:       {}", c.n_ctx_train);
+            println!("rope:          base {}, {} dims, {:?}", c.rope_theta, c.rope_dim, c.rope_style);
+            println!("rms eps:       {:e}", c.rms_eps);
+            println!("output head:   {}", if c.tied_output { "tied to token_embd" } else { "output.weight" });
+        }
+        Err(e) => println!("cannot run:    {e}"),
+    }
+    let hist: Vec<String> = types.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
+    println!("tensors:       {} ({}), {:.1} MB", header.tensors.len(), hist.join(", "), weight_bytes as f64 / 1e6);
+    Ok(())
+}
+
+pub fn tokenize(path: &Path, text: OsString, special: bool, json_out: bool) -> Result<()> {
+    let text = utf8(&text, "text")?;
+    let header = read_header_file(path)?;
+    let tok = Tokenizer::from_metadata(&header.metadata)?;
+    let ids = tok.encode(&text, special)?;
+    if json_out {
+        print_json(&json!({ "ids": ids }));
+    } else {
+        for id in ids {
+            println!("{id:>6} {:?}", tok.token_str(id).unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+pub fn generate(
+    path: &Path,
+    input: &PromptInput,
+    max_tokens: usize,
+    temperature: f32,
+    seed: u64,
+    run: &RunArgs,
+    json_out: bool,
+) -> Result<()> {
+    let mut sampler = Sampler::new(temperature, seed)?;
+    let messages = match (&input.prompt, &input.chat, &input.messages) {
+        (_, Some(m), _) => Some(vec![ChatMessage { role: "user".into(), content: utf8(m, "chat")? }]),
+        (_, _, Some(file)) => Some(
+            serde_json::from_value::<Vec<ChatMessage>>(read_json(file)?)
+                .map_err(|e| Error::InvalidArgument(format!("{}: expected [{{\"role\", \"content\"}}, …]: {e}", file.display())))?,
+        ),
+        _ => None,
+    };
+    let (model, mut session) = load(path, run)?;
+    let prompt_ids = match (&messages, &input.prompt) {
+        (Some(m), _) => model.chat_prompt(m)?,
+        (None, Some(p)) => model.text_prompt(&utf8(p, "prompt")?)?,
+        (None, None) => unreachable!("clap requires one prompt input"),
+    };
+    let mut stdout = std::io::stdout();
+    let out = run_generation(&mut session, &model.tokenizer, &prompt_ids, &GenerateOptions { max_tokens }, &mut sampler, |piece| {
+        if !json_out {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+        true
+    })?;
+    if json_out {
+        print_json(&json!({
+            "prompt_ids": out.prompt_ids,
+            "ids": out.ids,
+            "text": out.text,
+            "stop_reason": out.stop_reason,
+            "prefill_tok_s": out.prefill_tok_s(),
+            "decode_tok_s": out.decode_tok_s(),
+            "n_prompt": out.prompt_ids.len(),
+            "n_generated": out.ids.len(),
+            "backend": session.backend().describe(),
+        }));
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {:?}, {}]",
+            out.prompt_ids.len(),
+            out.prefill_tok_s(),
+            out.ids.len(),
+            out.decode_tok_s(),
+            out.stop_reason,
+            session.backend().describe()
+        );
+    }
+    Ok(())
+}
+
+pub fn ppl(path: &Path, file: &Path, run: &RunArgs, json_out: bool) -> Result<()> {
+    let bytes = std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", file.display())))?;
+    let (model, mut session) = load(path, run)?;
+    let tokens = model.tokenizer.encode(&text, false)?;
+    let t0 = std::time::Instant::now();
+    let p = session.perplexity(&tokens)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if json_out {
+        print_json(&json!({ "ppl": p.ppl, "n_tokens": p.n_tokens, "mean_nll": p.mean_nll, "seconds": secs }));
+    } else {
+        println!("perplexity {:.4} over {} tokens ({:.1} tok/s)", p.ppl, p.n_tokens, p.n_tokens as f64 / secs);
+    }
+    Ok(())
+}
+
+pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_out: bool) -> Result<()> {
+    let v = read_json(tokens_file)?;
+    let list = v.get("ids").unwrap_or(&v);
+    let ids: Vec<u32> = serde_json::from_value(list.clone()).map_err(|_| {
+        Error::InvalidArgument(format!("{}: expected a JSON array of token ids", tokens_file.display()))
+    })?;
+    if ids.is_empty() {
+        return Err(Error::InvalidArgument("no tokens to score".into()));
+    }
+    let (_model, mut session) = load(path, run)?;
+    let positions = session.score(&ids, top_k)?;
+    if json_out {
+        let positions: Vec<_> = positions.iter().map(|p| json!({ "top": p.top, "logsumexp": p.logsumexp })).collect();
+        print_json(&json!({ "positions": positions }));
+    } else {
+        for (i, p) in positions.iter().enumerate() {
+            let top: Vec<String> = p.top.iter().map(|(id, l)| format!("{id}:{l:.3}")).collect();
+            println!("{i:>5} lse {:.4}  {}", p.logsumexp, top.join(" "));
+        }
+    }
+    Ok(())
+}
+
+pub fn chat(path: &Path, temperature: f32, seed: u64, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
+    let mut sampler = Sampler::new(temperature, seed)?;
+    let (model, mut session) = load(path, run)?;
+    let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
+    let system_len = messages.len();
+    eprintln!("chatting with {} on {} — /reset starts over, /exit or Ctrl-D quits", model.config().name.as_deref().unwrap_or("the model"), session.backend().describe());
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    let mut line = Vec::new();
+    loop {
+        eprint!("> ");
+        line.clear();
+        if stdin.lock().read_until(b'\n', &mut line)? == 0 {
+            eprintln!();
+            return Ok(());
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            eprintln!("error: input is not valid UTF-8; try again");
+            continue;
+        };
+        let text = text.trim();
+        match text {
+            "" => continue,
+            "/exit" | "/quit" => return Ok(()),
+            "/reset" => {
+                messages.truncate(system_len);
+                eprintln!("(new conversation)");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(ChatMessage { role: "user".into(), content: text.to_string() });
+        let prompt = model.chat_prompt(&messages)?;
+        let reply = run_generation(&mut session, &model.tokenizer, &prompt, &GenerateOptions { max_tokens }, &mut sampler, |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+            true
+        });
+        match reply {
+            Ok(out) => {
+                println!();
+                messages.push(ChatMessage { role: "assistant".into(), content: out.text.trim().to_string() });
+            }
+            Err(e) => {
+                // Keep the conversation usable: drop the turn that failed.
+                eprintln!("\nerror: {e}");
+                messages.pop();
+            }
+        }
+    }
+}

@@ -248,3 +248,14 @@ fn reader_refuses_input_after_an_error() {
     assert_eq!(r.push(b"GGUF"), Err(GgufError::Finished));
     assert_eq!(r.finish(), Err(GgufError::Finished));
 }
+
+#[test]
+fn files_without_tensors_or_metadata_are_read() {
+    let mut f = GgufFile::simple();
+    f.tensors.clear();
+    let events = digest(&f.bytes(), 3, None).unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].starts_with("header v3 kv=2 tensors=[]"));
+    f.kvs.clear();
+    assert!(digest(&f.bytes(), 1, None).unwrap()[0].starts_with("header v3 kv=0"));
+}

@@ -275,7 +275,7 @@ impl GgufReader {
                 // A tensor info takes at least 8+4+8+4+8 bytes, a key/value pair 8+4+1.
                 self.check_fits("tensor", self.n_tensors, 32, MAX_TENSORS)?;
                 self.check_fits("metadata key", self.n_kv, 13, MAX_KV)?;
-                self.stage = self.after_kv();
+                self.stage = self.after_kv()?;
                 Ok(true)
             }
             Stage::KvKey => match self.take_string()? {
@@ -372,11 +372,13 @@ impl GgufReader {
         }
     }
 
-    fn after_kv(&self) -> Stage {
+    fn after_kv(&mut self) -> Result<Stage, GgufError> {
         if (self.metadata.len() as u64) < self.n_kv {
-            Stage::KvKey
+            Ok(Stage::KvKey)
+        } else if self.n_tensors > 0 {
+            Ok(Stage::TensorName)
         } else {
-            Stage::TensorName
+            self.start_data()
         }
     }
 
@@ -425,7 +427,7 @@ impl GgufReader {
                 None => {
                     let key = std::mem::take(&mut self.key);
                     self.metadata.insert(key, v)?;
-                    return Ok(self.after_kv());
+                    return self.after_kv();
                 }
                 Some(frame) => {
                     frame.items.push(v);

@@ -1,11 +1,542 @@
-// TEMPORARY stand-in; replaced by the real tokenizer.
-use crate::gguf::Metadata;
-use crate::Result;
-pub struct Tokenizer { n: usize }
-impl Tokenizer {
-    pub fn from_metadata(md: &Metadata) -> Result<Self> { Ok(Self { n: md.get_array("tokenizer.ggml.tokens")?.map(|a| a.len()).unwrap_or(0) }) }
-    pub fn vocab_size(&self) -> usize { self.n }
+//! Text ↔ token ids, built from the vocabulary a GGUF file carries, with llama.cpp's semantics.
+//!
+//! Only `tokenizer.ggml.model = "gpt2"` (byte-level BPE) is implemented. The BPE merges and the
+//! pre-tokenizer regexes run on HF `tokenizers`; special tokens are split out of the text here,
+//! the way llama.cpp's `tokenizer_st_partition` does it:
+//!
+//! * candidates are the control, user-defined and unknown tokens, longest text first;
+//! * user-defined tokens are always matched; control and unknown tokens only with
+//!   `parse_special = true` (otherwise `<|im_start|>` in text is tokenized as plain text);
+//! * the text between matches goes through the pre-tokenizer and BPE separately.
+//!
+//! Decoding follows llama.cpp's `token_to_piece`: normal tokens are mapped back from the
+//! byte-level alphabet, user-defined tokens are copied as written, control and unknown tokens
+//! are copied only when special tokens are rendered, other types (unused, byte, undefined)
+//! produce nothing. No "clean up tokenization spaces" pass is applied.
+
+mod bytes;
+mod pre;
+mod stream;
+
+pub use stream::StreamDecoder;
+
+use std::collections::BTreeSet;
+
+use tokenizers::models::bpe::{Vocab, BPE};
+
+use crate::gguf::{Metadata, Value};
+use crate::{Error, Result};
+
+use bytes::ByteDecoder;
+use pre::PreConfig;
+
+/// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    /// 0, or any value llama.cpp does not know.
+    Undefined,
+    /// 1
+    Normal,
+    /// 2
+    Unknown,
+    /// 3: special tokens such as `<|im_start|>`; matched in text only with `parse_special`.
+    Control,
+    /// 4: added tokens that are always matched in text and stored un-mapped.
+    UserDefined,
+    /// 5
+    Unused,
+    /// 6: `<0xAB>` byte tokens of SentencePiece vocabularies.
+    Byte,
 }
-impl Tokenizer { pub fn is_end_of_generation(&self, id: u32) -> bool { id == 2 } }
-pub struct StreamDecoder;
-impl StreamDecoder { pub fn new(_: &Tokenizer) -> Self { Self } pub fn push(&mut self, _: u32) -> Result<String> { Ok(String::new()) } pub fn finish(&mut self) -> String { String::new() } }
+
+impl TokenType {
+    fn from_gguf(v: i64) -> Self {
+        match v {
+            1 => Self::Normal,
+            2 => Self::Unknown,
+            3 => Self::Control,
+            4 => Self::UserDefined,
+            5 => Self::Unused,
+            6 => Self::Byte,
+            _ => Self::Undefined,
+        }
+    }
+}
+
+/// Token texts llama.cpp treats as end of generation (`special_eog_ids`), besides the ids
+/// the GGUF names.
+const EOG_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+];
+
+const EOT_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
+];
+const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
+const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
+const FIM_REP_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
+const FIM_PRE_TEXTS: &[&str] = &[
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+];
+const FIM_SUF_TEXTS: &[&str] = &[
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+];
+const FIM_MID_TEXTS: &[&str] = &[
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+];
+
+/// A tokenizer built from GGUF metadata. Cheap to share (`Send + Sync`); wrap it in an `Arc`.
+#[derive(Clone, Debug)]
+pub struct Tokenizer {
+    hf: tokenizers::Tokenizer,
+    /// Vocabulary strings by id (empty strings replaced by `[EMPTY_<id>]`, as llama.cpp does).
+    tokens: Vec<String>,
+    /// Token types by id, after llama.cpp's overrides (EOG/EOT/FIM-looking tokens become control).
+    types: Vec<TokenType>,
+    /// Control, user-defined and unknown token ids, longest text first (ties: lower id first).
+    specials: Vec<u32>,
+    /// End-of-generation ids, sorted.
+    eog: Vec<u32>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    eot: Option<u32>,
+    pad: Option<u32>,
+    add_bos: bool,
+    model: String,
+    pre: Option<String>,
+    bytes: ByteDecoder,
+}
+
+/// One piece of the text after splitting out special tokens.
+enum Fragment<'a> {
+    Text(&'a str),
+    Token(u32),
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer from `tokenizer.ggml.*` metadata. Every inconsistency (missing or
+    /// mistyped arrays, lengths that disagree, malformed merges, ids out of range, duplicate
+    /// vocabulary strings) is an error, never a panic.
+    pub fn from_metadata(md: &Metadata) -> Result<Self> {
+        let model = md.require_str("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(Error::Unsupported(format!(
+                "tokenizer model {model:?} (tokenizer.ggml.model); only \"gpt2\" (byte-level BPE) is supported"
+            )));
+        }
+        let pre_name = md.get_str("tokenizer.ggml.pre")?;
+        let pre = PreConfig::for_pre(pre_name)?;
+
+        let raw_tokens = md
+            .get_array_of("tokenizer.ggml.tokens", "string", Value::as_str)?
+            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.tokens is missing".into()))?;
+        let n = raw_tokens.len();
+        if n == 0 {
+            return Err(Error::Tokenizer("tokenizer.ggml.tokens is empty".into()));
+        }
+        if n > i32::MAX as usize {
+            return Err(Error::Tokenizer(format!("vocabulary of {n} tokens is too large")));
+        }
+        let mut tokens: Vec<String> = raw_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if t.is_empty() { format!("[EMPTY_{i}]") } else { (*t).to_string() })
+            .collect();
+        drop(raw_tokens);
+
+        let mut types: Vec<TokenType> = match md.get_array("tokenizer.ggml.token_type")? {
+            None => vec![TokenType::Normal; n],
+            Some(arr) => {
+                if arr.len() != n {
+                    return Err(Error::Tokenizer(format!(
+                        "tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {n}",
+                        arr.len()
+                    )));
+                }
+                arr.iter()
+                    .map(|v| {
+                        v.as_i64().map(TokenType::from_gguf).ok_or_else(|| {
+                            Error::Tokenizer(format!(
+                                "tokenizer.ggml.token_type holds a {}, expected integers",
+                                v.type_name()
+                            ))
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+
+        let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        if vocab.len() != n {
+            let mut seen = std::collections::HashMap::with_capacity(n);
+            for (i, t) in tokens.iter().enumerate() {
+                if let Some(j) = seen.insert(t.as_str(), i) {
+                    return Err(Error::Tokenizer(format!(
+                        "tokenizer.ggml.tokens has {t:?} twice (ids {j} and {i})"
+                    )));
+                }
+            }
+        }
+
+        let raw_merges = md
+            .get_array_of("tokenizer.ggml.merges", "string", Value::as_str)?
+            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing (required for gpt2 BPE)".into()))?;
+        let mut merges = Vec::with_capacity(raw_merges.len());
+        let mut joined = String::new();
+        for (i, m) in raw_merges.iter().enumerate() {
+            // llama.cpp splits at the first space after the first byte.
+            let first = m.chars().next().map_or(0, char::len_utf8);
+            let (a, b) = match m[first..].find(' ') {
+                Some(p) => (&m[..first + p], &m[first + p + 1..]),
+                None => ("", ""),
+            };
+            if a.is_empty() || b.is_empty() {
+                return Err(Error::Tokenizer(format!(
+                    "tokenizer.ggml.merges[{i}] = {m:?} is not of the form \"left right\""
+                )));
+            }
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            for part in [a, b, joined.as_str()] {
+                if !vocab.contains_key(part) {
+                    return Err(Error::Tokenizer(format!(
+                        "tokenizer.ggml.merges[{i}] = {m:?} uses {part:?}, which is not in the vocabulary"
+                    )));
+                }
+            }
+            merges.push((a.to_string(), b.to_string()));
+        }
+        drop(raw_merges);
+
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .ignore_merges(pre.ignore_merges)
+            .build()
+            .map_err(|e| Error::Tokenizer(format!("building BPE model: {e}")))?;
+        let mut hf = tokenizers::Tokenizer::new(bpe);
+        hf.with_pre_tokenizer(Some(pre.build()?));
+
+        // Special ids named by the GGUF.
+        let id_key = |key: &str| -> Result<Option<u32>> {
+            let Some(v) = md.get(key) else { return Ok(None) };
+            match (v.as_u64(), v.as_i64()) {
+                (Some(id), _) if id < n as u64 => Ok(Some(id as u32)),
+                (Some(id), _) => {
+                    Err(Error::Tokenizer(format!("{key} = {id} is out of range (vocabulary of {n} tokens)")))
+                }
+                // -1 means "none" in some converters.
+                (None, Some(_)) => Ok(None),
+                (None, None) => {
+                    Err(Error::Tokenizer(format!("{key} is a {}, expected an integer", v.type_name())))
+                }
+            }
+        };
+        let mut bos = id_key("tokenizer.ggml.bos_token_id")?;
+        let eos = id_key("tokenizer.ggml.eos_token_id")?;
+        let mut eot = id_key("tokenizer.ggml.eot_token_id")?;
+        let mut eom = id_key("tokenizer.ggml.eom_token_id")?;
+        let pad = id_key("tokenizer.ggml.padding_token_id")?;
+        id_key("tokenizer.ggml.unknown_token_id")?;
+        let mut fim_pad = id_key("tokenizer.ggml.fim_pad_token_id")?;
+        let mut fim_rep = id_key("tokenizer.ggml.fim_rep_token_id")?;
+        let mut fim_sep = id_key("tokenizer.ggml.fim_sep_token_id")?;
+        let mut fim_pre = id_key("tokenizer.ggml.fim_pre_token_id")?;
+        let mut fim_suf = id_key("tokenizer.ggml.fim_suf_token_id")?;
+        let mut fim_mid = id_key("tokenizer.ggml.fim_mid_token_id")?;
+        if pre.no_bos {
+            bos = None;
+        }
+        let add_bos = md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(pre.add_bos_default);
+        if add_bos && bos.is_none() {
+            return Err(Error::Tokenizer("tokenizer.ggml.add_bos_token is true but there is no BOS token".into()));
+        }
+
+        // llama.cpp's text-based detection: unset EOT/EOM/FIM ids are found by their text, and
+        // those tokens (and every EOG-looking one) are forced to control type. llama.cpp takes
+        // the first match in hash order; here the lowest id wins.
+        let mut eog: BTreeSet<u32> = BTreeSet::new();
+        let mut make_control = Vec::new();
+        for (id, text) in tokens.iter().enumerate() {
+            let id = id as u32;
+            let t = text.as_str();
+            for (slot, list) in [
+                (&mut eot, EOT_TEXTS),
+                (&mut eom, EOM_TEXTS),
+                (&mut fim_pre, FIM_PRE_TEXTS),
+                (&mut fim_suf, FIM_SUF_TEXTS),
+                (&mut fim_mid, FIM_MID_TEXTS),
+                (&mut fim_pad, FIM_PAD_TEXTS),
+                (&mut fim_rep, FIM_REP_TEXTS),
+                (&mut fim_sep, FIM_SEP_TEXTS),
+            ] {
+                if slot.is_none() && list.contains(&t) {
+                    *slot = Some(id);
+                    make_control.push(id);
+                }
+            }
+            if EOG_TEXTS.contains(&t) {
+                eog.insert(id);
+                make_control.push(id);
+            }
+        }
+        for id in make_control {
+            types[id as usize] = TokenType::Control;
+        }
+        eog.extend([fim_pad, fim_rep, fim_sep, eos, eot, eom].into_iter().flatten());
+
+        let mut specials: Vec<u32> = (0..n as u32)
+            .filter(|&id| {
+                matches!(types[id as usize], TokenType::Control | TokenType::UserDefined | TokenType::Unknown)
+            })
+            .collect();
+        specials.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
+
+        tokens.shrink_to_fit();
+        Ok(Tokenizer {
+            hf,
+            tokens,
+            types,
+            specials,
+            eog: eog.into_iter().collect(),
+            bos,
+            eos,
+            eot,
+            pad,
+            add_bos,
+            model: model.to_string(),
+            pre: pre_name.map(str::to_string),
+            bytes: ByteDecoder::new(),
+        })
+    }
+
+    /// Text to ids. `parse_special`: whether control tokens written in the text (e.g.
+    /// `<|im_start|>`) become their ids; user-defined tokens always do. Never adds BOS (see
+    /// [`Tokenizer::add_bos`]).
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        for frag in self.partition(text, parse_special) {
+            match frag {
+                Fragment::Token(id) => out.push(id),
+                Fragment::Text(t) => {
+                    let enc = self.hf.encode_fast(t, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+                    out.extend_from_slice(enc.get_ids());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// llama.cpp's special-token partition: for each candidate, longest first, split every
+    /// remaining text fragment at each of its occurrences.
+    fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
+        let mut frags = Vec::new();
+        if text.is_empty() {
+            return frags;
+        }
+        frags.push(Fragment::Text(text));
+        for &id in &self.specials {
+            let ty = self.types[id as usize];
+            if !parse_special && matches!(ty, TokenType::Control | TokenType::Unknown) {
+                continue;
+            }
+            let pat = self.tokens[id as usize].as_str();
+            if !frags.iter().any(|f| matches!(f, Fragment::Text(t) if t.contains(pat))) {
+                continue;
+            }
+            let mut next = Vec::with_capacity(frags.len() + 2);
+            for f in frags {
+                match f {
+                    Fragment::Text(t) => {
+                        let mut last = 0;
+                        for (pos, _) in t.match_indices(pat) {
+                            if pos > last {
+                                next.push(Fragment::Text(&t[last..pos]));
+                            }
+                            next.push(Fragment::Token(id));
+                            last = pos + pat.len();
+                        }
+                        if last < t.len() {
+                            next.push(Fragment::Text(&t[last..]));
+                        }
+                    }
+                    tok => next.push(tok),
+                }
+            }
+            frags = next;
+        }
+        frags
+    }
+
+    /// Ids to text: the concatenated [`Tokenizer::token_bytes`] (control and unknown tokens
+    /// only with `render_special`), as UTF-8 with invalid sequences replaced by U+FFFD.
+    /// An id outside the vocabulary is an error.
+    pub fn decode(&self, ids: &[u32], render_special: bool) -> Result<String> {
+        let bytes = self.decode_bytes(ids, render_special)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// Like [`Tokenizer::decode`], but the raw bytes (which need not be valid UTF-8).
+    pub fn decode_bytes(&self, ids: &[u32], render_special: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(ids.len() * 4);
+        for &id in ids {
+            if !self.piece_into(id, render_special, &mut out) {
+                return Err(self.out_of_range(id));
+            }
+        }
+        Ok(out)
+    }
+
+    fn out_of_range(&self, id: u32) -> Error {
+        Error::Tokenizer(format!("token id {id} is out of range (vocabulary of {} tokens)", self.tokens.len()))
+    }
+
+    /// Appends the bytes of one token (llama.cpp's `token_to_piece`); `false` if `id` is out of range.
+    pub(crate) fn piece_into(&self, id: u32, render_special: bool, out: &mut Vec<u8>) -> bool {
+        let (Some(text), Some(ty)) = (self.tokens.get(id as usize), self.types.get(id as usize)) else {
+            return false;
+        };
+        match ty {
+            TokenType::Normal => self.bytes.decode_into(text, out),
+            TokenType::UserDefined => out.extend_from_slice(text.as_bytes()),
+            TokenType::Control | TokenType::Unknown => {
+                if render_special {
+                    out.extend_from_slice(text.as_bytes())
+                }
+            }
+            TokenType::Unused | TokenType::Byte | TokenType::Undefined => {}
+        }
+        true
+    }
+
+    /// The bytes one token stands for, with special tokens rendered as their text (llama.cpp's
+    /// `token_to_piece(id, special = true)`); `None` for ids outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.piece_into(id, true, &mut out).then_some(out)
+    }
+
+    /// The vocabulary string of a token (byte-level form for normal tokens, e.g. `"Ġworld"`).
+    pub fn token_str(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// The id of a vocabulary string, if it is one.
+    pub fn token_id(&self, piece: &str) -> Option<u32> {
+        self.hf.token_to_id(piece)
+    }
+
+    /// The type of a token, after llama.cpp's overrides (e.g. `<|im_end|>` is always control).
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.types.get(id as usize).copied()
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// End-of-turn token: `tokenizer.ggml.eot_token_id`, else the first token whose text
+    /// llama.cpp recognizes as one (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, …).
+    pub fn eot_id(&self) -> Option<u32> {
+        self.eot
+    }
+
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad
+    }
+
+    /// Whether a prompt should start with BOS (`tokenizer.ggml.add_bos_token`, else llama.cpp's
+    /// default for the pre-tokenizer). [`Tokenizer::encode`] never adds it.
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// Whether generation stops at this token: llama.cpp's EOG set — EOS, EOT, EOM, the FIM
+    /// pad/repo/file-separator tokens, and every token whose text is one of `<|im_end|>`,
+    /// `<|endoftext|>`, `<|eot_id|>`, `<end_of_turn>`, … (for SmolLM2: 0, 2 and 4 `<reponame>`).
+    pub fn is_end_of_generation(&self, id: u32) -> bool {
+        self.eog.binary_search(&id).is_ok()
+    }
+
+    /// All end-of-generation ids, sorted.
+    pub fn end_of_generation_ids(&self) -> &[u32] {
+        &self.eog
+    }
+
+    /// `tokenizer.ggml.model` (always "gpt2" for now).
+    pub fn model_name(&self) -> &str {
+        &self.model
+    }
+
+    /// `tokenizer.ggml.pre`, if the GGUF names one.
+    pub fn pre_name(&self) -> Option<&str> {
+        self.pre.as_deref()
+    }
+}
+
+impl AsRef<Tokenizer> for Tokenizer {
+    fn as_ref(&self) -> &Tokenizer {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -193,7 +193,10 @@ fn bad_counts_are_rejected_before_allocation() {
     assert!(PEAK.with(Cell::get) - before < 1 << 20, "reader allocated by a claimed size");
     assert!(matches!(r.finish(), Err(GgufError::Truncated { .. })));
     // Knowing the file length, the same claim is rejected outright.
-    assert!(matches!(err(&b), GgufError::StringTooLong { .. }));
+    assert!(matches!(err(&b), GgufError::Truncated { .. }));
+    let mut f = GgufFile::simple();
+    f.kvs.insert(0, ("k".into(), Val::Raw(8, (1u64 << 40).to_le_bytes().to_vec())));
+    assert!(matches!(digest(&f.bytes(), 64, None), Err(GgufError::StringTooLong { .. })));
 }
 
 #[test]

@@ -205,19 +205,21 @@ impl GgufReader {
         u64::from_le_bytes(self.buf[self.pos + off..self.pos + off + 8].try_into().unwrap())
     }
 
-    /// Checks a claimed count against the bytes the file can still hold, when its length is known.
+    /// Checks a claimed count against its limit and, when the file's length is known, against
+    /// the bytes the file can still hold (a file too short for its claims is truncated).
     fn check_fits(&self, what: &'static str, count: u64, min_size: u64, max: u64) -> Result<(), GgufError> {
         let at = self.at();
-        let fits = match self.total_len {
-            Some(total) => count.saturating_mul(min_size) <= total.saturating_sub(at),
-            None => true,
-        };
-        if count > max || !fits {
-            let max = match self.total_len {
-                Some(total) if fits || count <= max => total.saturating_sub(at) / min_size.max(1),
-                _ => max,
-            };
-            return Err(GgufError::CountTooLarge { what, count, max: max.min(count.saturating_sub(1)), at });
+        if count > max {
+            return Err(GgufError::CountTooLarge { what, count, max, at });
+        }
+        if let Some(total) = self.total_len {
+            let left = total.saturating_sub(at);
+            if count.saturating_mul(min_size) > left {
+                return Err(GgufError::Truncated {
+                    at: total,
+                    what: format!("{count} {what}s claimed at byte {at}, with only {left} bytes left"),
+                });
+            }
         }
         Ok(())
     }
@@ -228,12 +230,11 @@ impl GgufReader {
             return Ok(None);
         }
         let len = self.peek_u64(0);
-        let limit = match self.total_len {
-            Some(total) => MAX_STRING.min(total.saturating_sub(self.at() + 8)),
-            None => MAX_STRING,
-        };
-        if len > limit {
-            return Err(GgufError::StringTooLong { len, max: limit, at: self.at() });
+        if len > MAX_STRING {
+            return Err(GgufError::StringTooLong { len, max: MAX_STRING, at: self.at() });
+        }
+        if let Some(total) = self.total_len.filter(|&t| self.at() + 8 + len > t) {
+            return Err(GgufError::Truncated { at: total, what: format!("a string of {len} bytes at byte {}", self.at()) });
         }
         if (self.available() as u64) < 8 + len {
             return Ok(None);

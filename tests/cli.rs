@@ -1,0 +1,175 @@
+//! The `hearth` command line as other tools call it: JSON contracts and one-line errors.
+
+mod common;
+#[path = "common/gguf_writer.rs"]
+mod gguf_writer;
+
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+fn hearth(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).stdin(Stdio::null()).output().expect("hearth runs")
+}
+
+fn run_ok(args: &[&str]) -> Value {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    let out = hearth(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hearth {args:?} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Fails with exactly one line on stderr, starting with "error:", and no panic.
+fn assert_clean_failure(args: &[&std::ffi::OsStr], expect: &str) {
+    let out = hearth(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "hearth {args:?} should fail");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(lines[0].to_lowercase().contains(&expect.to_lowercase()), "{:?} should mention {expect:?}", lines[0]);
+}
+
+fn model() -> String {
+    model_path().to_string_lossy().into_owned()
+}
+
+#[test]
+fn inspect_reports_architecture_and_types() {
+    let v = run_ok(&["inspect", &model(), "--json"]);
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["hparams"]["n_layer"], 30);
+    assert_eq!(v["hparams"]["n_head_kv"], 3);
+    assert_eq!(v["hparams"]["tied_output"], true);
+    assert_eq!(v["tensor_types"], serde_json::json!({"F32": 61, "Q4_1": 210, "Q8_0": 1}));
+}
+
+#[test]
+fn tokenize_matches_golden_ids() {
+    let gold = golden_json("tokens.json");
+    let case = gold["cases"].as_array().unwrap().iter().find(|c| c["text"].as_str().unwrap().contains("<|im_start|>")).expect("a case with markers");
+    let text = case["text"].as_str().unwrap();
+    let plain = run_ok(&["tokenize", &model(), "--text", text, "--json"]);
+    assert_eq!(ids(&plain["ids"]), ids(&case["ids"]));
+    let special = run_ok(&["tokenize", &model(), "--text", text, "--special", "--json"]);
+    assert_eq!(ids(&special["ids"]), ids(&case["ids_parse_special"]));
+}
+
+#[test]
+fn generate_greedy_chat_json() {
+    let gold = golden_json("chat_greedy.json");
+    let question = gold["messages"][0]["content"].as_str().unwrap();
+    let v = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--max-tokens", "32", "--json"]);
+    assert_eq!(ids(&v["prompt_ids"]), ids(&gold["prompt_ids"]));
+    assert_eq!(ids(&v["ids"]), ids(&gold["f64_greedy"]["ids"]));
+    assert_eq!(v["text"], "The capital of France is Paris.");
+    assert_eq!(v["stop_reason"], "eos");
+    assert!(v["prefill_tok_s"].as_f64().unwrap() > 0.0 && v["decode_tok_s"].as_f64().unwrap() > 0.0);
+    // The same conversation as a messages file gives the same prompt.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.json");
+    std::fs::write(&file, serde_json::to_string(&gold["messages"]).unwrap()).unwrap();
+    let v2 = run_ok(&["generate", &model(), "--messages", file.to_str().unwrap(), "--max-tokens", "1", "--json"]);
+    assert_eq!(v2["prompt_ids"], v["prompt_ids"]);
+    assert_eq!(v2["stop_reason"], "length");
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let args = ["generate", &model(), "--prompt", "Once upon a time", "--temperature", "1.0", "--seed", "7", "--max-tokens", "12", "--json"];
+    let a = run_ok(&args);
+    assert_eq!(a["ids"].as_array().unwrap().len(), 12);
+    assert_eq!(run_ok(&args)["ids"], a["ids"]);
+}
+
+#[test]
+fn score_and_ppl_agree_with_float64() {
+    let gold = golden_json("chat_greedy.json");
+    let tf = &gold["teacher_forced"];
+    let seq = ids(&tf["sequence"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ids.json");
+    std::fs::write(&file, serde_json::to_string(&seq[..12]).unwrap()).unwrap();
+    let v = run_ok(&["score", &model(), "--tokens", file.to_str().unwrap(), "--top-k", "3", "--json"]);
+    let positions = v["positions"].as_array().unwrap();
+    assert_eq!(positions.len(), 12);
+    for (p, pos) in positions.iter().enumerate() {
+        let gold_pos = &tf["positions"][p];
+        assert_eq!(pos["top"].as_array().unwrap().len(), 3);
+        let lse = pos["logsumexp"].as_f64().unwrap();
+        assert!((lse - gold_pos["f64_logsumexp"].as_f64().unwrap()).abs() < 0.01, "position {p}");
+        if gold_pos["f64_margin"].as_f64().unwrap() > 0.1 {
+            assert_eq!(pos["top"][0][0], gold_pos["f64_top10"][0][0], "position {p}");
+        }
+    }
+    let ppl_gold = golden_json("ppl.json");
+    let text = dir.path().join("text.txt");
+    std::fs::write(&text, ppl_gold["text"].as_str().unwrap()).unwrap();
+    let v = run_ok(&["ppl", &model(), "--file", text.to_str().unwrap(), "--json"]);
+    assert_eq!(v["n_tokens"], ppl_gold["n_tokens"]);
+    let (ppl, reference) = (v["ppl"].as_f64().unwrap(), ppl_gold["f64"]["ppl"].as_f64().unwrap());
+    assert!((ppl - reference).abs() / reference < 0.005, "ppl {ppl} vs {reference}");
+}
+
+#[test]
+fn chat_answers_on_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["chat", &model(), "--temperature", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"What is the capital of France?\nAnd of Italy?\n/exit\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Paris"), "{text}");
+    assert!(text.lines().filter(|l| !l.trim().is_empty()).count() >= 2, "two replies expected: {text}");
+}
+
+#[test]
+fn bad_inputs_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let os = |s: &std::path::Path| s.as_os_str().to_owned();
+    let run = |args: &[&str], path: &std::path::Path, expect: &str| {
+        let mut a: Vec<std::ffi::OsString> = args.iter().map(|s| s.into()).collect();
+        a.insert(1, os(path));
+        let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
+        assert_clean_failure(&refs, expect);
+    };
+    run(&["inspect"], &p("missing.gguf"), "cannot open");
+    run(&["generate", "--prompt", "hi"], &p("missing.gguf"), "cannot open");
+    std::fs::write(p("text.gguf"), "this is not a model file at all").unwrap();
+    run(&["inspect"], &p("text.gguf"), "not a GGUF file");
+    run(&["generate", "--prompt", "hi"], &p("text.gguf"), "not a GGUF file");
+    let tiny = std::fs::read(golden_model_dir().join("synthetic/tiny32_q4_1.gguf")).unwrap();
+    std::fs::write(p("cut.gguf"), &tiny[..tiny.len() - 1000]).unwrap();
+    run(&["generate", "--prompt", "hi"], &p("cut.gguf"), "past the end of the file");
+    std::fs::write(p("cut-header.gguf"), &tiny[..1000]).unwrap();
+    run(&["inspect"], &p("cut-header.gguf"), "ends early");
+    let mut kquant = gguf_writer::GgufFile::simple();
+    kquant.tensors[0].ty = 12;
+    kquant.tensors[0].dims = vec![256];
+    std::fs::write(p("q4k.gguf"), kquant.bytes()).unwrap();
+    run(&["inspect"], &p("q4k.gguf"), "Q4_K");
+    let mut other = gguf_writer::GgufFile::simple();
+    other.kvs[0].1 = gguf_writer::Val::Str("mamba".into());
+    std::fs::write(p("mamba.gguf"), other.bytes()).unwrap();
+    run(&["generate", "--prompt", "hi"], &p("mamba.gguf"), "architecture \"mamba\"");
+    // Text that is not UTF-8.
+    use std::os::unix::ffi::OsStringExt;
+    let bad = std::ffi::OsString::from_vec(vec![b'h', 0xff, b'i']);
+    let m = model_path();
+    assert_clean_failure(&["tokenize".as_ref(), m.as_os_str(), "--text".as_ref(), bad.as_os_str()], "UTF-8");
+    std::fs::write(p("bad.txt"), [0xffu8, 0xfe, 0x00]).unwrap();
+    assert_clean_failure(&["ppl".as_ref(), m.as_os_str(), "--file".as_ref(), p("bad.txt").as_os_str()], "UTF-8");
+    std::fs::write(p("ids.json"), "[1, 2, 99999999]").unwrap();
+    assert_clean_failure(&["score".as_ref(), m.as_os_str(), "--tokens".as_ref(), p("ids.json").as_os_str()], "outside the vocabulary");
+    assert_clean_failure(&["generate".as_ref(), m.as_os_str(), "--prompt".as_ref(), "hi".as_ref(), "--temperature=-1".as_ref()], "temperature");
+}

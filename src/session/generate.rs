@@ -1,6 +1,6 @@
 //! The token loop: prefill the prompt, then sample and decode one token at a time.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use super::Session;
 use crate::backend::LogitsFor;

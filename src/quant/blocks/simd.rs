@@ -1,0 +1,361 @@
+//! The dot-product kernels behind [`super::dot_row`] and [`super::dot_f32`].
+//!
+//! Two implementations of each, which must agree to rounding:
+//!
+//! * a portable one, for every target (wasm32 included) and for x86_64 CPUs without AVX2:
+//!   plain Rust shaped so that LLVM vectorises it for whatever the build targets (SSE2 on
+//!   baseline x86_64, NEON on aarch64, simd128 on wasm when enabled). Products go into
+//!   [`LANES`] independent f32 accumulators, summed pairwise at the end;
+//! * on x86_64, hand-written AVX2 + FMA + F16C kernels ([`avx2`]), picked at run time.
+
+use super::{BlockFormat, MAX_BLOCK_LEN};
+
+/// Independent f32 accumulators of the portable kernels: enough to hide the add latency with
+/// 4-wide vectors, and a fixed summation order (so results do not depend on the target).
+const LANES: usize = 32;
+
+/// `acc[l] += a[l] * b[l]` for every lane.
+#[inline(always)]
+fn madd_lanes(acc: &mut [f32; LANES], a: &[f32], b: &[f32]) {
+    let a: &[f32; LANES] = a.try_into().unwrap();
+    let b: &[f32; LANES] = b.try_into().unwrap();
+    for l in 0..LANES {
+        acc[l] += a[l] * b[l];
+    }
+}
+
+/// `acc[i % LANES] += a[i] * b[i]` for equally long `a` and `b`.
+#[inline(always)]
+fn madd_slices(acc: &mut [f32; LANES], a: &[f32], b: &[f32]) {
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (ca, cb) in ac.zip(bc) {
+        madd_lanes(acc, ca, cb);
+    }
+    if !ar.is_empty() {
+        // Zero-padded, so that `acc` is only ever indexed by constants and stays in registers.
+        let (mut ta, mut tb) = ([0f32; LANES], [0f32; LANES]);
+        ta[..ar.len()].copy_from_slice(ar);
+        tb[..br.len()].copy_from_slice(br);
+        madd_lanes(acc, &ta, &tb);
+    }
+}
+
+/// Pairwise sum of the accumulators.
+#[inline(always)]
+fn reduce(mut acc: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+/// Portable dot of two equally long f32 slices.
+#[inline(always)]
+pub(crate) fn dot_f32_portable(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f32: length mismatch");
+    let mut acc = [0f32; LANES];
+    madd_slices(&mut acc, a, b);
+    reduce(acc)
+}
+
+/// Portable dot of a row of `B` blocks (`bytes`) with `x`, the row `x.len()` elements long.
+///
+/// Works in chunks of up to [`MAX_BLOCK_LEN`] elements: dequantize a chunk's blocks into a
+/// stack buffer, then multiply that into the accumulators, so the dequantized row never exists
+/// in full. Keeping the two phases apart matters: LLVM vectorises each of them well, but fused
+/// into one fully unrolled expression per block it only manages 2-wide code.
+#[inline(always)]
+pub(crate) fn dot_row_portable<B: BlockFormat>(bytes: &[u8], x: &[f32]) -> f32 {
+    let (bl, bb) = (B::BLOCK_LEN, B::BLOCK_BYTES);
+    const { assert!(B::BLOCK_LEN <= MAX_BLOCK_LEN) };
+    assert!(
+        x.len().is_multiple_of(bl) && bytes.len() == x.len() / bl * bb,
+        "dot_row: size mismatch"
+    );
+    let per_chunk = MAX_BLOCK_LEN / bl;
+    let mut acc = [0f32; LANES];
+    let mut buf = [0f32; MAX_BLOCK_LEN];
+    for (xs, blocks) in x.chunks(per_chunk * bl).zip(bytes.chunks(per_chunk * bb)) {
+        let buf = &mut buf[..xs.len()];
+        for (block, out) in blocks.chunks_exact(bb).zip(buf.chunks_exact_mut(bl)) {
+            B::dequantize_block(block, out);
+        }
+        madd_slices(&mut acc, buf, xs);
+    }
+    reduce(acc)
+}
+
+/// Whether the AVX2 + FMA + F16C kernels can run here; detected once, then a relaxed load.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0: not yet detected, 1: no, 2: yes
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let yes = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c");
+            STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        s => s == 2,
+    }
+}
+
+/// Hand-written AVX2 + FMA + F16C kernels; callers must have checked [`has_avx2`]. (The
+/// portable kernels compiled with `#[target_feature]` instead ran several times slower: LLVM
+/// vectorises their byte-to-float unpacking poorly, which `vpmovzxbd` / `vcvtph2ps` do here.)
+///
+/// Each format decodes 32 consecutive elements (a block, or 32 plain floats) into four
+/// `__m256`, bit-identical to its `dequantize_block`, which are multiplied into four
+/// accumulators with FMA.
+///
+/// Everything here is `#[inline(always)]` into the `#[target_feature]` kernel, and uses plain
+/// loops rather than closures (`array::map`): closures are not inlined reliably, and an
+/// intrinsic outside a function with the feature enabled becomes a slow out-of-line call.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use crate::quant::blocks::{self as b, BlockFormat};
+    use crate::quant::GgmlType;
+    use std::arch::x86_64::*;
+    use std::ptr::read_unaligned;
+
+    /// Dot of a row of type `ty` with `x`.
+    ///
+    /// # Safety
+    /// The CPU must support avx2, fma and f16c.
+    pub(crate) unsafe fn dot_row(ty: GgmlType, bytes: &[u8], x: &[f32]) -> f32 {
+        // A format without a `Group32` impl (e.g. a future K-quant) can fall back to
+        // `super::dot_row_portable::<B>` here.
+        // SAFETY (all arms): the caller guarantees the features `kernel` is compiled for.
+        unsafe {
+            match ty {
+                GgmlType::F32 => kernel::<b::F32>(bytes, x),
+                GgmlType::F16 => kernel::<b::F16>(bytes, x),
+                GgmlType::BF16 => kernel::<b::BF16>(bytes, x),
+                GgmlType::Q4_0 => kernel::<b::Q4_0>(bytes, x),
+                GgmlType::Q4_1 => kernel::<b::Q4_1>(bytes, x),
+                GgmlType::Q5_0 => kernel::<b::Q5_0>(bytes, x),
+                GgmlType::Q5_1 => kernel::<b::Q5_1>(bytes, x),
+                GgmlType::Q8_0 => kernel::<b::Q8_0>(bytes, x),
+            }
+        }
+    }
+
+    /// Dot of two equally long f32 slices.
+    ///
+    /// # Safety
+    /// The CPU must support avx2, fma and f16c.
+    pub(crate) unsafe fn dot_f32(a: &[f32], x: &[f32]) -> f32 {
+        assert_eq!(a.len(), x.len(), "dot_f32: length mismatch");
+        // SAFETY: any initialised memory may be viewed as bytes; the caller guarantees the
+        // features `kernel` is compiled for.
+        unsafe {
+            let bytes = std::slice::from_raw_parts(a.as_ptr().cast::<u8>(), size_of_val(a));
+            kernel::<b::F32>(bytes, x)
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn kernel<G: Group32>(bytes: &[u8], x: &[f32]) -> f32 {
+        let (bl, bb) = (G::BLOCK_LEN, G::BLOCK_BYTES);
+        assert!(
+            x.len().is_multiple_of(bl) && bytes.len() == x.len() / bl * bb,
+            "dot_row: size mismatch"
+        );
+        let group_bytes = 32 / bl * bb;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let (gc, xc) = (bytes.chunks_exact(group_bytes), x.chunks_exact(32));
+        let (gr, xr) = (gc.remainder(), xc.remainder());
+        for (g, xs) in gc.zip(xc) {
+            // SAFETY: `g` holds one group, `xs` 32 floats; the features are enabled.
+            unsafe {
+                let v = G::decode(g);
+                for k in 0..4 {
+                    let xv = _mm256_loadu_ps(xs.as_ptr().add(8 * k));
+                    acc[k] = _mm256_fmadd_ps(v[k], xv, acc[k]);
+                }
+            }
+        }
+        if !xr.is_empty() {
+            // Only formats with blocks shorter than 32 elements (the plain floats) leave a
+            // tail: decode it with the scalar code into zero-padded arrays.
+            let (mut a, mut t) = ([0f32; 32], [0f32; 32]);
+            for (block, out) in gr.chunks_exact(bb).zip(a.chunks_exact_mut(bl)) {
+                G::dequantize_block(block, out);
+            }
+            t[..xr.len()].copy_from_slice(xr);
+            for (k, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: both arrays hold 32 floats.
+                let (av, tv) = unsafe {
+                    (
+                        _mm256_loadu_ps(a.as_ptr().add(8 * k)),
+                        _mm256_loadu_ps(t.as_ptr().add(8 * k)),
+                    )
+                };
+                *acc = _mm256_fmadd_ps(av, tv, *acc);
+            }
+        }
+        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// A format whose 32-element groups (`32 / BLOCK_LEN` blocks) decode straight to vectors.
+    trait Group32: BlockFormat {
+        /// Decodes one group (`g` holds exactly its bytes) into elements 0..8, ..., 24..32.
+        ///
+        /// # Safety
+        /// avx2, fma and f16c must be available; `g` must be at least a group long.
+        unsafe fn decode(g: &[u8]) -> [__m256; 4];
+    }
+
+    /// The f16 at `p`, converted and broadcast.
+    #[inline(always)]
+    unsafe fn splat_f16(p: *const u8) -> __m256 {
+        _mm256_cvtph_ps(_mm_set1_epi16(read_unaligned(p.cast::<i16>())))
+    }
+
+    /// The 32 quants of a 4/5-bit block as i32 lanes: low nibbles of `qs[0..16]` are elements
+    /// 0..16, high nibbles 16..32; bit `i` of `qh` (if any) becomes bit 4 of element `i`.
+    #[inline(always)]
+    unsafe fn nibbles(qs: *const u8, qh: Option<u32>) -> [__m256i; 4] {
+        let v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qs.cast()));
+        let v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qs.add(8).cast()));
+        let lo = _mm256_set1_epi32(0x0F);
+        let mut q = [
+            _mm256_and_si256(v0, lo),
+            _mm256_and_si256(v1, lo),
+            _mm256_srli_epi32(v0, 4),
+            _mm256_srli_epi32(v1, 4),
+        ];
+        if let Some(qh) = qh {
+            let qh = _mm256_set1_epi32(qh as i32);
+            let bit4 = _mm256_set1_epi32(0x10);
+            for (k, q) in q.iter_mut().enumerate() {
+                let k = 8 * k as i32;
+                let shift = _mm256_setr_epi32(k, k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7);
+                let high = _mm256_slli_epi32(_mm256_srlv_epi32(qh, shift), 4);
+                *q = _mm256_or_si256(*q, _mm256_and_si256(high, bit4));
+            }
+        }
+        q
+    }
+
+    /// `d * (q - offset)` per lane.
+    #[inline(always)]
+    unsafe fn scale_offset(q: [__m256i; 4], d: __m256, offset: i32) -> [__m256; 4] {
+        let o = _mm256_set1_epi32(offset);
+        let mut v = [_mm256_setzero_ps(); 4];
+        for (k, v) in v.iter_mut().enumerate() {
+            *v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], o)));
+        }
+        v
+    }
+
+    /// `d * q + m` per lane (fused: `d * q` is exact, so this matches the unfused scalar code).
+    #[inline(always)]
+    unsafe fn scale_min(q: [__m256i; 4], d: __m256, m: __m256) -> [__m256; 4] {
+        let mut v = [_mm256_setzero_ps(); 4];
+        for (k, v) in v.iter_mut().enumerate() {
+            *v = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q[k]), m);
+        }
+        v
+    }
+
+    impl Group32 for b::F32 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..128].as_ptr().cast::<f32>();
+            let mut v = [_mm256_setzero_ps(); 4];
+            for (k, v) in v.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(p.add(8 * k));
+            }
+            v
+        }
+    }
+
+    impl Group32 for b::F16 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..64].as_ptr();
+            let mut v = [_mm256_setzero_ps(); 4];
+            for (k, v) in v.iter_mut().enumerate() {
+                *v = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * k).cast()));
+            }
+            v
+        }
+    }
+
+    impl Group32 for b::BF16 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..64].as_ptr();
+            let mut v = [_mm256_setzero_ps(); 4];
+            for (k, v) in v.iter_mut().enumerate() {
+                let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(16 * k).cast()));
+                *v = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+            }
+            v
+        }
+    }
+
+    impl Group32 for b::Q4_0 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..18].as_ptr();
+            scale_offset(nibbles(p.add(2), None), splat_f16(p), 8)
+        }
+    }
+
+    impl Group32 for b::Q4_1 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..20].as_ptr();
+            scale_min(nibbles(p.add(4), None), splat_f16(p), splat_f16(p.add(2)))
+        }
+    }
+
+    impl Group32 for b::Q5_0 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..22].as_ptr();
+            let qh = u32::from_le(read_unaligned(p.add(2).cast::<u32>()));
+            scale_offset(nibbles(p.add(6), Some(qh)), splat_f16(p), 16)
+        }
+    }
+
+    impl Group32 for b::Q5_1 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..24].as_ptr();
+            let qh = u32::from_le(read_unaligned(p.add(4).cast::<u32>()));
+            scale_min(
+                nibbles(p.add(8), Some(qh)),
+                splat_f16(p),
+                splat_f16(p.add(2)),
+            )
+        }
+    }
+
+    impl Group32 for b::Q8_0 {
+        #[inline(always)]
+        unsafe fn decode(g: &[u8]) -> [__m256; 4] {
+            let p = g[..34].as_ptr();
+            let d = splat_f16(p);
+            let mut v = [_mm256_setzero_ps(); 4];
+            for (k, v) in v.iter_mut().enumerate() {
+                let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(2 + 8 * k).cast()));
+                *v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(q));
+            }
+            v
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod attention;
 mod kernels;
 mod matmul;
 mod par;
+mod pool;
 
 use std::sync::Arc;
 
@@ -136,7 +137,7 @@ impl Acts {
 
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", rayon_threads())
+        format!("cpu ({} threads)", par::threads())
     }
 
     fn max_context(&self) -> usize {
@@ -219,16 +220,5 @@ impl Backend for CpuBackend {
         }
         self.cache.len = start + n;
         Ok(logits)
-    }
-}
-
-fn rayon_threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        rayon::current_num_threads()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        1
     }
 }

@@ -1,14 +1,14 @@
-//! Data parallelism: rayon natively, a plain loop on wasm (no threads there).
+//! Data parallelism over the engine's thread pool, and disjoint writes into shared outputs.
+
+use super::pool::Pool;
 
 /// Runs `f(i)` for every `i in 0..n`, in parallel where threads exist.
-pub fn for_each(n: usize, f: impl Fn(usize) + Sync + Send) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        (0..n).into_par_iter().for_each(f);
-    }
-    #[cfg(target_arch = "wasm32")]
-    (0..n).for_each(f);
+pub fn for_each(n: usize, f: impl Fn(usize) + Sync) {
+    Pool::global().run(n, &f);
+}
+
+pub fn threads() -> usize {
+    Pool::global().threads()
 }
 
 /// A raw output pointer shared by tasks that write disjoint elements.
@@ -24,7 +24,7 @@ impl SharedOut {
     }
 
     /// # Safety
-    /// No two tasks may touch the same `range` concurrently.
+    /// No two tasks may touch the same range concurrently.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
         assert!(start + len <= self.1);

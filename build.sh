@@ -50,6 +50,10 @@ build_cli() {
 run_tests() {
   ensure_rust
   fetch_model
+  log "checking that the library builds for the browser (wasm32)"
+  rustup target add wasm32-unknown-unknown >/dev/null
+  cargo build -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
+  log "running the tests"
   cargo test --release -j"$JOBS" -- --test-threads=2
 }
 

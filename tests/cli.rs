@@ -2,6 +2,7 @@
 
 mod common;
 #[path = "common/gguf_writer.rs"]
+#[allow(dead_code)]
 mod gguf_writer;
 
 use std::process::{Command, Output, Stdio};

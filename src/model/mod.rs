@@ -7,7 +7,7 @@ mod load;
 mod plan;
 mod weights;
 
-pub use arch::{ArchSpec, RopeStyle};
+pub use arch::{names::TOKEN_EMBD, ArchSpec, RopeStyle};
 pub use config::ModelConfig;
 pub use load::{load_model, open_file, LoadProgress, Model};
 pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};

@@ -213,6 +213,58 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     Ok(())
 }
 
+pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, run: &RunArgs, json_out: bool) -> Result<()> {
+    if prompt_tokens == 0 {
+        return Err(Error::InvalidArgument("--prompt-tokens must be at least 1".into()));
+    }
+    let (model, mut session) = load(path, run)?;
+    let needed = prompt_tokens + gen_tokens;
+    if needed > session.backend().max_context() {
+        return Err(Error::ContextLengthExceeded { needed, limit: session.backend().max_context() });
+    }
+    // Ordinary text, repeated to length: realistic token ids without a prompt file.
+    let text = "The printing press changed how knowledge spread across Europe, and 1450 was its year. ";
+    let base = model.tokenizer.encode(text, false)?;
+    let prompt: Vec<u32> = base.iter().copied().cycle().take(prompt_tokens).collect();
+    let t0 = std::time::Instant::now();
+    let mut logits = session.append(&prompt, hearth::backend::LogitsFor::Last)?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    for _ in 0..gen_tokens {
+        let id = hearth::sampler::argmax(&logits);
+        logits = session.append(&[id], hearth::backend::LogitsFor::Last)?;
+    }
+    let decode_s = t1.elapsed().as_secs_f64();
+    // Per decoded token every matrix is read once; the embedding table only for its one row
+    // unless it doubles as the output head.
+    let plan = &model.plan;
+    let embd = plan.weight_index(hearth::model::TOKEN_EMBD).map(|w| w.0);
+    let bytes: u64 = plan
+        .weights
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != embd || model.config().tied_output)
+        .map(|(_, w)| (w.rows * w.cols / w.ty.block_len() * w.ty.block_bytes()) as u64)
+        .sum();
+    let prefill_tok_s = prompt_tokens as f64 / prefill_s;
+    let decode_tok_s = gen_tokens as f64 / decode_s;
+    let gb_s = bytes as f64 * decode_tok_s / 1e9;
+    let backend = session.backend().describe();
+    if json_out {
+        print_json(&json!({
+            "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens,
+            "prefill_tok_s": prefill_tok_s, "decode_tok_s": decode_tok_s,
+            "weight_bytes_per_token": bytes, "decode_gb_s": gb_s, "backend": backend,
+        }));
+    } else {
+        println!("backend:  {backend}");
+        println!("prefill:  {prompt_tokens} tokens at {prefill_tok_s:.1} tok/s");
+        println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)", 1e3 / decode_tok_s);
+        println!("weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective", bytes as f64 / 1e6);
+    }
+    Ok(())
+}
+
 pub fn chat(path: &Path, temperature: f32, seed: u64, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
     let mut sampler = Sampler::new(temperature, seed)?;
     let (model, mut session) = load(path, run)?;

@@ -90,6 +90,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prefill and decode speed on synthetic input.
+    Bench {
+        model: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Interactive multi-turn chat in the terminal.
     Chat {
         model: PathBuf,
@@ -121,6 +133,9 @@ fn main() -> ExitCode {
         }
         Command::Ppl { model, file, run, json } => commands::ppl(&model, &file, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
+        Command::Bench { model, prompt_tokens, gen_tokens, run, json } => {
+            commands::bench(&model, prompt_tokens, gen_tokens, &run, json)
+        }
         Command::Chat { model, temperature, seed, max_tokens, system, run } => {
             commands::chat(&model, temperature, seed, max_tokens, system, &run)
         }

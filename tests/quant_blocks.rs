@@ -267,3 +267,20 @@ fn dot_f32_odd_and_long_lengths() {
     assert_eq!(dot_f32(&ones, &ones), 1001.0);
     assert_eq!(dot_f32_scalar(&ones, &ones), 1001.0);
 }
+
+#[test]
+fn dot_f32_tile_matches_separate_dots() {
+    for k in [1usize, 7, 8, 13, 64, 576, 1537] {
+        let rows: Vec<Vec<f32>> = (0..4).map(|r| random_vec(k, 100 + r)).collect();
+        let xs: Vec<Vec<f32>> = (0..3).map(|c| random_vec(k, 200 + c)).collect();
+        let tile = hearth::quant::dot_f32_tile(
+            std::array::from_fn(|r| rows[r].as_slice()),
+            std::array::from_fn(|c| xs[c].as_slice()),
+        );
+        for r in 0..4 {
+            for c in 0..3 {
+                check_dot(&format!("tile k={k} [{r}][{c}]"), tile[r][c], &rows[r], &xs[c]);
+            }
+        }
+    }
+}

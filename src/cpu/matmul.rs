@@ -2,9 +2,9 @@
 
 use super::par::{self, SharedOut};
 use crate::model::QTensor;
-use crate::quant::{dequantize_row, dot_row};
+use crate::quant::{dequantize_row, dot_f32, dot_f32_tile, dot_row, TILE_COLS, TILE_ROWS};
 
-/// Rows per task: enough work to amortise scheduling, few enough to balance two+ threads.
+/// Rows per task: enough work to amortise scheduling, few enough to balance the threads.
 const ROWS_PER_TASK: usize = 32;
 
 pub fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
@@ -25,13 +25,32 @@ pub fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], accumulate: boo
             }
             return;
         }
-        // Batches: expand each row once, then reuse it for every token.
-        let mut row = vec![0.0f32; k];
-        for r in rows {
-            dequantize_row(w.ty, w.row(r), &mut row);
-            for t in 0..n {
-                let v = crate::quant::dot_f32(&row, &x[t * k..(t + 1) * k]);
-                unsafe { shared.write(t * m + r, v, accumulate) };
+        // Batches: expand the task's rows once, then multiply them with every token in
+        // register tiles of TILE_ROWS rows × TILE_COLS tokens.
+        let mut deq = vec![0.0f32; rows.len() * k];
+        for (i, r) in rows.clone().enumerate() {
+            dequantize_row(w.ty, w.row(r), &mut deq[i * k..(i + 1) * k]);
+        }
+        let row = |i: usize| &deq[i * k..(i + 1) * k];
+        let tok = |t: usize| &x[t * k..(t + 1) * k];
+        let put = |i: usize, t: usize, v: f32| unsafe { shared.write(t * m + rows.start + i, v, accumulate) };
+        let full_t = n / TILE_COLS * TILE_COLS;
+        let full_r = rows.len() / TILE_ROWS * TILE_ROWS;
+        for t0 in (0..full_t).step_by(TILE_COLS) {
+            for r0 in (0..full_r).step_by(TILE_ROWS) {
+                let tile = dot_f32_tile(std::array::from_fn(|i| row(r0 + i)), std::array::from_fn(|j| tok(t0 + j)));
+                for (i, vals) in tile.iter().enumerate() {
+                    for (j, &v) in vals.iter().enumerate() {
+                        put(r0 + i, t0 + j, v);
+                    }
+                }
+            }
+        }
+        // Edges that do not fill a tile.
+        for i in 0..rows.len() {
+            let ts = if i < full_r { full_t..n } else { 0..n };
+            for t in ts {
+                put(i, t, dot_f32(row(i), tok(t)));
             }
         }
     });

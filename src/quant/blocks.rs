@@ -283,6 +283,25 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 
 /// [`dot_f32`] without run-time SIMD dispatch (see [`dot_row_scalar`]).
 #[doc(hidden)]
+/// Rows of a [`dot_f32_tile`].
+pub const TILE_ROWS: usize = 4;
+/// Vectors of a [`dot_f32_tile`].
+pub const TILE_COLS: usize = 3;
+
+/// All `TILE_ROWS × TILE_COLS` dot products of four rows with three vectors of equal length:
+/// the register-blocked inner kernel of batched matmuls (each loaded value feeds 3–4 FMAs).
+pub fn dot_f32_tile(rows: [&[f32]; TILE_ROWS], xs: [&[f32]; TILE_COLS]) -> [[f32; TILE_COLS]; TILE_ROWS] {
+    let k = rows[0].len();
+    assert!(rows.iter().all(|r| r.len() == k) && xs.iter().all(|x| x.len() == k), "tile operands differ in length");
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU supports avx2 and fma (checked just above); lengths checked above.
+        return unsafe { simd::avx2::dot_f32_tile(rows, xs) };
+    }
+    rows.map(|r| xs.map(|x| dot_f32(r, x)))
+}
+
+#[doc(hidden)]
 pub fn dot_f32_scalar(a: &[f32], b: &[f32]) -> f32 {
     simd::dot_f32_portable(a, b)
 }

@@ -6,7 +6,7 @@
 
 pub mod blocks;
 
-pub use blocks::{dequantize_row, dot_f32, dot_row, BlockFormat};
+pub use blocks::{dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS};
 
 /// Element type ids as stored in GGUF tensor infos (ggml's `enum ggml_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

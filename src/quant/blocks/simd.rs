@@ -152,6 +152,56 @@ pub(crate) mod avx2 {
     ///
     /// # Safety
     /// The CPU must support avx2, fma and f16c.
+    /// 4×3 dot-product tile; the caller guarantees equal lengths.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn dot_f32_tile(rows: [&[f32]; 4], xs: [&[f32]; 3]) -> [[f32; 3]; 4] {
+        let k = rows[0].len();
+        let body = k / 8 * 8;
+        let (w0, w1, w2, w3) = (rows[0].as_ptr(), rows[1].as_ptr(), rows[2].as_ptr(), rows[3].as_ptr());
+        let (x0, x1, x2) = (xs[0].as_ptr(), xs[1].as_ptr(), xs[2].as_ptr());
+        // Twelve accumulators, three vectors and one row register: all sixteen ymm registers.
+        let z = _mm256_setzero_ps();
+        let (mut a00, mut a01, mut a02, mut a10, mut a11, mut a12) = (z, z, z, z, z, z);
+        let (mut a20, mut a21, mut a22, mut a30, mut a31, mut a32) = (z, z, z, z, z, z);
+        let mut i = 0;
+        while i < body {
+            let v0 = _mm256_loadu_ps(x0.add(i));
+            let v1 = _mm256_loadu_ps(x1.add(i));
+            let v2 = _mm256_loadu_ps(x2.add(i));
+            let w = _mm256_loadu_ps(w0.add(i));
+            a00 = _mm256_fmadd_ps(w, v0, a00);
+            a01 = _mm256_fmadd_ps(w, v1, a01);
+            a02 = _mm256_fmadd_ps(w, v2, a02);
+            let w = _mm256_loadu_ps(w1.add(i));
+            a10 = _mm256_fmadd_ps(w, v0, a10);
+            a11 = _mm256_fmadd_ps(w, v1, a11);
+            a12 = _mm256_fmadd_ps(w, v2, a12);
+            let w = _mm256_loadu_ps(w2.add(i));
+            a20 = _mm256_fmadd_ps(w, v0, a20);
+            a21 = _mm256_fmadd_ps(w, v1, a21);
+            a22 = _mm256_fmadd_ps(w, v2, a22);
+            let w = _mm256_loadu_ps(w3.add(i));
+            a30 = _mm256_fmadd_ps(w, v0, a30);
+            a31 = _mm256_fmadd_ps(w, v1, a31);
+            a32 = _mm256_fmadd_ps(w, v2, a32);
+            i += 8;
+        }
+        let mut out = [
+            [hsum(a00), hsum(a01), hsum(a02)],
+            [hsum(a10), hsum(a11), hsum(a12)],
+            [hsum(a20), hsum(a21), hsum(a22)],
+            [hsum(a30), hsum(a31), hsum(a32)],
+        ];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, x) in xs.iter().enumerate() {
+                for j in body..k {
+                    out[r][c] += row[j] * x[j];
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) unsafe fn dot_f32(a: &[f32], x: &[f32]) -> f32 {
         assert_eq!(a.len(), x.len(), "dot_f32: length mismatch");
         // SAFETY: any initialised memory may be viewed as bytes; the caller guarantees the
@@ -202,7 +252,13 @@ pub(crate) mod avx2 {
                 *acc = _mm256_fmadd_ps(av, tv, *acc);
             }
         }
-        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
+    }
+
+    /// Sum of the eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))

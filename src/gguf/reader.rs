@@ -466,7 +466,7 @@ impl GgufReader {
         order.sort_by_key(|&i| self.tensors[i].offset);
         for (k, &i) in order.iter().enumerate() {
             let t = &self.tensors[i];
-            if t.offset % alignment != 0 {
+            if !t.offset.is_multiple_of(alignment) {
                 return Err(GgufError::MisalignedTensor { name: t.name.clone(), offset: t.offset, alignment });
             }
             let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.n_bytes));
@@ -539,7 +539,7 @@ fn tensor_info(name: String, dims: Vec<u64>, ty_id: u32, offset: u64) -> Result<
     let Some(ty) = GgmlType::from_id(ty_id) else {
         return Err(GgufError::UnsupportedTensorType { name, ty: ty_id, ty_name: GgmlType::name_of_id(ty_id) });
     };
-    if dims[0] % ty.block_len() as u64 != 0 {
+    if !dims[0].is_multiple_of(ty.block_len() as u64) {
         return Err(GgufError::BadRowLength { name, row: dims[0], ty: ty.name(), block: ty.block_len() });
     }
     let n_bytes = ty.bytes_for(n).ok_or_else(|| GgufError::BadShape { name: name.clone(), dims: dims.clone() })?;

@@ -74,7 +74,7 @@ impl ModelConfig {
                  rope dims {rope_dim}, embedding {n_embd}"
             )));
         }
-        if !(rms_eps > 0.0 && rms_eps < 1.0) || !(rope_theta > 0.0 && rope_theta.is_finite()) {
+        if !(rms_eps > 0.0 && rms_eps < 1.0 && rope_theta > 0.0 && rope_theta.is_finite()) {
             return Err(Error::Model(format!("bad norm epsilon {rms_eps} or rope base {rope_theta}")));
         }
         let embd = h

@@ -27,4 +27,9 @@ pub trait Backend {
 
     /// Positions the cache can hold.
     fn max_context(&self) -> usize;
+
+    /// Most tokens one `forward` call accepts.
+    fn max_batch(&self) -> usize {
+        usize::MAX
+    }
 }

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod cpu;
 pub mod error;
 pub mod gguf;
+pub mod gpu;
 pub mod model;
 pub mod quant;
 pub mod sampler;

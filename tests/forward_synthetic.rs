@@ -7,9 +7,20 @@ use common::*;
 use hearth::backend::LogitsFor;
 
 fn check(file: &str) {
-    let dir = golden_model_dir().join("synthetic");
+    let path = golden_model_dir().join("synthetic").join(format!("{file}.gguf"));
+    let (model, mut session) = load_cpu(&path);
+    check_session(file, &model, &mut session);
+}
+
+fn check_gpu(file: &str) {
+    let Some(ctx) = gpu_context() else { return };
+    let path = golden_model_dir().join("synthetic").join(format!("{file}.gguf"));
+    let (model, mut session) = load_gpu(ctx, &path);
+    check_session(file, &model, &mut session);
+}
+
+fn check_session(file: &str, model: &hearth::model::Model, session: &mut hearth::session::Session) {
     let gold = golden_json(&format!("synthetic/{file}.json"));
-    let (model, mut session) = load_cpu(&dir.join(format!("{file}.gguf")));
     let n_vocab = model.config().n_vocab;
     let input = ids(&gold["input_ids"]);
     let logits = session.append(&input, LogitsFor::All).unwrap();
@@ -58,4 +69,11 @@ fn tiny_q4_0_matches_float64() {
 #[test]
 fn tiny_q4_1_matches_float64() {
     check("tiny32_q4_1");
+}
+
+#[test]
+fn tiny_models_on_gpu_match_float64() {
+    for file in ["tiny32_q8_0", "tiny32_q4_0", "tiny32_q4_1"] {
+        check_gpu(file);
+    }
 }

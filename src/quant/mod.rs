@@ -5,6 +5,7 @@
 //! [`blocks`], one implementation of [`BlockFormat`] per format.
 
 pub mod blocks;
+pub mod gpu_layout;
 
 pub use blocks::{dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS};
 

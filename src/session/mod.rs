@@ -46,7 +46,7 @@ impl Session {
         if self.tokens.len() + tokens.len() > limit {
             return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + tokens.len(), limit });
         }
-        let chunk = self.prefill_chunk.max(1);
+        let chunk = self.prefill_chunk.min(self.backend.max_batch()).max(1);
         let mut out = Vec::new();
         let n_chunks = tokens.len().div_ceil(chunk);
         for (i, part) in tokens.chunks(chunk).enumerate() {

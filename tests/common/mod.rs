@@ -77,3 +77,24 @@ pub fn logsumexp(logits: &[f32]) -> f64 {
 pub fn argmax(logits: &[f32]) -> u32 {
     hearth::sampler::argmax(logits)
 }
+
+/// The GPU adapter, or `None` after a loud notice (tests then skip rather than pass silently).
+pub fn gpu_context() -> Option<Arc<hearth::gpu::GpuContext>> {
+    match hearth::gpu::GpuContext::new() {
+        Ok(ctx) => {
+            eprintln!("GPU adapter: {}", ctx.describe());
+            Some(Arc::new(ctx))
+        }
+        Err(e) => {
+            eprintln!("\n*** SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe ***\n");
+            None
+        }
+    }
+}
+
+pub fn load_gpu(ctx: Arc<hearth::gpu::GpuContext>, path: &std::path::Path) -> (Model, Session) {
+    let (model, weights) = hearth::gpu::GpuWeights::load_file(ctx, path, |_| {}).expect("model uploads");
+    let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), Arc::new(weights), 64, 512).expect("GPU backend");
+    let session = Session::new(Box::new(backend), model.config().n_vocab);
+    (model, session)
+}

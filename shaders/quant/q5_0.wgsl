@@ -1,0 +1,23 @@
+// Q5_0, GPU layout: [d: f16, pad: u16] [qh: u32] [16 bytes of nibbles]; value = d * (q - 16),
+// where bit j of qh is the fifth bit of element j.
+const BLOCK_LEN: u32 = 32u;
+const BLOCK_WORDS: u32 = 6u;
+
+fn q5(wo: u32, j: u32) -> u32 {
+    let byte = (w[wo + 2u + (j & 15u) / 4u] >> (8u * (j & 3u))) & 0xffu;
+    let lo = select(byte & 0xfu, byte >> 4u, j >= 16u);
+    return lo | (((w[wo + 1u] >> j) & 1u) << 4u);
+}
+
+fn block_get(wo: u32, j: u32) -> f32 {
+    return unpack2x16float(w[wo]).x * (f32(q5(wo, j)) - 16.0);
+}
+
+fn block_dot(wo: u32, xo: u32) -> f32 {
+    let d = unpack2x16float(w[wo]).x;
+    var s = 0.0;
+    for (var j = 0u; j < 32u; j++) {
+        s += (f32(q5(wo, j)) - 16.0) * x[xo + j];
+    }
+    return d * s;
+}

@@ -1,0 +1,349 @@
+//! Executing the forward plan on the GPU: every op becomes one or more pre-built dispatches.
+
+use std::sync::Arc;
+
+use super::context::GpuContext;
+use super::params;
+use super::shaders::{Kernel, Pipelines};
+use super::weights::GpuWeights;
+use crate::backend::{Backend, LogitsFor};
+use crate::model::{Act, ForwardPlan, Op, RopeStyle};
+use crate::{Error, Result};
+
+const WG: u32 = 64;
+const MATMUL_ROWS: u32 = 4;
+/// WebGPU's per-dimension dispatch limit; larger grids fold into 2-D.
+const MAX_GROUPS: u32 = 65_535;
+
+/// How many workgroups a dispatch needs for `n` tokens.
+#[derive(Clone, Copy)]
+enum Grid {
+    /// A fixed number of workgroups per token.
+    PerToken(u32),
+    /// One thread per element, `per_token` elements per token.
+    Threads(u32),
+    /// Workgroups for one token only (logits of the last token).
+    Once(u32),
+}
+
+impl Grid {
+    fn groups(self, n: u32) -> u32 {
+        match self {
+            Grid::PerToken(g) => g * n,
+            Grid::Threads(per) => (per * n).div_ceil(WG),
+            Grid::Once(g) => g,
+        }
+    }
+}
+
+/// Which logits request a dispatch serves (the output head has one per kind).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Always,
+    LogitsLast,
+    LogitsAll,
+}
+
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    grid: Grid,
+    role: Role,
+}
+
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    plan: ForwardPlan,
+    _weights: Arc<GpuWeights>,
+    dispatches: Vec<Dispatch>,
+    tokens: wgpu::Buffer,
+    step: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    max_batch: usize,
+    max_context: usize,
+    len: usize,
+}
+
+fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("params"),
+        size: std::mem::size_of::<T>() as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    ctx.queue.write_buffer(&buf, 0, bytemuck::bytes_of(value));
+    buf
+}
+
+impl GpuBackend {
+    /// Builds every buffer, bind group and pipeline the plan needs, for batches of up to
+    /// `max_batch` tokens and a cache of `max_context` positions.
+    pub fn new(plan: ForwardPlan, weights: Arc<GpuWeights>, max_batch: usize, max_context: usize) -> Result<Self> {
+        let ctx = weights.ctx.clone();
+        let c = plan.config.clone();
+        let kv_bytes = (max_context * c.kv_dim() * 4) as u64;
+        if kv_bytes > ctx.max_binding() {
+            return Err(Error::InvalidArgument(format!(
+                "a context of {max_context} tokens needs {kv_bytes} bytes of KV cache per layer, over this GPU's \
+                 binding limit of {}",
+                ctx.max_binding()
+            )));
+        }
+        let logits_bytes = (max_batch * c.n_vocab * 4) as u64;
+        if logits_bytes > ctx.max_binding() {
+            return Err(Error::InvalidArgument(format!("batches of {max_batch} tokens need too large a logits buffer")));
+        }
+        let acts: Vec<(Act, wgpu::Buffer)> = [Act::Hidden, Act::Normed, Act::Q, Act::K, Act::V, Act::Attn, Act::Gate, Act::Up]
+            .into_iter()
+            .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
+            .collect();
+        let act = |a: Act| &acts.iter().find(|(b, _)| *b == a).expect("every activation has a buffer").1;
+        let tokens = storage(&ctx, "tokens", (max_batch * 4) as u64);
+        let step = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("step"),
+            size: std::mem::size_of::<params::Step>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let logits = storage(&ctx, "logits", logits_bytes);
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("logits readback"),
+            size: logits_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        // cos/sin for every (position, frequency), computed in f64 like the CPU backend.
+        let half = c.rope_dim / 2;
+        let mut table = Vec::with_capacity(max_context * half * 2);
+        for p in 0..max_context {
+            for i in 0..half {
+                let freq = (c.rope_theta as f64).powf(-2.0 * i as f64 / c.rope_dim as f64);
+                let (s, co) = (p as f64 * freq).sin_cos();
+                table.extend_from_slice(&[co as f32, s as f32]);
+            }
+        }
+        let rope_table = storage(&ctx, "rope table", (table.len() * 4) as u64);
+        ctx.queue.write_buffer(&rope_table, 0, bytemuck::cast_slice(&table));
+        let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
+        let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
+
+        let mut pipes = Pipelines::default();
+        let mut dispatches = Vec::new();
+        let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
+            let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
+            let layout = pipeline.get_bind_group_layout(0);
+            let entries: Vec<wgpu::BindGroupEntry> = bufs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+                .collect();
+            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+            dispatches.push(Dispatch { pipeline, bind_group, grid, role });
+        };
+        for op in &plan.ops {
+            match *op {
+                Op::Embed { table, out } => {
+                    let t = weights.get(table);
+                    for part in &t.parts {
+                        let p = params::Embed { dim: t.cols as u32, row_words: t.row_words, row_offset: part.row_offset, rows: part.rows };
+                        let pb = uniform(&ctx, &p);
+                        add(Kernel::Embed, Some(t.ty), &[&part.buffer, &tokens, act(out), &pb, &step], Grid::Threads(t.cols as u32), Role::Always);
+                    }
+                }
+                Op::RmsNorm { input, weight, out } => {
+                    let w = weights.get(weight);
+                    let pb = uniform(&ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
+                    add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, &step], Grid::PerToken(1), Role::Always);
+                }
+                Op::MatMul { weight, input, out, accumulate } => {
+                    let w = weights.get(weight);
+                    for part in &w.parts {
+                        let p = params::MatMul {
+                            rows: part.rows,
+                            cols: w.cols as u32,
+                            row_words: w.row_words,
+                            accumulate: accumulate as u32,
+                            last_only: 0,
+                            y_stride: w.rows as u32,
+                            row_offset: part.row_offset,
+                            _pad: 0,
+                        };
+                        let pb = uniform(&ctx, &p);
+                        let groups = part.rows.div_ceil(MATMUL_ROWS);
+                        add(Kernel::MatMul, Some(w.ty), &[&part.buffer, act(input), act(out), &pb, &step], Grid::PerToken(groups), Role::Always);
+                    }
+                }
+                Op::Rope { target, n_heads } => {
+                    let p = params::Rope {
+                        n_heads: n_heads as u32,
+                        head_dim: c.head_dim as u32,
+                        half: half as u32,
+                        neox: (c.rope_style == RopeStyle::Neox) as u32,
+                    };
+                    let pb = uniform(&ctx, &p);
+                    add(Kernel::Rope, None, &[act(target), &rope_table, &pb, &step], Grid::Threads((n_heads * half) as u32), Role::Always);
+                }
+                Op::Attention { layer, q, k, v, out } => {
+                    let kv = c.kv_dim() as u32;
+                    let pb = uniform(&ctx, &params::Width { width: kv, _pad: [0; 3] });
+                    add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, &step], Grid::Threads(kv), Role::Always);
+                    let p = params::Attention {
+                        n_head: c.n_head as u32,
+                        n_head_kv: c.n_head_kv as u32,
+                        head_dim: c.head_dim as u32,
+                        kv_dim: kv,
+                        scale: 1.0 / (c.head_dim as f32).sqrt(),
+                        _pad: [0; 3],
+                    };
+                    let pb = uniform(&ctx, &p);
+                    add(Kernel::Attention, None, &[act(q), &k_cache[layer], &v_cache[layer], act(out), &pb, &step], Grid::PerToken(c.n_head as u32), Role::Always);
+                }
+                Op::SwiGlu { gate, up } => {
+                    let pb = uniform(&ctx, &params::Width { width: c.n_ff as u32, _pad: [0; 3] });
+                    add(Kernel::SwiGlu, None, &[act(gate), act(up), &pb, &step], Grid::Threads(c.n_ff as u32), Role::Always);
+                }
+                Op::Logits { weight, input } => {
+                    let w = weights.get(weight);
+                    for (last_only, role) in [(1, Role::LogitsLast), (0, Role::LogitsAll)] {
+                        for part in &w.parts {
+                            let p = params::MatMul {
+                                rows: part.rows,
+                                cols: w.cols as u32,
+                                row_words: w.row_words,
+                                accumulate: 0,
+                                last_only,
+                                y_stride: w.rows as u32,
+                                row_offset: part.row_offset,
+                                _pad: 0,
+                            };
+                            let pb = uniform(&ctx, &p);
+                            let groups = part.rows.div_ceil(MATMUL_ROWS);
+                            let grid = if last_only == 1 { Grid::Once(groups) } else { Grid::PerToken(groups) };
+                            add(Kernel::MatMul, Some(w.ty), &[&part.buffer, act(input), &logits, &pb, &step], grid, role);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self { ctx, plan, _weights: weights, dispatches, tokens, step, logits, staging, max_batch, max_context, len: 0 })
+    }
+
+    /// Number of compute dispatches one forward pass records for generation.
+    pub fn dispatches_per_token(&self) -> usize {
+        self.dispatches.iter().filter(|d| d.role != Role::LogitsAll).count()
+    }
+
+    fn read_logits(&self, n_floats: usize) -> Result<Vec<f32>> {
+        let bytes = (n_floats * 4) as u64;
+        let slice = self.staging.slice(..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Unsupported(format!("GPU poll failed: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Unsupported("GPU readback was dropped".into()))?
+            .map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?;
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?;
+            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        };
+        self.staging.unmap();
+        Ok(out)
+    }
+}
+
+fn fold(groups: u32) -> (u32, u32) {
+    if groups <= MAX_GROUPS {
+        (groups, 1)
+    } else {
+        (MAX_GROUPS, groups.div_ceil(MAX_GROUPS))
+    }
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        self.ctx.describe()
+    }
+
+    fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
+        let c = &self.plan.config;
+        if start != self.len {
+            return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {} positions", self.len)));
+        }
+        if start + tokens.len() > self.max_context {
+            return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: self.max_context });
+        }
+        if tokens.len() > self.max_batch {
+            return Err(Error::InvalidArgument(format!("batch of {} tokens exceeds {}", tokens.len(), self.max_batch)));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
+        }
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = tokens.len() as u32;
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
+        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: n, start_pos: start as u32, _pad: [0; 2] }));
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+            for d in &self.dispatches {
+                let wanted = match d.role {
+                    Role::Always => true,
+                    Role::LogitsLast => which == LogitsFor::Last,
+                    Role::LogitsAll => which == LogitsFor::All,
+                };
+                if !wanted {
+                    continue;
+                }
+                let (x, y) = fold(d.grid.groups(n));
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+        let rows = match which {
+            LogitsFor::None => 0,
+            LogitsFor::Last => 1,
+            LogitsFor::All => tokens.len(),
+        };
+        let floats = rows * c.n_vocab;
+        if floats > 0 {
+            encoder.copy_buffer_to_buffer(&self.logits, 0, &self.staging, 0, (floats * 4) as u64);
+        }
+        q.submit([encoder.finish()]);
+        self.len = start + tokens.len();
+        if floats == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_logits(floats)
+    }
+}

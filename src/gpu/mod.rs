@@ -1,0 +1,16 @@
+//! The GPU backend: the forward plan as WGSL compute dispatches through wgpu, natively
+//! (Vulkan/Metal/DX12) and, compiled to wasm, on WebGPU.
+//!
+//! Buffers, bind groups and pipelines are built once per backend; a forward call writes the
+//! token ids and a 16-byte step record, encodes one compute pass and submits once.
+
+mod backend;
+mod context;
+mod params;
+mod shaders;
+mod weights;
+
+pub use backend::GpuBackend;
+pub use context::GpuContext;
+pub use shaders::{assemble, Kernel};
+pub use weights::{GpuTensor, GpuWeights};

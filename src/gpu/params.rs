@@ -1,0 +1,69 @@
+//! Uniform parameter blocks, laid out exactly as the `Params` structs in the shaders.
+
+use bytemuck::{Pod, Zeroable};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Step {
+    pub n_tokens: u32,
+    pub start_pos: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct MatMul {
+    pub rows: u32,
+    pub cols: u32,
+    pub row_words: u32,
+    pub accumulate: u32,
+    pub last_only: u32,
+    pub y_stride: u32,
+    pub row_offset: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Embed {
+    pub dim: u32,
+    pub row_words: u32,
+    pub row_offset: u32,
+    pub rows: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct RmsNorm {
+    pub dim: u32,
+    pub eps: f32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Rope {
+    pub n_heads: u32,
+    pub head_dim: u32,
+    pub half: u32,
+    pub neox: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Attention {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub kv_dim: u32,
+    pub scale: f32,
+    pub _pad: [u32; 3],
+}
+
+/// `kv_store` and `swiglu` take one width.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Width {
+    pub width: u32,
+    pub _pad: [u32; 3],
+}

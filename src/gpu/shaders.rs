@@ -1,0 +1,88 @@
+//! Kernel sources and pipelines. Each op family is one `.wgsl` file in `shaders/`; the only
+//! preprocessing is concatenation: `common.wgsl`, then (for kernels reading weights) the quant
+//! format's file from `shaders/quant/`, then the kernel.
+
+use std::collections::HashMap;
+
+use crate::quant::GgmlType;
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Embed,
+    MatMul,
+    RmsNorm,
+    Rope,
+    KvStore,
+    Attention,
+    SwiGlu,
+}
+
+impl Kernel {
+    fn source(self) -> &'static str {
+        match self {
+            Kernel::Embed => include_str!("../../shaders/embed.wgsl"),
+            Kernel::MatMul => include_str!("../../shaders/matmul.wgsl"),
+            Kernel::RmsNorm => include_str!("../../shaders/rms_norm.wgsl"),
+            Kernel::Rope => include_str!("../../shaders/rope.wgsl"),
+            Kernel::KvStore => include_str!("../../shaders/kv_store.wgsl"),
+            Kernel::Attention => include_str!("../../shaders/attention.wgsl"),
+            Kernel::SwiGlu => include_str!("../../shaders/swiglu.wgsl"),
+        }
+    }
+
+    fn reads_weights(self) -> bool {
+        matches!(self, Kernel::Embed | Kernel::MatMul)
+    }
+}
+
+fn quant_source(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::F32 => include_str!("../../shaders/quant/f32.wgsl"),
+        GgmlType::F16 => include_str!("../../shaders/quant/f16.wgsl"),
+        GgmlType::BF16 => include_str!("../../shaders/quant/bf16.wgsl"),
+        GgmlType::Q4_0 => include_str!("../../shaders/quant/q4_0.wgsl"),
+        GgmlType::Q4_1 => include_str!("../../shaders/quant/q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../../shaders/quant/q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../../shaders/quant/q5_1.wgsl"),
+        GgmlType::Q8_0 => include_str!("../../shaders/quant/q8_0.wgsl"),
+    }
+}
+
+/// The full WGSL of a kernel (for a weight format where it reads weights).
+pub fn assemble(kernel: Kernel, ty: Option<GgmlType>) -> String {
+    let mut src = String::from(COMMON);
+    if kernel.reads_weights() {
+        src.push_str(quant_source(ty.expect("weight kernels take a format")));
+    }
+    src.push_str(kernel.source());
+    src
+}
+
+/// Compiled pipelines, one per (kernel, weight format), built on first use.
+#[derive(Default)]
+pub struct Pipelines {
+    cache: HashMap<(Kernel, Option<GgmlType>), wgpu::ComputePipeline>,
+}
+
+impl Pipelines {
+    pub fn get(&mut self, device: &wgpu::Device, kernel: Kernel, ty: Option<GgmlType>) -> &wgpu::ComputePipeline {
+        let ty = if kernel.reads_weights() { ty } else { None };
+        self.cache.entry((kernel, ty)).or_insert_with(|| {
+            let label = format!("{kernel:?}{}", ty.map(|t| format!("/{}", t.name())).unwrap_or_default());
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(assemble(kernel, ty).into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! Weights in GPU buffers, uploaded tensor by tensor as the GGUF stream yields them. A tensor
+//! larger than the adapter's storage-binding limit is split by rows into parts, each bound and
+//! dispatched on its own.
+
+use std::sync::Arc;
+
+use super::context::GpuContext;
+use crate::model::{ForwardPlan, LoadProgress, Model, WeightId};
+use crate::quant::gpu_layout::{gpu_block_bytes, gpu_block_len, gpu_supports_cols, to_gpu_layout};
+use crate::quant::{dequantize_row, GgmlType};
+use crate::{Error, Result};
+
+pub struct GpuTensorPart {
+    pub row_offset: u32,
+    pub rows: u32,
+    pub buffer: wgpu::Buffer,
+}
+
+pub struct GpuTensor {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    /// 32-bit words per row in the GPU layout.
+    pub row_words: u32,
+    pub parts: Vec<GpuTensorPart>,
+}
+
+pub struct GpuWeights {
+    pub ctx: Arc<GpuContext>,
+    tensors: Vec<Option<GpuTensor>>,
+}
+
+impl GpuWeights {
+    pub fn new(ctx: Arc<GpuContext>, plan: &ForwardPlan) -> Self {
+        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect() }
+    }
+
+    pub fn get(&self, id: WeightId) -> &GpuTensor {
+        self.tensors[id.0].as_ref().expect("every weight is uploaded before the backend runs")
+    }
+
+    /// Uploads one tensor. Norm weights (one row) are expanded to f32; matrices keep their
+    /// quantized blocks in the GPU layout.
+    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, bytes: Vec<u8>) -> Result<()> {
+        let spec = &plan.weights[id.0];
+        let (ty, bytes) = if spec.rows == 1 && spec.ty != GgmlType::F32 {
+            let mut v = vec![0.0f32; spec.cols];
+            dequantize_row(spec.ty, &bytes, &mut v);
+            (GgmlType::F32, bytemuck::cast_slice(&v).to_vec())
+        } else {
+            (spec.ty, bytes)
+        };
+        if !gpu_supports_cols(ty, spec.cols) {
+            return Err(Error::Unsupported(format!("tensor {:?}: {} rows of odd length {}", spec.name, ty.name(), spec.cols)));
+        }
+        let row_bytes = spec.cols / gpu_block_len(ty) * gpu_block_bytes(ty);
+        let limit = self.ctx.max_binding().min(self.ctx.limits.max_buffer_size);
+        let rows_per_part = (limit / row_bytes as u64).max(1) as usize;
+        let gpu_bytes = to_gpu_layout(ty, &bytes);
+        let mut parts = Vec::new();
+        for start in (0..spec.rows).step_by(rows_per_part) {
+            let rows = rows_per_part.min(spec.rows - start);
+            let data = &gpu_bytes[start * row_bytes..(start + rows) * row_bytes];
+            let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&spec.name),
+                size: data.len() as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.ctx.queue.write_buffer(&buffer, 0, data);
+            parts.push(GpuTensorPart { row_offset: start as u32, rows: rows as u32, buffer });
+        }
+        self.tensors[id.0] =
+            Some(GpuTensor { ty, rows: spec.rows, cols: spec.cols, row_words: (row_bytes / 4) as u32, parts });
+        Ok(())
+    }
+
+    /// Streams a GGUF file into GPU buffers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file(
+        ctx: Arc<GpuContext>,
+        path: &std::path::Path,
+        progress: impl FnMut(LoadProgress),
+    ) -> Result<(Model, GpuWeights)> {
+        let (file, len) = crate::model::open_file(path)?;
+        let mut weights: Option<GpuWeights> = None;
+        let model = crate::model::load_model(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            Some(len),
+            |plan, id, bytes| weights.get_or_insert_with(|| GpuWeights::new(ctx.clone(), plan)).put(plan, id, bytes),
+            progress,
+        )?;
+        let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
+        Ok((model, weights))
+    }
+}

@@ -47,9 +47,24 @@ build_cli() {
   cargo build --release -j"$JOBS" --bin hearth
 }
 
+# Mesa's lavapipe: a Vulkan driver on the CPU, so the GPU backend is tested without a GPU.
+ensure_lavapipe() {
+  if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+    log "installing Mesa lavapipe (Vulkan on the CPU) for the GPU tests"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+    fi
+  fi
+  # Mesa warns without a runtime dir; any private scratch dir will do.
+  export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+}
+
 run_tests() {
   ensure_rust
   fetch_model
+  ensure_lavapipe
   log "checking that the library builds for the browser (wasm32)"
   rustup target add wasm32-unknown-unknown >/dev/null
   cargo build -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features

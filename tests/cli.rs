@@ -174,3 +174,17 @@ fn bad_inputs_fail_with_one_clear_line() {
     assert_clean_failure(&["score".as_ref(), m.as_os_str(), "--tokens".as_ref(), p("ids.json").as_os_str()], "outside the vocabulary");
     assert_clean_failure(&["generate".as_ref(), m.as_os_str(), "--prompt".as_ref(), "hi".as_ref(), "--temperature=-1".as_ref()], "temperature");
 }
+
+#[test]
+fn generate_on_the_gpu_backend() {
+    if gpu_context().is_none() {
+        return;
+    }
+    let gold = golden_json("chat_greedy.json");
+    let question = gold["messages"][0]["content"].as_str().unwrap();
+    let v = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--backend", "gpu", "--json"]);
+    assert!(v["backend"].as_str().unwrap().starts_with("gpu"), "{}", v["backend"]);
+    assert_eq!(ids(&v["ids"]), ids(&gold["f64_greedy"]["ids"]));
+    let b = run_ok(&["bench", &model(), "--backend", "gpu", "--prompt-tokens", "8", "--gen-tokens", "2", "--json"]);
+    assert!(b["decode_tok_s"].as_f64().unwrap() > 0.0 && b["weight_bytes_per_token"].as_u64().unwrap() > 90_000_000);
+}

@@ -48,6 +48,11 @@ impl GpuContext {
         pollster::block_on(Self::new_async())
     }
 
+    /// A software rasteriser (lavapipe, SwiftShader): correct, but slower than the CPU backend.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn describe(&self) -> String {
         format!("gpu: {} ({:?})", self.info.name, self.info.backend)
     }

@@ -199,6 +199,10 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     if ids.is_empty() {
         return Err(Error::InvalidArgument("no tokens to score".into()));
     }
+    let n_vocab = ModelConfig::from_header(&read_header_file(path)?)?.n_vocab;
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= n_vocab) {
+        return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
+    }
     let (_model, mut session) = load(path, run)?;
     let positions = session.score(&ids, top_k)?;
     if json_out {

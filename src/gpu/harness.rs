@@ -1,0 +1,86 @@
+//! Runs one kernel on host-provided buffers and reads them all back: how each WGSL kernel is
+//! tested against the CPU reference, independent of the forward pass.
+
+use super::context::GpuContext;
+use super::shaders::{Kernel, Pipelines};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+
+/// One binding, in binding order.
+pub enum Binding {
+    Storage(Vec<u8>),
+    Uniform(Vec<u8>),
+}
+
+/// Dispatches `kernel` (for weight format `ty`) over `groups` workgroups (folded into 2-D past
+/// 65,535) and returns every binding's contents afterwards.
+pub fn run_kernel(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    ty: Option<GgmlType>,
+    bindings: &[Binding],
+    groups: u32,
+) -> Result<Vec<Vec<u8>>> {
+    let mut pipes = Pipelines::default();
+    let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
+    let buffers: Vec<wgpu::Buffer> = bindings
+        .iter()
+        .map(|b| {
+            let (data, usage) = match b {
+                Binding::Storage(d) => (d, wgpu::BufferUsages::STORAGE),
+                Binding::Uniform(d) => (d, wgpu::BufferUsages::UNIFORM),
+            };
+            let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: (data.len() as u64).max(16).next_multiple_of(4),
+                usage: usage | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            ctx.queue.write_buffer(&buf, 0, data);
+            buf
+        })
+        .collect();
+    let layout = pipeline.get_bind_group_layout(0);
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+        .collect();
+    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        let (x, y) = super::backend::fold(groups);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+    let staging: Vec<wgpu::Buffer> = buffers
+        .iter()
+        .map(|b| {
+            let s = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: b.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            encoder.copy_buffer_to_buffer(b, 0, &s, 0, b.size());
+            s
+        })
+        .collect();
+    ctx.queue.submit([encoder.finish()]);
+    let mut out = Vec::new();
+    for (s, b) in staging.iter().zip(bindings) {
+        let len = match b {
+            Binding::Storage(d) | Binding::Uniform(d) => d.len(),
+        };
+        out.push(super::backend::read_back(ctx, s, len)?);
+    }
+    Ok(out)
+}
+
+impl From<wgpu::BufferAsyncError> for Error {
+    fn from(e: wgpu::BufferAsyncError) -> Self {
+        Error::Unsupported(format!("GPU readback failed: {e}"))
+    }
+}

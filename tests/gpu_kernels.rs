@@ -1,0 +1,365 @@
+//! Every WGSL kernel against a plain CPU loop, on fresh random inputs each run (the seed is
+//! printed), with sizes that do not divide the workgroup and every weight format. Output
+//! buffers are poisoned with NaN first, so an element the kernel fails to write fails the test.
+
+mod common;
+
+use bytemuck::{bytes_of, cast_slice};
+use common::gpu_context;
+use half::{bf16, f16};
+use hearth::gpu::harness::{run_kernel, Binding};
+use hearth::gpu::params;
+use hearth::gpu::{GpuContext, Kernel};
+use hearth::quant::gpu_layout::to_gpu_layout;
+use hearth::quant::{dequantize_row, GgmlType};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+const ALL_TYPES: [GgmlType; 8] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+];
+
+fn rng() -> ChaCha8Rng {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("random seed {seed}");
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn uniform(rng: &mut ChaCha8Rng) -> f32 {
+    (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+}
+
+fn floats(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| uniform(rng)).collect()
+}
+
+fn poison(n: usize) -> Vec<u8> {
+    cast_slice(&vec![f32::NAN; n]).to_vec()
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(bytes)
+}
+
+fn step(n_tokens: u32, start_pos: u32) -> Binding {
+    Binding::Uniform(bytes_of(&params::Step { n_tokens, start_pos, _pad: [0; 2] }).to_vec())
+}
+
+/// Random rows of `ty` in file layout: random quant bits with sane f16 scales.
+fn random_rows(rng: &mut ChaCha8Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let n = rows * cols;
+    match ty {
+        GgmlType::F32 => cast_slice(&floats(rng, n)).to_vec(),
+        GgmlType::F16 => floats(rng, n).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+        GgmlType::BF16 => floats(rng, n).iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect(),
+        _ => {
+            let mut out = Vec::new();
+            for _ in 0..n / ty.block_len() {
+                let mut block: Vec<u8> = (0..ty.block_bytes()).map(|_| rng.next_u32() as u8).collect();
+                let scale = f16::from_f32(uniform(rng) * 0.1).to_le_bytes();
+                block[..2].copy_from_slice(&scale);
+                if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                    block[2..4].copy_from_slice(&f16::from_f32(uniform(rng) * 0.1).to_le_bytes());
+                }
+                out.extend(block);
+            }
+            out
+        }
+    }
+}
+
+fn dequant(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; rows * cols];
+    let rb = bytes.len() / rows;
+    for r in 0..rows {
+        dequantize_row(ty, &bytes[r * rb..(r + 1) * rb], &mut out[r * cols..(r + 1) * cols]);
+    }
+    out
+}
+
+/// |got - want| within 1e-4 of the magnitude that went into `want`.
+fn assert_close(what: &str, got: &[f32], want: &[f64], scale: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
+        let tol = 1e-4 * s.max(1e-3);
+        assert!((g as f64 - w).abs() <= tol, "{what}[{i}]: gpu {g} vs cpu {w} (tolerance {tol:e})");
+    }
+}
+
+fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate: bool, last_only: bool) {
+    let (rows, n) = (37usize, 3usize);
+    let cols = 3 * ty.block_len().max(32) + if ty.block_len() == 1 { 2 } else { 0 };
+    let w = random_rows(rng, ty, rows, cols);
+    let wf = dequant(ty, &w, rows, cols);
+    let x = floats(rng, n * cols);
+    let y0 = floats(rng, n * rows);
+    let n_out = if last_only { 1 } else { n };
+    let p = params::MatMul {
+        rows: rows as u32,
+        cols: cols as u32,
+        row_words: (to_gpu_layout(ty, &w).len() / rows / 4) as u32,
+        accumulate: accumulate as u32,
+        last_only: last_only as u32,
+        y_stride: rows as u32,
+        row_offset: 0,
+        _pad: 0,
+    };
+    let y_init = if accumulate { cast_slice(&y0[..n_out * rows]).to_vec() } else { poison(n_out * rows) };
+    let out = run_kernel(
+        ctx,
+        Kernel::MatMul,
+        Some(ty),
+        &[
+            Binding::Storage(to_gpu_layout(ty, &w)),
+            Binding::Storage(cast_slice(&x).to_vec()),
+            Binding::Storage(y_init),
+            Binding::Uniform(bytes_of(&p).to_vec()),
+            step(n as u32, 0),
+        ],
+        (rows as u32).div_ceil(4) * n_out as u32,
+    )
+    .unwrap();
+    let (mut want, mut scale) = (Vec::new(), Vec::new());
+    for t in 0..n_out {
+        let ti = if last_only { n - 1 } else { t };
+        for r in 0..rows {
+            let terms = (0..cols).map(|c| wf[r * cols + c] as f64 * x[ti * cols + c] as f64);
+            let base = if accumulate { y0[t * rows + r] as f64 } else { 0.0 };
+            want.push(base + terms.clone().sum::<f64>());
+            scale.push(base.abs() + terms.map(f64::abs).sum::<f64>());
+        }
+    }
+    assert_close(&format!("matmul {ty:?} acc={accumulate} last={last_only}"), &f32s(&out[2]), &want, &scale);
+}
+
+#[test]
+fn matmul_every_format() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    for ty in ALL_TYPES {
+        matmul_case(&ctx, &mut rng, ty, false, false);
+        matmul_case(&ctx, &mut rng, ty, true, false);
+        matmul_case(&ctx, &mut rng, ty, false, true);
+    }
+}
+
+#[test]
+fn embed_every_format() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    for ty in ALL_TYPES {
+        let (rows, cols) = (13usize, 2 * ty.block_len().max(32) + if ty.block_len() == 1 { 6 } else { 0 });
+        let table = random_rows(&mut rng, ty, rows, cols);
+        let tf = dequant(ty, &table, rows, cols);
+        let tokens: Vec<u32> = vec![5, 0, 12, (rng.next_u32() % 13)];
+        let row_words = (to_gpu_layout(ty, &table).len() / rows / 4) as u32;
+        // The table split in two parts, as a tensor over the binding limit would be.
+        let split = 7usize;
+        let gpu = to_gpu_layout(ty, &table);
+        let part_bytes = gpu.len() / rows * split;
+        let mut y = poison(tokens.len() * cols);
+        for (offset, part) in [(0usize, &gpu[..part_bytes]), (split, &gpu[part_bytes..])] {
+            let p = params::Embed {
+                dim: cols as u32,
+                row_words,
+                row_offset: offset as u32,
+                rows: (part.len() / (row_words as usize * 4)) as u32,
+            };
+            let out = run_kernel(
+                &ctx,
+                Kernel::Embed,
+                Some(ty),
+                &[
+                    Binding::Storage(part.to_vec()),
+                    Binding::Storage(cast_slice(&tokens).to_vec()),
+                    Binding::Storage(y),
+                    Binding::Uniform(bytes_of(&p).to_vec()),
+                    step(tokens.len() as u32, 0),
+                ],
+                (tokens.len() * cols).div_ceil(64) as u32,
+            )
+            .unwrap();
+            y = out[2].clone();
+        }
+        let want: Vec<f64> = tokens.iter().flat_map(|&t| tf[t as usize * cols..(t as usize + 1) * cols].iter().map(|&v| v as f64)).collect();
+        let scale: Vec<f64> = want.iter().map(|v| v.abs()).collect();
+        assert_close(&format!("embed {ty:?}"), &f32s(&y), &want, &scale);
+    }
+}
+
+#[test]
+fn rms_norm_odd_width() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (dim, n) = (97usize, 3usize);
+    let x = floats(&mut rng, n * dim);
+    let w = floats(&mut rng, dim);
+    let p = params::RmsNorm { dim: dim as u32, eps: 1e-5, _pad: [0; 2] };
+    let out = run_kernel(
+        &ctx,
+        Kernel::RmsNorm,
+        None,
+        &[
+            Binding::Storage(cast_slice(&x).to_vec()),
+            Binding::Storage(cast_slice(&w).to_vec()),
+            Binding::Storage(poison(n * dim)),
+            Binding::Uniform(bytes_of(&p).to_vec()),
+            step(n as u32, 0),
+        ],
+        n as u32,
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for t in 0..n {
+        let xs = &x[t * dim..(t + 1) * dim];
+        let ms = xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / dim as f64;
+        let s = 1.0 / (ms + 1e-5).sqrt();
+        want.extend(xs.iter().zip(&w).map(|(&v, &g)| v as f64 * s * g as f64));
+    }
+    let scale: Vec<f64> = want.iter().map(|v| v.abs().max(1.0)).collect();
+    assert_close("rms_norm", &f32s(&out[2]), &want, &scale);
+}
+
+#[test]
+fn rope_both_styles() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (n, heads, hd, rope_dim, start) = (3usize, 3usize, 10usize, 8usize, 7usize);
+    let half = rope_dim / 2;
+    let table: Vec<f32> = (0..start + n)
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
+        .collect();
+    for neox in [false, true] {
+        let x = floats(&mut rng, n * heads * hd);
+        let p = params::Rope { n_heads: heads as u32, head_dim: hd as u32, half: half as u32, neox: neox as u32 };
+        let out = run_kernel(
+            &ctx,
+            Kernel::Rope,
+            None,
+            &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(cast_slice(&table).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, start as u32)],
+            (n * heads * half).div_ceil(64) as u32,
+        )
+        .unwrap();
+        let mut want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        for t in 0..n {
+            for h in 0..heads {
+                let base = (t * heads + h) * hd;
+                for i in 0..half {
+                    let (c, s) = (table[((start + t) * half + i) * 2] as f64, table[((start + t) * half + i) * 2 + 1] as f64);
+                    let (a, b) = if neox { (base + i, base + i + half) } else { (base + 2 * i, base + 2 * i + 1) };
+                    let (x0, x1) = (x[a] as f64, x[b] as f64);
+                    want[a] = x0 * c - x1 * s;
+                    want[b] = x0 * s + x1 * c;
+                }
+            }
+        }
+        let scale = vec![1.0; want.len()];
+        assert_close(&format!("rope neox={neox}"), &f32s(&out[0]), &want, &scale);
+    }
+}
+
+#[test]
+fn kv_store_and_attention_over_several_tiles() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    // 70 cached positions + 3 new ones: more than one 64-position tile, causal within the batch.
+    let (n_head, n_kv, hd, start, n) = (4usize, 2usize, 12usize, 70usize, 3usize);
+    let kv_dim = n_kv * hd;
+    let total = start + n;
+    let mut k_cache = floats(&mut rng, total * kv_dim);
+    let mut v_cache = floats(&mut rng, total * kv_dim);
+    let k_new = floats(&mut rng, n * kv_dim);
+    let v_new = floats(&mut rng, n * kv_dim);
+    // The positions the batch will write start out poisoned.
+    let mut kc: Vec<u8> = cast_slice(&k_cache[..start * kv_dim]).to_vec();
+    kc.extend(poison(n * kv_dim));
+    let mut vc: Vec<u8> = cast_slice(&v_cache[..start * kv_dim]).to_vec();
+    vc.extend(poison(n * kv_dim));
+    let pw = params::Width { width: kv_dim as u32, _pad: [0; 3] };
+    let stored = run_kernel(
+        &ctx,
+        Kernel::KvStore,
+        None,
+        &[
+            Binding::Storage(cast_slice(&k_new).to_vec()),
+            Binding::Storage(cast_slice(&v_new).to_vec()),
+            Binding::Storage(kc),
+            Binding::Storage(vc),
+            Binding::Uniform(bytes_of(&pw).to_vec()),
+            step(n as u32, start as u32),
+        ],
+        (n * kv_dim).div_ceil(64) as u32,
+    )
+    .unwrap();
+    k_cache[start * kv_dim..].copy_from_slice(&k_new);
+    v_cache[start * kv_dim..].copy_from_slice(&v_new);
+    assert_eq!(f32s(&stored[2]), k_cache, "kv_store keys");
+    assert_eq!(f32s(&stored[3]), v_cache, "kv_store values");
+
+    let q = floats(&mut rng, n * n_head * hd);
+    let scale_f = 1.0 / (hd as f32).sqrt();
+    let pa = params::Attention { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, kv_dim: kv_dim as u32, scale: scale_f, _pad: [0; 3] };
+    let out = run_kernel(
+        &ctx,
+        Kernel::Attention,
+        None,
+        &[
+            Binding::Storage(cast_slice(&q).to_vec()),
+            Binding::Storage(stored[2].clone()),
+            Binding::Storage(stored[3].clone()),
+            Binding::Storage(poison(n * n_head * hd)),
+            Binding::Uniform(bytes_of(&pa).to_vec()),
+            step(n as u32, start as u32),
+        ],
+        (n * n_head) as u32,
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for t in 0..n {
+        for h in 0..n_head {
+            let kvo = (h / (n_head / n_kv)) * hd;
+            let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
+            let len = start + t + 1;
+            let s: Vec<f64> = (0..len)
+                .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64)
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for d in 0..hd {
+                want.push((0..len).map(|j| e[j] / z * v_cache[j * kv_dim + kvo + d] as f64).sum::<f64>());
+            }
+        }
+    }
+    assert_close("attention", &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+}
+
+#[test]
+fn swiglu_odd_width() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (width, n) = (101usize, 3usize);
+    let g = floats(&mut rng, n * width);
+    let u = floats(&mut rng, n * width);
+    let p = params::Width { width: width as u32, _pad: [0; 3] };
+    let out = run_kernel(
+        &ctx,
+        Kernel::SwiGlu,
+        None,
+        &[Binding::Storage(cast_slice(&g).to_vec()), Binding::Storage(cast_slice(&u).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
+        (n * width).div_ceil(64) as u32,
+    )
+    .unwrap();
+    let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| g as f64 / (1.0 + (-g as f64).exp()) * u as f64).collect();
+    assert_close("swiglu", &f32s(&out[0]), &want, &vec![1.0; want.len()]);
+}

@@ -17,26 +17,16 @@ pub fn rms_norm(x: &[f32], w: &QTensor, eps: f32, y: &mut [f32]) {
     }
 }
 
-/// cos/sin of every (position, frequency) pair of one batch, computed in f64.
+/// cos/sin of every (position, frequency) pair of one batch.
 pub struct RopeTable {
     /// `n` rows of `rope_dim / 2` pairs.
-    cos_sin: Vec<(f32, f32)>,
+    cos_sin: Vec<[f32; 2]>,
     half: usize,
 }
 
 impl RopeTable {
     pub fn new(c: &ModelConfig, start: usize, n: usize) -> Self {
-        let half = c.rope_dim / 2;
-        let base = c.rope_theta as f64;
-        let mut cos_sin = Vec::with_capacity(n * half);
-        for p in start..start + n {
-            for i in 0..half {
-                let freq = base.powf(-2.0 * i as f64 / c.rope_dim as f64);
-                let (s, co) = (p as f64 * freq).sin_cos();
-                cos_sin.push((co as f32, s as f32));
-            }
-        }
-        Self { cos_sin, half }
+        Self { cos_sin: c.rope_cos_sin(start, n), half: c.rope_dim / 2 }
     }
 }
 
@@ -47,7 +37,7 @@ pub fn rope(x: &mut [f32], n_heads: usize, c: &ModelConfig, table: &RopeTable) {
     for (t, tok) in x.chunks_exact_mut(n_heads * hd).enumerate() {
         let cs = &table.cos_sin[t * half..(t + 1) * half];
         for head in tok.chunks_exact_mut(hd) {
-            for (i, &(cos, sin)) in cs.iter().enumerate() {
+            for (i, &[cos, sin]) in cs.iter().enumerate() {
                 let (a, b) = match c.rope_style {
                     RopeStyle::Norm => (2 * i, 2 * i + 1),
                     RopeStyle::Neox => (i, i + half),

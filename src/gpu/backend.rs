@@ -122,17 +122,9 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        // cos/sin for every (position, frequency), computed in f64 like the CPU backend.
         let half = c.rope_dim / 2;
-        let mut table = Vec::with_capacity(max_context * half * 2);
-        for p in 0..max_context {
-            for i in 0..half {
-                let freq = (c.rope_theta as f64).powf(-2.0 * i as f64 / c.rope_dim as f64);
-                let (s, co) = (p as f64 * freq).sin_cos();
-                table.extend_from_slice(&[co as f32, s as f32]);
-            }
-        }
-        let rope_table = storage(&ctx, "rope table", (table.len() * 4) as u64);
+        let table = c.rope_cos_sin(0, max_context);
+        let rope_table = storage(&ctx, "rope table", std::mem::size_of_val(table.as_slice()) as u64);
         ctx.queue.write_buffer(&rope_table, 0, bytemuck::cast_slice(&table));
         let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();

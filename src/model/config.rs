@@ -33,6 +33,21 @@ impl ModelConfig {
         self.n_head_kv * self.head_dim
     }
 
+    /// RoPE `[cos, sin]` for positions `start..start + n`, `rope_dim / 2` frequencies each,
+    /// computed in f64 so every backend rotates by the same f32 values.
+    pub fn rope_cos_sin(&self, start: usize, n: usize) -> Vec<[f32; 2]> {
+        let half = self.rope_dim / 2;
+        let mut out = Vec::with_capacity(n * half);
+        for p in start..start + n {
+            for i in 0..half {
+                let freq = (self.rope_theta as f64).powf(-2.0 * i as f64 / self.rope_dim as f64);
+                let (s, c) = (p as f64 * freq).sin_cos();
+                out.push([c as f32, s as f32]);
+            }
+        }
+        out
+    }
+
     pub fn from_header(h: &GgufHeader) -> Result<Self> {
         let md = &h.metadata;
         let arch_name = md.require_str("general.architecture")?;

@@ -28,7 +28,7 @@ pub fn gpu_block_len(ty: GgmlType) -> usize {
 
 /// Whether rows of `cols` elements can be laid out (f16/bf16 rows must pair up).
 pub fn gpu_supports_cols(ty: GgmlType, cols: usize) -> bool {
-    cols % gpu_block_len(ty) == 0
+    cols.is_multiple_of(gpu_block_len(ty))
 }
 
 /// Converts one row-major run of whole GPU blocks from file layout to GPU layout.

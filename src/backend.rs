@@ -22,6 +22,14 @@ pub trait Backend {
     /// exactly `start` positions. Returns row-major logits for the rows `which` selects.
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>>;
 
+    /// Like [`forward`](Self::forward) for the last token only, returning the id of its
+    /// largest logit (the lowest id among equals). Backends that can keep the logits where
+    /// they are computed override this to read back one id instead of the vocabulary.
+    fn forward_argmax(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        let logits = self.forward(tokens, start, LogitsFor::Last)?;
+        Ok(crate::sampler::argmax(&logits))
+    }
+
     /// Forgets cached positions from `len` on.
     fn truncate(&mut self, len: usize);
 

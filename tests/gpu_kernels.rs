@@ -363,3 +363,30 @@ fn swiglu_odd_width() {
     let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| g as f64 / (1.0 + (-g as f64).exp()) * u as f64).collect();
     assert_close("swiglu", &f32s(&out[0]), &want, &vec![1.0; want.len()]);
 }
+
+#[test]
+fn argmax_takes_the_lowest_index_among_equals() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let n = 49_157usize;
+    let mut logits = floats(&mut rng, n);
+    let top = (rng.next_u32() as usize) % (n - 10);
+    logits[top] = 5.0;
+    logits[top + 7] = 5.0;
+    let run = |logits: &[f32]| {
+        let p = params::Width { width: n as u32, _pad: [0; 3] };
+        let out = run_kernel(
+            &ctx,
+            Kernel::Argmax,
+            None,
+            &[Binding::Storage(cast_slice(logits).to_vec()), Binding::Storage(vec![0xff; 4]), Binding::Uniform(bytes_of(&p).to_vec())],
+            1,
+        )
+        .unwrap();
+        u32::from_le_bytes(out[1][..4].try_into().unwrap())
+    };
+    assert_eq!(run(&logits), top as u32);
+    assert_eq!(hearth::sampler::argmax(&logits), top as u32);
+    logits[n - 1] = 6.0;
+    assert_eq!(run(&logits), (n - 1) as u32);
+}

@@ -42,6 +42,8 @@ enum Role {
     Always,
     LogitsLast,
     LogitsAll,
+    /// Greedy decoding: argmax of the last token's logits.
+    Argmax,
 }
 
 struct Dispatch {
@@ -60,6 +62,8 @@ pub struct GpuBackend {
     step: wgpu::Buffer,
     logits: wgpu::Buffer,
     staging: wgpu::Buffer,
+    argmax: wgpu::Buffer,
+    argmax_staging: wgpu::Buffer,
     max_batch: usize,
     max_context: usize,
     len: usize,
@@ -119,6 +123,13 @@ impl GpuBackend {
         let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("logits readback"),
             size: logits_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let argmax = storage(&ctx, "argmax", 4);
+        let argmax_staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("argmax readback"),
+            size: 4,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -224,15 +235,72 @@ impl GpuBackend {
                             add(Kernel::MatMul, Some(w.ty), &[&part.buffer, act(input), &logits, &pb, &step], grid, role);
                         }
                     }
+                    let pb = uniform(&ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
+                    add(Kernel::Argmax, None, &[&logits, &argmax, &pb], Grid::Once(1), Role::Argmax);
                 }
             }
         }
-        Ok(Self { ctx, plan, _weights: weights, dispatches, tokens, step, logits, staging, max_batch, max_context, len: 0 })
+        Ok(Self {
+            ctx,
+            plan,
+            _weights: weights,
+            dispatches,
+            tokens,
+            step,
+            logits,
+            staging,
+            argmax,
+            argmax_staging,
+            max_batch,
+            max_context,
+            len: 0,
+        })
     }
 
-    /// Number of compute dispatches one forward pass records for generation.
+    /// Number of compute dispatches one greedy decoding step records.
     pub fn dispatches_per_token(&self) -> usize {
         self.dispatches.iter().filter(|d| d.role != Role::LogitsAll).count()
+    }
+
+    fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
+        let c = &self.plan.config;
+        if start != self.len {
+            return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {} positions", self.len)));
+        }
+        if start + tokens.len() > self.max_context {
+            return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: self.max_context });
+        }
+        if tokens.len() > self.max_batch {
+            return Err(Error::InvalidArgument(format!("batch of {} tokens exceeds {}", tokens.len(), self.max_batch)));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
+        }
+        Ok(())
+    }
+
+    /// Records one compute pass over the dispatches `wanted` selects, plus `copies`, and
+    /// submits it: the whole forward pass is one submission.
+    fn submit(&mut self, tokens: &[u32], start: usize, wanted: impl Fn(Role) -> bool, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
+        let n = tokens.len() as u32;
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
+        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: n, start_pos: start as u32, _pad: [0; 2] }));
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+            for d in self.dispatches.iter().filter(|d| wanted(d.role)) {
+                let (x, y) = fold(d.grid.groups(n));
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+        for &(src, dst, bytes) in copies {
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        }
+        q.submit([encoder.finish()]);
+        self.len = start + tokens.len();
     }
 
     fn read_logits(&self, n_floats: usize) -> Result<Vec<f32>> {
@@ -284,58 +352,40 @@ impl Backend for GpuBackend {
     }
 
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
-        let c = &self.plan.config;
-        if start != self.len {
-            return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {} positions", self.len)));
-        }
-        if start + tokens.len() > self.max_context {
-            return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: self.max_context });
-        }
-        if tokens.len() > self.max_batch {
-            return Err(Error::InvalidArgument(format!("batch of {} tokens exceeds {}", tokens.len(), self.max_batch)));
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
-        }
+        self.check(tokens, start)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
-        }
-        let n = tokens.len() as u32;
-        let q = &self.ctx.queue;
-        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
-        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: n, start_pos: start as u32, _pad: [0; 2] }));
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-            for d in &self.dispatches {
-                let wanted = match d.role {
-                    Role::Always => true,
-                    Role::LogitsLast => which == LogitsFor::Last,
-                    Role::LogitsAll => which == LogitsFor::All,
-                };
-                if !wanted {
-                    continue;
-                }
-                let (x, y) = fold(d.grid.groups(n));
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(x, y, 1);
-            }
         }
         let rows = match which {
             LogitsFor::None => 0,
             LogitsFor::Last => 1,
             LogitsFor::All => tokens.len(),
         };
-        let floats = rows * c.n_vocab;
-        if floats > 0 {
-            encoder.copy_buffer_to_buffer(&self.logits, 0, &self.staging, 0, (floats * 4) as u64);
-        }
-        q.submit([encoder.finish()]);
-        self.len = start + tokens.len();
+        let floats = rows * self.plan.config.n_vocab;
+        let wanted = |r: Role| match r {
+            Role::Always => true,
+            Role::LogitsLast => which == LogitsFor::Last,
+            Role::LogitsAll => which == LogitsFor::All,
+            Role::Argmax => false,
+        };
+        let (logits, staging) = (self.logits.clone(), self.staging.clone());
+        let copies: &[_] = if floats > 0 { &[(&logits, &staging, (floats * 4) as u64)] } else { &[] };
+        self.submit(tokens, start, wanted, copies);
         if floats == 0 {
             return Ok(Vec::new());
         }
         self.read_logits(floats)
+    }
+
+    fn forward_argmax(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        self.check(tokens, start)?;
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to evaluate".into()));
+        }
+        let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast | Role::Argmax);
+        let (argmax, staging) = (self.argmax.clone(), self.argmax_staging.clone());
+        self.submit(tokens, start, wanted, &[(&argmax, &staging, 4)]);
+        let bytes = read_back(&self.ctx, &self.argmax_staging, 4)?;
+        Ok(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")))
     }
 }

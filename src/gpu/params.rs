@@ -60,7 +60,7 @@ pub struct Attention {
     pub _pad: [u32; 3],
 }
 
-/// `kv_store` and `swiglu` take one width.
+/// `kv_store`, `swiglu` and `argmax` take one width.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub struct Width {

@@ -17,6 +17,7 @@ pub enum Kernel {
     KvStore,
     Attention,
     SwiGlu,
+    Argmax,
 }
 
 impl Kernel {
@@ -29,6 +30,7 @@ impl Kernel {
             Kernel::KvStore => include_str!("../../shaders/kv_store.wgsl"),
             Kernel::Attention => include_str!("../../shaders/attention.wgsl"),
             Kernel::SwiGlu => include_str!("../../shaders/swiglu.wgsl"),
+            Kernel::Argmax => include_str!("../../shaders/argmax.wgsl"),
         }
     }
 

@@ -24,6 +24,11 @@ impl Sampler {
         Self { temperature: 0.0, rng: ChaCha8Rng::seed_from_u64(0) }
     }
 
+    /// Temperature 0: the next token is the argmax, which backends can compute in place.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
     pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
         if logits.is_empty() {
             return Err(Error::InvalidArgument("no logits to sample from".into()));

@@ -45,7 +45,7 @@ impl Session {
     fn for_each_position(&mut self, tokens: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<()> {
         self.clear();
         let n_vocab = self.n_vocab;
-        let chunk = self.prefill_chunk.min(self.backend.max_batch()).max(1);
+        let chunk = self.chunk_len();
         for (c, part) in tokens.chunks(chunk).enumerate() {
             let logits = self.append(part, LogitsFor::All)?;
             for (i, row) in logits.chunks_exact(n_vocab).enumerate() {

@@ -67,7 +67,9 @@ pub fn generate(
 ) -> Result<Generation> {
     let t0 = Instant::now();
     let reused = session.tokens().iter().zip(prompt_ids).take_while(|(a, b)| a == b).count();
-    let mut logits = session.set_tokens(prompt_ids)?;
+    // Greedy decoding asks the backend for the argmax only (a GPU then reads back 4 bytes).
+    let greedy = sampler.is_greedy();
+    let mut next = if greedy { session.set_tokens_greedy(prompt_ids)? } else { sampler.sample(&session.set_tokens(prompt_ids)?)? };
     let prefill_seconds = t0.elapsed().as_secs_f64();
     let prefill_tokens = prompt_ids.len() - reused.min(prompt_ids.len() - 1);
     let t1 = Instant::now();
@@ -76,7 +78,7 @@ pub fn generate(
     let mut decoder = StreamDecoder::new(tokenizer);
     let mut stop_reason = StopReason::Length;
     while ids.len() < opts.max_tokens {
-        let id = sampler.sample(&logits)?;
+        let id = next;
         ids.push(id);
         if tokenizer.is_end_of_generation(id) {
             stop_reason = StopReason::Eos;
@@ -91,7 +93,11 @@ pub fn generate(
         if ids.len() == opts.max_tokens {
             break;
         }
-        logits = session.append(&[id], LogitsFor::Last)?;
+        next = if greedy {
+            session.append_greedy(&[id])?
+        } else {
+            sampler.sample(&session.append(&[id], LogitsFor::Last)?)?
+        };
     }
     let tail = decoder.finish();
     if !tail.is_empty() {

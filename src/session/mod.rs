@@ -39,49 +39,95 @@ impl Session {
         self.tokens.clear();
     }
 
-    /// Appends `tokens` to the sequence, evaluating them in chunks. Returns the logits `which`
-    /// selects (for `All`, one row per appended token).
-    pub fn append(&mut self, tokens: &[u32], which: LogitsFor) -> Result<Vec<f32>> {
+    fn chunk_len(&self) -> usize {
+        self.prefill_chunk.min(self.backend.max_batch()).max(1)
+    }
+
+    /// Runs one forward call on `part` at the end of the sequence, keeping the session
+    /// consistent when it fails.
+    fn step<T>(&mut self, part: &[u32], f: impl FnOnce(&mut dyn Backend, &[u32], usize) -> Result<T>) -> Result<T> {
+        let limit = self.backend.max_context();
+        let start = self.tokens.len();
+        if start + part.len() > limit {
+            return Err(Error::ContextLengthExceeded { needed: start + part.len(), limit });
+        }
+        match f(self.backend.as_mut(), part, start) {
+            Ok(v) => {
+                self.tokens.extend_from_slice(part);
+                Ok(v)
+            }
+            Err(e) => {
+                self.backend.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Evaluates every chunk of `tokens` but the last without logits and returns the last.
+    fn prefill_head<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32]> {
         let limit = self.backend.max_context();
         if self.tokens.len() + tokens.len() > limit {
             return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + tokens.len(), limit });
         }
-        let chunk = self.prefill_chunk.min(self.backend.max_batch()).max(1);
-        let mut out = Vec::new();
-        let n_chunks = tokens.len().div_ceil(chunk);
-        for (i, part) in tokens.chunks(chunk).enumerate() {
-            let last = i + 1 == n_chunks;
-            let w = match which {
-                LogitsFor::All => LogitsFor::All,
-                LogitsFor::Last if last => LogitsFor::Last,
-                _ => LogitsFor::None,
-            };
-            let start = self.tokens.len();
-            match self.backend.forward(part, start, w) {
-                Ok(logits) => out.extend_from_slice(&logits),
-                Err(e) => {
-                    // Leave the session consistent: drop whatever this call added.
-                    self.backend.truncate(start);
-                    return Err(e);
-                }
-            }
-            self.tokens.extend_from_slice(part);
+        let chunk = self.chunk_len();
+        let head = tokens.len().saturating_sub(1) / chunk * chunk;
+        for part in tokens[..head].chunks(chunk) {
+            self.step(part, |b, p, s| b.forward(p, s, LogitsFor::None))?;
         }
-        debug_assert!(out.len() % self.n_vocab.max(1) == 0);
-        Ok(out)
+        Ok(&tokens[head..])
+    }
+
+    /// Appends `tokens` to the sequence, evaluating them in chunks. Returns the logits `which`
+    /// selects (for `All`, one row per appended token).
+    pub fn append(&mut self, tokens: &[u32], which: LogitsFor) -> Result<Vec<f32>> {
+        if which == LogitsFor::All {
+            let limit = self.backend.max_context();
+            if self.tokens.len() + tokens.len() > limit {
+                return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + tokens.len(), limit });
+            }
+            let mut out = Vec::with_capacity(tokens.len() * self.n_vocab);
+            for part in tokens.chunks(self.chunk_len()) {
+                out.extend(self.step(part, |b, p, s| b.forward(p, s, LogitsFor::All))?);
+            }
+            return Ok(out);
+        }
+        let last = self.prefill_head(tokens)?;
+        self.step(last, |b, p, s| b.forward(p, s, which))
+    }
+
+    /// Appends `tokens` and returns the id of the last one's largest logit, letting the
+    /// backend avoid reading back the whole vocabulary.
+    pub fn append_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to evaluate".into()));
+        }
+        let last = self.prefill_head(tokens)?;
+        self.step(last, |b, p, s| b.forward_argmax(p, s))
+    }
+
+    /// Truncates the cache to the longest common prefix with `tokens`, always leaving at least
+    /// the last token to evaluate (its logits are the result); returns what must be evaluated.
+    fn reuse_prefix<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32]> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("empty prompt".into()));
+        }
+        let common = self.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let keep = common.min(tokens.len() - 1);
+        self.backend.truncate(keep);
+        self.tokens.truncate(keep);
+        Ok(&tokens[keep..])
     }
 
     /// Makes the sequence equal to `tokens`, re-evaluating only what follows the longest
     /// common prefix with the cached tokens, and returns the last token's logits.
     pub fn set_tokens(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        if tokens.is_empty() {
-            return Err(Error::InvalidArgument("empty prompt".into()));
-        }
-        let common = self.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        // The last token is always evaluated again: its logits are the result.
-        let keep = common.min(tokens.len() - 1);
-        self.backend.truncate(keep);
-        self.tokens.truncate(keep);
-        self.append(&tokens[keep..], LogitsFor::Last)
+        let rest = self.reuse_prefix(tokens)?;
+        self.append(rest, LogitsFor::Last)
+    }
+
+    /// [`set_tokens`](Self::set_tokens) for greedy decoding: returns the next token's id.
+    pub fn set_tokens_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        let rest = self.reuse_prefix(tokens)?;
+        self.append_greedy(rest)
     }
 }

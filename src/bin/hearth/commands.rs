@@ -231,12 +231,11 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, run: &RunArgs
     let base = model.tokenizer.encode(text, false)?;
     let prompt: Vec<u32> = base.iter().copied().cycle().take(prompt_tokens).collect();
     let t0 = std::time::Instant::now();
-    let mut logits = session.append(&prompt, hearth::backend::LogitsFor::Last)?;
+    let mut id = session.append_greedy(&prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
     for _ in 0..gen_tokens {
-        let id = hearth::sampler::argmax(&logits);
-        logits = session.append(&[id], hearth::backend::LogitsFor::Last)?;
+        id = session.append_greedy(&[id])?;
     }
     let decode_s = t1.elapsed().as_secs_f64();
     // Per decoded token every matrix is read once; the embedding table only for its one row

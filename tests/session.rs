@@ -1,0 +1,86 @@
+//! Sessions on the tiny synthetic model: chunked prefill, prefix reuse, greedy shortcut and
+//! context limits give the same numbers as plain evaluation and leave the session usable.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use hearth::backend::LogitsFor;
+use hearth::cpu::{CpuBackend, CpuWeights};
+use hearth::session::Session;
+use hearth::Error;
+
+fn tiny(max_context: usize) -> Session {
+    let path = golden_model_dir().join("synthetic/tiny32_q4_1.gguf");
+    let (model, weights) = CpuWeights::load_file(&path, |_| {}).unwrap();
+    let backend = CpuBackend::new(model.plan.clone(), Arc::new(weights), max_context);
+    Session::new(Box::new(backend), model.config().n_vocab)
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+const SEQ: [u32; 12] = [1, 4093, 198, 504, 2365, 5, 77, 900, 12, 13, 14, 2];
+
+#[test]
+fn chunked_prefill_equals_one_batch() {
+    let mut s = tiny(64);
+    let whole = s.append(&SEQ, LogitsFor::All).unwrap();
+    for chunk in [1, 5, 7] {
+        let mut c = tiny(64);
+        c.prefill_chunk = chunk;
+        assert!(max_diff(&c.append(&SEQ, LogitsFor::All).unwrap(), &whole) < 1e-4, "chunk {chunk}, all rows");
+        c.clear();
+        let last = c.append(&SEQ, LogitsFor::Last).unwrap();
+        assert!(max_diff(&last, &whole[whole.len() - last.len()..]) < 1e-4, "chunk {chunk}, last row");
+    }
+}
+
+#[test]
+fn prefix_reuse_equals_fresh_evaluation() {
+    let mut s = tiny(64);
+    s.set_tokens(&SEQ).unwrap();
+    // Diverge after 6 tokens: only the new suffix is evaluated, the numbers match a fresh run.
+    let mut other = SEQ.to_vec();
+    other.truncate(6);
+    other.extend([300, 301, 302]);
+    let reused = s.set_tokens(&other).unwrap();
+    assert_eq!(s.tokens(), &other[..]);
+    let fresh = tiny(64).set_tokens(&other).unwrap();
+    assert!(max_diff(&reused, &fresh) < 1e-5);
+    // A strict prefix of the cache still yields its last token's logits.
+    let prefix = s.set_tokens(&other[..4]).unwrap();
+    assert!(max_diff(&prefix, &tiny(64).set_tokens(&other[..4]).unwrap()) < 1e-5);
+}
+
+#[test]
+fn greedy_shortcut_equals_argmax_of_logits() {
+    let mut s = tiny(64);
+    let logits = s.append(&SEQ[..6], LogitsFor::Last).unwrap();
+    let mut g = tiny(64);
+    assert_eq!(g.append_greedy(&SEQ[..6]).unwrap(), argmax(&logits));
+    assert_eq!(g.tokens(), &SEQ[..6]);
+}
+
+#[test]
+fn context_overflow_is_an_error_and_the_session_stays_usable() {
+    let mut s = tiny(10);
+    s.append(&SEQ[..8], LogitsFor::None).unwrap();
+    match s.append(&SEQ[..3], LogitsFor::Last) {
+        Err(Error::ContextLengthExceeded { needed: 11, limit: 10 }) => {}
+        other => panic!("expected context_length_exceeded, got {other:?}"),
+    }
+    assert_eq!(s.tokens().len(), 8);
+    let next = s.append(&SEQ[8..10], LogitsFor::Last).unwrap();
+    let fresh = tiny(10).append(&SEQ[..10], LogitsFor::Last).unwrap();
+    assert!(max_diff(&next, &fresh) < 1e-4);
+    let mut s = tiny(64);
+    s.append(&SEQ[..3], LogitsFor::None).unwrap();
+    assert!(matches!(s.append(&[5, 99_999_999], LogitsFor::Last), Err(Error::InvalidArgument(_))));
+    assert_eq!(s.tokens(), &SEQ[..3]);
+    let after = s.append(&SEQ[3..5], LogitsFor::Last).unwrap();
+    assert!(max_diff(&after, &tiny(64).append(&SEQ[..5], LogitsFor::Last).unwrap()) < 1e-4);
+}

@@ -1,6 +1,8 @@
-// y[t][row_offset + r] (+)= W[r] · x[t] for the rows of one weight part; one workgroup handles
-// ROWS rows of one token, LANES threads per row striding over its blocks.
-// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_dot) and common.wgsl.
+// y[t][row_offset + r] (+)= W[r] · x'[t] for the rows of one weight part, where x' is x or,
+// with `norm` set, RMSNorm(x) (the norm fused in, saving its dispatch). One workgroup handles
+// ROWS rows of one token: the (normalised) input is staged in workgroup memory in tiles, and
+// LANES threads per row stride over the blocks of each tile.
+// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_dot reading `x`) and common.wgsl.
 
 struct Params {
     rows: u32,
@@ -11,17 +13,27 @@ struct Params {
     last_only: u32,
     y_stride: u32,
     row_offset: u32,
-    _pad: u32,
+    norm: u32,
+    eps: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> step: Step;
+// The RMSNorm weight when `norm` is set (any small buffer otherwise).
+@group(0) @binding(5) var<storage, read> norm_w: array<f32>;
 
-const ROWS: u32 = 4u;
-const LANES: u32 = 16u;
+const ROWS: u32 = 16u;
+const LANES: u32 = 4u;
+const WG: u32 = 64u;
+// Elements of the input staged at a time (16 KiB, WebGPU's guaranteed workgroup storage).
+const TILE: u32 = 3840u;
+var<workgroup> x: array<f32, 3840>;
 var<workgroup> partial: array<f32, 64>;
 
 @compute @workgroup_size(64)
@@ -34,15 +46,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (t >= n_out) {
         return;
     }
+    let t_in = select(t, step.n_tokens - 1u, p.last_only == 1u);
+    let base = t_in * p.cols;
+    var scale = 1.0;
+    if (p.norm == 1u) {
+        var ss = 0.0;
+        for (var i = lid; i < p.cols; i += WG) {
+            let v = src[base + i];
+            ss += v * v;
+        }
+        partial[lid] = ss;
+        workgroupBarrier();
+        for (var off = WG / 2u; off > 0u; off = off / 2u) {
+            if (lid < off) {
+                partial[lid] += partial[lid + off];
+            }
+            workgroupBarrier();
+        }
+        scale = inverseSqrt(partial[0] / f32(p.cols) + p.eps);
+        workgroupBarrier();
+    }
     let r = (group % n_groups) * ROWS + lid / LANES;
     let lane = lid % LANES;
-    let t_in = select(t, step.n_tokens - 1u, p.last_only == 1u);
     var s = 0.0;
-    if (r < p.rows) {
-        let n_blocks = p.cols / BLOCK_LEN;
-        for (var b = lane; b < n_blocks; b += LANES) {
-            s += block_dot(r * p.row_words + b * BLOCK_WORDS, t_in * p.cols + b * BLOCK_LEN);
+    for (var t0 = 0u; t0 < p.cols; t0 += TILE) {
+        let len = min(TILE, p.cols - t0);
+        for (var i = lid; i < len; i += WG) {
+            var v = src[base + t0 + i];
+            if (p.norm == 1u) {
+                v = v * scale * norm_w[t0 + i];
+            }
+            x[i] = v;
         }
+        workgroupBarrier();
+        if (r < p.rows) {
+            let b0 = t0 / BLOCK_LEN;
+            for (var b = lane; b < len / BLOCK_LEN; b += LANES) {
+                s += block_dot(r * p.row_words + (b0 + b) * BLOCK_WORDS, b * BLOCK_LEN);
+            }
+        }
+        workgroupBarrier();
     }
     partial[lid] = s;
     workgroupBarrier();

@@ -93,12 +93,25 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], scale: &[f64]) {
     }
 }
 
-fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate: bool, last_only: bool) {
+/// `cols` above the kernel's 3840-element input tile exercises the tiled path.
+fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate: bool, last_only: bool, norm: bool, cols: usize) {
     let (rows, n) = (37usize, 3usize);
-    let cols = 3 * ty.block_len().max(32) + if ty.block_len() == 1 { 2 } else { 0 };
     let w = random_rows(rng, ty, rows, cols);
     let wf = dequant(ty, &w, rows, cols);
-    let x = floats(rng, n * cols);
+    let x_in = floats(rng, n * cols);
+    let gain = floats(rng, cols);
+    // The input the matmul sees: RMSNorm(x) * gain when the norm is folded in.
+    let x: Vec<f32> = if norm {
+        x_in.chunks(cols)
+            .flat_map(|xs| {
+                let ms = xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / cols as f64;
+                let s = 1.0 / (ms + 1e-5).sqrt();
+                xs.iter().zip(&gain).map(move |(&v, &g)| (v as f64 * s * g as f64) as f32).collect::<Vec<_>>()
+            })
+            .collect()
+    } else {
+        x_in.clone()
+    };
     let y0 = floats(rng, n * rows);
     let n_out = if last_only { 1 } else { n };
     let p = params::MatMul {
@@ -109,7 +122,9 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
         last_only: last_only as u32,
         y_stride: rows as u32,
         row_offset: 0,
-        _pad: 0,
+        norm: norm as u32,
+        eps: 1e-5,
+        _pad: [0; 3],
     };
     let y_init = if accumulate { cast_slice(&y0[..n_out * rows]).to_vec() } else { poison(n_out * rows) };
     let out = run_kernel(
@@ -118,12 +133,13 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
         Some(ty),
         &[
             Binding::Storage(to_gpu_layout(ty, &w)),
-            Binding::Storage(cast_slice(&x).to_vec()),
+            Binding::Storage(cast_slice(&x_in).to_vec()),
             Binding::Storage(y_init),
             Binding::Uniform(bytes_of(&p).to_vec()),
             step(n as u32, 0),
+            Binding::Storage(cast_slice(&gain).to_vec()),
         ],
-        (rows as u32).div_ceil(4) * n_out as u32,
+        (rows as u32).div_ceil(16) * n_out as u32,
     )
     .unwrap();
     let (mut want, mut scale) = (Vec::new(), Vec::new());
@@ -136,7 +152,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
             scale.push(base.abs() + terms.map(f64::abs).sum::<f64>());
         }
     }
-    assert_close(&format!("matmul {ty:?} acc={accumulate} last={last_only}"), &f32s(&out[2]), &want, &scale);
+    assert_close(&format!("matmul {ty:?} cols={cols} acc={accumulate} last={last_only} norm={norm}"), &f32s(&out[2]), &want, &scale);
 }
 
 #[test]
@@ -144,9 +160,13 @@ fn matmul_every_format() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
     for ty in ALL_TYPES {
-        matmul_case(&ctx, &mut rng, ty, false, false);
-        matmul_case(&ctx, &mut rng, ty, true, false);
-        matmul_case(&ctx, &mut rng, ty, false, true);
+        let cols = 3 * ty.block_len().max(32) + if ty.block_len() == 1 { 2 } else { 0 };
+        matmul_case(&ctx, &mut rng, ty, false, false, false, cols);
+        matmul_case(&ctx, &mut rng, ty, true, false, false, cols);
+        matmul_case(&ctx, &mut rng, ty, false, true, false, cols);
+        matmul_case(&ctx, &mut rng, ty, false, false, true, cols);
+        // Longer than one staged tile of the input.
+        matmul_case(&ctx, &mut rng, ty, true, false, true, 128 * 32 + 64);
     }
 }
 

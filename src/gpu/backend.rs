@@ -11,7 +11,7 @@ use crate::model::{Act, ForwardPlan, Op, RopeStyle};
 use crate::{Error, Result};
 
 const WG: u32 = 64;
-const MATMUL_ROWS: u32 = 4;
+const MATMUL_ROWS: u32 = 16;
 /// WebGPU's per-dimension dispatch limit; larger grids fold into 2-D.
 const MAX_GROUPS: u32 = 65_535;
 
@@ -140,6 +140,8 @@ impl GpuBackend {
         let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
 
+        // Bound as the norm weight of matmuls without a folded norm (the kernel ignores it).
+        let no_norm = storage(&ctx, "no norm", 16);
         let mut pipes = Pipelines::default();
         let mut dispatches = Vec::new();
         let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
@@ -153,7 +155,17 @@ impl GpuBackend {
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
             dispatches.push(Dispatch { pipeline, bind_group, grid, role });
         };
-        for op in &plan.ops {
+        // A norm folded into the matmuls that read its output: (output, input, weight).
+        let mut folded: Option<(Act, Act, crate::model::WeightId)> = None;
+        for (i, op) in plan.ops.iter().enumerate() {
+            if folded.is_some_and(|(out, ..)| op.writes().contains(&out)) {
+                folded = None;
+            }
+            // The matmul's real input and norm weight, for ops reading a folded norm's output.
+            let norm_for = |x: Act| match folded {
+                Some((out, input, w)) if out == x => (input, Some(weights.get(w))),
+                _ => (x, None),
+            };
             match *op {
                 Op::Embed { table, out } => {
                     let t = weights.get(table);
@@ -163,6 +175,9 @@ impl GpuBackend {
                         add(Kernel::Embed, Some(t.ty), &[&part.buffer, &tokens, act(out), &pb, &step], Grid::Threads(t.cols as u32), Role::Always);
                     }
                 }
+                Op::RmsNorm { input, weight, out } if plan.norm_folds_into_matmuls(i) => {
+                    folded = Some((out, input, weight));
+                }
                 Op::RmsNorm { input, weight, out } => {
                     let w = weights.get(weight);
                     let pb = uniform(&ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
@@ -170,6 +185,8 @@ impl GpuBackend {
                 }
                 Op::MatMul { weight, input, out, accumulate } => {
                     let w = weights.get(weight);
+                    let (src, norm) = norm_for(input);
+                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                     for part in &w.parts {
                         let p = params::MatMul {
                             rows: part.rows,
@@ -179,11 +196,14 @@ impl GpuBackend {
                             last_only: 0,
                             y_stride: w.rows as u32,
                             row_offset: part.row_offset,
-                            _pad: 0,
+                            norm: norm.is_some() as u32,
+                            eps: c.rms_eps,
+                            _pad: [0; 3],
                         };
                         let pb = uniform(&ctx, &p);
                         let groups = part.rows.div_ceil(MATMUL_ROWS);
-                        add(Kernel::MatMul, Some(w.ty), &[&part.buffer, act(input), act(out), &pb, &step], Grid::PerToken(groups), Role::Always);
+                        let bufs = [&part.buffer, act(src), act(out), &pb, &step, norm_buf];
+                        add(Kernel::MatMul, Some(w.ty), &bufs, Grid::PerToken(groups), Role::Always);
                     }
                 }
                 Op::Rope { target, n_heads } => {
@@ -217,6 +237,8 @@ impl GpuBackend {
                 }
                 Op::Logits { weight, input } => {
                     let w = weights.get(weight);
+                    let (src, norm) = norm_for(input);
+                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                     for (last_only, role) in [(1, Role::LogitsLast), (0, Role::LogitsAll)] {
                         for part in &w.parts {
                             let p = params::MatMul {
@@ -227,12 +249,15 @@ impl GpuBackend {
                                 last_only,
                                 y_stride: w.rows as u32,
                                 row_offset: part.row_offset,
-                                _pad: 0,
+                                norm: norm.is_some() as u32,
+                                eps: c.rms_eps,
+                                _pad: [0; 3],
                             };
                             let pb = uniform(&ctx, &p);
                             let groups = part.rows.div_ceil(MATMUL_ROWS);
                             let grid = if last_only == 1 { Grid::Once(groups) } else { Grid::PerToken(groups) };
-                            add(Kernel::MatMul, Some(w.ty), &[&part.buffer, act(input), &logits, &pb, &step], grid, role);
+                            let bufs = [&part.buffer, act(src), &logits, &pb, &step, norm_buf];
+                            add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                         }
                     }
                     let pb = uniform(&ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
@@ -336,7 +361,7 @@ pub(super) fn fold(groups: u32) -> (u32, u32) {
 
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
-        self.ctx.describe()
+        format!("{}, {} dispatches per token", self.ctx.describe(), self.dispatches_per_token())
     }
 
     fn max_context(&self) -> usize {

@@ -20,7 +20,10 @@ pub struct MatMul {
     pub last_only: u32,
     pub y_stride: u32,
     pub row_offset: u32,
-    pub _pad: u32,
+    /// 1: RMSNorm the input on the fly (the norm op folded into this matmul).
+    pub norm: u32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]

@@ -59,6 +59,30 @@ pub enum Op {
     Logits { weight: WeightId, input: Act },
 }
 
+impl Op {
+    /// Activation buffers the op reads.
+    pub fn reads(&self) -> Vec<Act> {
+        match *self {
+            Op::Embed { .. } => vec![],
+            Op::RmsNorm { input, .. } | Op::Logits { input, .. } => vec![input],
+            Op::MatMul { input, out, accumulate, .. } => if accumulate { vec![input, out] } else { vec![input] },
+            Op::Rope { target, .. } => vec![target],
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
+            Op::SwiGlu { gate, up } => vec![gate, up],
+        }
+    }
+
+    /// Activation buffers the op writes.
+    pub fn writes(&self) -> Vec<Act> {
+        match *self {
+            Op::Embed { out, .. } | Op::RmsNorm { out, .. } | Op::MatMul { out, .. } | Op::Attention { out, .. } => vec![out],
+            Op::Rope { target, .. } => vec![target],
+            Op::SwiGlu { gate, .. } => vec![gate],
+            Op::Logits { .. } => vec![],
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ForwardPlan {
     pub config: ModelConfig,
@@ -76,6 +100,28 @@ impl ForwardPlan {
             Act::K | Act::V => c.kv_dim(),
             Act::Gate | Act::Up => c.n_ff,
         }
+    }
+
+    /// Whether the RMSNorm at `ops[i]` can be folded into the ops that read its output: they
+    /// are all matmuls (or the logits) and run before anything changes the norm's input.
+    pub fn norm_folds_into_matmuls(&self, i: usize) -> bool {
+        let Op::RmsNorm { input, out, .. } = self.ops[i] else { return false };
+        let (mut input_changed, mut any_reader) = (false, false);
+        for op in &self.ops[i + 1..] {
+            if op.reads().contains(&out) {
+                let matmul_of_out = matches!(*op,
+                    Op::MatMul { input: x, accumulate: false, .. } | Op::Logits { input: x, .. } if x == out);
+                if !matmul_of_out || input_changed {
+                    return false;
+                }
+                any_reader = true;
+            }
+            if op.writes().contains(&out) {
+                break;
+            }
+            input_changed |= op.writes().contains(&input);
+        }
+        any_reader
     }
 
     pub fn weight_index(&self, name: &str) -> Option<WeightId> {

@@ -410,3 +410,72 @@ fn argmax_takes_the_lowest_index_among_equals() {
     logits[n - 1] = 6.0;
     assert_eq!(run(&logits), (n - 1) as u32);
 }
+
+#[test]
+fn rope_kv_rotates_queries_and_caches_keys_and_values() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    // RoPE over 8 of 10 head dims: the last two key dims are copied unrotated.
+    let (n, n_head, n_kv, hd, rope_dim, start) = (3usize, 4usize, 2usize, 10usize, 8usize, 5usize);
+    let (half, kv_dim) = (rope_dim / 2, n_kv * hd);
+    let total = start + n;
+    let table: Vec<f32> = (0..total)
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
+        .collect();
+    let rotate = |x: &mut [f32], t: usize, neox: bool| {
+        for i in 0..half {
+            let (c, s) = (table[((start + t) * half + i) * 2], table[((start + t) * half + i) * 2 + 1]);
+            let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+            let (x0, x1) = (x[a], x[b]);
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+        }
+    };
+    for neox in [false, true] {
+        let q = floats(&mut rng, n * n_head * hd);
+        let k = floats(&mut rng, n * kv_dim);
+        let v = floats(&mut rng, n * kv_dim);
+        let old = floats(&mut rng, start * kv_dim);
+        let mut cache: Vec<u8> = cast_slice(&old).to_vec();
+        cache.extend(poison(n * kv_dim));
+        let p = params::RopeKv { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, half: half as u32, neox: neox as u32, kv_dim: kv_dim as u32, _pad: [0; 2] };
+        let out = run_kernel(
+            &ctx,
+            Kernel::RopeKv,
+            None,
+            &[
+                Binding::Storage(cast_slice(&q).to_vec()),
+                Binding::Storage(cast_slice(&k).to_vec()),
+                Binding::Storage(cast_slice(&v).to_vec()),
+                Binding::Storage(cache.clone()),
+                Binding::Storage(cache),
+                Binding::Storage(cast_slice(&table).to_vec()),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n as u32, start as u32),
+            ],
+            (n * (n_head * half + 2 * kv_dim)).div_ceil(64) as u32,
+        )
+        .unwrap();
+        let (mut want_q, mut want_k) = (q.clone(), old.clone());
+        let mut want_v = old.clone();
+        for t in 0..n {
+            for h in want_q[t * n_head * hd..(t + 1) * n_head * hd].chunks_mut(hd) {
+                rotate(h, t, neox);
+            }
+            let mut kt = k[t * kv_dim..(t + 1) * kv_dim].to_vec();
+            for h in kt.chunks_mut(hd) {
+                rotate(h, t, neox);
+            }
+            want_k.extend(kt);
+            want_v.extend_from_slice(&v[t * kv_dim..(t + 1) * kv_dim]);
+        }
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let ones = |n: usize| vec![1.0; n];
+        assert_close(&format!("rope_kv q neox={neox}"), &f32s(&out[0]), &f64s(&want_q), &ones(want_q.len()));
+        assert_close(&format!("rope_kv k cache neox={neox}"), &f32s(&out[3]), &f64s(&want_k), &ones(want_k.len()));
+        assert_eq!(f32s(&out[4]), want_v, "rope_kv v cache neox={neox}");
+    }
+}

@@ -155,9 +155,40 @@ impl GpuBackend {
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
             dispatches.push(Dispatch { pipeline, bind_group, grid, role });
         };
+        let kv = c.kv_dim() as u32;
+        let attention_params = uniform(
+            &ctx,
+            &params::Attention {
+                n_head: c.n_head as u32,
+                n_head_kv: c.n_head_kv as u32,
+                head_dim: c.head_dim as u32,
+                kv_dim: kv,
+                scale: 1.0 / (c.head_dim as f32).sqrt(),
+                _pad: [0; 3],
+            },
+        );
+        let neox = (c.rope_style == RopeStyle::Neox) as u32;
+        let rope_kv_params = uniform(
+            &ctx,
+            &params::RopeKv {
+                n_head: c.n_head as u32,
+                n_head_kv: c.n_head_kv as u32,
+                head_dim: c.head_dim as u32,
+                half: half as u32,
+                neox,
+                kv_dim: kv,
+                _pad: [0; 2],
+            },
+        );
         // A norm folded into the matmuls that read its output: (output, input, weight).
         let mut folded: Option<(Act, Act, crate::model::WeightId)> = None;
+        // Ops already covered by a fused dispatch.
+        let mut skip = 0;
         for (i, op) in plan.ops.iter().enumerate() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
             if folded.is_some_and(|(out, ..)| op.writes().contains(&out)) {
                 folded = None;
             }
@@ -206,30 +237,35 @@ impl GpuBackend {
                         add(Kernel::MatMul, Some(w.ty), &bufs, Grid::PerToken(groups), Role::Always);
                     }
                 }
+                // RoPE on Q and K followed by attention over them: rotate both, store K and V
+                // in the cache in one dispatch, then attend.
+                Op::Rope { target: qa, .. }
+                    if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
+                        (Some(Op::Rope { target: ka, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka) =>
+                {
+                    let Some(&Op::Attention { layer, q, k, v, out }) = plan.ops.get(i + 2) else { unreachable!() };
+                    let per_token = (c.n_head * half + 2 * c.kv_dim()) as u32;
+                    let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &rope_table, &rope_kv_params, &step];
+                    add(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
+                    let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, &step];
+                    add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
+                    skip = 2;
+                }
                 Op::Rope { target, n_heads } => {
                     let p = params::Rope {
                         n_heads: n_heads as u32,
                         head_dim: c.head_dim as u32,
                         half: half as u32,
-                        neox: (c.rope_style == RopeStyle::Neox) as u32,
+                        neox,
                     };
                     let pb = uniform(&ctx, &p);
                     add(Kernel::Rope, None, &[act(target), &rope_table, &pb, &step], Grid::Threads((n_heads * half) as u32), Role::Always);
                 }
                 Op::Attention { layer, q, k, v, out } => {
-                    let kv = c.kv_dim() as u32;
                     let pb = uniform(&ctx, &params::Width { width: kv, _pad: [0; 3] });
                     add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, &step], Grid::Threads(kv), Role::Always);
-                    let p = params::Attention {
-                        n_head: c.n_head as u32,
-                        n_head_kv: c.n_head_kv as u32,
-                        head_dim: c.head_dim as u32,
-                        kv_dim: kv,
-                        scale: 1.0 / (c.head_dim as f32).sqrt(),
-                        _pad: [0; 3],
-                    };
-                    let pb = uniform(&ctx, &p);
-                    add(Kernel::Attention, None, &[act(q), &k_cache[layer], &v_cache[layer], act(out), &pb, &step], Grid::PerToken(c.n_head as u32), Role::Always);
+                    let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, &step];
+                    add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
                 }
                 Op::SwiGlu { gate, up } => {
                     let pb = uniform(&ctx, &params::Width { width: c.n_ff as u32, _pad: [0; 3] });

@@ -70,3 +70,15 @@ pub struct Width {
     pub width: u32,
     pub _pad: [u32; 3],
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct RopeKv {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub half: u32,
+    pub neox: u32,
+    pub kv_dim: u32,
+    pub _pad: [u32; 2],
+}

@@ -18,6 +18,7 @@ pub enum Kernel {
     Attention,
     SwiGlu,
     Argmax,
+    RopeKv,
 }
 
 impl Kernel {
@@ -31,6 +32,7 @@ impl Kernel {
             Kernel::Attention => include_str!("../../shaders/attention.wgsl"),
             Kernel::SwiGlu => include_str!("../../shaders/swiglu.wgsl"),
             Kernel::Argmax => include_str!("../../shaders/argmax.wgsl"),
+            Kernel::RopeKv => include_str!("../../shaders/rope_kv.wgsl"),
         }
     }
 

@@ -1,7 +1,9 @@
 // y[t][row_offset + r] (+)= W[r] · x'[t] for the rows of one weight part, where x' is x or,
-// with `norm` set, RMSNorm(x) (the norm fused in, saving its dispatch). One workgroup handles
-// ROWS rows of one token: the (normalised) input is staged in workgroup memory in tiles, and
-// LANES threads per row stride over the blocks of each tile.
+// with `norm` set, RMSNorm(x) (the norm fused in, saving its dispatch). With `glu` set, W
+// holds gate rows and, `glu_rows` further on, up rows, and the output is
+// silu(gate · x') * (up · x') (the SwiGLU and the second matmul fused in). One workgroup
+// handles ROWS rows of one token: the (normalised) input is staged in workgroup memory in
+// tiles, and LANES threads per row stride over the blocks of each tile.
 // Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_dot reading `x`) and common.wgsl.
 
 struct Params {
@@ -15,9 +17,10 @@ struct Params {
     row_offset: u32,
     norm: u32,
     eps: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // Word offset of this weight's first row in the bound buffer.
+    w_base: u32,
+    glu: u32,
+    glu_rows: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -35,6 +38,7 @@ const WG: u32 = 64u;
 const TILE: u32 = 3840u;
 var<workgroup> x: array<f32, 3840>;
 var<workgroup> partial: array<f32, 64>;
+var<workgroup> partial_up: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -69,6 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = (group % n_groups) * ROWS + lid / LANES;
     let lane = lid % LANES;
     var s = 0.0;
+    var s_up = 0.0;
     for (var t0 = 0u; t0 < p.cols; t0 += TILE) {
         let len = min(TILE, p.cols - t0);
         for (var i = lid; i < len; i += WG) {
@@ -81,26 +86,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
         if (r < p.rows) {
             let b0 = t0 / BLOCK_LEN;
+            let row = p.w_base + r * p.row_words;
             for (var b = lane; b < len / BLOCK_LEN; b += LANES) {
-                s += block_dot(r * p.row_words + (b0 + b) * BLOCK_WORDS, b * BLOCK_LEN);
+                s += block_dot(row + (b0 + b) * BLOCK_WORDS, b * BLOCK_LEN);
+            }
+            if (p.glu == 1u) {
+                let up_row = row + p.glu_rows * p.row_words;
+                for (var b = lane; b < len / BLOCK_LEN; b += LANES) {
+                    s_up += block_dot(up_row + (b0 + b) * BLOCK_WORDS, b * BLOCK_LEN);
+                }
             }
         }
         workgroupBarrier();
     }
     partial[lid] = s;
+    partial_up[lid] = s_up;
     workgroupBarrier();
     for (var off = LANES / 2u; off > 0u; off = off / 2u) {
         if (lane < off) {
             partial[lid] += partial[lid + off];
+            partial_up[lid] += partial_up[lid + off];
         }
         workgroupBarrier();
     }
     if (lane == 0u && r < p.rows) {
         let o = t * p.y_stride + p.row_offset + r;
+        var v = partial[lid];
+        if (p.glu == 1u) {
+            v = v / (1.0 + exp(-v)) * partial_up[lid];
+        }
         if (p.accumulate == 1u) {
-            y[o] += partial[lid];
+            y[o] += v;
         } else {
-            y[o] = partial[lid];
+            y[o] = v;
         }
     }
 }

@@ -124,7 +124,9 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
         row_offset: 0,
         norm: norm as u32,
         eps: 1e-5,
-        _pad: [0; 3],
+        w_base: 0,
+        glu: 0,
+        glu_rows: 0,
     };
     let y_init = if accumulate { cast_slice(&y0[..n_out * rows]).to_vec() } else { poison(n_out * rows) };
     let out = run_kernel(
@@ -477,5 +479,59 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
         assert_close(&format!("rope_kv q neox={neox}"), &f32s(&out[0]), &f64s(&want_q), &ones(want_q.len()));
         assert_close(&format!("rope_kv k cache neox={neox}"), &f32s(&out[3]), &f64s(&want_k), &ones(want_k.len()));
         assert_eq!(f32s(&out[4]), want_v, "rope_kv v cache neox={neox}");
+    }
+}
+
+#[test]
+fn matmul_glu_with_stacked_weights() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16] {
+        let (rows, cols, n, skip) = (37usize, 96usize, 3usize, 5usize);
+        // [5 unrelated rows][gate rows][up rows]: w_base skips the first, glu_rows finds up.
+        let all = random_rows(&mut rng, ty, skip + 2 * rows, cols);
+        let wf = dequant(ty, &all, skip + 2 * rows, cols);
+        let gpu = to_gpu_layout(ty, &all);
+        let row_words = (gpu.len() / (skip + 2 * rows) / 4) as u32;
+        let x = floats(&mut rng, n * cols);
+        let p = params::MatMul {
+            rows: rows as u32,
+            cols: cols as u32,
+            row_words,
+            accumulate: 0,
+            last_only: 0,
+            y_stride: rows as u32,
+            row_offset: 0,
+            norm: 0,
+            eps: 1e-5,
+            w_base: skip as u32 * row_words,
+            glu: 1,
+            glu_rows: rows as u32,
+        };
+        let out = run_kernel(
+            &ctx,
+            Kernel::MatMul,
+            Some(ty),
+            &[
+                Binding::Storage(gpu),
+                Binding::Storage(cast_slice(&x).to_vec()),
+                Binding::Storage(poison(n * rows)),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n as u32, 0),
+                Binding::Storage(vec![0; 16]),
+            ],
+            (rows as u32).div_ceil(16) * n as u32,
+        )
+        .unwrap();
+        let dot = |r: usize, t: usize| (0..cols).map(|c| wf[r * cols + c] as f64 * x[t * cols + c] as f64).sum::<f64>();
+        let (mut want, mut scale) = (Vec::new(), Vec::new());
+        for t in 0..n {
+            for r in 0..rows {
+                let (g, u) = (dot(skip + r, t), dot(skip + rows + r, t));
+                want.push(g / (1.0 + (-g).exp()) * u);
+                scale.push((g.abs() + 1.0) * (u.abs() + 1.0));
+            }
+        }
+        assert_close(&format!("glu {ty:?}"), &f32s(&out[2]), &want, &scale);
     }
 }

@@ -184,6 +184,7 @@ impl GpuBackend {
         let mut folded: Option<(Act, Act, crate::model::WeightId)> = None;
         // Ops already covered by a fused dispatch.
         let mut skip = 0;
+        let glu = plan.glu_triples();
         for (i, op) in plan.ops.iter().enumerate() {
             if skip > 0 {
                 skip -= 1;
@@ -214,6 +215,36 @@ impl GpuBackend {
                     let pb = uniform(&ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
                     add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, &step], Grid::PerToken(1), Role::Always);
                 }
+                // Gate and up stacked in one buffer, then SwiGLU: one dispatch for all three.
+                Op::MatMul { input, out, .. }
+                    if glu.iter().any(|&(j, g, u)| {
+                        j == i && weights.get(g).stack.is_some_and(|(s, _)| Some(s) == weights.get(u).stack.map(|(t, _)| t))
+                    }) =>
+                {
+                    let &(_, g, u) = glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
+                    let (gw, uw) = (weights.get(g), weights.get(u));
+                    let (g_row, u_row) = (gw.stack.expect("stacked").1, uw.stack.expect("stacked").1);
+                    let (src, norm) = norm_for(input);
+                    let p = params::MatMul {
+                        rows: gw.rows as u32,
+                        cols: gw.cols as u32,
+                        row_words: gw.row_words,
+                        accumulate: 0,
+                        last_only: 0,
+                        y_stride: gw.rows as u32,
+                        row_offset: 0,
+                        norm: norm.is_some() as u32,
+                        eps: c.rms_eps,
+                        w_base: g_row * gw.row_words,
+                        glu: 1,
+                        glu_rows: u_row - g_row,
+                    };
+                    let pb = uniform(&ctx, &p);
+                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
+                    let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, &step, norm_buf];
+                    add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::PerToken((gw.rows as u32).div_ceil(MATMUL_ROWS)), Role::Always);
+                    skip = 2;
+                }
                 Op::MatMul { weight, input, out, accumulate } => {
                     let w = weights.get(weight);
                     let (src, norm) = norm_for(input);
@@ -229,7 +260,9 @@ impl GpuBackend {
                             row_offset: part.row_offset,
                             norm: norm.is_some() as u32,
                             eps: c.rms_eps,
-                            _pad: [0; 3],
+                            w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
+                            glu: 0,
+                            glu_rows: 0,
                         };
                         let pb = uniform(&ctx, &p);
                         let groups = part.rows.div_ceil(MATMUL_ROWS);
@@ -287,7 +320,9 @@ impl GpuBackend {
                                 row_offset: part.row_offset,
                                 norm: norm.is_some() as u32,
                                 eps: c.rms_eps,
-                                _pad: [0; 3],
+                                w_base: 0,
+                                glu: 0,
+                                glu_rows: 0,
                             };
                             let pb = uniform(&ctx, &p);
                             let groups = part.rows.div_ceil(MATMUL_ROWS);

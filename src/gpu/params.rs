@@ -23,7 +23,11 @@ pub struct MatMul {
     /// 1: RMSNorm the input on the fly (the norm op folded into this matmul).
     pub norm: u32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// Word offset of the weight's first row in the bound buffer.
+    pub w_base: u32,
+    /// 1: the up rows follow `glu_rows` rows after the gate rows; output silu(gate) * up.
+    pub glu: u32,
+    pub glu_rows: u32,
 }
 
 #[repr(C)]

@@ -17,6 +17,9 @@ pub struct GpuTensorPart {
 }
 
 pub struct GpuTensor {
+    /// For a tensor sharing one buffer with others (gate and up of a SwiGLU): the stack and
+    /// the row of the buffer where this tensor starts.
+    pub stack: Option<(usize, u32)>,
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
@@ -28,11 +31,29 @@ pub struct GpuTensor {
 pub struct GpuWeights {
     pub ctx: Arc<GpuContext>,
     tensors: Vec<Option<GpuTensor>>,
+    /// Weights stored back to back in one buffer, so one dispatch can read them all.
+    stacks: Vec<Stack>,
+}
+
+struct Stack {
+    members: Vec<WeightId>,
+    buffer: Option<wgpu::Buffer>,
 }
 
 impl GpuWeights {
     pub fn new(ctx: Arc<GpuContext>, plan: &ForwardPlan) -> Self {
-        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect() }
+        let limit = ctx.max_binding().min(ctx.limits.max_buffer_size);
+        let stacks = plan
+            .glu_triples()
+            .into_iter()
+            .filter(|&(_, g, u)| {
+                let (g, u) = (&plan.weights[g.0], &plan.weights[u.0]);
+                let bytes = (2 * g.rows * row_bytes(g.ty, g.cols)) as u64;
+                (g.ty, g.rows, g.cols) == (u.ty, u.rows, u.cols) && gpu_supports_cols(g.ty, g.cols) && bytes <= limit
+            })
+            .map(|(_, g, u)| Stack { members: vec![g, u], buffer: None })
+            .collect();
+        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect(), stacks }
     }
 
     pub fn get(&self, id: WeightId) -> &GpuTensor {
@@ -53,10 +74,36 @@ impl GpuWeights {
         if !gpu_supports_cols(ty, spec.cols) {
             return Err(Error::Unsupported(format!("tensor {:?}: {} rows of odd length {}", spec.name, ty.name(), spec.cols)));
         }
-        let row_bytes = spec.cols / gpu_block_len(ty) * gpu_block_bytes(ty);
+        let row_bytes = row_bytes(ty, spec.cols);
+        let gpu_bytes = to_gpu_layout(ty, &bytes);
+        let stacked = self.stacks.iter().enumerate().find_map(|(s, st)| {
+            st.members.iter().position(|&m| m == id).map(|k| (s, k))
+        });
+        if let Some((s, k)) = stacked {
+            let ctx = &self.ctx;
+            let n = self.stacks[s].members.len();
+            let buffer = self.stacks[s].buffer.get_or_insert_with(|| {
+                ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&spec.name),
+                    size: (n * spec.rows * row_bytes) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+            ctx.queue.write_buffer(buffer, (k * spec.rows * row_bytes) as u64, &gpu_bytes);
+            let part = GpuTensorPart { row_offset: 0, rows: spec.rows as u32, buffer: buffer.clone() };
+            self.tensors[id.0] = Some(GpuTensor {
+                stack: Some((s, (k * spec.rows) as u32)),
+                ty,
+                rows: spec.rows,
+                cols: spec.cols,
+                row_words: (row_bytes / 4) as u32,
+                parts: vec![part],
+            });
+            return Ok(());
+        }
         let limit = self.ctx.max_binding().min(self.ctx.limits.max_buffer_size);
         let rows_per_part = (limit / row_bytes as u64).max(1) as usize;
-        let gpu_bytes = to_gpu_layout(ty, &bytes);
         let mut parts = Vec::new();
         for start in (0..spec.rows).step_by(rows_per_part) {
             let rows = rows_per_part.min(spec.rows - start);
@@ -71,7 +118,7 @@ impl GpuWeights {
             parts.push(GpuTensorPart { row_offset: start as u32, rows: rows as u32, buffer });
         }
         self.tensors[id.0] =
-            Some(GpuTensor { ty, rows: spec.rows, cols: spec.cols, row_words: (row_bytes / 4) as u32, parts });
+            Some(GpuTensor { stack: None, ty, rows: spec.rows, cols: spec.cols, row_words: (row_bytes / 4) as u32, parts });
         Ok(())
     }
 
@@ -93,4 +140,9 @@ impl GpuWeights {
         let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
         Ok((model, weights))
     }
+}
+
+/// Bytes of one row of `cols` elements in the GPU layout.
+fn row_bytes(ty: GgmlType, cols: usize) -> usize {
+    cols / gpu_block_len(ty) * gpu_block_bytes(ty)
 }

@@ -124,6 +124,23 @@ impl ForwardPlan {
         any_reader
     }
 
+    /// Gate and up matmuls of one input feeding a SwiGLU, as `(index of the gate matmul,
+    /// gate weight, up weight)`: a backend may run each triple as one fused op.
+    pub fn glu_triples(&self) -> Vec<(usize, WeightId, WeightId)> {
+        self.ops
+            .windows(3)
+            .enumerate()
+            .filter_map(|(i, w)| match *w {
+                [Op::MatMul { weight: g, input: a, out: go, accumulate: false }, Op::MatMul { weight: u, input: b, out: uo, accumulate: false }, Op::SwiGlu { gate, up }]
+                    if a == b && go == gate && uo == up =>
+                {
+                    Some((i, g, u))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn weight_index(&self, name: &str) -> Option<WeightId> {
         self.weights.iter().position(|w| w.name == name).map(WeightId)
     }

@@ -1,7 +1,8 @@
 // y[t][row_offset + r] (+)= W[r] · x'[t] for the rows of one weight part, where x' is x or,
 // with `norm` set, RMSNorm(x) (the norm fused in, saving its dispatch). With `glu` set, W
 // holds gate rows and, `glu_rows` further on, up rows, and the output is
-// silu(gate · x') * (up · x') (the SwiGLU and the second matmul fused in). One workgroup
+// silu(gate · x') * (up · x') (the SwiGLU and the second matmul fused in). Rows from `split1`
+// on go to `y2` and from `split2` on to `y3` (Q, K and V from one stacked weight). One workgroup
 // handles ROWS rows of one token: the (normalised) input is staged in workgroup memory in
 // tiles, and LANES threads per row stride over the blocks of each tile.
 // Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_dot reading `x`) and common.wgsl.
@@ -21,6 +22,10 @@ struct Params {
     w_base: u32,
     glu: u32,
     glu_rows: u32,
+    split1: u32,
+    split2: u32,
+    stride2: u32,
+    stride3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -30,6 +35,8 @@ struct Params {
 @group(0) @binding(4) var<uniform> step: Step;
 // The RMSNorm weight when `norm` is set (any small buffer otherwise).
 @group(0) @binding(5) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y2: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y3: array<f32>;
 
 const ROWS: u32 = 16u;
 const LANES: u32 = 4u;
@@ -115,7 +122,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (p.glu == 1u) {
             v = v / (1.0 + exp(-v)) * partial_up[lid];
         }
-        if (p.accumulate == 1u) {
+        if (r >= p.split2) {
+            y3[t * p.stride3 + r - p.split2] = v;
+        } else if (r >= p.split1) {
+            y2[t * p.stride2 + r - p.split1] = v;
+        } else if (p.accumulate == 1u) {
             y[o] += v;
         } else {
             y[o] = v;

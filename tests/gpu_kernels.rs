@@ -114,19 +114,13 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
     };
     let y0 = floats(rng, n * rows);
     let n_out = if last_only { 1 } else { n };
+    let row_words = (to_gpu_layout(ty, &w).len() / rows / 4) as u32;
     let p = params::MatMul {
-        rows: rows as u32,
-        cols: cols as u32,
-        row_words: (to_gpu_layout(ty, &w).len() / rows / 4) as u32,
         accumulate: accumulate as u32,
         last_only: last_only as u32,
-        y_stride: rows as u32,
-        row_offset: 0,
         norm: norm as u32,
         eps: 1e-5,
-        w_base: 0,
-        glu: 0,
-        glu_rows: 0,
+        ..params::MatMul::plain(rows as u32, cols as u32, row_words, rows as u32)
     };
     let y_init = if accumulate { cast_slice(&y0[..n_out * rows]).to_vec() } else { poison(n_out * rows) };
     let out = run_kernel(
@@ -140,6 +134,8 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
             Binding::Uniform(bytes_of(&p).to_vec()),
             step(n as u32, 0),
             Binding::Storage(cast_slice(&gain).to_vec()),
+            Binding::Storage(vec![0; 16]),
+            Binding::Storage(vec![0; 16]),
         ],
         (rows as u32).div_ceil(16) * n_out as u32,
     )
@@ -495,18 +491,10 @@ fn matmul_glu_with_stacked_weights() {
         let row_words = (gpu.len() / (skip + 2 * rows) / 4) as u32;
         let x = floats(&mut rng, n * cols);
         let p = params::MatMul {
-            rows: rows as u32,
-            cols: cols as u32,
-            row_words,
-            accumulate: 0,
-            last_only: 0,
-            y_stride: rows as u32,
-            row_offset: 0,
-            norm: 0,
-            eps: 1e-5,
             w_base: skip as u32 * row_words,
             glu: 1,
             glu_rows: rows as u32,
+            ..params::MatMul::plain(rows as u32, cols as u32, row_words, rows as u32)
         };
         let out = run_kernel(
             &ctx,
@@ -518,6 +506,8 @@ fn matmul_glu_with_stacked_weights() {
                 Binding::Storage(poison(n * rows)),
                 Binding::Uniform(bytes_of(&p).to_vec()),
                 step(n as u32, 0),
+                Binding::Storage(vec![0; 16]),
+                Binding::Storage(vec![0; 16]),
                 Binding::Storage(vec![0; 16]),
             ],
             (rows as u32).div_ceil(16) * n as u32,
@@ -533,5 +523,59 @@ fn matmul_glu_with_stacked_weights() {
             }
         }
         assert_close(&format!("glu {ty:?}"), &f32s(&out[2]), &want, &scale);
+    }
+}
+
+#[test]
+fn matmul_routes_stacked_rows_to_three_outputs() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    // Q, K and V of different heights stacked in one buffer, as the GPU backend stores them.
+    let (heights, cols, n) = ([21usize, 9, 9], 64usize, 3usize);
+    let total: usize = heights.iter().sum();
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+        let w = random_rows(&mut rng, ty, total, cols);
+        let wf = dequant(ty, &w, total, cols);
+        let gpu = to_gpu_layout(ty, &w);
+        let x = floats(&mut rng, n * cols);
+        let (h0, h1, h2) = (heights[0] as u32, heights[1] as u32, heights[2] as u32);
+        let p = params::MatMul {
+            split1: h0,
+            split2: h0 + h1,
+            stride2: h1,
+            stride3: h2,
+            ..params::MatMul::plain(total as u32, cols as u32, (gpu.len() / total / 4) as u32, h0)
+        };
+        let out = run_kernel(
+            &ctx,
+            Kernel::MatMul,
+            Some(ty),
+            &[
+                Binding::Storage(gpu),
+                Binding::Storage(cast_slice(&x).to_vec()),
+                Binding::Storage(poison(n * heights[0])),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n as u32, 0),
+                Binding::Storage(vec![0; 16]),
+                Binding::Storage(poison(n * heights[1])),
+                Binding::Storage(poison(n * heights[2])),
+            ],
+            (total as u32).div_ceil(16) * n as u32,
+        )
+        .unwrap();
+        let mut base = 0;
+        for (k, &h) in heights.iter().enumerate() {
+            let binding = [2, 6, 7][k];
+            let (mut want, mut scale) = (Vec::new(), Vec::new());
+            for t in 0..n {
+                for r in 0..h {
+                    let terms = (0..cols).map(|c| wf[(base + r) * cols + c] as f64 * x[t * cols + c] as f64);
+                    want.push(terms.clone().sum::<f64>());
+                    scale.push(terms.map(f64::abs).sum::<f64>());
+                }
+            }
+            assert_close(&format!("stacked {ty:?} output {k}"), &f32s(&out[binding]), &want, &scale);
+            base += h;
+        }
     }
 }

@@ -142,6 +142,9 @@ impl GpuBackend {
 
         // Bound as the norm weight of matmuls without a folded norm (the kernel ignores it).
         let no_norm = storage(&ctx, "no norm", 16);
+        // Bound as the second and third outputs of single-output matmuls (never written).
+        let no_out2 = storage(&ctx, "no second output", 16);
+        let no_out3 = storage(&ctx, "no third output", 16);
         let mut pipes = Pipelines::default();
         let mut dispatches = Vec::new();
         let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
@@ -185,6 +188,13 @@ impl GpuBackend {
         // Ops already covered by a fused dispatch.
         let mut skip = 0;
         let glu = plan.glu_triples();
+        let runs = plan.matmul_runs();
+        // Whether the weights sit back to back, in order, in one stacked buffer.
+        let same_stack = |ws: &[crate::model::WeightId]| {
+            let st: Vec<_> = ws.iter().map(|&w| weights.get(w).stack).collect();
+            st.iter().all(|s| s.is_some_and(|(k, _)| Some(k) == st[0].map(|(k0, _)| k0)))
+                && ws.windows(2).zip(st.windows(2)).all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
+        };
         for (i, op) in plan.ops.iter().enumerate() {
             if skip > 0 {
                 skip -= 1;
@@ -216,34 +226,59 @@ impl GpuBackend {
                     add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, &step], Grid::PerToken(1), Role::Always);
                 }
                 // Gate and up stacked in one buffer, then SwiGLU: one dispatch for all three.
-                Op::MatMul { input, out, .. }
-                    if glu.iter().any(|&(j, g, u)| {
-                        j == i && weights.get(g).stack.is_some_and(|(s, _)| Some(s) == weights.get(u).stack.map(|(t, _)| t))
-                    }) =>
-                {
+                Op::MatMul { input, out, .. } if glu.iter().any(|&(j, g, u)| j == i && same_stack(&[g, u])) => {
                     let &(_, g, u) = glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
                     let (gw, uw) = (weights.get(g), weights.get(u));
                     let (g_row, u_row) = (gw.stack.expect("stacked").1, uw.stack.expect("stacked").1);
                     let (src, norm) = norm_for(input);
                     let p = params::MatMul {
-                        rows: gw.rows as u32,
-                        cols: gw.cols as u32,
-                        row_words: gw.row_words,
-                        accumulate: 0,
-                        last_only: 0,
-                        y_stride: gw.rows as u32,
-                        row_offset: 0,
                         norm: norm.is_some() as u32,
                         eps: c.rms_eps,
                         w_base: g_row * gw.row_words,
                         glu: 1,
                         glu_rows: u_row - g_row,
+                        ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
                     };
                     let pb = uniform(&ctx, &p);
                     let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                    let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, &step, norm_buf];
+                    let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, &step, norm_buf, &no_out2, &no_out3];
                     add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::PerToken((gw.rows as u32).div_ceil(MATMUL_ROWS)), Role::Always);
                     skip = 2;
+                }
+                // Two or three matmuls of one input stacked in one buffer (Q, K, V): one
+                // dispatch, its output rows routed to each op's buffer.
+                Op::MatMul { input, .. }
+                    if runs.iter().any(|(j, ws)| *j == i && (2..=3).contains(&ws.len()) && same_stack(ws)) =>
+                {
+                    let (_, ws) = runs.iter().find(|(j, _)| *j == i).expect("matched above");
+                    let outs: Vec<Act> = plan.ops[i..i + ws.len()]
+                        .iter()
+                        .map(|op| match *op {
+                            Op::MatMul { out, .. } => out,
+                            _ => unreachable!("a run holds matmuls only"),
+                        })
+                        .collect();
+                    let ts: Vec<&super::weights::GpuTensor> = ws.iter().map(|&w| weights.get(w)).collect();
+                    let rows: Vec<u32> = ts.iter().map(|t| t.rows as u32).collect();
+                    let (src, norm) = norm_for(input);
+                    let first = ts[0];
+                    let total: u32 = rows.iter().sum();
+                    let p = params::MatMul {
+                        norm: norm.is_some() as u32,
+                        eps: c.rms_eps,
+                        w_base: first.stack.expect("stacked").1 * first.row_words,
+                        split1: rows[0],
+                        split2: if rows.len() == 3 { rows[0] + rows[1] } else { u32::MAX },
+                        stride2: rows[1],
+                        stride3: rows.get(2).copied().unwrap_or(0),
+                        ..params::MatMul::plain(total, first.cols as u32, first.row_words, rows[0])
+                    };
+                    let pb = uniform(&ctx, &p);
+                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
+                    let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
+                    let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, &step, norm_buf, act(outs[1]), y3];
+                    add(Kernel::MatMul, Some(first.ty), &bufs, Grid::PerToken(total.div_ceil(MATMUL_ROWS)), Role::Always);
+                    skip = ws.len() - 1;
                 }
                 Op::MatMul { weight, input, out, accumulate } => {
                     let w = weights.get(weight);
@@ -251,22 +286,16 @@ impl GpuBackend {
                     let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                     for part in &w.parts {
                         let p = params::MatMul {
-                            rows: part.rows,
-                            cols: w.cols as u32,
-                            row_words: w.row_words,
                             accumulate: accumulate as u32,
-                            last_only: 0,
-                            y_stride: w.rows as u32,
                             row_offset: part.row_offset,
                             norm: norm.is_some() as u32,
                             eps: c.rms_eps,
                             w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
-                            glu: 0,
-                            glu_rows: 0,
+                            ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                         };
                         let pb = uniform(&ctx, &p);
                         let groups = part.rows.div_ceil(MATMUL_ROWS);
-                        let bufs = [&part.buffer, act(src), act(out), &pb, &step, norm_buf];
+                        let bufs = [&part.buffer, act(src), act(out), &pb, &step, norm_buf, &no_out2, &no_out3];
                         add(Kernel::MatMul, Some(w.ty), &bufs, Grid::PerToken(groups), Role::Always);
                     }
                 }
@@ -311,23 +340,16 @@ impl GpuBackend {
                     for (last_only, role) in [(1, Role::LogitsLast), (0, Role::LogitsAll)] {
                         for part in &w.parts {
                             let p = params::MatMul {
-                                rows: part.rows,
-                                cols: w.cols as u32,
-                                row_words: w.row_words,
-                                accumulate: 0,
                                 last_only,
-                                y_stride: w.rows as u32,
                                 row_offset: part.row_offset,
                                 norm: norm.is_some() as u32,
                                 eps: c.rms_eps,
-                                w_base: 0,
-                                glu: 0,
-                                glu_rows: 0,
+                                ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                             };
                             let pb = uniform(&ctx, &p);
                             let groups = part.rows.div_ceil(MATMUL_ROWS);
                             let grid = if last_only == 1 { Grid::Once(groups) } else { Grid::PerToken(groups) };
-                            let bufs = [&part.buffer, act(src), &logits, &pb, &step, norm_buf];
+                            let bufs = [&part.buffer, act(src), &logits, &pb, &step, norm_buf, &no_out2, &no_out3];
                             add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                         }
                     }

@@ -28,6 +28,36 @@ pub struct MatMul {
     /// 1: the up rows follow `glu_rows` rows after the gate rows; output silu(gate) * up.
     pub glu: u32,
     pub glu_rows: u32,
+    /// Rows from `split1` on are written to the second output, from `split2` on to the third
+    /// (`u32::MAX`: one output).
+    pub split1: u32,
+    pub split2: u32,
+    pub stride2: u32,
+    pub stride3: u32,
+}
+
+impl MatMul {
+    /// A plain matmul of `rows` × `cols` into one output of `y_stride` columns.
+    pub fn plain(rows: u32, cols: u32, row_words: u32, y_stride: u32) -> Self {
+        Self {
+            rows,
+            cols,
+            row_words,
+            accumulate: 0,
+            last_only: 0,
+            y_stride,
+            row_offset: 0,
+            norm: 0,
+            eps: 0.0,
+            w_base: 0,
+            glu: 0,
+            glu_rows: 0,
+            split1: u32::MAX,
+            split2: u32::MAX,
+            stride2: 0,
+            stride3: 0,
+        }
+    }
 }
 
 #[repr(C)]

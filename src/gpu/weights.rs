@@ -37,21 +37,29 @@ pub struct GpuWeights {
 
 struct Stack {
     members: Vec<WeightId>,
+    /// First row of each member in the buffer.
+    base_rows: Vec<usize>,
+    total_rows: usize,
     buffer: Option<wgpu::Buffer>,
 }
 
 impl GpuWeights {
     pub fn new(ctx: Arc<GpuContext>, plan: &ForwardPlan) -> Self {
         let limit = ctx.max_binding().min(ctx.limits.max_buffer_size);
+        // Runs of matmuls over one input (Q/K/V, gate/up) of one format share a buffer.
         let stacks = plan
-            .glu_triples()
+            .matmul_runs()
             .into_iter()
-            .filter(|&(_, g, u)| {
-                let (g, u) = (&plan.weights[g.0], &plan.weights[u.0]);
-                let bytes = (2 * g.rows * row_bytes(g.ty, g.cols)) as u64;
-                (g.ty, g.rows, g.cols) == (u.ty, u.rows, u.cols) && gpu_supports_cols(g.ty, g.cols) && bytes <= limit
+            .filter_map(|(_, members)| {
+                let first = &plan.weights[members[0].0];
+                let same = members.iter().all(|m| (plan.weights[m.0].ty, plan.weights[m.0].cols) == (first.ty, first.cols));
+                let base_rows: Vec<usize> =
+                    members.iter().scan(0, |acc, m| Some(std::mem::replace(acc, *acc + plan.weights[m.0].rows))).collect();
+                let total_rows = members.iter().map(|m| plan.weights[m.0].rows).sum::<usize>();
+                let bytes = (total_rows * row_bytes(first.ty, first.cols)) as u64;
+                (same && gpu_supports_cols(first.ty, first.cols) && bytes <= limit)
+                    .then_some(Stack { members, base_rows, total_rows, buffer: None })
             })
-            .map(|(_, g, u)| Stack { members: vec![g, u], buffer: None })
             .collect();
         Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect(), stacks }
     }
@@ -81,19 +89,21 @@ impl GpuWeights {
         });
         if let Some((s, k)) = stacked {
             let ctx = &self.ctx;
-            let n = self.stacks[s].members.len();
-            let buffer = self.stacks[s].buffer.get_or_insert_with(|| {
+            let stack = &mut self.stacks[s];
+            let base_row = stack.base_rows[k];
+            let total_rows = stack.total_rows;
+            let buffer = stack.buffer.get_or_insert_with(|| {
                 ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&spec.name),
-                    size: (n * spec.rows * row_bytes) as u64,
+                    size: (total_rows * row_bytes) as u64,
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
             });
-            ctx.queue.write_buffer(buffer, (k * spec.rows * row_bytes) as u64, &gpu_bytes);
+            ctx.queue.write_buffer(buffer, (base_row * row_bytes) as u64, &gpu_bytes);
             let part = GpuTensorPart { row_offset: 0, rows: spec.rows as u32, buffer: buffer.clone() };
             self.tensors[id.0] = Some(GpuTensor {
-                stack: Some((s, (k * spec.rows) as u32)),
+                stack: Some((s, base_row as u32)),
                 ty,
                 rows: spec.rows,
                 cols: spec.cols,

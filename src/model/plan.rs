@@ -124,6 +124,37 @@ impl ForwardPlan {
         any_reader
     }
 
+    /// Runs of consecutive matmuls that read one input and overwrite distinct outputs (Q, K
+    /// and V; gate and up), as `(index of the first op, weights)`: a backend may store a run's
+    /// weights together and compute it as one op.
+    pub fn matmul_runs(&self) -> Vec<(usize, Vec<WeightId>)> {
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < self.ops.len() {
+            let Op::MatMul { input, accumulate: false, .. } = self.ops[i] else {
+                i += 1;
+                continue;
+            };
+            let mut weights = Vec::new();
+            let mut outs: Vec<Act> = Vec::new();
+            for op in &self.ops[i..] {
+                match *op {
+                    Op::MatMul { weight, input: x, out, accumulate: false } if x == input && out != input && !outs.contains(&out) => {
+                        weights.push(weight);
+                        outs.push(out);
+                    }
+                    _ => break,
+                }
+            }
+            let n = weights.len();
+            if n >= 2 {
+                runs.push((i, weights));
+            }
+            i += n.max(1);
+        }
+        runs
+    }
+
     /// Gate and up matmuls of one input feeding a SwiGLU, as `(index of the gate matmul,
     /// gate weight, up weight)`: a backend may run each triple as one fused op.
     pub fn glu_triples(&self) -> Vec<(usize, WeightId, WeightId)> {

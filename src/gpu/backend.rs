@@ -1,57 +1,18 @@
-//! Executing the forward plan on the GPU: every op becomes one or more pre-built dispatches.
+//! The GPU backend's buffers and its forward call: write the token ids and the step record,
+//! record the lowered plan's dispatches in one compute pass, submit once, read back.
 
 use std::sync::Arc;
 
 use super::context::GpuContext;
+use super::lower::{lower, Buffers, Dispatch, Role};
 use super::params;
-use super::shaders::{Kernel, Pipelines};
 use super::weights::GpuWeights;
 use crate::backend::{Backend, LogitsFor};
-use crate::model::{Act, ForwardPlan, Op, RopeStyle};
+use crate::model::{Act, ForwardPlan};
 use crate::{Error, Result};
 
-const WG: u32 = 64;
-const MATMUL_ROWS: u32 = 16;
 /// WebGPU's per-dimension dispatch limit; larger grids fold into 2-D.
 const MAX_GROUPS: u32 = 65_535;
-
-/// How many workgroups a dispatch needs for `n` tokens.
-#[derive(Clone, Copy)]
-enum Grid {
-    /// A fixed number of workgroups per token.
-    PerToken(u32),
-    /// One thread per element, `per_token` elements per token.
-    Threads(u32),
-    /// Workgroups for one token only (logits of the last token).
-    Once(u32),
-}
-
-impl Grid {
-    fn groups(self, n: u32) -> u32 {
-        match self {
-            Grid::PerToken(g) => g * n,
-            Grid::Threads(per) => (per * n).div_ceil(WG),
-            Grid::Once(g) => g,
-        }
-    }
-}
-
-/// Which logits request a dispatch serves (the output head has one per kind).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Always,
-    LogitsLast,
-    LogitsAll,
-    /// Greedy decoding: argmax of the last token's logits.
-    Argmax,
-}
-
-struct Dispatch {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-    grid: Grid,
-    role: Role,
-}
 
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
@@ -69,24 +30,13 @@ pub struct GpuBackend {
     len: usize,
 }
 
-fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+pub(super) fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
     ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(4),
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     })
-}
-
-fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
-    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("params"),
-        size: std::mem::size_of::<T>() as u64,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    ctx.queue.write_buffer(&buf, 0, bytemuck::bytes_of(value));
-    buf
 }
 
 impl GpuBackend {
@@ -111,7 +61,6 @@ impl GpuBackend {
             .into_iter()
             .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
             .collect();
-        let act = |a: Act| &acts.iter().find(|(b, _)| *b == a).expect("every activation has a buffer").1;
         let tokens = storage(&ctx, "tokens", (max_batch * 4) as u64);
         let step = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("step"),
@@ -133,231 +82,15 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let half = c.rope_dim / 2;
         let table = c.rope_cos_sin(0, max_context);
         let rope_table = storage(&ctx, "rope table", std::mem::size_of_val(table.as_slice()) as u64);
         ctx.queue.write_buffer(&rope_table, 0, bytemuck::cast_slice(&table));
         let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
 
-        // Bound as the norm weight of matmuls without a folded norm (the kernel ignores it).
-        let no_norm = storage(&ctx, "no norm", 16);
-        // Bound as the second and third outputs of single-output matmuls (never written).
-        let no_out2 = storage(&ctx, "no second output", 16);
-        let no_out3 = storage(&ctx, "no third output", 16);
-        let mut pipes = Pipelines::default();
-        let mut dispatches = Vec::new();
-        let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
-            let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
-            let layout = pipeline.get_bind_group_layout(0);
-            let entries: Vec<wgpu::BindGroupEntry> = bufs
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-                .collect();
-            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
-            dispatches.push(Dispatch { pipeline, bind_group, grid, role });
-        };
-        let kv = c.kv_dim() as u32;
-        let attention_params = uniform(
-            &ctx,
-            &params::Attention {
-                n_head: c.n_head as u32,
-                n_head_kv: c.n_head_kv as u32,
-                head_dim: c.head_dim as u32,
-                kv_dim: kv,
-                scale: 1.0 / (c.head_dim as f32).sqrt(),
-                _pad: [0; 3],
-            },
-        );
-        let neox = (c.rope_style == RopeStyle::Neox) as u32;
-        let rope_kv_params = uniform(
-            &ctx,
-            &params::RopeKv {
-                n_head: c.n_head as u32,
-                n_head_kv: c.n_head_kv as u32,
-                head_dim: c.head_dim as u32,
-                half: half as u32,
-                neox,
-                kv_dim: kv,
-                _pad: [0; 2],
-            },
-        );
-        // A norm folded into the matmuls that read its output: (output, input, weight).
-        let mut folded: Option<(Act, Act, crate::model::WeightId)> = None;
-        // Ops already covered by a fused dispatch.
-        let mut skip = 0;
-        let glu = plan.glu_triples();
-        let runs = plan.matmul_runs();
-        // Whether the weights sit back to back, in order, in one stacked buffer.
-        let same_stack = |ws: &[crate::model::WeightId]| {
-            let st: Vec<_> = ws.iter().map(|&w| weights.get(w).stack).collect();
-            st.iter().all(|s| s.is_some_and(|(k, _)| Some(k) == st[0].map(|(k0, _)| k0)))
-                && ws.windows(2).zip(st.windows(2)).all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
-        };
-        for (i, op) in plan.ops.iter().enumerate() {
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            if folded.is_some_and(|(out, ..)| op.writes().contains(&out)) {
-                folded = None;
-            }
-            // The matmul's real input and norm weight, for ops reading a folded norm's output.
-            let norm_for = |x: Act| match folded {
-                Some((out, input, w)) if out == x => (input, Some(weights.get(w))),
-                _ => (x, None),
-            };
-            match *op {
-                Op::Embed { table, out } => {
-                    let t = weights.get(table);
-                    for part in &t.parts {
-                        let p = params::Embed { dim: t.cols as u32, row_words: t.row_words, row_offset: part.row_offset, rows: part.rows };
-                        let pb = uniform(&ctx, &p);
-                        add(Kernel::Embed, Some(t.ty), &[&part.buffer, &tokens, act(out), &pb, &step], Grid::Threads(t.cols as u32), Role::Always);
-                    }
-                }
-                Op::RmsNorm { input, weight, out } if plan.norm_folds_into_matmuls(i) => {
-                    folded = Some((out, input, weight));
-                }
-                Op::RmsNorm { input, weight, out } => {
-                    let w = weights.get(weight);
-                    let pb = uniform(&ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
-                    add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, &step], Grid::PerToken(1), Role::Always);
-                }
-                // Gate and up stacked in one buffer, then SwiGLU: one dispatch for all three.
-                Op::MatMul { input, out, .. } if glu.iter().any(|&(j, g, u)| j == i && same_stack(&[g, u])) => {
-                    let &(_, g, u) = glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
-                    let (gw, uw) = (weights.get(g), weights.get(u));
-                    let (g_row, u_row) = (gw.stack.expect("stacked").1, uw.stack.expect("stacked").1);
-                    let (src, norm) = norm_for(input);
-                    let p = params::MatMul {
-                        norm: norm.is_some() as u32,
-                        eps: c.rms_eps,
-                        w_base: g_row * gw.row_words,
-                        glu: 1,
-                        glu_rows: u_row - g_row,
-                        ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
-                    };
-                    let pb = uniform(&ctx, &p);
-                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                    let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, &step, norm_buf, &no_out2, &no_out3];
-                    add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::PerToken((gw.rows as u32).div_ceil(MATMUL_ROWS)), Role::Always);
-                    skip = 2;
-                }
-                // Two or three matmuls of one input stacked in one buffer (Q, K, V): one
-                // dispatch, its output rows routed to each op's buffer.
-                Op::MatMul { input, .. }
-                    if runs.iter().any(|(j, ws)| *j == i && (2..=3).contains(&ws.len()) && same_stack(ws)) =>
-                {
-                    let (_, ws) = runs.iter().find(|(j, _)| *j == i).expect("matched above");
-                    let outs: Vec<Act> = plan.ops[i..i + ws.len()]
-                        .iter()
-                        .map(|op| match *op {
-                            Op::MatMul { out, .. } => out,
-                            _ => unreachable!("a run holds matmuls only"),
-                        })
-                        .collect();
-                    let ts: Vec<&super::weights::GpuTensor> = ws.iter().map(|&w| weights.get(w)).collect();
-                    let rows: Vec<u32> = ts.iter().map(|t| t.rows as u32).collect();
-                    let (src, norm) = norm_for(input);
-                    let first = ts[0];
-                    let total: u32 = rows.iter().sum();
-                    let p = params::MatMul {
-                        norm: norm.is_some() as u32,
-                        eps: c.rms_eps,
-                        w_base: first.stack.expect("stacked").1 * first.row_words,
-                        split1: rows[0],
-                        split2: if rows.len() == 3 { rows[0] + rows[1] } else { u32::MAX },
-                        stride2: rows[1],
-                        stride3: rows.get(2).copied().unwrap_or(0),
-                        ..params::MatMul::plain(total, first.cols as u32, first.row_words, rows[0])
-                    };
-                    let pb = uniform(&ctx, &p);
-                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                    let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
-                    let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, &step, norm_buf, act(outs[1]), y3];
-                    add(Kernel::MatMul, Some(first.ty), &bufs, Grid::PerToken(total.div_ceil(MATMUL_ROWS)), Role::Always);
-                    skip = ws.len() - 1;
-                }
-                Op::MatMul { weight, input, out, accumulate } => {
-                    let w = weights.get(weight);
-                    let (src, norm) = norm_for(input);
-                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                    for part in &w.parts {
-                        let p = params::MatMul {
-                            accumulate: accumulate as u32,
-                            row_offset: part.row_offset,
-                            norm: norm.is_some() as u32,
-                            eps: c.rms_eps,
-                            w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
-                            ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
-                        };
-                        let pb = uniform(&ctx, &p);
-                        let groups = part.rows.div_ceil(MATMUL_ROWS);
-                        let bufs = [&part.buffer, act(src), act(out), &pb, &step, norm_buf, &no_out2, &no_out3];
-                        add(Kernel::MatMul, Some(w.ty), &bufs, Grid::PerToken(groups), Role::Always);
-                    }
-                }
-                // RoPE on Q and K followed by attention over them: rotate both, store K and V
-                // in the cache in one dispatch, then attend.
-                Op::Rope { target: qa, .. }
-                    if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
-                        (Some(Op::Rope { target: ka, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka) =>
-                {
-                    let Some(&Op::Attention { layer, q, k, v, out }) = plan.ops.get(i + 2) else { unreachable!() };
-                    let per_token = (c.n_head * half + 2 * c.kv_dim()) as u32;
-                    let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &rope_table, &rope_kv_params, &step];
-                    add(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
-                    let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, &step];
-                    add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
-                    skip = 2;
-                }
-                Op::Rope { target, n_heads } => {
-                    let p = params::Rope {
-                        n_heads: n_heads as u32,
-                        head_dim: c.head_dim as u32,
-                        half: half as u32,
-                        neox,
-                    };
-                    let pb = uniform(&ctx, &p);
-                    add(Kernel::Rope, None, &[act(target), &rope_table, &pb, &step], Grid::Threads((n_heads * half) as u32), Role::Always);
-                }
-                Op::Attention { layer, q, k, v, out } => {
-                    let pb = uniform(&ctx, &params::Width { width: kv, _pad: [0; 3] });
-                    add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, &step], Grid::Threads(kv), Role::Always);
-                    let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, &step];
-                    add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
-                }
-                Op::SwiGlu { gate, up } => {
-                    let pb = uniform(&ctx, &params::Width { width: c.n_ff as u32, _pad: [0; 3] });
-                    add(Kernel::SwiGlu, None, &[act(gate), act(up), &pb, &step], Grid::Threads(c.n_ff as u32), Role::Always);
-                }
-                Op::Logits { weight, input } => {
-                    let w = weights.get(weight);
-                    let (src, norm) = norm_for(input);
-                    let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                    for (last_only, role) in [(1, Role::LogitsLast), (0, Role::LogitsAll)] {
-                        for part in &w.parts {
-                            let p = params::MatMul {
-                                last_only,
-                                row_offset: part.row_offset,
-                                norm: norm.is_some() as u32,
-                                eps: c.rms_eps,
-                                ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
-                            };
-                            let pb = uniform(&ctx, &p);
-                            let groups = part.rows.div_ceil(MATMUL_ROWS);
-                            let grid = if last_only == 1 { Grid::Once(groups) } else { Grid::PerToken(groups) };
-                            let bufs = [&part.buffer, act(src), &logits, &pb, &step, norm_buf, &no_out2, &no_out3];
-                            add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
-                        }
-                    }
-                    let pb = uniform(&ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
-                    add(Kernel::Argmax, None, &[&logits, &argmax, &pb], Grid::Once(1), Role::Argmax);
-                }
-            }
-        }
+        let buffers = Buffers { acts, tokens, step, logits, argmax, rope_table, k_cache, v_cache };
+        let dispatches = lower(&ctx, &plan, &weights, &buffers);
+        let Buffers { tokens, step, logits, argmax, .. } = buffers;
         Ok(Self {
             ctx,
             plan,

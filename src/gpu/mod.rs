@@ -7,6 +7,7 @@
 mod backend;
 mod context;
 pub mod harness;
+mod lower;
 pub mod params;
 mod shaders;
 mod weights;

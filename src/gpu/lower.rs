@@ -83,10 +83,10 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     let (tokens, step, logits, argmax, rope_table) = (&b.tokens, &b.step, &b.logits, &b.argmax, &b.rope_table);
     let (k_cache, v_cache) = (&b.k_cache, &b.v_cache);
     // Bound as the norm weight of matmuls without a folded norm (the kernel ignores it).
-    let no_norm = storage(&ctx, "no norm", 16);
+    let no_norm = storage(ctx, "no norm", 16);
     // Bound as the second and third outputs of single-output matmuls (never written).
-    let no_out2 = storage(&ctx, "no second output", 16);
-    let no_out3 = storage(&ctx, "no third output", 16);
+    let no_out2 = storage(ctx, "no second output", 16);
+    let no_out3 = storage(ctx, "no third output", 16);
     let mut pipes = Pipelines::default();
     let mut dispatches = Vec::new();
     let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
@@ -102,7 +102,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     };
     let kv = c.kv_dim() as u32;
     let attention_params = uniform(
-        &ctx,
+        ctx,
         &params::Attention {
             n_head: c.n_head as u32,
             n_head_kv: c.n_head_kv as u32,
@@ -114,7 +114,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     );
     let neox = (c.rope_style == RopeStyle::Neox) as u32;
     let rope_kv_params = uniform(
-        &ctx,
+        ctx,
         &params::RopeKv {
             n_head: c.n_head as u32,
             n_head_kv: c.n_head_kv as u32,
@@ -155,8 +155,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let t = weights.get(table);
                 for part in &t.parts {
                     let p = params::Embed { dim: t.cols as u32, row_words: t.row_words, row_offset: part.row_offset, rows: part.rows };
-                    let pb = uniform(&ctx, &p);
-                    add(Kernel::Embed, Some(t.ty), &[&part.buffer, &tokens, act(out), &pb, &step], Grid::Threads(t.cols as u32), Role::Always);
+                    let pb = uniform(ctx, &p);
+                    add(Kernel::Embed, Some(t.ty), &[&part.buffer, tokens, act(out), &pb, step], Grid::Threads(t.cols as u32), Role::Always);
                 }
             }
             Op::RmsNorm { input, weight, out } if plan.norm_folds_into_matmuls(i) => {
@@ -164,8 +164,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             }
             Op::RmsNorm { input, weight, out } => {
                 let w = weights.get(weight);
-                let pb = uniform(&ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
-                add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, &step], Grid::PerToken(1), Role::Always);
+                let pb = uniform(ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
+                add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, step], Grid::PerToken(1), Role::Always);
             }
             // Gate and up stacked in one buffer, then SwiGLU: one dispatch for all three.
             Op::MatMul { input, out, .. } if glu.iter().any(|&(j, g, u)| j == i && same_stack(&[g, u])) => {
@@ -181,9 +181,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     glu_rows: u_row - g_row,
                     ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
                 };
-                let pb = uniform(&ctx, &p);
+                let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, &step, norm_buf, &no_out2, &no_out3];
+                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3];
                 add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::PerToken((gw.rows as u32).div_ceil(MATMUL_ROWS)), Role::Always);
                 skip = 2;
             }
@@ -215,10 +215,10 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     stride3: rows.get(2).copied().unwrap_or(0),
                     ..params::MatMul::plain(total, first.cols as u32, first.row_words, rows[0])
                 };
-                let pb = uniform(&ctx, &p);
+                let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                 let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
-                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, &step, norm_buf, act(outs[1]), y3];
+                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3];
                 add(Kernel::MatMul, Some(first.ty), &bufs, Grid::PerToken(total.div_ceil(MATMUL_ROWS)), Role::Always);
                 skip = ws.len() - 1;
             }
@@ -235,9 +235,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
                         ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                     };
-                    let pb = uniform(&ctx, &p);
+                    let pb = uniform(ctx, &p);
                     let groups = part.rows.div_ceil(MATMUL_ROWS);
-                    let bufs = [&part.buffer, act(src), act(out), &pb, &step, norm_buf, &no_out2, &no_out3];
+                    let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3];
                     add(Kernel::MatMul, Some(w.ty), &bufs, Grid::PerToken(groups), Role::Always);
                 }
             }
@@ -249,9 +249,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             {
                 let Some(&Op::Attention { layer, q, k, v, out }) = plan.ops.get(i + 2) else { unreachable!() };
                 let per_token = (c.n_head * half + 2 * c.kv_dim()) as u32;
-                let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &rope_table, &rope_kv_params, &step];
+                let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], rope_table, &rope_kv_params, step];
                 add(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, &step];
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, step];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
                 skip = 2;
             }
@@ -262,18 +262,18 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     half: half as u32,
                     neox,
                 };
-                let pb = uniform(&ctx, &p);
-                add(Kernel::Rope, None, &[act(target), &rope_table, &pb, &step], Grid::Threads((n_heads * half) as u32), Role::Always);
+                let pb = uniform(ctx, &p);
+                add(Kernel::Rope, None, &[act(target), rope_table, &pb, step], Grid::Threads((n_heads * half) as u32), Role::Always);
             }
             Op::Attention { layer, q, k, v, out } => {
-                let pb = uniform(&ctx, &params::Width { width: kv, _pad: [0; 3] });
-                add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, &step], Grid::Threads(kv), Role::Always);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, &step];
+                let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
+                add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step], Grid::Threads(kv), Role::Always);
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, step];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
             Op::SwiGlu { gate, up } => {
-                let pb = uniform(&ctx, &params::Width { width: c.n_ff as u32, _pad: [0; 3] });
-                add(Kernel::SwiGlu, None, &[act(gate), act(up), &pb, &step], Grid::Threads(c.n_ff as u32), Role::Always);
+                let pb = uniform(ctx, &params::Width { width: c.n_ff as u32, _pad: [0; 3] });
+                add(Kernel::SwiGlu, None, &[act(gate), act(up), &pb, step], Grid::Threads(c.n_ff as u32), Role::Always);
             }
             Op::Logits { weight, input } => {
                 let w = weights.get(weight);
@@ -288,15 +288,15 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                             eps: c.rms_eps,
                             ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                         };
-                        let pb = uniform(&ctx, &p);
+                        let pb = uniform(ctx, &p);
                         let groups = part.rows.div_ceil(MATMUL_ROWS);
                         let grid = if last_only == 1 { Grid::Once(groups) } else { Grid::PerToken(groups) };
-                        let bufs = [&part.buffer, act(src), &logits, &pb, &step, norm_buf, &no_out2, &no_out3];
+                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3];
                         add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                     }
                 }
-                let pb = uniform(&ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
-                add(Kernel::Argmax, None, &[&logits, &argmax, &pb], Grid::Once(1), Role::Argmax);
+                let pb = uniform(ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
+                add(Kernel::Argmax, None, &[logits, argmax, &pb], Grid::Once(1), Role::Argmax);
             }
         }
     }

@@ -41,3 +41,29 @@ pub trait Backend {
         usize::MAX
     }
 }
+
+/// The checks every backend's `forward` makes before touching its cache: the batch continues
+/// the cached sequence, fits the context and the batch limit, and holds only known token ids.
+pub fn check_batch(
+    tokens: &[u32],
+    start: usize,
+    cached: usize,
+    max_context: usize,
+    max_batch: usize,
+    n_vocab: usize,
+) -> Result<()> {
+    use crate::Error;
+    if start != cached {
+        return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {cached} positions")));
+    }
+    if start + tokens.len() > max_context {
+        return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: max_context });
+    }
+    if tokens.len() > max_batch {
+        return Err(Error::InvalidArgument(format!("batch of {} tokens exceeds {max_batch}", tokens.len())));
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+        return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
+    }
+    Ok(())
+}

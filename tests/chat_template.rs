@@ -4,34 +4,17 @@
 //! Needs the model file (`./build.sh model`); `HEARTH_MODEL` overrides its path and
 //! `HEARTH_GOLDEN` the golden directory.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{golden_dir, model_path};
 use std::time::{Duration, Instant};
 
 use hearth::chat::{ChatMessage, ChatTemplate};
 use hearth::tokenizer::Tokenizer;
 use hearth::Error;
 
-fn model_path() -> PathBuf {
-    match std::env::var_os("HEARTH_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    }
-}
-
-fn golden_dir() -> PathBuf {
-    match std::env::var_os("HEARTH_GOLDEN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
-    }
-}
-
 fn load() -> (hearth::gguf::Metadata, Tokenizer) {
     let path = model_path();
-    assert!(
-        path.exists(),
-        "model file {} is missing: run `./build.sh model` first (or set HEARTH_MODEL)",
-        path.display()
-    );
     let md = hearth::gguf::read_header_file(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).metadata;
     let tok = Tokenizer::from_metadata(&md).expect("tokenizer");
     (md, tok)

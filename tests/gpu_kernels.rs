@@ -15,16 +15,6 @@ use hearth::quant::{dequantize_row, GgmlType};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-const ALL_TYPES: [GgmlType; 8] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-];
 
 fn rng() -> ChaCha8Rng {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
@@ -157,7 +147,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
 fn matmul_every_format() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    for ty in ALL_TYPES {
+    for ty in GgmlType::ALL {
         let cols = 3 * ty.block_len().max(32) + if ty.block_len() == 1 { 2 } else { 0 };
         matmul_case(&ctx, &mut rng, ty, false, false, false, cols);
         matmul_case(&ctx, &mut rng, ty, true, false, false, cols);
@@ -172,7 +162,7 @@ fn matmul_every_format() {
 fn embed_every_format() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    for ty in ALL_TYPES {
+    for ty in GgmlType::ALL {
         let (rows, cols) = (13usize, 2 * ty.block_len().max(32) + if ty.block_len() == 1 { 6 } else { 0 });
         let table = random_rows(&mut rng, ty, rows, cols);
         let tf = dequant(ty, &table, rows, cols);

@@ -18,16 +18,6 @@
 use hearth::quant::blocks::{self, dot_f32, dot_f32_scalar, dot_row_scalar};
 use hearth::quant::{dequantize_row, dot_row, BlockFormat, GgmlType};
 
-const ALL: [GgmlType; 8] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-];
 
 struct Row {
     name: String,
@@ -140,7 +130,7 @@ fn geometry_matches_ggml() {
 
 #[test]
 fn dequantize_row_matches_gguf_py() {
-    for ty in ALL {
+    for ty in GgmlType::ALL {
         let f = load(ty);
         for row in &f.rows {
             let mut out = vec![f32::from_bits(0x7FC0_DEAD); row.expected.len()];
@@ -188,7 +178,7 @@ fn block_methods_match_gguf_py() {
 
 #[test]
 fn dot_row_matches_reference() {
-    for ty in ALL {
+    for ty in GgmlType::ALL {
         let f = load(ty);
         let (bl, bb) = (f.block_len, f.block_bytes);
         for row in f.rows.iter().filter(|r| r.dot) {

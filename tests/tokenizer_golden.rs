@@ -4,36 +4,19 @@
 //! Needs the model file (`./build.sh model`); `HEARTH_MODEL` overrides its path and
 //! `HEARTH_GOLDEN` the golden directory.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{golden_dir, model_path};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use hearth::gguf::{GgufEvent, GgufReader, Metadata};
 use hearth::tokenizer::{StreamDecoder, TokenType, Tokenizer};
 
-fn model_path() -> PathBuf {
-    match std::env::var_os("HEARTH_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    }
-}
-
-fn golden_dir() -> PathBuf {
-    match std::env::var_os("HEARTH_GOLDEN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
-    }
-}
-
 fn metadata() -> &'static Metadata {
     static MD: OnceLock<Metadata> = OnceLock::new();
     MD.get_or_init(|| {
         let path = model_path();
-        assert!(
-            path.exists(),
-            "model file {} is missing: run `./build.sh model` first (or set HEARTH_MODEL)",
-            path.display()
-        );
         hearth::gguf::read_header_file(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
             .metadata

@@ -43,16 +43,7 @@ impl CpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(Model, CpuWeights)> {
-        let (file, len) = crate::model::open_file(path)?;
-        let mut weights: Option<CpuWeights> = None;
-        let model = crate::model::load_model(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            Some(len),
-            |plan, id, bytes| weights.get_or_insert_with(|| CpuWeights::new(plan)).put(plan, id, bytes),
-            progress,
-        )?;
-        let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
-        Ok((model, weights))
+        crate::model::load_model_file(path, CpuWeights::new, CpuWeights::put, progress)
     }
 }
 
@@ -157,15 +148,7 @@ impl Backend for CpuBackend {
 
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
         let c = &self.plan.config;
-        if start != self.cache.len {
-            return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {} positions", self.cache.len)));
-        }
-        if start + tokens.len() > self.max_context {
-            return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: self.max_context });
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
-        }
+        crate::backend::check_batch(tokens, start, self.cache.len, self.max_context, usize::MAX, c.n_vocab)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }

@@ -114,20 +114,7 @@ impl GpuBackend {
     }
 
     fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
-        let c = &self.plan.config;
-        if start != self.len {
-            return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {} positions", self.len)));
-        }
-        if start + tokens.len() > self.max_context {
-            return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: self.max_context });
-        }
-        if tokens.len() > self.max_batch {
-            return Err(Error::InvalidArgument(format!("batch of {} tokens exceeds {}", tokens.len(), self.max_batch)));
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
-        }
-        Ok(())
+        crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)
     }
 
     /// Records one compute pass over the dispatches `wanted` selects, plus `copies`, and

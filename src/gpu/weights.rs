@@ -139,16 +139,7 @@ impl GpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(LoadProgress),
     ) -> Result<(Model, GpuWeights)> {
-        let (file, len) = crate::model::open_file(path)?;
-        let mut weights: Option<GpuWeights> = None;
-        let model = crate::model::load_model(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            Some(len),
-            |plan, id, bytes| weights.get_or_insert_with(|| GpuWeights::new(ctx.clone(), plan)).put(plan, id, bytes),
-            progress,
-        )?;
-        let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
-        Ok((model, weights))
+        crate::model::load_model_file(path, |plan| GpuWeights::new(ctx.clone(), plan), GpuWeights::put, progress)
     }
 }
 

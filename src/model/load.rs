@@ -123,3 +123,23 @@ pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
     let len = file.metadata()?.len();
     Ok((file, len))
 }
+
+/// Streams a model file into a backend's weight store: `new` makes the store once the plan is
+/// known, `put` receives each tensor. Fails if the file holds no tensors.
+pub fn load_model_file<W>(
+    path: &Path,
+    mut new: impl FnMut(&ForwardPlan) -> W,
+    mut put: impl FnMut(&mut W, &ForwardPlan, WeightId, Vec<u8>) -> Result<()>,
+    progress: impl FnMut(LoadProgress),
+) -> Result<(Model, W)> {
+    let (file, len) = open_file(path)?;
+    let mut weights: Option<W> = None;
+    let model = load_model(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        Some(len),
+        |plan, id, bytes| put(weights.get_or_insert_with(|| new(plan)), plan, id, bytes),
+        progress,
+    )?;
+    let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
+    Ok((model, weights))
+}

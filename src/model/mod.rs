@@ -9,6 +9,6 @@ mod weights;
 
 pub use arch::{names::TOKEN_EMBD, ArchSpec, RopeStyle};
 pub use config::ModelConfig;
-pub use load::{load_model, open_file, LoadProgress, Model};
+pub use load::{load_model, load_model_file, open_file, LoadProgress, Model};
 pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};
 pub use weights::QTensor;

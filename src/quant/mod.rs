@@ -24,6 +24,18 @@ pub enum GgmlType {
 }
 
 impl GgmlType {
+    /// Every type this build supports.
+    pub const ALL: [GgmlType; 8] = [
+        Self::F32,
+        Self::F16,
+        Self::BF16,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+    ];
+
     /// Maps a GGUF type id; `None` for types this build does not support.
     pub fn from_id(id: u32) -> Option<Self> {
         Some(match id {

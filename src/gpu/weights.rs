@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::context::GpuContext;
-use crate::model::{ForwardPlan, LoadProgress, Model, WeightId};
+use crate::model::{ForwardPlan, WeightId};
 use crate::quant::gpu_layout::{gpu_block_bytes, gpu_block_len, gpu_supports_cols, to_gpu_layout};
 use crate::quant::{dequantize_row, GgmlType};
 use crate::{Error, Result};
@@ -137,8 +137,8 @@ impl GpuWeights {
     pub fn load_file(
         ctx: Arc<GpuContext>,
         path: &std::path::Path,
-        progress: impl FnMut(LoadProgress),
-    ) -> Result<(Model, GpuWeights)> {
+        progress: impl FnMut(crate::model::LoadProgress),
+    ) -> Result<(crate::model::Model, GpuWeights)> {
         crate::model::load_model_file(path, |plan| GpuWeights::new(ctx.clone(), plan), GpuWeights::put, progress)
     }
 }

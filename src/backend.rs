@@ -40,6 +40,22 @@ pub trait Backend {
     fn max_batch(&self) -> usize {
         usize::MAX
     }
+
+    /// Times each kernel family while running `tokens` at positions from `start` (at most the
+    /// cached length; greedy logits for one token, none for more). Afterwards the cache holds
+    /// `start` positions. Backends without device timers return `Unsupported`.
+    fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
+        let _ = (tokens, start);
+        Err(crate::Error::Unsupported(format!("{} has no kernel timers", self.describe())))
+    }
+}
+
+/// Device time of one kernel family in a profiled forward call.
+#[derive(Clone, Debug)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub dispatches: usize,
+    pub seconds: f64,
 }
 
 /// The checks every backend's `forward` makes before touching its cache: the batch continues

@@ -173,6 +173,9 @@ fn bad_inputs_fail_with_one_clear_line() {
     std::fs::write(p("ids.json"), "[1, 2, 99999999]").unwrap();
     assert_clean_failure(&["score".as_ref(), m.as_os_str(), "--tokens".as_ref(), p("ids.json").as_os_str()], "outside the vocabulary");
     assert_clean_failure(&["generate".as_ref(), m.as_os_str(), "--prompt".as_ref(), "hi".as_ref(), "--temperature=-1".as_ref()], "temperature");
+    let bench = ["bench", "--backend", "cpu", "--prompt-tokens", "2", "--gen-tokens", "1", "--profile"].map(std::ffi::OsStr::new);
+    let args: Vec<&std::ffi::OsStr> = [bench[0], m.as_os_str()].into_iter().chain(bench[1..].iter().copied()).collect();
+    assert_clean_failure(&args, "no kernel timers");
 }
 
 #[test]
@@ -185,6 +188,10 @@ fn generate_on_the_gpu_backend() {
     let v = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--backend", "gpu", "--json"]);
     assert!(v["backend"].as_str().unwrap().starts_with("gpu"), "{}", v["backend"]);
     assert_eq!(ids(&v["ids"]), ids(&gold["f64_greedy"]["ids"]));
-    let b = run_ok(&["bench", &model(), "--backend", "gpu", "--prompt-tokens", "8", "--gen-tokens", "2", "--json"]);
+    let b = run_ok(&["bench", &model(), "--backend", "gpu", "--prompt-tokens", "8", "--gen-tokens", "2", "--json", "--profile"]);
     assert!(b["decode_tok_s"].as_f64().unwrap() > 0.0 && b["weight_bytes_per_token"].as_u64().unwrap() > 90_000_000);
+    let step = b["profile"]["decode_step"].as_array().unwrap();
+    let timed: u64 = step.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
+    assert!(timed > 100 && step.iter().any(|k| k["kernel"] == "MatMul"), "{}", b["profile"]);
+    assert_eq!(b["profile"]["prefill_tokens"], 8);
 }

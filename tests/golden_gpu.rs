@@ -25,3 +25,30 @@ fn perplexity_matches_float64_on_gpu() {
     let Some((model, mut session)) = gpu_session() else { return };
     golden::perplexity(&mut session, model.config().n_vocab, 0.005);
 }
+
+#[test]
+fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
+    let Some(ctx) = gpu_context() else { return };
+    let (model, weights) = hearth::gpu::GpuWeights::load_file(ctx, &model_path(), |_| {}).unwrap();
+    let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 512).unwrap();
+    let per_token = backend.dispatches_per_token();
+    let mut session = hearth::session::Session::new(Box::new(backend), model.config().n_vocab);
+    let ids = model.tokenizer.encode("The capital of France is", false).unwrap();
+    let next = session.append_greedy(&ids).unwrap();
+    match session.profile(&[next]) {
+        Ok(kernels) => {
+            let dispatches: usize = kernels.iter().map(|k| k.dispatches).sum();
+            assert_eq!(dispatches, per_token, "{kernels:?}");
+            assert!(kernels.iter().any(|k| k.kernel == "MatMul" && k.seconds > 0.0), "{kernels:?}");
+            // A prefill-sized batch runs the tiled matmul.
+            let prefill = session.profile(&ids).unwrap();
+            assert!(prefill.iter().any(|k| k.kernel == "MatMulTiled"), "{prefill:?}");
+        }
+        Err(e) => eprintln!("SKIPPED the profile checks: {e}"),
+    }
+    // Profiling did not disturb the cached sequence: the next greedy step is unchanged.
+    assert_eq!(session.tokens(), &ids[..]);
+    let mut fresh = gpu_session().unwrap().1;
+    fresh.append_greedy(&ids).unwrap();
+    assert_eq!(session.append_greedy(&[next]).unwrap(), fresh.append_greedy(&[next]).unwrap());
+}

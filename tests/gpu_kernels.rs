@@ -9,7 +9,7 @@ use common::gpu_context;
 use half::{bf16, f16};
 use hearth::gpu::harness::{run_kernel, Binding};
 use hearth::gpu::params;
-use hearth::gpu::{GpuContext, Kernel};
+use hearth::gpu::{matmul_groups, GpuContext, Kernel};
 use hearth::quant::gpu_layout::to_gpu_layout;
 use hearth::quant::{dequantize_row, GgmlType};
 use rand_chacha::ChaCha8Rng;
@@ -83,9 +83,14 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], scale: &[f64]) {
     }
 }
 
-/// `cols` above the kernel's 3840-element input tile exercises the tiled path.
-fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate: bool, last_only: bool, norm: bool, cols: usize) {
-    let (rows, n) = (37usize, 3usize);
+/// The decode and prefill matmul kernels, which must agree on every option.
+const MATMULS: [Kernel; 2] = [Kernel::MatMul, Kernel::MatMulTiled];
+
+/// `cols` above the kernel's 3840-element input tile exercises the staged-input loop; 77 rows
+/// and 19 tokens leave partial workgroups in both kernels.
+#[allow(clippy::too_many_arguments)]
+fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, kernel: Kernel, ty: GgmlType, accumulate: bool, last_only: bool, norm: bool, cols: usize) {
+    let (rows, n) = (77usize, 19usize);
     let w = random_rows(rng, ty, rows, cols);
     let wf = dequant(ty, &w, rows, cols);
     let x_in = floats(rng, n * cols);
@@ -115,7 +120,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
     let y_init = if accumulate { cast_slice(&y0[..n_out * rows]).to_vec() } else { poison(n_out * rows) };
     let out = run_kernel(
         ctx,
-        Kernel::MatMul,
+        kernel,
         Some(ty),
         &[
             Binding::Storage(to_gpu_layout(ty, &w)),
@@ -127,7 +132,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
             Binding::Storage(vec![0; 16]),
             Binding::Storage(vec![0; 16]),
         ],
-        (rows as u32).div_ceil(16) * n_out as u32,
+        matmul_groups(kernel, rows as u32, n_out as u32),
     )
     .unwrap();
     let (mut want, mut scale) = (Vec::new(), Vec::new());
@@ -140,7 +145,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, ty: GgmlType, accumulate:
             scale.push(base.abs() + terms.map(f64::abs).sum::<f64>());
         }
     }
-    assert_close(&format!("matmul {ty:?} cols={cols} acc={accumulate} last={last_only} norm={norm}"), &f32s(&out[2]), &want, &scale);
+    assert_close(&format!("{kernel:?} {ty:?} cols={cols} acc={accumulate} last={last_only} norm={norm}"), &f32s(&out[2]), &want, &scale);
 }
 
 #[test]
@@ -149,12 +154,15 @@ fn matmul_every_format() {
     let mut rng = rng();
     for ty in GgmlType::ALL {
         let cols = 3 * ty.block_len().max(32) + if ty.block_len() == 1 { 2 } else { 0 };
-        matmul_case(&ctx, &mut rng, ty, false, false, false, cols);
-        matmul_case(&ctx, &mut rng, ty, true, false, false, cols);
-        matmul_case(&ctx, &mut rng, ty, false, true, false, cols);
-        matmul_case(&ctx, &mut rng, ty, false, false, true, cols);
-        // Longer than one staged tile of the input.
-        matmul_case(&ctx, &mut rng, ty, true, false, true, 128 * 32 + 64);
+        for kernel in MATMULS {
+            matmul_case(&ctx, &mut rng, kernel, ty, false, false, false, cols);
+            matmul_case(&ctx, &mut rng, kernel, ty, true, false, false, cols);
+            matmul_case(&ctx, &mut rng, kernel, ty, false, false, true, cols);
+            // Longer than one staged tile of the input.
+            matmul_case(&ctx, &mut rng, kernel, ty, true, false, true, 128 * 32 + 64);
+        }
+        // Logits of the last token only: a decode-kernel option.
+        matmul_case(&ctx, &mut rng, Kernel::MatMul, ty, false, true, false, cols);
     }
 }
 
@@ -472,8 +480,8 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
 fn matmul_glu_with_stacked_weights() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16] {
-        let (rows, cols, n, skip) = (37usize, 96usize, 3usize, 5usize);
+    for (kernel, ty) in MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16].map(|t| (k, t))) {
+        let (rows, cols, n, skip) = (77usize, 96usize, 19usize, 5usize);
         // [5 unrelated rows][gate rows][up rows]: w_base skips the first, glu_rows finds up.
         let all = random_rows(&mut rng, ty, skip + 2 * rows, cols);
         let wf = dequant(ty, &all, skip + 2 * rows, cols);
@@ -488,7 +496,7 @@ fn matmul_glu_with_stacked_weights() {
         };
         let out = run_kernel(
             &ctx,
-            Kernel::MatMul,
+            kernel,
             Some(ty),
             &[
                 Binding::Storage(gpu),
@@ -500,7 +508,7 @@ fn matmul_glu_with_stacked_weights() {
                 Binding::Storage(vec![0; 16]),
                 Binding::Storage(vec![0; 16]),
             ],
-            (rows as u32).div_ceil(16) * n as u32,
+            matmul_groups(kernel, rows as u32, n as u32),
         )
         .unwrap();
         let dot = |r: usize, t: usize| (0..cols).map(|c| wf[r * cols + c] as f64 * x[t * cols + c] as f64).sum::<f64>();
@@ -512,7 +520,7 @@ fn matmul_glu_with_stacked_weights() {
                 scale.push((g.abs() + 1.0) * (u.abs() + 1.0));
             }
         }
-        assert_close(&format!("glu {ty:?}"), &f32s(&out[2]), &want, &scale);
+        assert_close(&format!("glu {kernel:?} {ty:?}"), &f32s(&out[2]), &want, &scale);
     }
 }
 
@@ -521,9 +529,9 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
     // Q, K and V of different heights stacked in one buffer, as the GPU backend stores them.
-    let (heights, cols, n) = ([21usize, 9, 9], 64usize, 3usize);
+    let (heights, cols, n) = ([45usize, 17, 17], 64usize, 19usize);
     let total: usize = heights.iter().sum();
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0] {
+    for (kernel, ty) in MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0].map(|t| (k, t))) {
         let w = random_rows(&mut rng, ty, total, cols);
         let wf = dequant(ty, &w, total, cols);
         let gpu = to_gpu_layout(ty, &w);
@@ -538,7 +546,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
         };
         let out = run_kernel(
             &ctx,
-            Kernel::MatMul,
+            kernel,
             Some(ty),
             &[
                 Binding::Storage(gpu),
@@ -550,7 +558,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
                 Binding::Storage(poison(n * heights[1])),
                 Binding::Storage(poison(n * heights[2])),
             ],
-            (total as u32).div_ceil(16) * n as u32,
+            matmul_groups(kernel, total as u32, n as u32),
         )
         .unwrap();
         let mut base = 0;
@@ -564,7 +572,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
                     scale.push(terms.map(f64::abs).sum::<f64>());
                 }
             }
-            assert_close(&format!("stacked {ty:?} output {k}"), &f32s(&out[binding]), &want, &scale);
+            assert_close(&format!("stacked {kernel:?} {ty:?} output {k}"), &f32s(&out[binding]), &want, &scale);
             base += h;
         }
     }

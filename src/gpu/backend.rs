@@ -7,7 +7,7 @@ use super::context::GpuContext;
 use super::lower::{lower, Buffers, Dispatch, Role};
 use super::params;
 use super::weights::GpuWeights;
-use crate::backend::{Backend, LogitsFor};
+use crate::backend::{Backend, KernelTime, LogitsFor};
 use crate::model::{Act, ForwardPlan};
 use crate::{Error, Result};
 
@@ -127,7 +127,7 @@ impl GpuBackend {
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-            for d in self.dispatches.iter().filter(|d| wanted(d.role)) {
+            for d in self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)) {
                 let (x, y) = fold(d.grid.groups(n));
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);
@@ -213,6 +213,77 @@ impl Backend for GpuBackend {
             return Ok(Vec::new());
         }
         self.read_logits(floats)
+    }
+
+    fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
+        if !self.ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Unsupported(format!("{} has no timestamp queries", self.ctx.describe())));
+        }
+        self.len = self.len.min(start);
+        self.check(tokens, start)?;
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = tokens.len() as u32;
+        let greedy = n == 1;
+        let wanted = |r: Role| r == Role::Always || (greedy && matches!(r, Role::LogitsLast | Role::Argmax));
+        let ds: Vec<&Dispatch> = self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)).collect();
+        let queries = 2 * ds.len() as u32;
+        if queries > wgpu::QUERY_SET_MAX_QUERIES {
+            return Err(Error::Unsupported(format!("{} dispatches are too many to time in one query set", ds.len())));
+        }
+        let device = &self.ctx.device;
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: queries });
+        let bytes = queries as u64 * 8;
+        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
+        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: n, start_pos: start as u32, _pad: [0; 2] }));
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+        // One pass per dispatch, so each gets its own begin and end timestamps.
+        for (i, d) in ds.iter().enumerate() {
+            let timestamps = wgpu::ComputePassTimestampWrites {
+                query_set: &set,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            };
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: Some(timestamps) });
+            let (x, y) = fold(d.grid.groups(n));
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        encoder.resolve_query_set(&set, 0..queries, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);
+        q.submit([encoder.finish()]);
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&read_back(&self.ctx, &readback, bytes as usize)?);
+        let period_s = q.get_timestamp_period() as f64 * 1e-9;
+        let mut out: Vec<KernelTime> = Vec::new();
+        for (d, t) in ds.iter().zip(ticks.chunks(2)) {
+            let name = format!("{:?}", d.kernel);
+            let seconds = t[1].saturating_sub(t[0]) as f64 * period_s;
+            match out.iter_mut().find(|k| k.kernel == name) {
+                Some(k) => {
+                    k.dispatches += 1;
+                    k.seconds += seconds;
+                }
+                None => out.push(KernelTime { kernel: name, dispatches: 1, seconds }),
+            }
+        }
+        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        self.len = start;
+        Ok(out)
     }
 
     fn forward_argmax(&mut self, tokens: &[u32], start: usize) -> Result<u32> {

@@ -30,10 +30,12 @@ impl GpuContext {
             max_buffer_size: have.max_buffer_size,
             ..wgpu::Limits::default()
         };
+        // Timestamps serve `hearth bench --profile`; nothing else depends on them.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hearth"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })

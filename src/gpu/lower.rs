@@ -6,13 +6,13 @@
 use super::backend::storage;
 use super::context::GpuContext;
 use super::params;
-use super::shaders::{Kernel, Pipelines};
+use super::shaders::{matmul_groups, Kernel, Pipelines};
 use super::weights::GpuWeights;
 use crate::model::{Act, ForwardPlan, Op, RopeStyle};
 
 const WG: u32 = 64;
-/// Rows per matmul workgroup (`ROWS` in matmul.wgsl).
-const MATMUL_ROWS: u32 = 16;
+/// Batches of at least this many tokens use the tiled matmul kernel.
+const TILED_FROM: u32 = 4;
 
 /// How many workgroups a dispatch needs for `n` tokens.
 #[derive(Clone, Copy)]
@@ -23,6 +23,8 @@ pub(super) enum Grid {
     Threads(u32),
     /// Workgroups for one token only (logits of the last token).
     Once(u32),
+    /// A matmul kernel's grid for this many output rows.
+    MatMul(Kernel, u32),
 }
 
 impl Grid {
@@ -31,6 +33,7 @@ impl Grid {
             Grid::PerToken(g) => g * n,
             Grid::Threads(per) => (per * n).div_ceil(WG),
             Grid::Once(g) => g,
+            Grid::MatMul(k, rows) => matmul_groups(k, rows, n),
         }
     }
 }
@@ -46,10 +49,23 @@ pub(super) enum Role {
 }
 
 pub(super) struct Dispatch {
+    pub kernel: Kernel,
     pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub grid: Grid,
     pub role: Role,
+    /// The same work for batches of `TILED_FROM` tokens or more (matmuls: the tiled kernel).
+    pub batched: Option<Box<Dispatch>>,
+}
+
+impl Dispatch {
+    /// The form of this dispatch to record for `n` tokens.
+    pub fn for_tokens(&self, n: u32) -> &Dispatch {
+        match &self.batched {
+            Some(b) if n >= TILED_FROM => b,
+            _ => self,
+        }
+    }
 }
 
 /// The device buffers a lowered plan binds.
@@ -89,7 +105,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     let no_out3 = storage(ctx, "no third output", 16);
     let mut pipes = Pipelines::default();
     let mut dispatches = Vec::new();
-    let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
+    let mut build = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
         let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
         let layout = pipeline.get_bind_group_layout(0);
         let entries: Vec<wgpu::BindGroupEntry> = bufs
@@ -98,7 +114,16 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
-        dispatches.push(Dispatch { pipeline, bind_group, grid, role });
+        Dispatch { kernel, pipeline, bind_group, grid, role, batched: None }
+    };
+    let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
+        let mut d = build(kernel, ty, bufs, grid, role);
+        // Matmuls over every token also get the tiled form for prefill.
+        if let Grid::MatMul(Kernel::MatMul, rows) = grid {
+            let tiled = build(Kernel::MatMulTiled, ty, bufs, Grid::MatMul(Kernel::MatMulTiled, rows), role);
+            d.batched = Some(Box::new(tiled));
+        }
+        dispatches.push(d);
     };
     let kv = c.kv_dim() as u32;
     let attention_params = uniform(
@@ -184,7 +209,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                 let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3];
-                add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::PerToken((gw.rows as u32).div_ceil(MATMUL_ROWS)), Role::Always);
+                add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::MatMul(Kernel::MatMul, gw.rows as u32), Role::Always);
                 skip = 2;
             }
             // Two or three matmuls of one input stacked in one buffer (Q, K, V): one
@@ -219,7 +244,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                 let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
                 let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3];
-                add(Kernel::MatMul, Some(first.ty), &bufs, Grid::PerToken(total.div_ceil(MATMUL_ROWS)), Role::Always);
+                add(Kernel::MatMul, Some(first.ty), &bufs, Grid::MatMul(Kernel::MatMul, total), Role::Always);
                 skip = ws.len() - 1;
             }
             Op::MatMul { weight, input, out, accumulate } => {
@@ -236,9 +261,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                     };
                     let pb = uniform(ctx, &p);
-                    let groups = part.rows.div_ceil(MATMUL_ROWS);
                     let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3];
-                    add(Kernel::MatMul, Some(w.ty), &bufs, Grid::PerToken(groups), Role::Always);
+                    add(Kernel::MatMul, Some(w.ty), &bufs, Grid::MatMul(Kernel::MatMul, part.rows), Role::Always);
                 }
             }
             // RoPE on Q and K followed by attention over them: rotate both, store K and V
@@ -289,8 +313,11 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                             ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                         };
                         let pb = uniform(ctx, &p);
-                        let groups = part.rows.div_ceil(MATMUL_ROWS);
-                        let grid = if last_only == 1 { Grid::Once(groups) } else { Grid::PerToken(groups) };
+                        let grid = if last_only == 1 {
+                            Grid::Once(matmul_groups(Kernel::MatMul, part.rows, 1))
+                        } else {
+                            Grid::MatMul(Kernel::MatMul, part.rows)
+                        };
                         let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3];
                         add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                     }

@@ -14,5 +14,5 @@ mod weights;
 
 pub use backend::GpuBackend;
 pub use context::GpuContext;
-pub use shaders::{assemble, Kernel};
+pub use shaders::{assemble, matmul_groups, Kernel};
 pub use weights::{GpuTensor, GpuWeights};

@@ -12,6 +12,8 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub enum Kernel {
     Embed,
     MatMul,
+    /// The prefill form of `MatMul`: several tokens per workgroup.
+    MatMulTiled,
     RmsNorm,
     Rope,
     KvStore,
@@ -26,6 +28,7 @@ impl Kernel {
         match self {
             Kernel::Embed => include_str!("../../shaders/embed.wgsl"),
             Kernel::MatMul => include_str!("../../shaders/matmul.wgsl"),
+            Kernel::MatMulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
             Kernel::RmsNorm => include_str!("../../shaders/rms_norm.wgsl"),
             Kernel::Rope => include_str!("../../shaders/rope.wgsl"),
             Kernel::KvStore => include_str!("../../shaders/kv_store.wgsl"),
@@ -37,7 +40,7 @@ impl Kernel {
     }
 
     fn reads_weights(self) -> bool {
-        matches!(self, Kernel::Embed | Kernel::MatMul)
+        matches!(self, Kernel::Embed | Kernel::MatMul | Kernel::MatMulTiled)
     }
 }
 
@@ -62,6 +65,20 @@ pub fn assemble(kernel: Kernel, ty: Option<GgmlType>) -> String {
     }
     src.push_str(kernel.source());
     src
+}
+
+/// Rows per workgroup of the matmul kernels (`ROWS` in their files) and tokens per workgroup
+/// of the tiled one (`TOKS`).
+const MATVEC_ROWS: u32 = 16;
+const TILED_ROWS: u32 = 64;
+const TILED_TOKENS: u32 = 16;
+
+/// Workgroups a matmul kernel needs for `rows` output rows and `n_tokens` tokens.
+pub fn matmul_groups(kernel: Kernel, rows: u32, n_tokens: u32) -> u32 {
+    match kernel {
+        Kernel::MatMulTiled => rows.div_ceil(TILED_ROWS) * n_tokens.div_ceil(TILED_TOKENS),
+        _ => rows.div_ceil(MATVEC_ROWS) * n_tokens,
+    }
 }
 
 /// Compiled pipelines, one per (kernel, weight format), built on first use.

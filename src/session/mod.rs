@@ -29,6 +29,13 @@ impl Session {
         self.backend.as_ref()
     }
 
+    /// Device time per kernel family for evaluating `tokens` after the sequence, which stays
+    /// as it was (see [`Backend::profile`]).
+    pub fn profile(&mut self, tokens: &[u32]) -> Result<Vec<crate::backend::KernelTime>> {
+        let start = self.tokens.len();
+        self.backend.profile(tokens, start)
+    }
+
     /// Tokens whose keys and values are in the cache.
     pub fn tokens(&self) -> &[u32] {
         &self.tokens

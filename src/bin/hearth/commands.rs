@@ -6,6 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use hearth::backend::KernelTime;
 use hearth::chat::ChatMessage;
 use hearth::gguf::read_header_file;
 use hearth::model::ModelConfig;
@@ -217,7 +218,7 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     Ok(())
 }
 
-pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, run: &RunArgs, json_out: bool) -> Result<()> {
+pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool, run: &RunArgs, json_out: bool) -> Result<()> {
     if prompt_tokens == 0 {
         return Err(Error::InvalidArgument("--prompt-tokens must be at least 1".into()));
     }
@@ -253,17 +254,42 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, run: &RunArgs
     let decode_tok_s = gen_tokens as f64 / decode_s;
     let gb_s = bytes as f64 * decode_tok_s / 1e9;
     let backend = session.backend().describe();
+    // Kernel profiles: one decode step at the current position, then one prefill chunk from
+    // position 0 (the sequence is cleared for it).
+    let profiles = if profile {
+        let decode = session.profile(&[id])?;
+        session.clear();
+        let chunk = prompt.len().min(session.backend().max_batch()).min(session.prefill_chunk);
+        let prefill = session.profile(&prompt[..chunk])?;
+        Some([("decode step", 1, decode), ("prefill chunk", chunk, prefill)])
+    } else {
+        None
+    };
     if json_out {
-        print_json(&json!({
+        let mut out = json!({
             "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens,
             "prefill_tok_s": prefill_tok_s, "decode_tok_s": decode_tok_s,
             "weight_bytes_per_token": bytes, "decode_gb_s": gb_s, "backend": backend,
-        }));
+        });
+        if let Some(ps) = &profiles {
+            let kernels = |ks: &[KernelTime]| -> Vec<_> {
+                ks.iter().map(|k| json!({ "kernel": k.kernel, "dispatches": k.dispatches, "ms": k.seconds * 1e3 })).collect()
+            };
+            out["profile"] = json!({ "decode_step": kernels(&ps[0].2), "prefill_chunk": kernels(&ps[1].2), "prefill_tokens": ps[1].1 });
+        }
+        print_json(&out);
     } else {
         println!("backend:  {backend}");
         println!("prefill:  {prompt_tokens} tokens at {prefill_tok_s:.1} tok/s");
         println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)", 1e3 / decode_tok_s);
         println!("weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective", bytes as f64 / 1e6);
+        for (what, n, ks) in profiles.iter().flatten() {
+            let total: f64 = ks.iter().map(|k| k.seconds).sum();
+            println!("profile of one {what} ({n} tokens, kernels timed one by one: {:.3} ms):", total * 1e3);
+            for k in ks {
+                println!("  {:<12} {:>4} dispatches {:>9.3} ms {:>5.1} %", k.kernel, k.dispatches, k.seconds * 1e3, 100.0 * k.seconds / total);
+            }
+        }
     }
     Ok(())
 }

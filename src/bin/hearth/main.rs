@@ -99,6 +99,9 @@ enum Command {
         prompt_tokens: usize,
         #[arg(long, default_value_t = 128)]
         gen_tokens: usize,
+        /// Also time each kernel family (GPU timestamps) for one decode step and one prefill chunk.
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         run: RunArgs,
         #[arg(long)]
@@ -135,8 +138,8 @@ fn main() -> ExitCode {
         }
         Command::Ppl { model, file, run, json } => commands::ppl(&model, &file, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
-        Command::Bench { model, prompt_tokens, gen_tokens, run, json } => {
-            commands::bench(&model, prompt_tokens, gen_tokens, &run, json)
+        Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json } => {
+            commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json)
         }
         Command::Chat { model, temperature, seed, max_tokens, system, run } => {
             commands::chat(&model, temperature, seed, max_tokens, system, &run)

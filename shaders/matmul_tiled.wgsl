@@ -1,0 +1,157 @@
+// The prefill form of matmul.wgsl: the same parameters, bindings and fused options (norm, glu,
+// split outputs, accumulate), but each workgroup computes ROWS rows for TOKS tokens at once.
+// Each thread owns one row and decodes each of its weights once for all TOKS tokens, so a
+// batch of n tokens reads the weights n / TOKS times instead of n times. `last_only` is not
+// supported here: one output token is the decode kernel's job.
+// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_get) and common.wgsl.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    row_words: u32,
+    accumulate: u32,
+    last_only: u32,
+    y_stride: u32,
+    row_offset: u32,
+    norm: u32,
+    eps: f32,
+    w_base: u32,
+    glu: u32,
+    glu_rows: u32,
+    split1: u32,
+    split2: u32,
+    stride2: u32,
+    stride3: u32,
+}
+
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<uniform> step: Step;
+@group(0) @binding(5) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y2: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+
+const ROWS: u32 = 64u;
+const TOKS: u32 = 16u;
+const WG: u32 = 64u;
+// Input columns staged per token; a multiple of every BLOCK_LEN.
+const TILE: u32 = 128u;
+// TOKS * TILE floats (8 KiB), four columns per element so each weight quad meets each token's
+// inputs in one dot product.
+var<workgroup> xq: array<vec4<f32>, 512>;
+// Only so the quant prelude's `block_dot`, which this kernel does not call, compiles.
+var<workgroup> x: array<f32, 1>;
+var<workgroup> partial: array<f32, 64>;
+var<workgroup> scales: array<f32, 16>;
+
+// Weights c..c+3 of the row starting at word `row` (zero past `len`, where f32 and f16 rows
+// may end mid-quad).
+fn weight_quad(row: u32, c: u32, len: u32) -> vec4<f32> {
+    var q = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        let j = c + k;
+        if (j < len) {
+            q[k] = block_get(row + (j / BLOCK_LEN) * BLOCK_WORDS, j % BLOCK_LEN);
+        }
+    }
+    return q;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let group = linear_group(wid, nwg);
+    let n_groups = (p.rows + ROWS - 1u) / ROWS;
+    let n = step.n_tokens;
+    let t_base = (group / n_groups) * TOKS;
+    if (t_base >= n) {
+        return;
+    }
+    let n_here = min(TOKS, n - t_base);
+    if (p.norm == 1u) {
+        // WG / TOKS threads per token sum its squares.
+        let tt = lid / (WG / TOKS);
+        var ss = 0.0;
+        if (tt < n_here) {
+            let base = (t_base + tt) * p.cols;
+            for (var i = lid % (WG / TOKS); i < p.cols; i += WG / TOKS) {
+                let v = src[base + i];
+                ss += v * v;
+            }
+        }
+        partial[lid] = ss;
+        workgroupBarrier();
+        if (lid < TOKS) {
+            var s = 0.0;
+            for (var k = 0u; k < WG / TOKS; k++) {
+                s += partial[lid * (WG / TOKS) + k];
+            }
+            scales[lid] = inverseSqrt(s / f32(p.cols) + p.eps);
+        }
+        workgroupBarrier();
+    }
+    let r = (group % n_groups) * ROWS + lid;
+    var acc: array<f32, 16>;
+    var acc_up: array<f32, 16>;
+    for (var t0 = 0u; t0 < p.cols; t0 += TILE) {
+        let len = min(TILE, p.cols - t0);
+        for (var i = lid; i < TOKS * TILE / 4u; i += WG) {
+            let tt = i / (TILE / 4u);
+            let c = (i % (TILE / 4u)) * 4u;
+            var v = vec4<f32>(0.0);
+            if (tt < n_here) {
+                for (var k = 0u; k < 4u; k++) {
+                    if (c + k < len) {
+                        var e = src[(t_base + tt) * p.cols + t0 + c + k];
+                        if (p.norm == 1u) {
+                            e = e * scales[tt] * norm_w[t0 + c + k];
+                        }
+                        v[k] = e;
+                    }
+                }
+            }
+            xq[i] = v;
+        }
+        workgroupBarrier();
+        if (r < p.rows) {
+            let row = p.w_base + r * p.row_words + (t0 / BLOCK_LEN) * BLOCK_WORDS;
+            for (var c = 0u; c < len; c += 4u) {
+                let wv = weight_quad(row, c, len);
+                for (var tt = 0u; tt < TOKS; tt++) {
+                    acc[tt] += dot(wv, xq[tt * (TILE / 4u) + c / 4u]);
+                }
+                if (p.glu == 1u) {
+                    let uv = weight_quad(row + p.glu_rows * p.row_words, c, len);
+                    for (var tt = 0u; tt < TOKS; tt++) {
+                        acc_up[tt] += dot(uv, xq[tt * (TILE / 4u) + c / 4u]);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (r >= p.rows) {
+        return;
+    }
+    for (var tt = 0u; tt < n_here; tt++) {
+        let t = t_base + tt;
+        var v = acc[tt];
+        if (p.glu == 1u) {
+            v = v / (1.0 + exp(-v)) * acc_up[tt];
+        }
+        if (r >= p.split2) {
+            y3[t * p.stride3 + r - p.split2] = v;
+        } else if (r >= p.split1) {
+            y2[t * p.stride2 + r - p.split1] = v;
+        } else {
+            let o = t * p.y_stride + p.row_offset + r;
+            if (p.accumulate == 1u) {
+                y[o] += v;
+            } else {
+                y[o] = v;
+            }
+        }
+    }
+}

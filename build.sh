@@ -3,6 +3,8 @@
 #   ./build.sh model   fetch the default model into models/ (verified, idempotent)
 #   ./build.sh cli     build the native `hearth` CLI (release)
 #   ./build.sh chat    fetch the model, build the CLI and start a terminal chat
+#   ./build.sh wasm    build the browser package into www/pkg/
+#   ./build.sh serve   fetch the model, build the package and serve the chat page locally
 #   ./build.sh test    install what the tests need, then run every test
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,15 +49,71 @@ build_cli() {
   cargo build --release -j"$JOBS" --bin hearth
 }
 
+# wasm-bindgen's CLI must match the crate version exactly; the lock file pins it.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+ensure_wasm_tools() {
+  ensure_rust
+  rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+  local want; want=$(wasm_bindgen_version)
+  if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (once; a few minutes)"
+    cargo install -j"$JOBS" wasm-bindgen-cli --version "$want"
+  fi
+}
+
+# cargo (wasm32) -> wasm-bindgen --target web -> www/pkg/. wasm-opt runs only when npm's
+# binaryen is installed (node_modules/.bin/wasm-opt): Debian's wasm-opt 108 corrupts the output.
+build_wasm() {
+  ensure_wasm_tools
+  log "building the browser package"
+  cargo build --release -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
+  wasm-bindgen --target web --out-dir www/pkg --out-name hearth target/wasm32-unknown-unknown/release/hearth.wasm
+  if [ -x node_modules/.bin/wasm-opt ]; then
+    node_modules/.bin/wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      www/pkg/hearth_bg.wasm -o www/pkg/hearth_bg.wasm
+  fi
+  log "www/pkg/hearth_bg.wasm: $(wc -c <www/pkg/hearth_bg.wasm) bytes, $(gzip -9c www/pkg/hearth_bg.wasm | wc -c) gzipped"
+}
+
+ensure_node() {
+  command -v node >/dev/null || { echo "error: node not found; install Node.js 18 or later" >&2; exit 1; }
+}
+
+serve() {
+  ensure_node
+  fetch_model
+  build_wasm
+  exec node tools/serve.mjs
+}
+
+# Debian's Chromium and playwright-core drive the browser tests (WebGPU on SwiftShader).
+ensure_browser() {
+  ensure_node
+  if ! command -v chromium >/dev/null; then
+    log "installing Chromium for the browser tests"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d node_modules/playwright-core ]; then
+    log "installing node packages"
+    npm ci --no-audit --no-fund --silent
+  fi
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 # Mesa's lavapipe: a Vulkan driver on the CPU, so the GPU backend is tested without a GPU.
 ensure_lavapipe() {
   if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
     log "installing Mesa lavapipe (Vulkan on the CPU) for the GPU tests"
-    if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
-    else
-      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
-    fi
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
   fi
   # Mesa warns without a runtime dir; any private scratch dir will do.
   export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
@@ -65,17 +123,20 @@ run_tests() {
   ensure_rust
   fetch_model
   ensure_lavapipe
-  log "checking that the library builds for the browser (wasm32)"
-  rustup target add wasm32-unknown-unknown >/dev/null
-  cargo build -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
-  log "running the tests"
+  build_wasm
+  ensure_browser
+  log "running the Rust tests"
   cargo test --release -j"$JOBS" -- --test-threads=2
+  log "running the browser tests"
+  node tests/browser/run.mjs
 }
 
 case "${1:-chat}" in
   model) fetch_model ;;
   cli) build_cli ;;
   chat) fetch_model; build_cli; exec target/release/hearth chat "$MODEL_DIR/$MODEL_FILE" ;;
+  wasm) build_wasm ;;
+  serve) serve ;;
   test) run_tests ;;
-  *) echo "usage: $0 [model|cli|chat|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [model|cli|chat|wasm|serve|test]" >&2; exit 2 ;;
 esac

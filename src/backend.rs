@@ -1,7 +1,13 @@
 //! The seam between the engine and the hardware: a backend holds a model's weights and one
 //! sequence's KV cache, and executes the model's [`ForwardPlan`](crate::model::ForwardPlan).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::Result;
+
+/// A boxed future borrowing the backend: what the async forward calls return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// Which positions of a batch need logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +34,17 @@ pub trait Backend {
     fn forward_argmax(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
         let logits = self.forward(tokens, start, LogitsFor::Last)?;
         Ok(crate::sampler::argmax(&logits))
+    }
+
+    /// [`forward`](Self::forward) for callers that must not block (the browser, where a GPU
+    /// readback completes on the event loop). Backends that compute in place finish at once.
+    fn forward_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, which: LogitsFor) -> BoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(std::future::ready(self.forward(tokens, start, which)))
+    }
+
+    /// [`forward_argmax`](Self::forward_argmax) without blocking.
+    fn forward_argmax_async<'a>(&'a mut self, tokens: &'a [u32], start: usize) -> BoxFuture<'a, Result<u32>> {
+        Box::pin(std::future::ready(self.forward_argmax(tokens, start)))
     }
 
     /// Forgets cached positions from `len` on.
@@ -82,4 +99,25 @@ pub fn check_batch(
         return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
     }
     Ok(())
+}
+
+/// Runs an engine future to completion on the calling thread. Natively this blocks (GPU
+/// readbacks poll the device); in the browser nothing may block, so a future that is not
+/// ready at once is an error telling the caller to use the async API.
+pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(future)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => Err(crate::Error::Unsupported(
+                "in the browser GPU results arrive asynchronously: use the async API".into(),
+            )),
+        }
+    }
 }

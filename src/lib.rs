@@ -17,5 +17,7 @@ pub mod quant;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};

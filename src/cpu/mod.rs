@@ -43,7 +43,7 @@ impl CpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(Model, CpuWeights)> {
-        crate::model::load_model_file(path, CpuWeights::new, CpuWeights::put, progress)
+        crate::model::load_model_file(path, Box::new(|plan| Ok(CpuWeights::new(plan))), Box::new(CpuWeights::put), progress)
     }
 }
 

@@ -7,7 +7,7 @@ use super::context::GpuContext;
 use super::lower::{lower, Buffers, Dispatch, Role};
 use super::params;
 use super::weights::GpuWeights;
-use crate::backend::{Backend, KernelTime, LogitsFor};
+use crate::backend::{block_on, Backend, BoxFuture, KernelTime, LogitsFor};
 use crate::model::{Act, ForwardPlan};
 use crate::{Error, Result};
 
@@ -141,27 +141,70 @@ impl GpuBackend {
         self.len = start + tokens.len();
     }
 
-    fn read_logits(&self, n_floats: usize) -> Result<Vec<f32>> {
-        let bytes = read_back(&self.ctx, &self.staging, n_floats * 4)?;
+    async fn forward_impl(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
+        self.check(tokens, start)?;
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = match which {
+            LogitsFor::None => 0,
+            LogitsFor::Last => 1,
+            LogitsFor::All => tokens.len(),
+        };
+        let floats = rows * self.plan.config.n_vocab;
+        let wanted = |r: Role| match r {
+            Role::Always => true,
+            Role::LogitsLast => which == LogitsFor::Last,
+            Role::LogitsAll => which == LogitsFor::All,
+            Role::Argmax => false,
+        };
+        let (logits, staging) = (self.logits.clone(), self.staging.clone());
+        let copies: &[_] = if floats > 0 { &[(&logits, &staging, (floats * 4) as u64)] } else { &[] };
+        self.submit(tokens, start, wanted, copies);
+        if floats == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = read_back_async(&self.ctx, &self.staging, floats * 4).await?;
         Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes))
+    }
+
+    async fn forward_argmax_impl(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        self.check(tokens, start)?;
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to evaluate".into()));
+        }
+        let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast | Role::Argmax);
+        let (argmax, staging) = (self.argmax.clone(), self.argmax_staging.clone());
+        self.submit(tokens, start, wanted, &[(&argmax, &staging, 4)]);
+        let bytes = read_back_async(&self.ctx, &self.argmax_staging, 4).await?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 }
 
-/// Maps the first `len` bytes of a MAP_READ buffer once the queued work is done, and copies
-/// them out (native: blocks on the device).
-pub(super) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+/// Maps the first `len` bytes of a MAP_READ buffer once the queued work is done and copies
+/// them out. Natively this polls the device; in the browser the mapping resolves on the
+/// event loop.
+pub(super) async fn read_back_async(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
     let slice = buffer.slice(..len as u64);
-    let (tx, rx) = std::sync::mpsc::channel();
+    #[cfg(target_arch = "wasm32")]
+    let _ = ctx;
+    let (tx, rx) = futures_channel::oneshot::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
+    #[cfg(not(target_arch = "wasm32"))]
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| Error::Unsupported(format!("GPU poll failed: {e}")))?;
-    rx.recv().map_err(|_| Error::Unsupported("GPU readback was dropped".into()))??;
+    rx.await.map_err(|_| Error::Unsupported("GPU readback was dropped".into()))??;
     let out = slice.get_mapped_range().map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?.to_vec();
     buffer.unmap();
     Ok(out)
+}
+
+/// [`read_back_async`], blocking (native only; an error in the browser).
+pub(super) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+    block_on(read_back_async(ctx, buffer, len))
 }
 
 pub(super) fn fold(groups: u32) -> (u32, u32) {
@@ -190,29 +233,19 @@ impl Backend for GpuBackend {
     }
 
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
-        self.check(tokens, start)?;
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = match which {
-            LogitsFor::None => 0,
-            LogitsFor::Last => 1,
-            LogitsFor::All => tokens.len(),
-        };
-        let floats = rows * self.plan.config.n_vocab;
-        let wanted = |r: Role| match r {
-            Role::Always => true,
-            Role::LogitsLast => which == LogitsFor::Last,
-            Role::LogitsAll => which == LogitsFor::All,
-            Role::Argmax => false,
-        };
-        let (logits, staging) = (self.logits.clone(), self.staging.clone());
-        let copies: &[_] = if floats > 0 { &[(&logits, &staging, (floats * 4) as u64)] } else { &[] };
-        self.submit(tokens, start, wanted, copies);
-        if floats == 0 {
-            return Ok(Vec::new());
-        }
-        self.read_logits(floats)
+        block_on(self.forward_impl(tokens, start, which))
+    }
+
+    fn forward_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, which: LogitsFor) -> BoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(self.forward_impl(tokens, start, which))
+    }
+
+    fn forward_argmax(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        block_on(self.forward_argmax_impl(tokens, start))
+    }
+
+    fn forward_argmax_async<'a>(&'a mut self, tokens: &'a [u32], start: usize) -> BoxFuture<'a, Result<u32>> {
+        Box::pin(self.forward_argmax_impl(tokens, start))
     }
 
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
@@ -284,17 +317,5 @@ impl Backend for GpuBackend {
         out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
         self.len = start;
         Ok(out)
-    }
-
-    fn forward_argmax(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
-        self.check(tokens, start)?;
-        if tokens.is_empty() {
-            return Err(Error::InvalidArgument("no tokens to evaluate".into()));
-        }
-        let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast | Role::Argmax);
-        let (argmax, staging) = (self.argmax.clone(), self.argmax_staging.clone());
-        self.submit(tokens, start, wanted, &[(&argmax, &staging, 4)]);
-        let bytes = read_back(&self.ctx, &self.argmax_staging, 4)?;
-        Ok(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")))
     }
 }

@@ -139,7 +139,7 @@ impl GpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(crate::model::Model, GpuWeights)> {
-        crate::model::load_model_file(path, |plan| GpuWeights::new(ctx.clone(), plan), GpuWeights::put, progress)
+        crate::model::load_model_file(path, Box::new(move |plan| Ok(GpuWeights::new(ctx.clone(), plan))), Box::new(GpuWeights::put), progress)
     }
 }
 

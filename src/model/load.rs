@@ -5,9 +5,10 @@ use std::io::Read;
 use std::path::Path;
 
 use super::config::ModelConfig;
-use super::plan::{ForwardPlan, WeightId};
+use super::plan::ForwardPlan;
 use crate::chat::{ChatMessage, ChatTemplate};
-use crate::gguf::{read_all, GgufEvent, GgufHeader};
+use super::stream::{ModelStream, NewWeights, PutWeight};
+use crate::gguf::GgufHeader;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
@@ -81,41 +82,6 @@ pub struct LoadProgress {
     pub total: Option<u64>,
 }
 
-/// Streams a GGUF file: builds the [`Model`] from its header, then calls `on_weight` for each
-/// tensor the plan uses as soon as its bytes are complete (tensors it does not use are dropped).
-pub fn load_model<R: Read>(
-    source: R,
-    total_len: Option<u64>,
-    mut on_weight: impl FnMut(&ForwardPlan, WeightId, Vec<u8>) -> Result<()>,
-    mut progress: impl FnMut(LoadProgress),
-) -> Result<Model> {
-    let mut model: Option<Model> = None;
-    let mut received = Vec::new();
-    read_all(source, 1 << 20, total_len, |ev, pos| {
-        match ev {
-            GgufEvent::Header(h) => {
-                let m = Model::from_header(h)?;
-                received = vec![false; m.plan.weights.len()];
-                model = Some(m);
-            }
-            GgufEvent::Tensor(t) => {
-                let m = model.as_ref().expect("the header comes first");
-                if let Some(id) = m.plan.weight_index(&t.info.name) {
-                    received[id.0] = true;
-                    on_weight(&m.plan, id, t.bytes)?;
-                }
-            }
-        }
-        progress(LoadProgress { loaded: pos, total: total_len });
-        Ok(true)
-    })?;
-    let model = model.ok_or_else(|| Error::Model("file has no header".into()))?;
-    if let Some(i) = received.iter().position(|r| !r) {
-        return Err(Error::Model(format!("tensor {:?} never arrived", model.plan.weights[i].name)));
-    }
-    Ok(model)
-}
-
 /// Opens a model file, with a clear error when it cannot be read.
 pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
     let file = std::fs::File::open(path)
@@ -124,22 +90,25 @@ pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
     Ok((file, len))
 }
 
-/// Streams a model file into a backend's weight store: `new` makes the store once the plan is
-/// known, `put` receives each tensor. Fails if the file holds no tensors.
+/// Streams a GGUF file into a weight store (see [`ModelStream`]), reporting progress.
 pub fn load_model_file<W>(
     path: &Path,
-    mut new: impl FnMut(&ForwardPlan) -> W,
-    mut put: impl FnMut(&mut W, &ForwardPlan, WeightId, Vec<u8>) -> Result<()>,
-    progress: impl FnMut(LoadProgress),
+    new: NewWeights<W>,
+    put: PutWeight<W>,
+    mut progress: impl FnMut(LoadProgress),
 ) -> Result<(Model, W)> {
-    let (file, len) = open_file(path)?;
-    let mut weights: Option<W> = None;
-    let model = load_model(
-        std::io::BufReader::with_capacity(1 << 20, file),
-        Some(len),
-        |plan, id, bytes| put(weights.get_or_insert_with(|| new(plan)), plan, id, bytes),
-        progress,
-    )?;
-    let weights = weights.ok_or_else(|| Error::Model("the file holds no tensors".into()))?;
-    Ok((model, weights))
+    let (mut file, len) = open_file(path)?;
+    let mut stream = ModelStream::new(Some(len), new, put);
+    let mut buf = vec![0u8; 1 << 20];
+    while !stream.is_done() {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        stream.push(&buf[..n])?;
+        progress(LoadProgress { loaded: stream.loaded(), total: Some(len) });
+    }
+    stream.finish()
 }

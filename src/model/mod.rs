@@ -4,11 +4,13 @@
 mod arch;
 mod config;
 mod load;
+mod stream;
 mod plan;
 mod weights;
 
 pub use arch::{names::TOKEN_EMBD, ArchSpec, RopeStyle};
 pub use config::ModelConfig;
-pub use load::{load_model, load_model_file, open_file, LoadProgress, Model};
+pub use load::{load_model_file, open_file, LoadProgress, Model};
+pub use stream::{ModelStream, NewWeights, PutWeight};
 pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};
 pub use weights::QTensor;

@@ -7,7 +7,7 @@ mod generate;
 pub use eval::{logsumexp, top_k, Perplexity, PositionScore};
 pub use generate::{generate, GenerateOptions, Generation, StopReason};
 
-use crate::backend::{Backend, LogitsFor};
+use crate::backend::{block_on, Backend, LogitsFor};
 use crate::{Error, Result};
 
 /// Default number of tokens evaluated per forward call during prefill.
@@ -52,13 +52,17 @@ impl Session {
 
     /// Runs one forward call on `part` at the end of the sequence, keeping the session
     /// consistent when it fails.
-    fn step<T>(&mut self, part: &[u32], f: impl FnOnce(&mut dyn Backend, &[u32], usize) -> Result<T>) -> Result<T> {
+    async fn step(&mut self, part: &[u32], want: Want) -> Result<Got> {
         let limit = self.backend.max_context();
         let start = self.tokens.len();
         if start + part.len() > limit {
             return Err(Error::ContextLengthExceeded { needed: start + part.len(), limit });
         }
-        match f(self.backend.as_mut(), part, start) {
+        let result = match want {
+            Want::Logits(which) => self.backend.forward_async(part, start, which).await.map(Got::Logits),
+            Want::Argmax => self.backend.forward_argmax_async(part, start).await.map(Got::Id),
+        };
+        match result {
             Ok(v) => {
                 self.tokens.extend_from_slice(part);
                 Ok(v)
@@ -71,7 +75,7 @@ impl Session {
     }
 
     /// Evaluates every chunk of `tokens` but the last without logits and returns the last.
-    fn prefill_head<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32]> {
+    async fn prefill_head<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32]> {
         let limit = self.backend.max_context();
         if self.tokens.len() + tokens.len() > limit {
             return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + tokens.len(), limit });
@@ -79,7 +83,7 @@ impl Session {
         let chunk = self.chunk_len();
         let head = tokens.len().saturating_sub(1) / chunk * chunk;
         for part in tokens[..head].chunks(chunk) {
-            self.step(part, |b, p, s| b.forward(p, s, LogitsFor::None))?;
+            self.step(part, Want::Logits(LogitsFor::None)).await?;
         }
         Ok(&tokens[head..])
     }
@@ -87,6 +91,11 @@ impl Session {
     /// Appends `tokens` to the sequence, evaluating them in chunks. Returns the logits `which`
     /// selects (for `All`, one row per appended token).
     pub fn append(&mut self, tokens: &[u32], which: LogitsFor) -> Result<Vec<f32>> {
+        block_on(self.append_async(tokens, which))
+    }
+
+    /// [`append`](Self::append) without blocking (the browser).
+    pub async fn append_async(&mut self, tokens: &[u32], which: LogitsFor) -> Result<Vec<f32>> {
         if which == LogitsFor::All {
             let limit = self.backend.max_context();
             if self.tokens.len() + tokens.len() > limit {
@@ -94,22 +103,27 @@ impl Session {
             }
             let mut out = Vec::with_capacity(tokens.len() * self.n_vocab);
             for part in tokens.chunks(self.chunk_len()) {
-                out.extend(self.step(part, |b, p, s| b.forward(p, s, LogitsFor::All))?);
+                out.extend(self.step(part, Want::Logits(LogitsFor::All)).await?.logits());
             }
             return Ok(out);
         }
-        let last = self.prefill_head(tokens)?;
-        self.step(last, |b, p, s| b.forward(p, s, which))
+        let last = self.prefill_head(tokens).await?;
+        Ok(self.step(last, Want::Logits(which)).await?.logits())
     }
 
     /// Appends `tokens` and returns the id of the last one's largest logit, letting the
     /// backend avoid reading back the whole vocabulary.
     pub fn append_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        block_on(self.append_greedy_async(tokens))
+    }
+
+    /// [`append_greedy`](Self::append_greedy) without blocking.
+    pub async fn append_greedy_async(&mut self, tokens: &[u32]) -> Result<u32> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to evaluate".into()));
         }
-        let last = self.prefill_head(tokens)?;
-        self.step(last, |b, p, s| b.forward_argmax(p, s))
+        let last = self.prefill_head(tokens).await?;
+        Ok(self.step(last, Want::Argmax).await?.id())
     }
 
     /// Truncates the cache to the longest common prefix with `tokens`, always leaving at least
@@ -128,13 +142,51 @@ impl Session {
     /// Makes the sequence equal to `tokens`, re-evaluating only what follows the longest
     /// common prefix with the cached tokens, and returns the last token's logits.
     pub fn set_tokens(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        block_on(self.set_tokens_async(tokens))
+    }
+
+    /// [`set_tokens`](Self::set_tokens) without blocking.
+    pub async fn set_tokens_async(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let rest = self.reuse_prefix(tokens)?;
-        self.append(rest, LogitsFor::Last)
+        self.append_async(rest, LogitsFor::Last).await
     }
 
     /// [`set_tokens`](Self::set_tokens) for greedy decoding: returns the next token's id.
     pub fn set_tokens_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        block_on(self.set_tokens_greedy_async(tokens))
+    }
+
+    /// [`set_tokens_greedy`](Self::set_tokens_greedy) without blocking.
+    pub async fn set_tokens_greedy_async(&mut self, tokens: &[u32]) -> Result<u32> {
         let rest = self.reuse_prefix(tokens)?;
-        self.append_greedy(rest)
+        self.append_greedy_async(rest).await
+    }
+}
+
+/// What one forward call should produce.
+#[derive(Clone, Copy)]
+enum Want {
+    Logits(LogitsFor),
+    Argmax,
+}
+
+enum Got {
+    Logits(Vec<f32>),
+    Id(u32),
+}
+
+impl Got {
+    fn logits(self) -> Vec<f32> {
+        match self {
+            Got::Logits(l) => l,
+            Got::Id(_) => unreachable!("asked for logits"),
+        }
+    }
+
+    fn id(self) -> u32 {
+        match self {
+            Got::Id(i) => i,
+            Got::Logits(_) => unreachable!("asked for an id"),
+        }
     }
 }

@@ -1,0 +1,265 @@
+//! The browser API (wasm-bindgen). JavaScript streams the model file into a [`Loader`] chunk by
+//! chunk, then drives the token loop on an [`Engine`] one `begin`/`next` call at a time, so it
+//! can stream text, honour an abort between tokens and never block. Every error crosses the
+//! boundary as a JS `Error` with a readable message; nothing panics.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::backend::Backend;
+use crate::chat::ChatMessage;
+use crate::cpu::{CpuBackend, CpuWeights};
+use crate::gpu::{GpuBackend, GpuContext, GpuWeights};
+use crate::model::{Model, ModelStream};
+use crate::sampler::Sampler;
+use crate::session::Session;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+
+/// Default context in the browser: enough for a long chat, small enough for modest GPUs.
+const DEFAULT_CONTEXT: usize = 2048;
+/// Tokens per GPU forward call during prefill.
+const GPU_BATCH: usize = 128;
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn js_val(e: impl std::fmt::Display) -> JsValue {
+    js_err(e).into()
+}
+
+enum Weights {
+    Gpu(GpuWeights),
+    Cpu(CpuWeights),
+}
+
+/// Receives a GGUF file chunk by chunk; on the GPU path each tensor goes to a GPU buffer as
+/// soon as it is complete, so the wasm heap never holds the model.
+#[wasm_bindgen]
+pub struct Loader {
+    stream: ModelStream<Weights>,
+    backend: String,
+    notice: Option<String>,
+}
+
+#[wasm_bindgen]
+impl Loader {
+    /// `backend` is "auto" (WebGPU when it works, else the CPU), "gpu" or "cpu".
+    /// `total_len` is the file size when known (Content-Length).
+    pub async fn create(total_len: Option<f64>, backend: String) -> Result<Loader, JsError> {
+        let (ctx, notice) = match backend.as_str() {
+            "cpu" => (None, None),
+            "gpu" => (Some(GpuContext::new_async().await.map_err(js_err)?), None),
+            "auto" | "" => match GpuContext::new_async().await {
+                Ok(ctx) => (Some(ctx), None),
+                Err(e) => (None, Some(format!("WebGPU is not available ({e}); running on the CPU, which is slower"))),
+            },
+            other => return Err(JsError::new(&format!("unknown backend {other:?}: use \"auto\", \"gpu\" or \"cpu\""))),
+        };
+        let total = total_len.filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64);
+        let (describe, stream) = match ctx {
+            Some(ctx) => {
+                let ctx = Arc::new(ctx);
+                let describe = ctx.describe();
+                let new = Box::new(move |plan: &_| Ok(Weights::Gpu(GpuWeights::new(ctx.clone(), plan))));
+                (describe, ModelStream::new(total, new, Box::new(put)))
+            }
+            None => {
+                let new = Box::new(|plan: &_| Ok(Weights::Cpu(CpuWeights::new(plan))));
+                ("cpu".to_string(), ModelStream::new(total, new, Box::new(put)))
+            }
+        };
+        Ok(Loader { stream, backend: describe, notice })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// Why "auto" chose the CPU, if it did.
+    #[wasm_bindgen(getter)]
+    pub fn notice(&self) -> Option<String> {
+        self.notice.clone()
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.stream.push(chunk).map_err(js_err)
+    }
+
+    pub fn loaded(&self) -> f64 {
+        self.stream.loaded() as f64
+    }
+
+    /// Lowercase hex SHA-256 of the bytes pushed so far.
+    pub fn sha256(&self) -> String {
+        self.stream.sha256_hex()
+    }
+
+    /// Ends the input and prepares the engine; `max_context` 0 picks the default.
+    pub fn finish(self, max_context: u32) -> Result<Engine, JsError> {
+        let (model, weights) = self.stream.finish().map_err(js_err)?;
+        let train = model.config().n_ctx_train.max(1);
+        let ctx = if max_context == 0 { DEFAULT_CONTEXT.min(train) } else { max_context as usize };
+        let backend: Box<dyn Backend> = match weights {
+            Weights::Gpu(w) => Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), GPU_BATCH, ctx).map_err(js_err)?),
+            Weights::Cpu(w) => Box::new(CpuBackend::new(model.plan.clone(), Arc::new(w), ctx)),
+        };
+        let model = Rc::new(model);
+        let session = Session::new(backend, model.config().n_vocab);
+        let state = State { session, sampler: Sampler::greedy(), decoder: StreamDecoder::new(Shared(model.clone())) };
+        Ok(Engine { model, state: Rc::new(RefCell::new(state)), backend: self.backend, notice: self.notice })
+    }
+}
+
+fn put(w: &mut Weights, plan: &crate::model::ForwardPlan, id: crate::model::WeightId, bytes: Vec<u8>) -> crate::Result<()> {
+    match w {
+        Weights::Gpu(g) => g.put(plan, id, bytes),
+        Weights::Cpu(c) => c.put(plan, id, bytes),
+    }
+}
+
+/// The model, shared by the engine and its stream decoder.
+struct Shared(Rc<Model>);
+
+impl AsRef<Tokenizer> for Shared {
+    fn as_ref(&self) -> &Tokenizer {
+        &self.0.tokenizer
+    }
+}
+
+struct State {
+    session: Session,
+    sampler: Sampler,
+    decoder: StreamDecoder<Shared>,
+}
+
+/// A loaded model and one conversation's KV cache.
+#[wasm_bindgen]
+pub struct Engine {
+    model: Rc<Model>,
+    state: Rc<RefCell<State>>,
+    backend: String,
+    notice: Option<String>,
+}
+
+fn busy() -> JsValue {
+    js_val("the engine is busy with another call; await it first")
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// JSON: name, architecture, vocabulary size, context length, backend.
+    pub fn info(&self) -> String {
+        let c = self.model.config();
+        let ctx = self.state.try_borrow().map(|s| s.session.backend().max_context()).unwrap_or(0);
+        serde_json::json!({
+            "name": c.name,
+            "architecture": c.architecture,
+            "n_vocab": c.n_vocab,
+            "context_length": ctx,
+            "backend": self.backend,
+            "notice": self.notice,
+        })
+        .to_string()
+    }
+
+    /// Token ids of a chat (a JSON array of `{role, content}`), with the model's chat template
+    /// and the assistant's generation prompt.
+    #[wasm_bindgen(js_name = chatPrompt)]
+    pub fn chat_prompt(&self, messages_json: &str) -> Result<Vec<u32>, JsError> {
+        let messages: Vec<ChatMessage> = serde_json::from_str(messages_json)
+            .map_err(|e| JsError::new(&format!("messages must be an array of {{role, content}} strings: {e}")))?;
+        self.model.chat_prompt(&messages).map_err(js_err)
+    }
+
+    /// Token ids of plain text (with BOS where the model wants it).
+    #[wasm_bindgen(js_name = textPrompt)]
+    pub fn text_prompt(&self, text: &str) -> Result<Vec<u32>, JsError> {
+        self.model.text_prompt(text).map_err(js_err)
+    }
+
+    /// Evaluates `prompt` (reusing the cached prefix it shares with the previous sequence) and
+    /// resolves to the first sampled token id. Temperature 0 is greedy.
+    pub fn begin(&self, prompt: Vec<u32>, temperature: f32, seed: f64) -> Result<js_sys::Promise, JsError> {
+        let sampler = Sampler::new(temperature, seed as u64).map_err(js_err)?;
+        if prompt.is_empty() {
+            return Err(JsError::new("the prompt is empty"));
+        }
+        let state = self.state.clone();
+        Ok(future_to_promise(async move {
+            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
+            let s = &mut *s;
+            s.sampler = sampler;
+            s.decoder.reset();
+            let id = if s.sampler.is_greedy() {
+                s.session.set_tokens_greedy_async(&prompt).await
+            } else {
+                match s.session.set_tokens_async(&prompt).await {
+                    Ok(logits) => s.sampler.sample(&logits),
+                    Err(e) => Err(e),
+                }
+            };
+            id.map(JsValue::from).map_err(js_val)
+        }))
+    }
+
+    /// Appends `id` (the last sampled token) and resolves to the next sampled id.
+    pub fn next(&self, id: u32) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
+            let s = &mut *s;
+            let next = if s.sampler.is_greedy() {
+                s.session.append_greedy_async(&[id]).await
+            } else {
+                match s.session.append_async(&[id], crate::backend::LogitsFor::Last).await {
+                    Ok(logits) => s.sampler.sample(&logits),
+                    Err(e) => Err(e),
+                }
+            };
+            next.map(JsValue::from).map_err(js_val)
+        })
+    }
+
+    /// Whether `id` ends generation (EOS, EOT).
+    #[wasm_bindgen(js_name = isEnd)]
+    pub fn is_end(&self, id: u32) -> bool {
+        self.model.tokenizer.is_end_of_generation(id)
+    }
+
+    /// The text `id` completes (held back while a UTF-8 character is split across tokens).
+    pub fn piece(&self, id: u32) -> Result<String, JsError> {
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
+        s.decoder.push(id).map_err(js_err)
+    }
+
+    /// Text still held back at the end of a reply.
+    pub fn flush(&self) -> Result<String, JsError> {
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
+        Ok(s.decoder.finish())
+    }
+
+    /// Forgets the conversation's KV cache.
+    pub fn reset(&self) -> Result<(), JsError> {
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
+        s.session.clear();
+        s.decoder.reset();
+        Ok(())
+    }
+
+    /// Tokens in the cache.
+    pub fn position(&self) -> u32 {
+        self.state.try_borrow().map(|s| s.session.tokens().len() as u32).unwrap_or(0)
+    }
+
+    #[wasm_bindgen(js_name = contextLength)]
+    pub fn context_length(&self) -> u32 {
+        self.state.try_borrow().map(|s| s.session.backend().max_context() as u32).unwrap_or(0)
+    }
+}

@@ -69,8 +69,8 @@ ensure_wasm_tools() {
 build_wasm() {
   ensure_wasm_tools
   log "building the browser package"
-  cargo build --release -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
-  wasm-bindgen --target web --out-dir www/pkg --out-name hearth target/wasm32-unknown-unknown/release/hearth.wasm
+  cargo build --profile web -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
+  wasm-bindgen --target web --out-dir www/pkg --out-name hearth target/wasm32-unknown-unknown/web/hearth.wasm
   if [ -x node_modules/.bin/wasm-opt ]; then
     node_modules/.bin/wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue \

@@ -3,6 +3,13 @@
 //! can stream text, honour an abort between tokens and never block. Every error crosses the
 //! boundary as a JS `Error` with a readable message; nothing panics.
 
+// The browser is single-threaded: the GPU types are not Send there, yet the backend API
+// shares them through `Arc` as it does natively.
+#![allow(clippy::arc_with_non_send_sync)]
+// An engine call holds its state across GPU awaits on purpose: a second call made meanwhile
+// fails its `try_borrow_mut` with a clear "busy" error instead of interleaving.
+#![allow(clippy::await_holding_refcell_ref)]
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;

@@ -63,7 +63,7 @@ pub trait Backend {
     /// `start` positions. Backends without device timers return `Unsupported`.
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
         let _ = (tokens, start);
-        Err(crate::Error::Unsupported(format!("{} has no kernel timers", self.describe())))
+        Err(crate::Error::InvalidArgument(format!("{} has no kernel timers", self.describe())))
     }
 }
 
@@ -115,7 +115,7 @@ pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match future.as_mut().poll(&mut cx) {
             std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => Err(crate::Error::Unsupported(
+            std::task::Poll::Pending => Err(crate::Error::Gpu(
                 "in the browser GPU results arrive asynchronously: use the async API".into(),
             )),
         }

@@ -9,6 +9,9 @@ pub enum Error {
     Gguf(#[from] GgufError),
     #[error("unsupported model: {0}")]
     Unsupported(String),
+    /// No usable GPU, or the GPU failed (device lost, readback error).
+    #[error("GPU: {0}")]
+    Gpu(String),
     #[error("invalid model: {0}")]
     Model(String),
     #[error("tokenizer: {0}")]

@@ -69,6 +69,7 @@ fn describe(ev: &GgufEvent) -> String {
             t.bytes.hash(&mut s);
             format!("tensor {} {} {} #{:x}", t.index, t.info.name, t.bytes.len(), s.finish())
         }
+        GgufEvent::TensorPart(t) => format!("part {} {} @{} +{} last={}", t.index, t.info.name, t.offset, t.bytes.len(), t.last),
     }
 }
 
@@ -261,4 +262,48 @@ fn files_without_tensors_or_metadata_are_read() {
     assert!(events[0].starts_with("header v3 kv=2 tensors=[]"));
     f.kvs.clear();
     assert!(digest(&f.bytes(), 1, None).unwrap()[0].starts_with("header v3 kv=0"));
+}
+
+#[test]
+fn pieces_are_whole_rows_that_rebuild_each_tensor() {
+    let bytes = std::fs::read(common::model_path()).unwrap();
+    let mut whole = GgufReader::with_total_len(bytes.len() as u64);
+    let mut pieces = GgufReader::with_total_len(bytes.len() as u64);
+    pieces.deliver_in_pieces(1 << 20);
+    let mut tensors = Vec::new();
+    let mut rebuilt: Vec<Vec<u8>> = Vec::new();
+    let mut largest = 0;
+    for c in bytes.chunks(777_777) {
+        whole.push(c).unwrap();
+        pieces.push(c).unwrap();
+        while let Some(ev) = whole.next_event() {
+            if let GgufEvent::Tensor(t) = ev {
+                tensors.push(t.bytes);
+            }
+        }
+        while let Some(ev) = pieces.next_event() {
+            match ev {
+                GgufEvent::Tensor(_) => panic!("whole tensor delivered in piece mode"),
+                GgufEvent::TensorPart(p) => {
+                    let row = p.info.n_bytes / p.info.dims.iter().skip(1).product::<u64>();
+                    assert_eq!(p.offset % row, 0, "{}", p.info.name);
+                    assert_eq!(p.bytes.len() as u64 % row, 0, "{}", p.info.name);
+                    assert!(p.bytes.len() as u64 <= (1 << 20).max(row), "{}: piece of {}", p.info.name, p.bytes.len());
+                    largest = largest.max(p.bytes.len());
+                    if p.offset == 0 {
+                        rebuilt.push(Vec::new());
+                    }
+                    let t = rebuilt.last_mut().unwrap();
+                    assert_eq!(t.len() as u64, p.offset);
+                    t.extend_from_slice(&p.bytes);
+                    assert_eq!(p.last, t.len() as u64 == p.info.n_bytes);
+                }
+                GgufEvent::Header(_) => {}
+            }
+        }
+    }
+    pieces.finish().unwrap();
+    assert_eq!(rebuilt.len(), tensors.len());
+    assert!(rebuilt == tensors, "pieces rebuild every tensor exactly");
+    assert!(largest > 900_000, "pieces are close to the requested size ({largest})");
 }

@@ -33,12 +33,21 @@ fn pushed_chunks_build_the_same_model_as_the_file() {
     let want_sha = std::fs::read_to_string("build.sh").unwrap();
     assert!(want_sha.contains(&format!("MODEL_SHA256={}", stream.sha256_hex())), "sha256 {}", stream.sha256_hex());
     let (model, weights) = stream.finish().unwrap();
+    // Tensors handed over in pieces of whole rows build the same weights.
+    let mut pieces = cpu_stream(None).in_pieces(100_000);
+    for c in bytes.chunks(1 << 20) {
+        pieces.push(c).unwrap();
+    }
+    let (_, piece_weights) = pieces.finish().unwrap();
     let (file_model, file_weights) = CpuWeights::load_file(&model_path(), |_| {}).unwrap();
     assert_eq!(model.config().n_vocab, file_model.config().n_vocab);
     let ids = [1u32, 504, 3458, 282];
     let mut a = CpuBackend::new(model.plan.clone(), Arc::new(weights), 16);
     let mut b = CpuBackend::new(file_model.plan.clone(), Arc::new(file_weights), 16);
-    assert_eq!(a.forward(&ids, 0, LogitsFor::All).unwrap(), b.forward(&ids, 0, LogitsFor::All).unwrap());
+    let mut c = CpuBackend::new(model.plan.clone(), Arc::new(piece_weights), 16);
+    let want = b.forward(&ids, 0, LogitsFor::All).unwrap();
+    assert_eq!(a.forward(&ids, 0, LogitsFor::All).unwrap(), want);
+    assert_eq!(c.forward(&ids, 0, LogitsFor::All).unwrap(), want);
 }
 
 #[test]

@@ -23,14 +23,20 @@ impl CpuWeights {
         Self { tensors: (0..plan.weights.len()).map(|_| None).collect() }
     }
 
-    /// Stores one tensor's bytes as they come from the GGUF stream.
-    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, data: Vec<u8>) -> Result<()> {
+    /// Stores a tensor's bytes as they come from the GGUF stream: the whole tensor, or rows
+    /// from byte `offset` on, appended to the rows before them.
+    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, offset: usize, data: Vec<u8>) -> Result<()> {
         let spec = &plan.weights[id.0];
-        let t = QTensor { ty: spec.ty, rows: spec.rows, cols: spec.cols, data };
-        if t.data.len() != t.rows * t.row_bytes() {
-            return Err(Error::Model(format!("tensor {:?} has {} bytes, expected {}", spec.name, t.data.len(), t.rows * t.row_bytes())));
+        let expected = spec.rows * (spec.cols / spec.ty.block_len() * spec.ty.block_bytes());
+        let slot = &mut self.tensors[id.0];
+        let have = slot.as_ref().map_or(0, |t| t.data.len());
+        if offset != have || offset + data.len() > expected {
+            return Err(Error::Model(format!("tensor {:?}: bytes {offset}..{} do not continue the {have} stored", spec.name, offset + data.len())));
         }
-        self.tensors[id.0] = Some(t);
+        match slot {
+            Some(t) if offset > 0 => t.data.extend_from_slice(&data),
+            _ => *slot = Some(QTensor { ty: spec.ty, rows: spec.rows, cols: spec.cols, data }),
+        }
         Ok(())
     }
 
@@ -43,7 +49,7 @@ impl CpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(Model, CpuWeights)> {
-        crate::model::load_model_file(path, Box::new(|plan| Ok(CpuWeights::new(plan))), Box::new(CpuWeights::put), progress)
+        crate::model::load_model_file(path, Box::new(|plan| Ok(CpuWeights::new(plan))), Box::new(CpuWeights::put), None, progress)
     }
 }
 

@@ -8,7 +8,7 @@
 mod reader;
 mod value;
 
-pub use reader::{read_all, read_header_file, GgufEvent, GgufReader, TensorData};
+pub use reader::{read_all, read_header_file, GgufEvent, GgufReader, TensorData, TensorPart};
 pub use value::{Metadata, Value, ValueType};
 
 use crate::quant::GgmlType;

@@ -22,6 +22,20 @@ pub enum GgufEvent {
     Header(GgufHeader),
     /// One tensor's bytes, complete.
     Tensor(TensorData),
+    /// Consecutive whole rows of one tensor, when the reader was told to deliver tensors in
+    /// pieces ([`GgufReader::deliver_in_pieces`]) so no tensor is ever held whole.
+    TensorPart(TensorPart),
+}
+
+#[derive(Debug)]
+pub struct TensorPart {
+    pub index: usize,
+    pub info: TensorInfo,
+    /// Byte offset of these rows within the tensor's data.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// Whether this piece completes the tensor.
+    pub last: bool,
 }
 
 #[derive(Debug)]
@@ -78,6 +92,10 @@ pub struct GgufReader {
     cursor: u64,
     current: Vec<u8>,
     events: VecDeque<GgufEvent>,
+    /// Target size of tensor pieces, if tensors are delivered in pieces.
+    piece_bytes: Option<usize>,
+    /// Bytes of the current tensor already delivered in earlier pieces.
+    delivered: u64,
 }
 
 impl Default for GgufReader {
@@ -108,6 +126,8 @@ impl GgufReader {
             cursor: 0,
             current: Vec::new(),
             events: VecDeque::new(),
+            piece_bytes: None,
+            delivered: 0,
         }
     }
 
@@ -115,6 +135,12 @@ impl GgufReader {
     /// it reject impossible counts and out-of-bounds tensors before their bytes arrive.
     pub fn with_total_len(total_len: u64) -> Self {
         Self { total_len: Some(total_len), ..Self::new() }
+    }
+
+    /// Delivers tensor data as [`GgufEvent::TensorPart`]s of whole rows, about `bytes` each
+    /// (at least one row), instead of whole tensors.
+    pub fn deliver_in_pieces(&mut self, bytes: usize) {
+        self.piece_bytes = Some(bytes.max(1));
     }
 
     /// Bytes consumed so far.
@@ -512,18 +538,39 @@ impl GgufReader {
                 chunk = &chunk[skip..];
                 continue;
             }
-            let missing = info.n_bytes as usize - self.current.len();
-            let take = missing.min(chunk.len());
+            let remaining = info.n_bytes - self.delivered;
+            // This event's size: the whole tensor, or whole rows up to the piece size.
+            let target = match self.piece_bytes {
+                None => remaining,
+                Some(piece) => {
+                    let row = info.n_bytes / info.dims.iter().skip(1).product::<u64>().max(1);
+                    remaining.min((piece as u64 / row).max(1) * row)
+                }
+            } as usize;
+            let take = (target - self.current.len()).min(chunk.len());
+            if self.current.is_empty() && self.piece_bytes.is_some() {
+                self.current.reserve_exact(target);
+            }
             self.current.extend_from_slice(&chunk[..take]);
             self.cursor += take as u64;
             chunk = &chunk[take..];
-            if self.current.len() as u64 == info.n_bytes {
+            if self.current.len() == target {
                 let index = self.order[self.next];
                 let bytes = std::mem::take(&mut self.current);
-                self.events.push_back(GgufEvent::Tensor(TensorData { index, info: self.tensors[index].clone(), bytes }));
-                self.next += 1;
-                if self.next == self.order.len() {
-                    self.stage = Stage::Done;
+                let info = self.tensors[index].clone();
+                let offset = self.delivered;
+                self.delivered += bytes.len() as u64;
+                let last = self.delivered == info.n_bytes;
+                self.events.push_back(match self.piece_bytes {
+                    None => GgufEvent::Tensor(TensorData { index, info, bytes }),
+                    Some(_) => GgufEvent::TensorPart(TensorPart { index, info, offset, bytes, last }),
+                });
+                if last {
+                    self.delivered = 0;
+                    self.next += 1;
+                    if self.next == self.order.len() {
+                        self.stage = Stage::Done;
+                    }
                 }
             }
         }

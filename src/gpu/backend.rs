@@ -195,9 +195,9 @@ pub(super) async fn read_back_async(ctx: &GpuContext, buffer: &wgpu::Buffer, len
     #[cfg(not(target_arch = "wasm32"))]
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Unsupported(format!("GPU poll failed: {e}")))?;
-    rx.await.map_err(|_| Error::Unsupported("GPU readback was dropped".into()))??;
-    let out = slice.get_mapped_range().map_err(|e| Error::Unsupported(format!("GPU readback failed: {e}")))?.to_vec();
+        .map_err(|e| Error::Gpu(format!("poll failed: {e}")))?;
+    rx.await.map_err(|_| Error::Gpu("readback was dropped".into()))??;
+    let out = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("readback failed: {e}")))?.to_vec();
     buffer.unmap();
     Ok(out)
 }
@@ -250,7 +250,7 @@ impl Backend for GpuBackend {
 
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
         if !self.ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(Error::Unsupported(format!("{} has no timestamp queries", self.ctx.describe())));
+            return Err(Error::Gpu(format!("{} has no timestamp queries", self.ctx.describe())));
         }
         self.len = self.len.min(start);
         self.check(tokens, start)?;
@@ -263,7 +263,7 @@ impl Backend for GpuBackend {
         let ds: Vec<&Dispatch> = self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)).collect();
         let queries = 2 * ds.len() as u32;
         if queries > wgpu::QUERY_SET_MAX_QUERIES {
-            return Err(Error::Unsupported(format!("{} dispatches are too many to time in one query set", ds.len())));
+            return Err(Error::Gpu(format!("{} dispatches are too many to time in one query set", ds.len())));
         }
         let device = &self.ctx.device;
         let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: queries });

@@ -20,7 +20,7 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::Unsupported(format!("no GPU adapter: {e}")))?;
+            .map_err(|e| Error::Gpu(format!("no adapter: {e}")))?;
         let info = adapter.get_info();
         // Ask for what the adapter really offers: storage binding size and buffer size
         // decide how weights are split.
@@ -40,7 +40,7 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::Unsupported(format!("GPU device request failed: {e}")))?;
+            .map_err(|e| Error::Gpu(format!("device request failed: {e}")))?;
         Ok(Self { device, queue, info, limits })
     }
 

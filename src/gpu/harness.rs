@@ -81,6 +81,6 @@ pub fn run_kernel(
 
 impl From<wgpu::BufferAsyncError> for Error {
     fn from(e: wgpu::BufferAsyncError) -> Self {
-        Error::Unsupported(format!("GPU readback failed: {e}"))
+        Error::Gpu(format!("readback failed: {e}"))
     }
 }

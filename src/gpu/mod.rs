@@ -15,4 +15,4 @@ mod weights;
 pub use backend::GpuBackend;
 pub use context::GpuContext;
 pub use shaders::{assemble, matmul_groups, Kernel};
-pub use weights::{GpuTensor, GpuWeights};
+pub use weights::{GpuTensor, GpuWeights, UPLOAD_PIECE};

@@ -68,10 +68,15 @@ impl GpuWeights {
         self.tensors[id.0].as_ref().expect("every weight is uploaded before the backend runs")
     }
 
-    /// Uploads one tensor. Norm weights (one row) are expanded to f32; matrices keep their
-    /// quantized blocks in the GPU layout.
-    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, bytes: Vec<u8>) -> Result<()> {
+    /// Uploads rows of one tensor: bytes in file layout starting at byte `offset` of the
+    /// tensor, a whole number of rows (the whole tensor, or pieces in order). Norm weights (one
+    /// row) are expanded to f32; matrices keep their quantized blocks in the GPU layout.
+    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, offset: usize, bytes: Vec<u8>) -> Result<()> {
         let spec = &plan.weights[id.0];
+        let file_row = spec.cols / spec.ty.block_len() * spec.ty.block_bytes();
+        if file_row == 0 || !offset.is_multiple_of(file_row) || !bytes.len().is_multiple_of(file_row) || offset + bytes.len() > spec.rows * file_row {
+            return Err(Error::Model(format!("tensor {:?}: bytes {offset}..{} are not whole rows of it", spec.name, offset + bytes.len())));
+        }
         let (ty, bytes) = if spec.rows == 1 && spec.ty != GgmlType::F32 {
             let mut v = vec![0.0f32; spec.cols];
             dequantize_row(spec.ty, &bytes, &mut v);
@@ -82,16 +87,37 @@ impl GpuWeights {
         if !gpu_supports_cols(ty, spec.cols) {
             return Err(Error::Unsupported(format!("tensor {:?}: {} rows of odd length {}", spec.name, ty.name(), spec.cols)));
         }
+        if offset == 0 || self.tensors[id.0].is_none() {
+            let t = self.allocate(spec, id, ty);
+            self.tensors[id.0] = Some(t);
+        }
+        let t = self.tensors[id.0].as_ref().expect("allocated above");
+        let row_bytes = t.row_words as usize * 4;
+        let gpu = to_gpu_layout(ty, &bytes);
+        let (first, n) = (offset / file_row, bytes.len() / file_row);
+        // A stacked tensor starts `base` rows into its buffer; split ones span several parts.
+        let base = t.stack.map_or(0, |(_, row)| row as usize);
+        for part in &t.parts {
+            let (p0, p1) = (part.row_offset as usize, (part.row_offset + part.rows) as usize);
+            let (r0, r1) = (first.max(p0), (first + n).min(p1));
+            if r0 < r1 {
+                let src = &gpu[(r0 - first) * row_bytes..(r1 - first) * row_bytes];
+                self.ctx.queue.write_buffer(&part.buffer, ((base + r0 - p0) * row_bytes) as u64, src);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the buffers of one tensor: a share of its stack's buffer, or its own buffers,
+    /// split by rows where it exceeds the binding limit.
+    fn allocate(&mut self, spec: &crate::model::WeightSpec, id: WeightId, ty: GgmlType) -> GpuTensor {
         let row_bytes = row_bytes(ty, spec.cols);
-        let gpu_bytes = to_gpu_layout(ty, &bytes);
-        let stacked = self.stacks.iter().enumerate().find_map(|(s, st)| {
-            st.members.iter().position(|&m| m == id).map(|k| (s, k))
-        });
+        let row_words = (row_bytes / 4) as u32;
+        let stacked = self.stacks.iter().enumerate().find_map(|(s, st)| st.members.iter().position(|&m| m == id).map(|k| (s, k)));
         if let Some((s, k)) = stacked {
             let ctx = &self.ctx;
             let stack = &mut self.stacks[s];
-            let base_row = stack.base_rows[k];
-            let total_rows = stack.total_rows;
+            let (base_row, total_rows) = (stack.base_rows[k], stack.total_rows);
             let buffer = stack.buffer.get_or_insert_with(|| {
                 ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&spec.name),
@@ -100,36 +126,25 @@ impl GpuWeights {
                     mapped_at_creation: false,
                 })
             });
-            ctx.queue.write_buffer(buffer, (base_row * row_bytes) as u64, &gpu_bytes);
             let part = GpuTensorPart { row_offset: 0, rows: spec.rows as u32, buffer: buffer.clone() };
-            self.tensors[id.0] = Some(GpuTensor {
-                stack: Some((s, base_row as u32)),
-                ty,
-                rows: spec.rows,
-                cols: spec.cols,
-                row_words: (row_bytes / 4) as u32,
-                parts: vec![part],
-            });
-            return Ok(());
+            return GpuTensor { stack: Some((s, base_row as u32)), ty, rows: spec.rows, cols: spec.cols, row_words, parts: vec![part] };
         }
         let limit = self.ctx.max_binding().min(self.ctx.limits.max_buffer_size);
         let rows_per_part = (limit / row_bytes as u64).max(1) as usize;
-        let mut parts = Vec::new();
-        for start in (0..spec.rows).step_by(rows_per_part) {
-            let rows = rows_per_part.min(spec.rows - start);
-            let data = &gpu_bytes[start * row_bytes..(start + rows) * row_bytes];
-            let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&spec.name),
-                size: data.len() as u64,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            self.ctx.queue.write_buffer(&buffer, 0, data);
-            parts.push(GpuTensorPart { row_offset: start as u32, rows: rows as u32, buffer });
-        }
-        self.tensors[id.0] =
-            Some(GpuTensor { stack: None, ty, rows: spec.rows, cols: spec.cols, row_words: (row_bytes / 4) as u32, parts });
-        Ok(())
+        let parts = (0..spec.rows)
+            .step_by(rows_per_part)
+            .map(|start| {
+                let rows = rows_per_part.min(spec.rows - start);
+                let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&spec.name),
+                    size: (rows * row_bytes) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                GpuTensorPart { row_offset: start as u32, rows: rows as u32, buffer }
+            })
+            .collect();
+        GpuTensor { stack: None, ty, rows: spec.rows, cols: spec.cols, row_words, parts }
     }
 
     /// Streams a GGUF file into GPU buffers.
@@ -139,9 +154,13 @@ impl GpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(crate::model::Model, GpuWeights)> {
-        crate::model::load_model_file(path, Box::new(move |plan| Ok(GpuWeights::new(ctx.clone(), plan))), Box::new(GpuWeights::put), progress)
+        let new = Box::new(move |plan: &_| Ok(GpuWeights::new(ctx.clone(), plan)));
+        crate::model::load_model_file(path, new, Box::new(GpuWeights::put), Some(UPLOAD_PIECE), progress)
     }
 }
+
+/// Tensors are uploaded in pieces of about this many bytes, so none is ever held whole.
+pub const UPLOAD_PIECE: usize = 4 << 20;
 
 /// Bytes of one row of `cols` elements in the GPU layout.
 fn row_bytes(ty: GgmlType, cols: usize) -> usize {

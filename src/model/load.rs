@@ -90,15 +90,20 @@ pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
     Ok((file, len))
 }
 
-/// Streams a GGUF file into a weight store (see [`ModelStream`]), reporting progress.
+/// Streams a GGUF file into a weight store (see [`ModelStream`]; `piece_bytes` as in
+/// [`ModelStream::in_pieces`]), reporting progress.
 pub fn load_model_file<W>(
     path: &Path,
     new: NewWeights<W>,
     put: PutWeight<W>,
+    piece_bytes: Option<usize>,
     mut progress: impl FnMut(LoadProgress),
 ) -> Result<(Model, W)> {
     let (mut file, len) = open_file(path)?;
     let mut stream = ModelStream::new(Some(len), new, put);
+    if let Some(p) = piece_bytes {
+        stream = stream.in_pieces(p);
+    }
     let mut buf = vec![0u8; 1 << 20];
     while !stream.is_done() {
         let n = match file.read(&mut buf) {

@@ -11,8 +11,9 @@ use crate::{Error, Result};
 
 /// Creates the weight store once the header has told how many weights there are.
 pub type NewWeights<W> = Box<dyn FnMut(&ForwardPlan) -> Result<W>>;
-/// Stores one weight's bytes, in file layout.
-pub type PutWeight<W> = Box<dyn FnMut(&mut W, &ForwardPlan, WeightId, Vec<u8>) -> Result<()>>;
+/// Stores whole rows of one weight, in file layout, starting at a byte offset into it (0 and
+/// the whole tensor unless the stream was made with a piece size).
+pub type PutWeight<W> = Box<dyn FnMut(&mut W, &ForwardPlan, WeightId, usize, Vec<u8>) -> Result<()>>;
 
 pub struct ModelStream<W> {
     reader: GgufReader,
@@ -33,6 +34,13 @@ impl<W> ModelStream<W> {
         Self { reader, model: None, weights: None, received: Vec::new(), pushed: 0, sha: Sha256::new(), new, put }
     }
 
+    /// Hands weights over in pieces of whole rows of about `bytes` each, so that no tensor is
+    /// ever held whole (the browser's GPU path keeps the wasm heap small this way).
+    pub fn in_pieces(mut self, bytes: usize) -> Self {
+        self.reader.deliver_in_pieces(bytes);
+        self
+    }
+
     /// Feeds the next bytes of the file. After an error every later call fails too.
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         self.pushed += chunk.len() as u64;
@@ -49,16 +57,20 @@ impl<W> ModelStream<W> {
                     self.weights = Some((self.new)(&m.plan)?);
                     self.model = Some(m);
                 }
-                GgufEvent::Tensor(t) => {
-                    let (Some(m), Some(w)) = (&self.model, &mut self.weights) else {
-                        return Err(Error::Model("tensor data before the header".into()));
-                    };
-                    if let Some(id) = m.plan.weight_index(&t.info.name) {
-                        self.received[id.0] = true;
-                        (self.put)(w, &m.plan, id, t.bytes)?;
-                    }
-                }
+                GgufEvent::Tensor(t) => self.store(&t.info.name, 0, t.bytes, true)?,
+                GgufEvent::TensorPart(t) => self.store(&t.info.name, t.offset as usize, t.bytes, t.last)?,
             }
+        }
+        Ok(())
+    }
+
+    fn store(&mut self, name: &str, offset: usize, bytes: Vec<u8>, last: bool) -> Result<()> {
+        let (Some(m), Some(w)) = (&self.model, &mut self.weights) else {
+            return Err(Error::Model("tensor data before the header".into()));
+        };
+        if let Some(id) = m.plan.weight_index(name) {
+            (self.put)(w, &m.plan, id, offset, bytes)?;
+            self.received[id.0] |= last;
         }
         Ok(())
     }

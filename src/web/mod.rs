@@ -63,7 +63,15 @@ impl Loader {
             "gpu" => (Some(GpuContext::new_async().await.map_err(js_err)?), None),
             "auto" | "" => match GpuContext::new_async().await {
                 Ok(ctx) => (Some(ctx), None),
-                Err(e) => (None, Some(format!("WebGPU is not available ({e}); running on the CPU, which is slower"))),
+                Err(e) => {
+                    // wgpu's message lists every backend it tried; the page needs one line.
+                    let why = if matches!(&e, crate::Error::Gpu(m) if m.starts_with("no adapter")) {
+                        "this browser offers no WebGPU adapter".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    (None, Some(format!("WebGPU is not available ({why}); running on the CPU, which is slower")))
+                }
             },
             other => return Err(JsError::new(&format!("unknown backend {other:?}: use \"auto\", \"gpu\" or \"cpu\""))),
         };
@@ -73,7 +81,7 @@ impl Loader {
                 let ctx = Arc::new(ctx);
                 let describe = ctx.describe();
                 let new = Box::new(move |plan: &_| Ok(Weights::Gpu(GpuWeights::new(ctx.clone(), plan))));
-                (describe, ModelStream::new(total, new, Box::new(put)))
+                (describe, ModelStream::new(total, new, Box::new(put)).in_pieces(crate::gpu::UPLOAD_PIECE))
             }
             None => {
                 let new = Box::new(|plan: &_| Ok(Weights::Cpu(CpuWeights::new(plan))));
@@ -124,10 +132,10 @@ impl Loader {
     }
 }
 
-fn put(w: &mut Weights, plan: &crate::model::ForwardPlan, id: crate::model::WeightId, bytes: Vec<u8>) -> crate::Result<()> {
+fn put(w: &mut Weights, plan: &crate::model::ForwardPlan, id: crate::model::WeightId, offset: usize, bytes: Vec<u8>) -> crate::Result<()> {
     match w {
-        Weights::Gpu(g) => g.put(plan, id, bytes),
-        Weights::Cpu(c) => c.put(plan, id, bytes),
+        Weights::Gpu(g) => g.put(plan, id, offset, bytes),
+        Weights::Cpu(c) => c.put(plan, id, offset, bytes),
     }
 }
 

@@ -1,0 +1,602 @@
+// Browser tests of the chat page and the hearth.js API, in Debian's Chromium driven by
+// playwright-core (WebGPU runs on SwiftShader here, so on the CPU and slowly).
+//
+//   node tests/browser/run.mjs            every test
+//   node tests/browser/run.mjs abort cpu  only tests whose name contains one of the words
+//
+// Needs www/pkg (./build.sh wasm) and models/SmolLM2-135M-Instruct.Q4_1.gguf (./build.sh model).
+// Prints one PASS/FAIL line per test and exits non-zero on any failure; screenshots go to
+// test-artifacts/.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { startServer } from '../../tools/serve.mjs';
+
+// Service worker requests show up in context 'request' events only with this set.
+process.env.PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS = '1';
+const { chromium } = await import('playwright-core');
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const WWW = process.env.HEARTH_WWW ? path.resolve(process.env.HEARTH_WWW) : path.join(REPO, 'www');
+const MODELS = path.join(REPO, 'models');
+const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const MODEL_PATH = path.join(MODELS, MODEL_FILE);
+const MODEL_REL = `models/${MODEL_FILE}`;
+const MODEL_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
+const ARTIFACTS = path.join(REPO, 'test-artifacts');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MIB = 1024 * 1024;
+const HEAP_LIMIT = 64 * MIB;
+const LOAD_TIMEOUT = 10 * 60_000;
+const REPLY_TIMEOUT = 10 * 60_000;
+const GOLDEN_TOKENS = 16;
+
+const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-angle=swiftshader', '--enable-features=Vulkan'];
+const BASE_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+];
+
+function readGolden() {
+  for (const rel of ['golden/chat_greedy.json', 'golden/smollm2-135m-instruct-q4_1/chat_greedy.json']) {
+    const p = path.resolve(REPO, '..', 'shared', rel);
+    if (fs.existsSync(p)) return JSON.parse(fs.readFileSync(p, 'utf8'));
+  }
+  throw new Error('chat_greedy.json not found under ../shared/golden');
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+function sameIds(got, want) {
+  return got.length === want.length && got.every((x, i) => x === want[i]);
+}
+
+const log = (...a) => console.log('   ', ...a);
+const ms = (x) => `${Math.round(x)} ms`;
+
+// --- the static server -----------------------------------------------------------------------
+
+const NOT_GGUF = Buffer.from('<!doctype html><title>Not a model</title><p>This is a web page, not a GGUF file.</p>\n'.repeat(200));
+let truncated = null; // first 10 MB of the model, read on first use
+
+function testRoutes(req, res) {
+  const { pathname } = new URL(req.url, 'http://x');
+  if (pathname === '/test/not-a-model.gguf') {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': NOT_GGUF.length, 'cache-control': 'no-store' });
+    res.end(NOT_GGUF);
+    return true;
+  }
+  if (pathname === '/test/dropped.gguf') {
+    // Promises the whole model, sends 5 MB of it, then drops the connection.
+    const size = fs.statSync(MODEL_PATH).size;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'cache-control': 'no-store' });
+    const part = Buffer.alloc(5 * 1000 * 1000);
+    const fd = fs.openSync(MODEL_PATH, 'r');
+    fs.readSync(fd, part, 0, part.length, 0);
+    fs.closeSync(fd);
+    res.write(part, () => setTimeout(() => res.destroy(), 200));
+    return true;
+  }
+  if (pathname === '/test/truncated.gguf') {
+    if (!truncated) {
+      const fd = fs.openSync(MODEL_PATH, 'r');
+      truncated = Buffer.alloc(10 * 1000 * 1000);
+      fs.readSync(fd, truncated, 0, truncated.length, 0);
+      fs.closeSync(fd);
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': truncated.length, 'cache-control': 'no-store' });
+    res.end(truncated);
+    return true;
+  }
+  return false;
+}
+
+async function serve() {
+  return startServer({ routes: { '/': WWW, '/models/': MODELS }, extra: testRoutes });
+}
+
+// --- the browser -----------------------------------------------------------------------------
+
+const requests = []; // {url, from} of every request any page, worker or service worker made
+const servedBySw = new Set(); // URLs whose response came from the service worker
+
+async function launch({ webgpu = true } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-chromium-'));
+  process.env.XDG_CONFIG_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-xdg-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : [])],
+    viewport: { width: 1100, height: 800 },
+  });
+  context.on('request', (r) => requests.push({ url: r.url(), from: 'context' }));
+  context.on('response', (r) => {
+    if (r.fromServiceWorker()) servedBySw.add(r.url());
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('request', (r) => requests.push({ url: r.url(), from: 'page' }));
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  page.on('worker', (w) => {
+    w.on?.('console', (m) => consoleLines.push(`[worker ${m.type()}] ${m.text()}`));
+  });
+  return {
+    context,
+    page,
+    consoleLines,
+    close: async () => {
+      await context.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// --- page helpers ----------------------------------------------------------------------------
+
+const state = (page) =>
+  page.evaluate(() => {
+    const h = window.hearthPage;
+    const last = [...document.querySelectorAll('#messages .assistant')].pop();
+    const err = document.getElementById('error');
+    return {
+      loaded: !!h.engine,
+      info: h.engine ? h.engine.info : null,
+      memory: h.engine ? h.engine.memory : null,
+      memorySamples: h.memorySamples,
+      ids: h.lastTokenIds,
+      finish: h.lastFinishReason,
+      usage: h.lastUsage,
+      timing: h.lastTiming,
+      text: last ? last.querySelector('.body').textContent : null,
+      done: last ? last.dataset.done === 'true' : null,
+      error: err.hidden ? '' : err.textContent,
+      status: document.getElementById('status').textContent,
+      loads: h.loads,
+      replies: h.replies,
+    };
+  });
+
+async function openPage(page, base) {
+  await page.goto(base, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.hearthPage !== undefined);
+}
+
+async function uiLoad(page, url, backend = 'auto') {
+  const before = await page.evaluate(() => window.hearthPage.loads);
+  await page.fill('#model-url', url);
+  await page.selectOption('#backend', backend);
+  const t0 = Date.now();
+  await page.click('#load');
+  await page.waitForFunction((n) => window.hearthPage.loads > n, before, { timeout: LOAD_TIMEOUT, polling: 200 });
+  const s = await state(page);
+  s.wallMs = Date.now() - t0;
+  return s;
+}
+
+async function uiSend(page, text, { temperature = 0, maxTokens = 8 } = {}) {
+  const before = await page.evaluate(() => window.hearthPage.replies);
+  await page.fill('#temperature', String(temperature));
+  await page.fill('#max-tokens', String(maxTokens));
+  await page.fill('#prompt', text);
+  const t0 = Date.now();
+  await page.click('#send');
+  await page.waitForFunction((n) => window.hearthPage.replies > n, before, { timeout: REPLY_TIMEOUT, polling: 100 });
+  const s = await state(page);
+  s.wallMs = Date.now() - t0;
+  return s;
+}
+
+async function ensureLoaded(page, backend) {
+  const s = await state(page);
+  const want = backend === 'cpu' ? 'cpu' : 'gpu';
+  if (s.loaded && s.info.backend.startsWith(want)) return s;
+  const r = await uiLoad(page, MODEL_REL, backend);
+  check(r.loaded, `loading ${MODEL_REL} (${backend}) failed: ${r.error}`);
+  return r;
+}
+
+function perToken(timing) {
+  return timing && timing.decode_tokens > 0 ? timing.decode_ms / timing.decode_tokens : NaN;
+}
+
+// --- the tests -------------------------------------------------------------------------------
+
+const golden = readGolden();
+const goldenMessage = golden.messages[0].content;
+const goldenIds = golden.f64_greedy.ids.slice(0, GOLDEN_TOKENS);
+const timings = {};
+
+async function greedyGolden(page, backend) {
+  const loadedState = await ensureLoaded(page, backend);
+  const info = loadedState.info;
+  log(`backend: ${info.backend}${info.notice ? ` (notice: ${info.notice})` : ''}; load ${ms(info.load_ms)}${info.from_cache ? ' from the cache' : ''}`);
+  if (backend === 'cpu') check(info.backend === 'cpu', `expected the CPU backend, got ${info.backend}`);
+  else check(info.backend.startsWith('gpu'), `expected a WebGPU backend, got ${info.backend} ${info.notice || ''}`);
+  await page.click('#new-chat');
+  const r = await uiSend(page, goldenMessage, { temperature: 0, maxTokens: GOLDEN_TOKENS });
+  check(!r.error, `error: ${r.error}`);
+  const t = r.timing;
+  log(`reply ${JSON.stringify(r.text)} (${r.finish}); ids ${JSON.stringify(r.ids)}`);
+  log(`prefill ${r.usage.prompt_tokens} tokens ${ms(t.prefill_ms)}; decode ${t.decode_tokens} tokens ${ms(t.decode_ms)} = ${perToken(t).toFixed(1)} ms/token`);
+  timings[backend] = { load_ms: info.load_ms, from_cache: info.from_cache, prefill_ms: t.prefill_ms, prompt_tokens: r.usage.prompt_tokens, ms_per_token: perToken(t) };
+  check(sameIds(r.ids, goldenIds), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's ${JSON.stringify(goldenIds)}`);
+  check(r.done, 'the assistant message has no data-done="true"');
+}
+
+// The native engine's greedy ids for a chat message (the CLI, built by `cargo test`).
+function nativeGreedyIds(message, maxTokens) {
+  const cli = path.join(REPO, 'target/release/hearth');
+  check(fs.existsSync(cli), `${cli} is missing: build it with ./build.sh cli`);
+  const out = execFileSync(cli, ['generate', MODEL_PATH, '--chat', message, '--temperature', '0', '--max-tokens', String(maxTokens), '--backend', 'cpu', '--json'], { encoding: 'utf8' });
+  return JSON.parse(out).ids;
+}
+
+const STORY = 'Tell me a story about a dragon.';
+
+const tests = [
+  {
+    name: 'gpu-golden: default model on WebGPU, greedy chat equals the float64 ids, and 16 story tokens equal the native engine\'s',
+    async run({ page }) {
+      await greedyGolden(page, 'auto');
+      // The golden reply ends after 8 tokens; a story runs the full 16.
+      const want = nativeGreedyIds(STORY, GOLDEN_TOKENS);
+      check(want.length === GOLDEN_TOKENS, `native story reply has ${want.length} tokens`);
+      await page.click('#new-chat');
+      const r = await uiSend(page, STORY, { temperature: 0, maxTokens: GOLDEN_TOKENS });
+      check(!r.error, `error: ${r.error}`);
+      log(`story ${JSON.stringify(r.text)}; ids ${JSON.stringify(r.ids)}`);
+      check(sameIds(r.ids, want), `WebGPU story ids ${JSON.stringify(r.ids)} differ from the native ${JSON.stringify(want)}`);
+    },
+  },
+  {
+    name: 'gpu-memory: wasm heap under 64 MiB while and after loading on the GPU path',
+    async run({ page }) {
+      const s = await ensureLoaded(page, 'gpu');
+      const samples = s.memorySamples;
+      check(samples.length >= 3, `only ${samples.length} memory samples`);
+      const peakLoad = Math.max(...samples);
+      const peakAll = Math.max(peakLoad, s.memory.peak);
+      log(`heap samples while loading (MiB): ${samples.map((x) => (x / MIB).toFixed(1)).join(' ')}`);
+      log(`${samples.length} samples while loading; heap peak ${(peakLoad / MIB).toFixed(1)} MiB while loading, ${(peakAll / MIB).toFixed(1)} MiB including replies`);
+      check(peakAll < HEAP_LIMIT, `wasm heap reached ${(peakAll / MIB).toFixed(1)} MiB`);
+    },
+  },
+  {
+    name: 'screenshot: the chat page after a reply (desktop and 375 px)',
+    async run({ page }) {
+      const s = await state(page);
+      if (!(s.loaded && s.done && s.text)) {
+        await ensureLoaded(page, 'cpu');
+        await page.click('#new-chat');
+        const r = await uiSend(page, goldenMessage, { temperature: 0, maxTokens: 16 });
+        check(!r.error, r.error);
+      }
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'chat.png'), fullPage: true });
+      await page.setViewportSize({ width: 375, height: 740 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'chat-375.png'), fullPage: true });
+      await page.setViewportSize({ width: 1100, height: 800 });
+      log(`wrote test-artifacts/chat.png and chat-375.png`);
+      check(overflow <= 0, `the page is ${overflow}px wider than a 375px screen`);
+    },
+  },
+  {
+    name: 'load-errors: 404, not GGUF, truncated GGUF, dropped connection each show an error, then a correct URL loads',
+    async run({ page, base }) {
+      const cases = [
+        ['models/no-such-model.gguf', /HTTP 404 Not Found for http:\/\/127\.0\.0\.1:\d+\/models\/no-such-model\.gguf/],
+        ['test/not-a-model.gguf', /not a GGUF file/],
+        ['test/truncated.gguf', /past the end of the file|truncated|never arrived/i],
+        ['test/dropped.gguf', /network error while downloading .*dropped\.gguf after \d+ bytes/],
+      ];
+      for (const [url, re] of cases) {
+        const s = await uiLoad(page, url, 'auto');
+        log(`${url} -> ${JSON.stringify(s.error)}`);
+        check(!s.loaded, `${url} loaded`);
+        check(re.test(s.error), `${url}: error ${JSON.stringify(s.error)} does not match ${re}`);
+        check(await page.isEnabled('#load'), 'the Load button stays usable');
+      }
+      const cached = await page.evaluate(async () => (await (await caches.open('hearth-models-v1')).keys()).map((r) => r.url));
+      check(!cached.some((u) => u.includes('/test/') || u.includes('no-such')), `a failed load was cached: ${cached}`);
+      const ok = await uiLoad(page, MODEL_REL, 'cpu');
+      check(ok.loaded && !ok.error, `correct URL after errors: ${ok.error}`);
+      log(`then ${MODEL_REL} loaded (${ok.info.backend}), #error cleared`);
+      const r = await uiSend(page, 'Hi!', { temperature: 0, maxTokens: 3 });
+      check(!r.error && r.ids.length > 0, `reply after errors: ${r.error}`);
+      void base;
+    },
+  },
+  {
+    name: 'cpu-golden: CPU backend, greedy chat equals the native ids',
+    async run({ page }) {
+      await greedyGolden(page, 'cpu');
+    },
+  },
+  {
+    name: 'api: non-streaming create, stop strings, context overflow, engine still usable (CPU backend, for speed)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      const r = await page.evaluate(async (msg) => {
+        const engine = window.hearthPage.engine;
+        const messages = [{ role: 'user', content: msg }];
+        const out = {};
+        const full = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 16 });
+        out.full = full;
+        const stopped = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 16, stop: ['Paris'] });
+        out.stopped = stopped;
+        try {
+          await engine.chat.completions.create({ messages: [{ role: 'user', content: 'word '.repeat(3000) }], max_tokens: 4 });
+          out.overflow = 'no error';
+        } catch (e) {
+          out.overflow = { isError: e instanceof Error, message: e.message };
+        }
+        try {
+          for await (const c of engine.chat.completions.create({ messages: [], stream: true })) void c;
+          out.invalid = 'no error';
+        } catch (e) {
+          out.invalid = { isError: e instanceof Error, message: e.message };
+        }
+        const chunks = [];
+        const stream = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 3, stream: true });
+        for await (const c of stream) chunks.push(c);
+        out.chunks = chunks;
+        return out;
+      }, goldenMessage);
+      const want = golden.f64_greedy.text_until_eos.replace('<|im_end|>', '');
+      check(r.full.object === 'chat.completion' && r.full.choices[0].message.role === 'assistant', `bad completion shape ${JSON.stringify(r.full)}`);
+      check(r.full.choices[0].message.content === want, `content ${JSON.stringify(r.full.choices[0].message.content)} != ${JSON.stringify(want)}`);
+      check(r.full.choices[0].finish_reason === 'stop', `finish ${r.full.choices[0].finish_reason}`);
+      check(r.full.usage.prompt_tokens === golden.n_prompt, `prompt_tokens ${r.full.usage.prompt_tokens} != ${golden.n_prompt}`);
+      check(r.full.usage.total_tokens === r.full.usage.prompt_tokens + r.full.usage.completion_tokens, 'usage does not add up');
+      check(sameIds(r.full.hearth.tokenIds, golden.f64_greedy.ids), `ids ${JSON.stringify(r.full.hearth.tokenIds)}`);
+      const cut = want.slice(0, want.indexOf('Paris'));
+      check(r.stopped.choices[0].message.content === cut && r.stopped.choices[0].finish_reason === 'stop', `stop string: ${JSON.stringify(r.stopped.choices[0])}`);
+      log(`stop ['Paris'] -> ${JSON.stringify(r.stopped.choices[0].message.content)}`);
+      check(r.overflow.isError && /^context_length_exceeded: the prompt has \d+ tokens but the context holds \d+$/.test(r.overflow.message), `overflow: ${JSON.stringify(r.overflow)}`);
+      log(`overflow -> ${r.overflow.message}`);
+      check(r.invalid.isError && /messages/.test(r.invalid.message), `invalid request: ${JSON.stringify(r.invalid)}`);
+      const c = r.chunks;
+      check(c.length >= 2 && c.every((x) => x.object === 'chat.completion.chunk' && x.id === c[0].id && /^chatcmpl-/.test(x.id)), 'chunk shape');
+      check(c[0].choices[0].delta.role === 'assistant' && c.slice(0, -1).every((x) => x.choices[0].finish_reason === null), 'first/middle chunks');
+      const lastChunk = c[c.length - 1];
+      check(lastChunk.choices[0].finish_reason === 'length' && lastChunk.usage && lastChunk.usage.completion_tokens === 3, `last chunk ${JSON.stringify(lastChunk)}`);
+      check(c.map((x) => x.choices[0].delta.content).join('') === 'The capital of', `streamed text ${JSON.stringify(c.map((x) => x.choices[0].delta.content).join(''))}`);
+    },
+  },
+  {
+    name: 'abort: Stop mid-generation, then generate again (CPU backend, for speed)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      await page.click('#new-chat');
+      const before = await page.evaluate(() => window.hearthPage.replies);
+      await page.fill('#temperature', '0.8');
+      await page.fill('#max-tokens', '400');
+      await page.fill('#prompt', 'Write a long story about a dragon who learns to bake bread.');
+      await page.click('#send');
+      await page.waitForFunction(() => window.hearthPage.lastTokenIds.length >= 3, null, { timeout: REPLY_TIMEOUT, polling: 50 });
+      // Count the tokens the page has at the moment of the click, in the page itself.
+      await page.evaluate(() => {
+        document.getElementById('stop').addEventListener('click', () => (window.__tokensAtStop = window.hearthPage.lastTokenIds.length), { capture: true, once: true });
+      });
+      const t0 = Date.now();
+      await page.click('#stop');
+      await page.waitForFunction((n) => window.hearthPage.replies > n, before, { timeout: REPLY_TIMEOUT, polling: 50 });
+      const stopMs = Date.now() - t0;
+      const s = await state(page);
+      const nAtStop = await page.evaluate(() => window.__tokensAtStop);
+      log(`stopped after ${s.ids.length} tokens (${nAtStop} when Stop was clicked), ${stopMs} ms after the click: ${JSON.stringify(s.text)}`);
+      check(s.finish === 'abort', `finish_reason ${s.finish}, expected abort`);
+      check(!s.error, `error after abort: ${s.error}`);
+      check(s.ids.length <= nAtStop + 2, `${s.ids.length - nAtStop} tokens after Stop`);
+      const again = await uiSend(page, 'Say hello.', { temperature: 0, maxTokens: 4 });
+      check(!again.error && (again.finish === 'length' || again.finish === 'stop') && again.text.length > 0, `generation after abort: ${JSON.stringify(again)}`);
+      log(`then: ${JSON.stringify(again.text)} (${again.finish})`);
+    },
+  },
+  {
+    name: 'component: <hearth-chat> loads a model and replies',
+    async run({ page }) {
+      const r = await page.evaluate(async (model) => {
+        await import(new URL('hearth-chat.js', location.href).href);
+        const el = document.createElement('hearth-chat');
+        el.setAttribute('model', model);
+        el.setAttribute('backend', 'cpu');
+        el.setAttribute('temperature', '0');
+        el.setAttribute('max-tokens', '4');
+        const loaded = new Promise((resolve, reject) => {
+          el.addEventListener('hearth-loaded', (e) => resolve(e.detail), { once: true });
+          el.addEventListener('hearth-error', (e) => reject(new Error(e.detail.message)), { once: true });
+        });
+        document.body.append(el);
+        const info = await loaded;
+        const text = await el.send('What is the capital of France?');
+        const shown = [...el.shadowRoot.querySelectorAll('.m.assistant')].map((m) => m.textContent);
+        el.remove();
+        return { backend: info.backend, text, shown };
+      }, MODEL_REL);
+      log(`<hearth-chat> on ${r.backend}: ${JSON.stringify(r.text)}`);
+      check(r.text === 'The capital of France' && r.shown[0] === r.text, JSON.stringify(r));
+    },
+  },
+  {
+    name: 'cache: a corrupt cached copy is replaced from the network; sha256 is checked',
+    async run({ page, base }) {
+      const modelUrl = new URL(MODEL_REL, base).href;
+      const r = await page.evaluate(
+        async ({ modelUrl, sha }) => {
+          const { load } = await import(new URL('hearth.js', location.href).href);
+          const cache = await caches.open('hearth-models-v1');
+          const good = await cache.match(modelUrl);
+          const full = Number(good.headers.get('content-length'));
+          const head = (await good.arrayBuffer()).slice(0, 1 << 20);
+          await cache.put(modelUrl, new Response(head, { headers: { 'content-length': String(full) } }));
+          const out = { full };
+          const progress = [];
+          const e1 = await load(modelUrl, { backend: 'cpu', sha256: sha, onProgress: (p) => progress.push(p.fromCache) });
+          out.first = { info: e1.info, sawCache: progress.includes(true), sawNetwork: progress.includes(false) };
+          await e1.unload();
+          const again = await cache.match(modelUrl);
+          out.cachedBytes = again ? (await again.arrayBuffer()).byteLength : 0;
+          try {
+            await load(modelUrl, { backend: 'cpu', sha256: '0'.repeat(64) });
+            out.mismatch = 'no error';
+          } catch (e) {
+            out.mismatch = e.message;
+          }
+          out.afterMismatch = !!(await cache.match(modelUrl));
+          const ctrl = new AbortController();
+          const p = load(modelUrl, { backend: 'cpu', signal: ctrl.signal, onProgress: (x) => x.loaded > 0 && ctrl.abort() });
+          try {
+            await p;
+            out.abort = 'no error';
+          } catch (e) {
+            out.abort = { name: e.name, message: e.message };
+          }
+          return out;
+        },
+        { modelUrl, sha: MODEL_SHA256 },
+      );
+      log(`corrupt entry -> reloaded from the network (from_cache ${r.first.info.from_cache}, cached ${r.first.info.cached}, ${r.cachedBytes} bytes cached)`);
+      check(r.first.sawCache && r.first.sawNetwork && !r.first.info.from_cache && r.first.info.sha256 === MODEL_SHA256, `recovery: ${JSON.stringify(r.first)}`);
+      check(r.cachedBytes === r.full, `cache holds ${r.cachedBytes} bytes, expected ${r.full}`);
+      log(`wrong sha256 -> ${r.mismatch}`);
+      check(r.mismatch === `sha256 mismatch: expected ${'0'.repeat(64)} got ${MODEL_SHA256}`, `mismatch: ${r.mismatch}`);
+      check(!r.afterMismatch, 'the mismatching entry stayed in the cache');
+      check(r.abort.message === 'aborted', `abort during load: ${JSON.stringify(r.abort)}`);
+      log(`abort during load -> ${JSON.stringify(r.abort)}`);
+      // Put the model back in the cache through the page (the offline test needs it there).
+      const back = await uiLoad(page, MODEL_REL, 'cpu');
+      check(back.loaded && back.info.cached, `reload: ${back.error}`);
+    },
+  },
+  {
+    name: 'fallback: without WebGPU, "auto" runs on the CPU and says why',
+    async run({ base }) {
+      const b = await launch({ webgpu: false });
+      try {
+        await openPage(b.page, base);
+        const hasAdapter = await b.page.evaluate(async () => !!(navigator.gpu && (await navigator.gpu.requestAdapter())));
+        check(!hasAdapter, 'this browser still has a WebGPU adapter');
+        const s = await uiLoad(b.page, MODEL_REL, 'auto');
+        check(s.loaded, `load failed: ${s.error}`);
+        log(`status: ${s.status}`);
+        check(s.info.backend === 'cpu' && s.info.notice && /WebGPU/.test(s.info.notice), `backend ${s.info.backend}, notice ${s.info.notice}`);
+        check(s.status.includes(s.info.notice), 'the notice is not shown in #status');
+        const r = await uiSend(b.page, goldenMessage, { temperature: 0, maxTokens: 4 });
+        check(sameIds(r.ids, goldenIds.slice(0, 4)), `ids ${JSON.stringify(r.ids)}`);
+      } finally {
+        await b.close();
+      }
+    },
+  },
+  {
+    name: 'offline: with the server stopped, the page and the model come from the caches',
+    async run({ page, stopServer }) {
+      const ready = await page.evaluate(async () => {
+        const reg = await navigator.serviceWorker.ready;
+        const shell = await caches.open('hearth-shell-v1');
+        const names = ['index.html', 'app.js', 'hearth.js', 'worker.js', 'style.css', 'pkg/hearth.js', 'pkg/hearth_bg.wasm'];
+        const missing = [];
+        for (const n of names) if (!(await shell.match(new URL(n, reg.scope).href))) missing.push(n);
+        const models = (await (await caches.open('hearth-models-v1')).keys()).map((r) => r.url);
+        return { active: !!reg.active, missing, models };
+      });
+      check(ready.active && ready.missing.length === 0, `service worker not ready: ${JSON.stringify(ready)}`);
+      check(ready.models.some((u) => u.endsWith(MODEL_REL)), `model not in Cache Storage: ${ready.models}`);
+      await stopServer();
+      await page.reload({ waitUntil: 'load' });
+      await page.waitForFunction(() => window.hearthPage !== undefined);
+      const controlled = await page.evaluate(() => !!navigator.serviceWorker.controller);
+      const s = await uiLoad(page, MODEL_REL, 'auto');
+      check(s.loaded, `offline load failed: ${s.error}`);
+      check(s.info.from_cache, 'the model did not come from Cache Storage');
+      const r = await uiSend(page, 'Hello!', { temperature: 0, maxTokens: 4 });
+      check(!r.error && r.ids.length > 0, `offline reply: ${r.error}`);
+      log(`controlled by the service worker: ${controlled}; model from cache in ${ms(s.info.load_ms)}; reply ${JSON.stringify(r.text)}`);
+      check(controlled, 'the reloaded page is not controlled by the service worker');
+    },
+  },
+  {
+    name: 'network: every request of the run went to the local origin',
+    async run() {
+      const urls = [...new Set(requests.map((r) => r.url))];
+      const foreign = urls.filter((u) => !/^(data|blob|about|chrome-error):/.test(u) && !/^http:\/\/127\.0\.0\.1:\d+\//.test(u));
+      const sawModel = urls.some((u) => u.endsWith(MODEL_REL));
+      log(`${requests.length} requests, ${urls.length} distinct URLs; the worker's model fetch seen: ${sawModel}`);
+      check(sawModel, "the worker's requests were not observed");
+      check(foreign.length === 0, `requests elsewhere: ${foreign.join(', ')}`);
+      const swModel = [...servedBySw].filter((u) => u.endsWith('.gguf'));
+      log(`served by the service worker: ${[...servedBySw].map((u) => new URL(u).pathname).join(' ') || 'nothing seen'}`);
+      check(swModel.length === 0, `the service worker answered model requests: ${swModel}`);
+    },
+  },
+];
+
+// --- main ------------------------------------------------------------------------------------
+
+async function main() {
+  for (const [what, p] of [['www/pkg/hearth_bg.wasm (run ./build.sh wasm)', path.join(WWW, 'pkg', 'hearth_bg.wasm')], [`models/${MODEL_FILE} (run ./build.sh model)`, MODEL_PATH]]) {
+    if (!fs.existsSync(p)) {
+      console.error(`missing ${what}`);
+      process.exit(2);
+    }
+  }
+  const filters = process.argv.slice(2);
+  const selected = tests.filter((t) => filters.length === 0 || filters.some((f) => t.name.split(':')[0].includes(f)));
+  let server = await serve();
+  const base = server.url;
+  let serverUp = true;
+  const stopServer = async () => {
+    if (serverUp) await server.close();
+    serverUp = false;
+  };
+  const b = await launch();
+  let passed = 0;
+  let failed = 0;
+  const started = Date.now();
+  try {
+    await openPage(b.page, base);
+    for (const t of selected) {
+      const t0 = Date.now();
+      console.log(`--- ${t.name}`);
+      try {
+        await t.run({ page: b.page, context: b.context, base, stopServer });
+        passed++;
+        console.log(`PASS ${t.name.split(':')[0]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      } catch (e) {
+        failed++;
+        console.log(`FAIL ${t.name.split(':')[0]} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${e.message}`);
+        const lines = b.consoleLines.slice(-15);
+        if (lines.length) log(`browser console (last ${lines.length}):\n      ${lines.join('\n      ')}`);
+        try {
+          fs.mkdirSync(ARTIFACTS, { recursive: true });
+          await b.page.screenshot({ path: path.join(ARTIFACTS, `fail-${t.name.split(':')[0]}.png`) });
+        } catch {
+          /* no screenshot */
+        }
+      }
+    }
+  } finally {
+    await b.close().catch(() => {});
+    await stopServer().catch(() => {});
+  }
+  for (const [k, v] of Object.entries(timings)) {
+    console.log(`timing ${k === 'auto' ? 'gpu' : k}: load ${ms(v.load_ms)}${v.from_cache ? ' (cache)' : ''}, prefill ${v.prompt_tokens} tokens ${ms(v.prefill_ms)}, ${v.ms_per_token.toFixed(1)} ms/token decode`);
+  }
+  console.log(`browser tests: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+await main();

@@ -1,0 +1,279 @@
+// The chat page: loads a model with hearth.js and streams replies into #messages.
+import { load } from './hearth.js';
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  loadForm: $('load-form'),
+  url: $('model-url'),
+  backend: $('backend'),
+  load: $('load'),
+  progress: $('progress'),
+  bar: $('progress-bar'),
+  progressText: $('progress-text'),
+  status: $('status'),
+  error: $('error'),
+  messages: $('messages'),
+  chatForm: $('chat-form'),
+  prompt: $('prompt'),
+  send: $('send'),
+  stop: $('stop'),
+  newChat: $('new-chat'),
+  temperature: $('temperature'),
+  maxTokens: $('max-tokens'),
+};
+
+// For tests and the console.
+const page = {
+  engine: null,
+  lastTokenIds: [],
+  lastFinishReason: null,
+  lastUsage: null,
+  lastTiming: null,
+  memorySamples: [],
+  loadProgress: null,
+  busy: false,
+  loads: 0, // finished load attempts (success or failure)
+  replies: 0, // finished replies (any finish reason or an error)
+};
+window.hearthPage = page;
+
+let history = []; // [{role, content}] of the current chat
+let busy = null; // {kind: 'load'|'generate', controller}
+
+const params = new URLSearchParams(location.search);
+if (params.get('model')) ui.url.value = params.get('model');
+if (['auto', 'gpu', 'cpu'].includes(params.get('backend'))) ui.backend.value = params.get('backend');
+
+// --- helpers ---------------------------------------------------------------------------------
+
+function formatBytes(n) {
+  if (n == null || !Number.isFinite(n)) return '?';
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function formatEta(s) {
+  if (s == null || !Number.isFinite(s)) return '';
+  if (s < 60) return `${Math.ceil(s)} s`;
+  return `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s`;
+}
+
+function showError(message) {
+  ui.error.textContent = message;
+  ui.error.hidden = !message;
+}
+
+function clearError() {
+  showError('');
+}
+
+function setBusy(kind, controller) {
+  busy = kind ? { kind, controller } : null;
+  page.busy = !!kind;
+  ui.load.disabled = kind === 'load';
+  ui.url.disabled = kind === 'load';
+  ui.backend.disabled = kind === 'load';
+  ui.stop.disabled = !kind;
+  ui.send.disabled = !!kind || !page.engine;
+  ui.newChat.disabled = kind === 'generate';
+}
+
+function statusText(info) {
+  const detail = info.backend.replace(/^gpu:\s*/, '').replace('(BrowserWebGpu)', '').trim();
+  const where = info.backend.startsWith('gpu') ? `WebGPU${detail ? ` (${detail})` : ''}` : 'the CPU';
+  let text = `${info.name || 'model'} running on ${where} · context ${info.context_length} tokens · loaded in ${(info.load_ms / 1000).toFixed(1)} s${info.from_cache ? ' from the offline cache' : ''}`;
+  if (info.notice) text += ` — ${info.notice}`;
+  return text;
+}
+
+function addMessage(role, text) {
+  const el = document.createElement('div');
+  el.className = `msg ${role}`;
+  const who = document.createElement('div');
+  who.className = 'who';
+  who.textContent = role === 'user' ? 'You' : 'Assistant';
+  const body = document.createElement('div');
+  body.className = 'body';
+  body.textContent = text;
+  el.append(who, body);
+  ui.messages.append(el);
+  el.scrollIntoView({ block: 'end' });
+  return { el, body };
+}
+
+// --- loading ---------------------------------------------------------------------------------
+
+async function loadModel() {
+  clearError();
+  const url = ui.url.value.trim();
+  if (!url) {
+    showError('Enter the URL of a GGUF model file.');
+    return;
+  }
+  if (busy?.kind === 'generate') busy.controller.abort();
+  const controller = new AbortController();
+  const old = page.engine;
+  page.engine = null;
+  setBusy('load', controller);
+  if (old) await old.unload().catch(() => {}); // one model at a time: free the old one first
+  ui.progress.hidden = false;
+  ui.bar.removeAttribute('value'); // indeterminate until the size is known
+  ui.progressText.textContent = 'Starting…';
+  ui.status.textContent = `Loading ${url}…`;
+  page.memorySamples = [];
+  try {
+    const engine = await load(url, {
+      backend: ui.backend.value,
+      signal: controller.signal,
+      onMemory: (bytes) => page.memorySamples.push(bytes),
+      onProgress: (p) => {
+        page.loadProgress = p;
+        if (p.total) {
+          ui.bar.max = p.total;
+          ui.bar.value = p.loaded;
+        }
+        const parts = [`${formatBytes(p.loaded)}${p.total ? ` / ${formatBytes(p.total)}` : ''}`];
+        if (p.rate > 0) parts.push(`${formatBytes(p.rate)}/s`);
+        if (p.eta != null && p.loaded < (p.total ?? Infinity)) parts.push(`ETA ${formatEta(p.eta)}`);
+        if (p.fromCache) parts.push('from the offline cache');
+        ui.progressText.textContent = parts.join(' · ');
+      },
+    });
+    page.engine = engine;
+    history = [];
+    ui.status.textContent = statusText(engine.info);
+    ui.status.dataset.backend = engine.info.backend.startsWith('gpu') ? 'gpu' : 'cpu';
+    ui.progressText.textContent += ' · ready';
+    ui.prompt.focus();
+  } catch (e) {
+    ui.status.textContent = 'No model loaded.';
+    delete ui.status.dataset.backend;
+    showError(e.name === 'AbortError' ? 'Loading was stopped.' : `Could not load the model: ${e.message}`);
+    ui.progress.hidden = true;
+  } finally {
+    page.loads++;
+    setBusy(null);
+  }
+}
+
+// --- chatting --------------------------------------------------------------------------------
+
+function readSettings() {
+  const temperature = Number(ui.temperature.value);
+  const maxTokens = Number(ui.maxTokens.value);
+  if (!(temperature >= 0 && temperature <= 2)) throw new Error('Temperature must be between 0 and 2.');
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error('Max tokens must be a whole number of at least 1.');
+  return { temperature, max_tokens: maxTokens };
+}
+
+async function send() {
+  clearError();
+  const engine = page.engine;
+  if (!engine) {
+    showError('Load a model first.');
+    return;
+  }
+  if (busy) return;
+  const text = ui.prompt.value.trim();
+  if (!text) return;
+  let settings;
+  try {
+    settings = readSettings();
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  ui.prompt.value = '';
+  addMessage('user', text);
+  const messages = [...history, { role: 'user', content: text }];
+  const reply = addMessage('assistant', '');
+  reply.el.classList.add('pending');
+  const controller = new AbortController();
+  setBusy('generate', controller);
+  const tokenIds = [];
+  page.lastTokenIds = tokenIds;
+  let content = '';
+  let finish = null;
+  try {
+    const stream = engine.chat.completions.create({ messages, stream: true, ...settings, signal: controller.signal });
+    for await (const chunk of stream) {
+      const choice = chunk.choices[0];
+      if (choice.delta.content) {
+        content += choice.delta.content;
+        reply.body.textContent = content;
+        reply.el.scrollIntoView({ block: 'end' });
+      }
+      tokenIds.push(...(chunk.hearth?.tokenIds ?? []));
+      if (choice.finish_reason) {
+        finish = choice.finish_reason;
+        page.lastUsage = chunk.usage;
+        page.lastTiming = chunk.hearth?.timing ?? null;
+      }
+    }
+    page.lastFinishReason = finish;
+    if (finish === 'abort') reply.el.dataset.finish = 'abort';
+    else if (finish === 'length') reply.el.dataset.finish = 'length';
+    history = [...messages, { role: 'assistant', content }];
+    const t = page.lastTiming;
+    if (t && page.lastUsage) {
+      const n = page.lastUsage.completion_tokens;
+      const speed = t.decode_tokens > 0 ? ` · ${(t.decode_tokens / (t.decode_ms / 1000)).toFixed(t.decode_ms > 1000 * t.decode_tokens ? 2 : 1)} tokens/s` : '';
+      reply.el.querySelector('.who').textContent = `Assistant · ${n} token${n === 1 ? '' : 's'}${speed}`;
+    }
+  } catch (e) {
+    page.lastFinishReason = 'error';
+    reply.el.dataset.finish = 'error';
+    if (!content) reply.body.textContent = '—';
+    showError(`Generation failed: ${e.message}`);
+  } finally {
+    reply.el.classList.remove('pending');
+    reply.el.dataset.done = 'true';
+    page.replies++;
+    setBusy(null);
+  }
+}
+
+async function newChat() {
+  clearError();
+  if (busy?.kind === 'generate') busy.controller.abort();
+  history = [];
+  ui.messages.replaceChildren();
+  page.lastTokenIds = [];
+  if (page.engine) {
+    try {
+      await page.engine.resetChat();
+    } catch (e) {
+      showError(`Could not reset the chat: ${e.message}`);
+    }
+  }
+  ui.prompt.focus();
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+
+ui.loadForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  loadModel();
+});
+ui.chatForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  send();
+});
+ui.prompt.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    send();
+  }
+});
+ui.stop.addEventListener('click', () => busy?.controller.abort());
+ui.newChat.addEventListener('click', newChat);
+setBusy(null);
+
+if ('serviceWorker' in navigator && location.protocol !== 'file:') {
+  navigator.serviceWorker.register('./sw.js').catch((e) => console.warn('hearth: service worker not registered:', e));
+}

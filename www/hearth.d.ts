@@ -1,0 +1,157 @@
+// Type declarations for hearth.js, the main-thread API of the hearth browser runtime.
+
+export type Backend = 'auto' | 'gpu' | 'cpu';
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface LoadProgress {
+  /** Bytes streamed into the engine so far. */
+  loaded: number;
+  /** File size from Content-Length, or null when the server did not say. */
+  total: number | null;
+  /** Average bytes per second since the body started streaming. */
+  rate: number;
+  /** Seconds left at that rate, or null when the total is unknown. */
+  eta: number | null;
+  /** True when the bytes come from the offline model cache (Cache Storage). */
+  fromCache: boolean;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  /** Expected lowercase hex SHA-256 of the file; a mismatch rejects with "sha256 mismatch: …". */
+  sha256?: string;
+  /** "auto" (default): WebGPU when available, else the CPU with `info.notice` saying why. */
+  backend?: Backend;
+  /** Context length in tokens; 0 or absent picks the default (2048, at most the model's). */
+  maxContext?: number;
+  /** Aborts the load; the promise rejects with an Error named "AbortError", message "aborted". */
+  signal?: AbortSignal;
+  /** Non-standard: wasm heap size samples (bytes) taken while loading. */
+  onMemory?: (bytes: number) => void;
+}
+
+export interface ModelInfo {
+  name: string;
+  architecture: string;
+  n_vocab: number;
+  context_length: number;
+  /** e.g. "gpu: <adapter> (BrowserWebGpu)" or "cpu". */
+  backend: string;
+  /** Set when "auto" fell back to the CPU: why. */
+  notice: string | null;
+  /** Absolute URL the model came from (the cache key). */
+  url: string;
+  bytes: number;
+  sha256: string;
+  from_cache: boolean;
+  /** Whether the model is now in the offline cache. */
+  cached: boolean;
+  load_ms: number;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | string;
+  content: string | Array<{ type: 'text'; text: string }>;
+}
+
+export interface ChatCompletionRequestBase {
+  messages: ChatMessage[];
+  /** Default 0.7; 0 is greedy. */
+  temperature?: number;
+  /** Default 512; capped so that prompt + max_tokens fits the context. */
+  max_tokens?: number;
+  seed?: number;
+  stop?: string | string[];
+  /** Aborts within one token; the reply ends with finish_reason "abort". */
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletionRequestStreaming extends ChatCompletionRequestBase {
+  stream: true;
+}
+
+export interface ChatCompletionRequestNonStreaming extends ChatCompletionRequestBase {
+  stream?: false | null;
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface HearthTiming {
+  /** Time to evaluate the prompt and sample the first token. */
+  prefill_ms: number;
+  /** Time spent in the following decode steps. */
+  decode_ms: number;
+  /** Number of decode steps in decode_ms. */
+  decode_tokens: number;
+}
+
+/** Non-standard extras carried by every chunk. */
+export interface HearthChunkExtras {
+  /** Token ids sampled for this chunk (the last chunk holds the end-of-generation token, if any). */
+  tokenIds: number[];
+  timing?: HearthTiming;
+  /** wasm heap bytes after the reply (last chunk). */
+  memory?: number;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: Array<{
+    index: 0;
+    delta: { role?: 'assistant'; content: string };
+    finish_reason: FinishReason | null;
+  }>;
+  /** On the last chunk. */
+  usage?: CompletionUsage;
+  hearth: HearthChunkExtras;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: Array<{
+    index: 0;
+    message: { role: 'assistant'; content: string };
+    finish_reason: FinishReason;
+  }>;
+  usage: CompletionUsage;
+  hearth: { tokenIds: number[]; timing: HearthTiming; memory?: number };
+}
+
+/** Async iterable of chunks; errors are thrown from the iterator. May also be awaited first. */
+export interface ChatCompletionStream extends AsyncIterable<ChatCompletionChunk>, PromiseLike<AsyncIterable<ChatCompletionChunk> & { abort(): void }> {
+  /** Stops the generation; the stream ends with finish_reason "abort". */
+  abort(): void;
+}
+
+export interface Completions {
+  create(request: ChatCompletionRequestStreaming): ChatCompletionStream;
+  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+}
+
+export interface HearthEngine {
+  readonly info: Readonly<ModelInfo>;
+  /** Shorthand for info.backend. */
+  readonly backend: string;
+  /** wasm heap samples (bytes) from loading and after each reply; peak is the largest. */
+  readonly memory: { samples: number[]; peak: number };
+  readonly chat: { completions: Completions };
+  /** Forgets the conversation cache. */
+  resetChat(): Promise<void>;
+  /** Frees the model and ends its worker. */
+  unload(): Promise<void>;
+}
+
+export function load(url: string | URL, options?: LoadOptions): Promise<HearthEngine>;
+
+export declare const Hearth: { load: typeof load };
+export default Hearth;

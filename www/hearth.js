@@ -1,0 +1,416 @@
+// hearth: the main-thread API. Every model runs in its own module worker (worker.js), so
+// nothing here blocks the page. Shaped like WebLLM / the OpenAI client:
+//
+//   import { load } from './hearth.js';
+//   const engine = await load('models/SmolLM2-135M-Instruct.Q4_1.gguf', { onProgress });
+//   for await (const chunk of engine.chat.completions.create({ messages, stream: true }))
+//     out.textContent += chunk.choices[0].delta.content;
+
+const DEFAULT_TEMPERATURE = 0.7;
+const DEFAULT_MAX_TOKENS = 512;
+
+function abortError() {
+  const e = new Error('aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+function workerError(message) {
+  return message === 'aborted' ? abortError() : new Error(message);
+}
+
+function baseURL() {
+  if (typeof document !== 'undefined' && document.baseURI) return document.baseURI;
+  return self.location.href;
+}
+
+function randomId() {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+// One worker and the requests in flight on it.
+class WorkerClient {
+  constructor() {
+    this.nextId = 1;
+    this.handlers = new Map();
+    this.dead = null;
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
+    this.worker.onmessage = (e) => {
+      const msg = e.data;
+      const h = this.handlers.get(msg.id);
+      if (h) h(msg);
+    };
+    this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.kill(new Error(`the hearth worker failed: ${e.message || 'could not start worker.js'}`));
+    };
+    this.worker.onmessageerror = () => this.kill(new Error('the hearth worker sent a message that could not be read'));
+  }
+
+  // Sends a request; `handler` sees every reply with its id until it returns true (finished).
+  request(msg, handler) {
+    if (this.dead) throw this.dead;
+    const id = this.nextId++;
+    this.handlers.set(id, (m) => {
+      if (handler(m)) this.handlers.delete(id);
+    });
+    this.worker.postMessage({ ...msg, id });
+    return id;
+  }
+
+  abort(id) {
+    if (!this.dead && this.handlers.has(id)) this.worker.postMessage({ type: 'abort', id });
+  }
+
+  // Ends the worker; every request still in flight gets `error`.
+  kill(error) {
+    if (this.dead) return;
+    this.dead = error;
+    this.worker.terminate();
+    const handlers = [...this.handlers.values()];
+    this.handlers.clear();
+    for (const h of handlers) h({ type: 'error', message: error.message, fatal: true });
+  }
+}
+
+/**
+ * Streams a GGUF model from `url` into a new engine running in a worker.
+ * Options: onProgress({loaded, total, rate, eta, fromCache}), sha256, backend ('auto'|'gpu'|'cpu'),
+ * maxContext, signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
+ */
+export async function load(url, options = {}) {
+  if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
+  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, signal } = options;
+  if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new TypeError(`backend must be "auto", "gpu" or "cpu", got ${JSON.stringify(backend)}`);
+  if (signal?.aborted) throw abortError();
+  const href = new URL(String(url), baseURL()).href;
+  const client = new WorkerClient();
+  const memory = { samples: [], peak: 0 };
+  const record = (bytes) => {
+    memory.samples.push(bytes);
+    memory.peak = Math.max(memory.peak, bytes);
+    try {
+      onMemory?.(bytes);
+    } catch (e) {
+      console.error(e);
+    }
+  };
+  let onAbort = null;
+  try {
+    const loaded = await new Promise((resolve, reject) => {
+      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext }, (m) => {
+        switch (m.type) {
+          case 'progress':
+            try {
+              onProgress?.({ loaded: m.loaded, total: m.total, rate: m.rate, eta: m.eta, fromCache: m.fromCache });
+            } catch (e) {
+              console.error(e);
+            }
+            return false;
+          case 'memory':
+            record(m.bytes);
+            return false;
+          case 'loaded':
+            record(m.memory);
+            resolve(m);
+            return true;
+          case 'error':
+            reject(workerError(m.message));
+            return true;
+          default:
+            return false;
+        }
+      });
+      if (signal) {
+        onAbort = () => client.abort(id);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    return new HearthEngine(client, { ...loaded.info, url: href }, memory);
+  } catch (e) {
+    client.kill(e);
+    throw e;
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function normalizeContent(content) {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content.map((p) => (typeof p === 'string' ? p : p && p.type === 'text' ? String(p.text ?? '') : '')).join('');
+  }
+  if (content == null) return '';
+  throw new TypeError('message content must be a string or an array of text parts');
+}
+
+function checkRequest(req) {
+  if (!req || typeof req !== 'object') throw new TypeError('create(request): request must be an object');
+  const out = {};
+  if (req.messages !== undefined) {
+    if (!Array.isArray(req.messages) || req.messages.length === 0) throw new TypeError('messages must be a non-empty array of {role, content}');
+    out.messages = req.messages.map((m, i) => {
+      if (!m || typeof m.role !== 'string') throw new TypeError(`messages[${i}].role must be a string`);
+      return { role: m.role, content: normalizeContent(m.content) };
+    });
+  } else if (typeof req.prompt === 'string') {
+    out.prompt = req.prompt;
+  } else {
+    throw new TypeError('create(request): messages (or a prompt string) is required');
+  }
+  const temperature = req.temperature ?? DEFAULT_TEMPERATURE;
+  if (typeof temperature !== 'number' || !(temperature >= 0)) throw new TypeError(`temperature must be a number >= 0, got ${JSON.stringify(req.temperature)}`);
+  out.temperature = temperature;
+  const maxTokens = req.max_tokens ?? req.max_completion_tokens ?? DEFAULT_MAX_TOKENS;
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TypeError(`max_tokens must be a positive integer, got ${JSON.stringify(maxTokens)}`);
+  out.max_tokens = maxTokens;
+  if (req.seed != null) {
+    if (typeof req.seed !== 'number' || !Number.isFinite(req.seed)) throw new TypeError(`seed must be a number, got ${JSON.stringify(req.seed)}`);
+    out.seed = req.seed;
+  }
+  if (req.stop != null) {
+    const stop = Array.isArray(req.stop) ? req.stop : [req.stop];
+    if (!stop.every((s) => typeof s === 'string')) throw new TypeError('stop must be a string or an array of strings');
+    out.stop = stop;
+  }
+  return out;
+}
+
+// An async queue of chunks fed by worker messages.
+class ChunkQueue {
+  constructor() {
+    this.items = [];
+    this.waiters = [];
+    this.ended = false;
+    this.error = null;
+  }
+  push(item) {
+    const w = this.waiters.shift();
+    if (w) w.resolve({ value: item, done: false });
+    else this.items.push(item);
+  }
+  end(error = null) {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = error;
+    for (const w of this.waiters.splice(0)) {
+      if (error) w.reject(error);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+  next() {
+    if (this.items.length) return Promise.resolve({ value: this.items.shift(), done: false });
+    if (this.ended) {
+      if (this.error) {
+        const e = this.error;
+        this.error = null; // thrown once, then the iterator is done
+        return Promise.reject(e);
+      }
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+}
+
+/**
+ * What create({stream: true}) returns: an async iterable of chat.completion.chunk objects.
+ * It may also be awaited first (`await create(...)`) as with the OpenAI and WebLLM clients.
+ */
+class ChatCompletionStream {
+  #queue;
+  #cancel;
+  #taken = false;
+  constructor(queue, cancel) {
+    this.#queue = queue;
+    this.#cancel = cancel;
+  }
+  [Symbol.asyncIterator]() {
+    if (this.#taken) throw new Error('this stream can be iterated only once');
+    this.#taken = true;
+    const queue = this.#queue;
+    const cancel = this.#cancel;
+    return {
+      next: () => queue.next(),
+      return: (value) => {
+        cancel();
+        return Promise.resolve({ value, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+  /** Stops the generation; the stream ends with finish_reason 'abort'. */
+  abort() {
+    this.#cancel();
+  }
+  then(resolve, reject) {
+    const iterable = { [Symbol.asyncIterator]: () => this[Symbol.asyncIterator](), abort: () => this.abort() };
+    return Promise.resolve(iterable).then(resolve, reject);
+  }
+}
+
+class HearthEngine {
+  #client;
+  #unloaded = false;
+  constructor(client, info, memory) {
+    this.#client = client;
+    /** {name, architecture, n_vocab, context_length, backend, notice, url, bytes, sha256, from_cache, cached, load_ms} */
+    this.info = Object.freeze(info);
+    /** wasm heap samples (bytes) taken while loading and after each reply; peak = largest. */
+    this.memory = memory;
+    this.chat = { completions: { create: (request) => this.#create(request) } };
+  }
+
+  get backend() {
+    return this.info.backend;
+  }
+
+  #checkAlive() {
+    if (this.#unloaded) throw new Error('the engine was unloaded');
+    if (this.#client.dead) throw this.#client.dead;
+  }
+
+  #create(request) {
+    let req;
+    let error = null;
+    try {
+      this.#checkAlive();
+      req = checkRequest(request);
+    } catch (e) {
+      error = e;
+    }
+    const stream = !!request?.stream;
+    const queue = new ChunkQueue();
+    let cancel = () => {};
+    if (error) queue.end(error);
+    else cancel = this.#start(req, request.signal, queue);
+    if (stream) return new ChatCompletionStream(queue, cancel);
+    return collect(queue);
+  }
+
+  // Posts a generate request; its replies become chunks in `queue`. Returns the cancel function.
+  #start(req, signal, queue) {
+    const base = {
+      id: `chatcmpl-${randomId()}`,
+      object: 'chat.completion.chunk',
+      created: Math.floor(Date.now() / 1000),
+      model: this.info.name || this.info.url,
+    };
+    let first = true;
+    const delta = (content) => {
+      if (!first) return { content };
+      first = false;
+      return { role: 'assistant', content };
+    };
+    let onAbort = null;
+    const detach = () => {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    };
+    let id;
+    try {
+      id = this.#client.request({ type: 'generate', ...req }, (m) => {
+        switch (m.type) {
+          case 'token':
+            queue.push({
+              ...base,
+              choices: [{ index: 0, delta: delta(m.text), finish_reason: null }],
+              hearth: { tokenIds: m.tokenId == null ? [] : [m.tokenId] },
+            });
+            return false;
+          case 'done':
+            if (m.memory) {
+              this.memory.samples.push(m.memory);
+              this.memory.peak = Math.max(this.memory.peak, m.memory);
+            }
+            queue.push({
+              ...base,
+              choices: [{ index: 0, delta: delta(''), finish_reason: m.finish_reason }],
+              usage: m.usage,
+              hearth: { tokenIds: m.end_token_id == null ? [] : [m.end_token_id], timing: m.timing, memory: m.memory },
+            });
+            queue.end();
+            detach();
+            return true;
+          case 'error':
+            queue.end(workerError(m.message));
+            detach();
+            return true;
+          default:
+            return false;
+        }
+      });
+    } catch (e) {
+      queue.end(e);
+      return () => {};
+    }
+    const cancel = () => this.#client.abort(id);
+    if (signal) {
+      if (signal.aborted) cancel();
+      else {
+        onAbort = cancel;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }
+    return cancel;
+  }
+
+  /** Forgets the conversation cache (the next reply evaluates its whole prompt). */
+  resetChat() {
+    return this.#simple('reset');
+  }
+
+  /** Frees the model and ends its worker. The engine cannot be used afterwards. */
+  async unload() {
+    if (this.#unloaded) return;
+    try {
+      await Promise.race([this.#simple('unload'), new Promise((r) => setTimeout(r, 2000))]);
+    } catch {
+      /* the worker is ended below anyway */
+    }
+    this.#unloaded = true;
+    this.#client.kill(new Error('the engine was unloaded'));
+  }
+
+  #simple(type) {
+    return new Promise((resolve, reject) => {
+      try {
+        this.#checkAlive();
+        this.#client.request({ type }, (m) => {
+          if (m.type === 'error') reject(workerError(m.message));
+          else resolve();
+          return true;
+        });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+}
+
+async function collect(queue) {
+  let content = '';
+  let last = null;
+  const tokenIds = [];
+  for (;;) {
+    const { value, done } = await queue.next();
+    if (done) break;
+    content += value.choices[0].delta.content ?? '';
+    tokenIds.push(...value.hearth.tokenIds);
+    last = value;
+  }
+  return {
+    id: last.id,
+    object: 'chat.completion',
+    created: last.created,
+    model: last.model,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: last.choices[0].finish_reason }],
+    usage: last.usage,
+    hearth: { tokenIds, timing: last.hearth.timing, memory: last.hearth.memory },
+  };
+}
+
+export const Hearth = { load };
+export default Hearth;

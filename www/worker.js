@@ -1,0 +1,549 @@
+// hearth worker: owns the wasm engine, streams the model file into it and runs the token loop.
+// Started by hearth.js as a module worker. Protocol (every reply carries the request's id):
+//   in:  {type:'load', id, url, sha256?, backend?, maxContext?}
+//        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?}
+//        {type:'abort', id}  {type:'reset', id?}  {type:'unload', id?}
+//   out: {type:'progress', id, loaded, total, rate, eta, fromCache}
+//        {type:'memory', id, bytes}            wasm heap samples taken while loading
+//        {type:'loaded', id, info, memory}
+//        {type:'token', id, text, tokenId}
+//        {type:'done', id, finish_reason, usage, timing, end_token_id, memory}
+//        {type:'error', id, message}
+//        {type:'reset', id}  {type:'unloaded', id}
+// Requests run one at a time in arrival order; 'abort' acts at once on a running or queued one.
+
+const CACHE_NAME = 'hearth-models-v1';
+const PROGRESS_EVERY_MS = 100;
+const MEMORY_EVERY_MS = 100;
+const DEFAULT_MAX_TOKENS = 512;
+const PUSH_SLICE = 1 << 20;
+const DEFAULT_TEMPERATURE = 0.7;
+
+let wasm = null; // the wasm exports (memory)
+let Loader = null;
+let engine = null;
+let crashed = null; // message of a wasm trap; the instance is unusable after one
+
+const pending = new Set(); // ids queued or running
+const aborted = new Set(); // ids asked to abort
+const controllers = new Map(); // id -> AbortController of a running load
+let queue = Promise.resolve();
+
+const post = (msg) => self.postMessage(msg);
+
+// HTTP/2 responses carry no status text.
+const STATUS_TEXT = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  410: 'Gone',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+class AbortedError extends Error {
+  constructor() {
+    super('aborted');
+    this.name = 'AbortError';
+  }
+}
+
+// The backend could not be set up (e.g. no WebGPU): not the file's fault.
+class SetupError extends Error {}
+
+function messageOf(e) {
+  if (e instanceof WebAssembly.RuntimeError) {
+    crashed = e.message;
+    return `the wasm engine crashed (${e.message}); load the model again`;
+  }
+  if (e instanceof Error) return e.message || e.name || 'unknown error';
+  if (typeof e === 'string') return e;
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return String(e);
+  }
+}
+
+async function ensureWasm() {
+  if (crashed) throw new Error(`the wasm engine crashed earlier (${crashed}); load the model again`);
+  if (wasm) return;
+  let mod;
+  try {
+    mod = await import('./pkg/hearth.js');
+  } catch (e) {
+    throw new Error(`could not load the wasm package (pkg/hearth.js): ${messageOf(e)}`);
+  }
+  try {
+    wasm = await mod.default();
+  } catch (e) {
+    throw new Error(`could not start the wasm module (pkg/hearth_bg.wasm): ${messageOf(e)}`);
+  }
+  Loader = mod.Loader;
+}
+
+const heapBytes = () => (wasm && wasm.memory ? wasm.memory.buffer.byteLength : 0);
+
+self.onmessage = (event) => {
+  const msg = event.data || {};
+  if (msg.type === 'abort') {
+    if (pending.has(msg.id)) {
+      aborted.add(msg.id);
+      controllers.get(msg.id)?.abort();
+    }
+    return;
+  }
+  if (msg.id !== undefined) pending.add(msg.id);
+  queue = queue.then(() => dispatch(msg));
+};
+
+async function dispatch(msg) {
+  const { id } = msg;
+  try {
+    switch (msg.type) {
+      case 'load':
+        await load(msg);
+        break;
+      case 'generate':
+        await generate(msg);
+        break;
+      case 'reset':
+        if (engine) engine.reset();
+        post({ type: 'reset', id });
+        break;
+      case 'unload':
+        freeEngine();
+        post({ type: 'unloaded', id });
+        break;
+      default:
+        throw new Error(`unknown request type ${JSON.stringify(msg.type)}`);
+    }
+  } catch (e) {
+    post({ type: 'error', id, message: messageOf(e) });
+  } finally {
+    pending.delete(id);
+    aborted.delete(id);
+    controllers.delete(id);
+  }
+}
+
+function freeEngine() {
+  if (!engine) return;
+  const e = engine;
+  engine = null;
+  try {
+    e.free();
+  } catch {
+    /* already gone */
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+async function load(msg) {
+  const { id, url } = msg;
+  if (typeof url !== 'string' || !url) throw new Error('load: url must be a non-empty string');
+  const backend = msg.backend || 'auto';
+  const maxContext = msg.maxContext > 0 ? Math.floor(msg.maxContext) : 0;
+  const expectedSha = msg.sha256 ? String(msg.sha256).trim().toLowerCase() : null;
+  const ctrl = new AbortController();
+  controllers.set(id, ctrl);
+  const checkAbort = () => {
+    if (aborted.has(id)) throw new AbortedError();
+  };
+  checkAbort();
+  await ensureWasm();
+  freeEngine(); // one model per worker: release the old one's memory before the new one streams in
+  checkAbort();
+
+  const started = performance.now();
+  const memory = new MemorySampler(id);
+  memory.sample(true);
+  const cache = await openCache();
+
+  if (cache) {
+    let hit = null;
+    try {
+      hit = await cache.match(url);
+    } catch {
+      hit = null;
+    }
+    if (hit) {
+      try {
+        const result = await loadBody(hit, { id, url, backend, maxContext, expectedSha, fromCache: true, memory, checkAbort, signal: ctrl.signal });
+        return finishLoad(id, result, started, memory, true, false);
+      } catch (e) {
+        if (e instanceof AbortedError || aborted.has(id)) throw new AbortedError();
+        if (e instanceof WebAssembly.RuntimeError || e instanceof SetupError) throw e;
+        // A broken cache entry: drop it and fetch the model again from the network, once.
+        try {
+          await cache.delete(url);
+        } catch {
+          /* nothing to delete */
+        }
+        console.warn(`hearth: cached copy of ${url} was unusable (${messageOf(e)}); fetching it again`);
+      }
+    }
+  }
+
+  let response;
+  try {
+    response = await fetch(url, { signal: ctrl.signal });
+  } catch (e) {
+    if (aborted.has(id)) throw new AbortedError();
+    throw new Error(`network error: could not fetch ${url} (${messageOf(e)}; offline, server unreachable, or blocked by CORS)`);
+  }
+  if (!response.ok) {
+    response.body?.cancel().catch(() => {});
+    const text = response.statusText || STATUS_TEXT[response.status] || '';
+    throw new Error(`HTTP ${response.status}${text ? ' ' + text : ''} for ${url}`);
+  }
+  if (!response.body) throw new Error(`the response for ${url} has no body`);
+
+  // The cache receives exactly the bytes the loader received, and its entry is committed only
+  // after the model loaded completely (and matched sha256): on any failure the stream errors,
+  // so Cache.put rejects and stores nothing.
+  let sink = null;
+  if (cache) sink = new CacheSink(cache, url, contentLength(response));
+  try {
+    const result = await loadBody(response, { id, url, backend, maxContext, expectedSha, fromCache: false, memory, checkAbort, signal: ctrl.signal, sink });
+    let cached = false;
+    if (sink) cached = await sink.commit();
+    return finishLoad(id, result, started, memory, false, cached);
+  } catch (e) {
+    if (sink) sink.fail(e);
+    ctrl.abort(); // stop downloading the rest
+    if (cache) {
+      try {
+        await cache.delete(url);
+      } catch {
+        /* nothing stored */
+      }
+    }
+    if (aborted.has(id)) throw new AbortedError();
+    throw e;
+  }
+}
+
+function finishLoad(id, { engine: eng, bytes, sha256 }, started, memory, fromCache, cached) {
+  engine = eng;
+  memory.sample(true);
+  let info;
+  try {
+    info = JSON.parse(eng.info());
+  } catch {
+    info = {};
+  }
+  Object.assign(info, {
+    bytes,
+    sha256,
+    from_cache: fromCache,
+    cached: fromCache || cached,
+    load_ms: Math.round(performance.now() - started),
+  });
+  post({ type: 'loaded', id, info, memory: heapBytes() });
+}
+
+function contentLength(response) {
+  // With a content encoding the header counts compressed bytes, not the file's.
+  if (response.headers.get('content-encoding')) return null;
+  const n = Number(response.headers.get('content-length'));
+  return Number.isFinite(n) && n > 0 ? n : null;
+}
+
+async function openCache() {
+  try {
+    if (typeof caches === 'undefined') return null;
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+class CacheSink {
+  constructor(cache, url, total) {
+    let controller;
+    const stream = new ReadableStream({
+      start(c) {
+        controller = c;
+      },
+    });
+    this.controller = controller;
+    const headers = { 'content-type': 'application/octet-stream' };
+    if (total != null) headers['content-length'] = String(total);
+    this.done = cache.put(url, new Response(stream, { headers })).then(
+      () => true,
+      () => false,
+    );
+    this.open = true;
+  }
+  write(chunk) {
+    if (this.open) this.controller.enqueue(chunk);
+  }
+  async commit() {
+    if (this.open) {
+      this.open = false;
+      this.controller.close();
+    }
+    return this.done;
+  }
+  fail(e) {
+    if (this.open) {
+      this.open = false;
+      this.controller.error(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+}
+
+class MemorySampler {
+  constructor(id) {
+    this.id = id;
+    this.last = 0;
+  }
+  sample(force = false) {
+    const now = performance.now();
+    if (!force && now - this.last < MEMORY_EVERY_MS) return;
+    this.last = now;
+    post({ type: 'memory', id: this.id, bytes: heapBytes() });
+  }
+}
+
+// Streams one response body (network or cache) through a fresh Loader and returns the engine.
+async function loadBody(response, o) {
+  const total = contentLength(response);
+  const reader = response.body.getReader();
+  let loader = null;
+  let consumed = false;
+  try {
+    try {
+      loader = await Loader.create(total ?? undefined, o.backend);
+    } catch (e) {
+      throw new SetupError(messageOf(e));
+    }
+    o.checkAbort();
+    const t0 = performance.now();
+    let loaded = 0;
+    let lastProgress = -Infinity;
+    const progress = (force) => {
+      const now = performance.now();
+      if (!force && now - lastProgress < PROGRESS_EVERY_MS) return;
+      lastProgress = now;
+      const secs = (now - t0) / 1000;
+      const rate = secs > 0 ? loaded / secs : 0;
+      const eta = total != null && rate > 0 ? Math.max(0, (total - loaded) / rate) : null;
+      post({ type: 'progress', id: o.id, loaded, total, rate, eta, fromCache: o.fromCache });
+    };
+    progress(true);
+    for (;;) {
+      let step;
+      try {
+        step = await reader.read();
+      } catch (e) {
+        if (aborted.has(o.id)) throw new AbortedError();
+        throw new Error(`network error while downloading ${o.url} after ${loaded} bytes (${messageOf(e)})`);
+      }
+      if (step.done) break;
+      o.checkAbort();
+      const chunk = step.value;
+      if (o.sink) o.sink.write(chunk);
+      // Large reads are fed in slices: each push copies its bytes into the wasm heap.
+      for (let at = 0; at < chunk.byteLength; at += PUSH_SLICE) loader.push(chunk.subarray(at, at + PUSH_SLICE));
+      loaded += chunk.byteLength;
+      progress(false);
+      o.memory.sample(false);
+    }
+    progress(true);
+    if (total != null && loaded !== total) {
+      throw new Error(`${o.fromCache ? 'cached copy of' : 'download of'} ${o.url} is ${loaded} bytes, expected ${total}`);
+    }
+    const sha256 = loader.sha256();
+    if (o.expectedSha && sha256 !== o.expectedSha) {
+      throw new Error(`sha256 mismatch: expected ${o.expectedSha} got ${sha256}`);
+    }
+    o.checkAbort();
+    consumed = true; // finish() consumes the loader, even when it throws
+    const eng = loader.finish(o.maxContext);
+    return { engine: eng, bytes: loaded, sha256 };
+  } finally {
+    if (loader && !consumed) {
+      try {
+        loader.free();
+      } catch {
+        /* already freed */
+      }
+    }
+    reader.cancel().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation
+
+// Holds back text that could be the start of a stop string; reports the first full match.
+class StopMatcher {
+  constructor(stop) {
+    const list = stop == null ? [] : Array.isArray(stop) ? stop : [stop];
+    this.stops = list.filter((s) => typeof s === 'string' && s.length > 0);
+    this.held = '';
+  }
+  push(text) {
+    if (this.stops.length === 0) return { text, hit: false };
+    const s = this.held + text;
+    let at = -1;
+    for (const stop of this.stops) {
+      const i = s.indexOf(stop);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    if (at >= 0) {
+      this.held = '';
+      return { text: s.slice(0, at), hit: true };
+    }
+    let keep = 0;
+    for (const stop of this.stops) {
+      for (let k = Math.min(stop.length - 1, s.length); k > keep; k--) {
+        if (s.endsWith(stop.slice(0, k))) {
+          keep = k;
+          break;
+        }
+      }
+    }
+    this.held = s.slice(s.length - keep);
+    return { text: s.slice(0, s.length - keep), hit: false };
+  }
+  end() {
+    const h = this.held;
+    this.held = '';
+    return h;
+  }
+}
+
+// A macrotask turn, so an 'abort' message is seen even when the engine resolves at once.
+function yieldToEvents() {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+async function generate(msg) {
+  const { id } = msg;
+  const zero = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  if (aborted.has(id)) {
+    post({ type: 'done', id, finish_reason: 'abort', usage: zero, timing: { prefill_ms: 0, decode_ms: 0, decode_tokens: 0 }, end_token_id: null, memory: heapBytes() });
+    return;
+  }
+  if (crashed) throw new Error(`the wasm engine crashed earlier (${crashed}); load the model again`);
+  if (!engine) throw new Error('no model is loaded');
+
+  const temperature = msg.temperature ?? DEFAULT_TEMPERATURE;
+  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
+    throw new Error(`temperature must be a number >= 0, got ${JSON.stringify(msg.temperature)}`);
+  }
+  let maxTokens = msg.max_tokens ?? DEFAULT_MAX_TOKENS;
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw new Error(`max_tokens must be a positive integer, got ${JSON.stringify(msg.max_tokens)}`);
+  }
+  let seed = msg.seed ?? Math.floor(Math.random() * 2 ** 32);
+  if (typeof seed !== 'number' || !Number.isFinite(seed)) throw new Error(`seed must be a number, got ${JSON.stringify(msg.seed)}`);
+  seed = Math.abs(Math.floor(seed)) % 2 ** 53;
+
+  let ids;
+  if (msg.messages !== undefined) {
+    if (!Array.isArray(msg.messages) || msg.messages.length === 0) throw new Error('messages must be a non-empty array of {role, content}');
+    ids = engine.chatPrompt(JSON.stringify(msg.messages));
+  } else if (typeof msg.prompt === 'string') {
+    ids = engine.textPrompt(msg.prompt);
+  } else {
+    throw new Error('generate needs messages or a prompt string');
+  }
+  const nPrompt = ids.length;
+  const ctx = engine.contextLength();
+  if (nPrompt > ctx) {
+    throw new Error(`context_length_exceeded: the prompt has ${nPrompt} tokens but the context holds ${ctx}`);
+  }
+  maxTokens = Math.min(maxTokens, ctx - nPrompt);
+
+  const stopper = new StopMatcher(msg.stop);
+  let completion = 0;
+  let finish = 'length';
+  let endToken = null;
+  let prefillMs = 0;
+  let decodeMs = 0;
+  let decodeTokens = 0;
+  const emit = (text, tokenId) => post({ type: 'token', id, text, tokenId });
+  try {
+    if (maxTokens > 0) {
+      const t0 = performance.now();
+      let tok = await engine.begin(ids, temperature, seed);
+      prefillMs = performance.now() - t0;
+      for (;;) {
+        if (engine.isEnd(tok)) {
+          finish = 'stop';
+          endToken = tok;
+          break;
+        }
+        completion++;
+        const { text, hit } = stopper.push(engine.piece(tok));
+        emit(text, tok);
+        if (hit) {
+          finish = 'stop';
+          break;
+        }
+        if (completion >= maxTokens) {
+          finish = 'length';
+          break;
+        }
+        await yieldToEvents();
+        if (aborted.has(id)) {
+          finish = 'abort';
+          break;
+        }
+        const t1 = performance.now();
+        tok = await engine.next(tok);
+        decodeMs += performance.now() - t1;
+        decodeTokens++;
+      }
+    }
+    // Text held back for a split UTF-8 character or a possible stop string, unless a stop
+    // string ended the reply.
+    let tail = safeFlush();
+    if (finish === 'stop' && endToken === null) tail = '';
+    else {
+      const r = stopper.push(tail);
+      tail = r.text + (r.hit ? '' : stopper.end());
+      if (r.hit) finish = 'stop';
+    }
+    if (tail) emit(tail, null);
+  } catch (e) {
+    safeFlush();
+    throw e;
+  }
+  post({
+    type: 'done',
+    id,
+    finish_reason: finish,
+    usage: { prompt_tokens: nPrompt, completion_tokens: completion, total_tokens: nPrompt + completion },
+    timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens },
+    end_token_id: endToken,
+    memory: heapBytes(),
+  });
+}
+
+function safeFlush() {
+  try {
+    return engine ? engine.flush() : '';
+  } catch {
+    return '';
+  }
+}
+
+const round1 = (x) => Math.round(x * 10) / 10;

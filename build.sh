@@ -84,23 +84,27 @@ ensure_node() {
 }
 
 serve() {
-  ensure_node
   fetch_model
+  ensure_node_packages
   build_wasm
   exec node tools/serve.mjs
 }
 
-# Debian's Chromium and playwright-core drive the browser tests (WebGPU on SwiftShader).
-ensure_browser() {
+# binaryen's wasm-opt (build) and playwright-core (browser tests), pinned in package-lock.json.
+ensure_node_packages() {
   ensure_node
+  if [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/wasm-opt ]; then
+    log "installing node packages"
+    npm ci --no-audit --no-fund --silent
+  fi
+}
+
+# Debian's Chromium drives the browser tests (WebGPU on SwiftShader).
+ensure_chromium() {
   if ! command -v chromium >/dev/null; then
     log "installing Chromium for the browser tests"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
-  if [ ! -d node_modules/playwright-core ]; then
-    log "installing node packages"
-    npm ci --no-audit --no-fund --silent
   fi
 }
 
@@ -123,8 +127,9 @@ run_tests() {
   ensure_rust
   fetch_model
   ensure_lavapipe
+  ensure_node_packages
+  ensure_chromium
   build_wasm
-  ensure_browser
   log "running the Rust tests"
   cargo test --release -j"$JOBS" -- --test-threads=2
   log "running the browser tests"

@@ -60,8 +60,23 @@ export interface ChatCompletionRequestBase {
   temperature?: number;
   /** Default 512; capped so that prompt + max_tokens fits the context. */
   max_tokens?: number;
+  /** Same seed, same settings, same prompt: the same reply, natively and in the browser. */
   seed?: number;
   stop?: string | string[];
+  /** Nucleus sampling: keep the most likely tokens until their probability reaches top_p (1: off). */
+  top_p?: number;
+  /** Keep only the top_k most likely tokens (0: off). */
+  top_k?: number;
+  /** Drop tokens less likely than min_p times the most likely one (0: off). */
+  min_p?: number;
+  /** CTRL-style repetition penalty over the last repeat_last_n tokens (1: off; default window 64). */
+  repeat_penalty?: number;
+  repeat_last_n?: number;
+  /** OpenAI semantics, over the same window (0: off; -2 to 2). */
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  /** Added to the logits of the given token ids (keys are token ids). */
+  logit_bias?: Record<string, number>;
   /** Aborts within one token; the reply ends with finish_reason "abort". */
   signal?: AbortSignal;
 }

@@ -170,6 +170,22 @@ function checkRequest(req) {
     if (typeof req.seed !== 'number' || !Number.isFinite(req.seed)) throw new TypeError(`seed must be a number, got ${JSON.stringify(req.seed)}`);
     out.seed = req.seed;
   }
+  // The other sampling settings go to the engine, which checks their ranges.
+  const sampling = {};
+  for (const key of ['top_k', 'top_p', 'min_p', 'repeat_penalty', 'repeat_last_n', 'frequency_penalty', 'presence_penalty']) {
+    if (req[key] != null) {
+      if (typeof req[key] !== 'number' || !Number.isFinite(req[key])) throw new TypeError(`${key} must be a number, got ${JSON.stringify(req[key])}`);
+      sampling[key] = req[key];
+    }
+  }
+  if (req.logit_bias != null) {
+    if (typeof req.logit_bias !== 'object') throw new TypeError('logit_bias must be an object mapping token ids to biases');
+    sampling.logit_bias = Object.entries(req.logit_bias).map(([id, bias]) => {
+      if (!/^\d+$/.test(id) || typeof bias !== 'number') throw new TypeError(`logit_bias: ${JSON.stringify(id)}: ${JSON.stringify(bias)} is not a token id and a number`);
+      return [Number(id), bias];
+    });
+  }
+  out.sampling = sampling;
   if (req.stop != null) {
     const stop = Array.isArray(req.stop) ? req.stop : [req.stop];
     if (!stop.every((s) => typeof s === 'string')) throw new TypeError('stop must be a string or an array of strings');

@@ -1,7 +1,9 @@
 // hearth worker: owns the wasm engine, streams the model file into it and runs the token loop.
 // Started by hearth.js as a module worker. Protocol (every reply carries the request's id):
 //   in:  {type:'load', id, url, sha256?, backend?, maxContext?}
-//        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?}
+//        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?, sampling?}
+//        (sampling: top_k, top_p, min_p, repeat_penalty, repeat_last_n, frequency_penalty,
+//        presence_penalty, logit_bias as [[id, bias], …]; the engine validates them)
 //        {type:'abort', id}  {type:'reset', id?}  {type:'unload', id?}
 //   out: {type:'progress', id, loaded, total, rate, eta, fromCache}
 //        {type:'memory', id, bytes}            wasm heap samples taken while loading
@@ -483,7 +485,7 @@ async function generate(msg) {
   try {
     if (maxTokens > 0) {
       const t0 = performance.now();
-      let tok = await engine.begin(ids, temperature, seed);
+      let tok = await engine.begin(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }));
       prefillMs = performance.now() - t0;
       for (;;) {
         if (engine.isEnd(tok)) {

@@ -1,55 +1,156 @@
-//! Turning logits into the next token. Temperature 0 is greedy (ties go to the lower id);
-//! otherwise a softmax at the given temperature sampled with a seeded ChaCha8 RNG, which gives
-//! the same draws on every platform for the same seed.
+//! Turning logits into the next token: composable logit processors (`processors`, applied in
+//! the order documented there) and a draw with a seeded ChaCha8 RNG, which gives the same
+//! draws on every platform for the same seed. Temperature 0 is greedy (ties go to the lower id).
+
+pub mod processors;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::{Error, Result};
+use processors as p;
+
+/// Sampling settings; the defaults turn every processor off except temperature 1.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplerConfig {
+    /// 0 is greedy; larger values flatten the distribution.
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0: off).
+    pub top_k: usize,
+    /// Keep the most likely tokens until their probability reaches p (1: off).
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p times the most likely (0: off).
+    pub min_p: f32,
+    /// CTRL-style repetition penalty (1: off) over the last `repeat_last_n` tokens.
+    pub repeat_penalty: f32,
+    pub repeat_last_n: usize,
+    /// OpenAI-style penalties over the same window (0: off).
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
+    /// Added to the logits of the given token ids.
+    pub logit_bias: Vec<(u32, f32)>,
+    pub seed: u64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            logit_bias: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: f32| Err(Error::InvalidArgument(format!("{what} {v} is out of range")));
+        let t = self.temperature;
+        if !(t >= 0.0 && t.is_finite()) {
+            return Err(Error::InvalidArgument(format!("temperature must be a finite number >= 0, got {t}")));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p (0 < top_p <= 1)", self.top_p);
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min_p (0 to 1)", self.min_p);
+        }
+        if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
+            return bad("repeat_penalty (> 0)", self.repeat_penalty);
+        }
+        for (what, v) in [("frequency_penalty (-2 to 2)", self.frequency_penalty), ("presence_penalty (-2 to 2)", self.presence_penalty)] {
+            if !(-2.0..=2.0).contains(&v) {
+                return bad(what, v);
+            }
+        }
+        if let Some(&(id, b)) = self.logit_bias.iter().find(|(_, b)| !b.is_finite()) {
+            return Err(Error::InvalidArgument(format!("logit_bias for token {id} is {b}")));
+        }
+        Ok(())
+    }
+
+    fn changes_logits(&self) -> bool {
+        !self.logit_bias.is_empty() || self.repeat_penalty != 1.0 || self.frequency_penalty != 0.0 || self.presence_penalty != 0.0
+    }
+}
 
 pub struct Sampler {
-    temperature: f32,
+    config: SamplerConfig,
     rng: ChaCha8Rng,
 }
 
 impl Sampler {
+    /// Plain temperature sampling (no truncation, no penalties).
     pub fn new(temperature: f32, seed: u64) -> Result<Self> {
-        if !(temperature >= 0.0 && temperature.is_finite()) {
-            return Err(Error::InvalidArgument(format!("temperature must be a finite number >= 0, got {temperature}")));
-        }
-        Ok(Self { temperature, rng: ChaCha8Rng::seed_from_u64(seed) })
+        Self::from_config(SamplerConfig { temperature, seed, ..SamplerConfig::default() })
+    }
+
+    pub fn from_config(config: SamplerConfig) -> Result<Self> {
+        config.validate()?;
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        Ok(Self { config, rng })
     }
 
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, rng: ChaCha8Rng::seed_from_u64(0) }
+        Self::new(0.0, 0).expect("valid")
     }
 
-    /// Temperature 0: the next token is the argmax, which backends can compute in place.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
+    }
+
+    /// Whether the next token is the argmax of the raw logits, which backends can compute in
+    /// place (temperature 0 and nothing that changes logits first).
     pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0
+        self.config.temperature == 0.0 && !self.config.changes_logits()
     }
 
-    pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
+    /// The next token for `logits`, given the sequence so far (`history`, for the penalties).
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
+        let (probs, ids) = self.distribution(logits, history)?;
+        if probs.len() == 1 {
+            return Ok(ids[0]);
+        }
+        // 53 random bits → uniform in [0, 1).
+        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut acc = 0.0;
+        for (q, &id) in probs.iter().zip(&ids) {
+            acc += q;
+            if u < acc {
+                return Ok(id);
+            }
+        }
+        Ok(ids[0])
+    }
+
+    /// The distribution a draw uses: probabilities and their token ids, most likely first
+    /// (a single certain token when greedy).
+    pub fn distribution(&self, logits: &[f32], history: &[u32]) -> Result<(Vec<f64>, Vec<u32>)> {
         if logits.is_empty() {
             return Err(Error::InvalidArgument("no logits to sample from".into()));
         }
-        if self.temperature == 0.0 {
-            return Ok(argmax(logits));
+        let c = &self.config;
+        let mut l = logits.to_vec();
+        p::apply_logit_bias(&mut l, &c.logit_bias);
+        let window = &history[history.len().saturating_sub(c.repeat_last_n)..];
+        p::apply_penalties(&mut l, window, c.repeat_penalty, c.frequency_penalty, c.presence_penalty);
+        if c.temperature == 0.0 {
+            return Ok((vec![1.0], vec![argmax(&l)]));
         }
-        let inv_t = 1.0 / self.temperature as f64;
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let weights: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) * inv_t).exp()).collect();
-        let total: f64 = weights.iter().sum();
-        // 53 random bits → uniform in [0, 1).
-        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-        let mut acc = 0.0;
-        for (i, w) in weights.iter().enumerate() {
-            acc += w;
-            if u < acc {
-                return Ok(i as u32);
-            }
-        }
-        Ok(argmax(logits))
+        let mut cands = p::candidates(&l);
+        p::top_k(&mut cands, c.top_k);
+        p::top_p(&mut cands, c.top_p);
+        p::min_p(&mut cands, c.min_p);
+        let probs = p::tempered(&cands, c.temperature);
+        Ok((probs, cands.into_iter().map(|(id, _)| id).collect()))
     }
 }
 

@@ -69,7 +69,12 @@ pub fn generate(
     let reused = session.tokens().iter().zip(prompt_ids).take_while(|(a, b)| a == b).count();
     // Greedy decoding asks the backend for the argmax only (a GPU then reads back 4 bytes).
     let greedy = sampler.is_greedy();
-    let mut next = if greedy { session.set_tokens_greedy(prompt_ids)? } else { sampler.sample(&session.set_tokens(prompt_ids)?)? };
+    let mut next = if greedy {
+        session.set_tokens_greedy(prompt_ids)?
+    } else {
+        let logits = session.set_tokens(prompt_ids)?;
+        sampler.sample(&logits, session.tokens())?
+    };
     let prefill_seconds = t0.elapsed().as_secs_f64();
     let prefill_tokens = prompt_ids.len() - reused.min(prompt_ids.len() - 1);
     let t1 = Instant::now();
@@ -96,7 +101,8 @@ pub fn generate(
         next = if greedy {
             session.append_greedy(&[id])?
         } else {
-            sampler.sample(&session.append(&[id], LogitsFor::Last)?)?
+            let logits = session.append(&[id], LogitsFor::Last)?;
+            sampler.sample(&logits, session.tokens())?
         };
     }
     let tail = decoder.finish();

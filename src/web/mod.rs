@@ -200,9 +200,12 @@ impl Engine {
     }
 
     /// Evaluates `prompt` (reusing the cached prefix it shares with the previous sequence) and
-    /// resolves to the first sampled token id. Temperature 0 is greedy.
-    pub fn begin(&self, prompt: Vec<u32>, temperature: f32, seed: f64) -> Result<js_sys::Promise, JsError> {
-        let sampler = Sampler::new(temperature, seed as u64).map_err(js_err)?;
+    /// resolves to the first sampled token id. `sampling` is a JSON object of
+    /// [`SamplerConfig`](crate::sampler::SamplerConfig) fields; temperature 0 is greedy.
+    pub fn begin(&self, prompt: Vec<u32>, sampling: &str) -> Result<js_sys::Promise, JsError> {
+        let config: crate::sampler::SamplerConfig =
+            serde_json::from_str(sampling).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
+        let sampler = Sampler::from_config(config).map_err(js_err)?;
         if prompt.is_empty() {
             return Err(JsError::new("the prompt is empty"));
         }
@@ -216,7 +219,7 @@ impl Engine {
                 s.session.set_tokens_greedy_async(&prompt).await
             } else {
                 match s.session.set_tokens_async(&prompt).await {
-                    Ok(logits) => s.sampler.sample(&logits),
+                    Ok(logits) => s.sampler.sample(&logits, s.session.tokens()),
                     Err(e) => Err(e),
                 }
             };
@@ -234,7 +237,7 @@ impl Engine {
                 s.session.append_greedy_async(&[id]).await
             } else {
                 match s.session.append_async(&[id], crate::backend::LogitsFor::Last).await {
-                    Ok(logits) => s.sampler.sample(&logits),
+                    Ok(logits) => s.sampler.sample(&logits, s.session.tokens()),
                     Err(e) => Err(e),
                 }
             };

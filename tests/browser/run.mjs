@@ -233,12 +233,13 @@ async function greedyGolden(page, backend) {
   check(r.done, 'the assistant message has no data-done="true"');
 }
 
-// The native engine's greedy ids for a chat message (the CLI, built by `cargo test`).
-function nativeGreedyIds(message, maxTokens) {
+// The native engine's ids for a chat message (the CLI, built by `cargo test`); greedy unless
+// `sampling` flags are given.
+function nativeIds(message, maxTokens, sampling = ['--temperature', '0']) {
   const cli = path.join(REPO, 'target/release/hearth');
   check(fs.existsSync(cli), `${cli} is missing: build it with ./build.sh cli`);
-  const out = execFileSync(cli, ['generate', MODEL_PATH, '--chat', message, '--temperature', '0', '--max-tokens', String(maxTokens), '--backend', 'cpu', '--json'], { encoding: 'utf8' });
-  return JSON.parse(out).ids;
+  const args = ['generate', MODEL_PATH, '--chat', message, '--max-tokens', String(maxTokens), '--backend', 'cpu', '--json', ...sampling];
+  return JSON.parse(execFileSync(cli, args, { encoding: 'utf8' })).ids;
 }
 
 const STORY = 'Tell me a story about a dragon.';
@@ -249,7 +250,7 @@ const tests = [
     async run({ page }) {
       await greedyGolden(page, 'auto');
       // The golden reply ends after 8 tokens; a story runs the full 16.
-      const want = nativeGreedyIds(STORY, GOLDEN_TOKENS);
+      const want = nativeIds(STORY, GOLDEN_TOKENS);
       check(want.length === GOLDEN_TOKENS, `native story reply has ${want.length} tokens`);
       await page.click('#new-chat');
       const r = await uiSend(page, STORY, { temperature: 0, maxTokens: GOLDEN_TOKENS });
@@ -347,6 +348,15 @@ const tests = [
         } catch (e) {
           out.invalid = { isError: e instanceof Error, message: e.message };
         }
+        const seeded = { messages, temperature: 0.8, top_k: 20, top_p: 0.9, repeat_penalty: 1.1, seed: 42, max_tokens: 12 };
+        out.sampled = await engine.chat.completions.create(seeded);
+        out.resampled = await engine.chat.completions.create(seeded);
+        try {
+          await engine.chat.completions.create({ messages, top_p: 5, max_tokens: 2 });
+          out.badTopP = 'no error';
+        } catch (e) {
+          out.badTopP = { isError: e instanceof Error, message: e.message };
+        }
         const chunks = [];
         const stream = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 3, stream: true });
         for await (const c of stream) chunks.push(c);
@@ -366,6 +376,14 @@ const tests = [
       check(r.overflow.isError && /^context_length_exceeded: the prompt has \d+ tokens but the context holds \d+$/.test(r.overflow.message), `overflow: ${JSON.stringify(r.overflow)}`);
       log(`overflow -> ${r.overflow.message}`);
       check(r.invalid.isError && /messages/.test(r.invalid.message), `invalid request: ${JSON.stringify(r.invalid)}`);
+      // A seeded sampled reply is the same twice and the same as the native engine's.
+      const sampledIds = r.sampled.hearth.tokenIds;
+      check(sameIds(sampledIds, r.resampled.hearth.tokenIds), 'the same seed gave different replies');
+      const native = nativeIds(goldenMessage, 12, ['--temperature', '0.8', '--top-k', '20', '--top-p', '0.9', '--repeat-penalty', '1.1', '--seed', '42']);
+      log(`seeded sample ${JSON.stringify(r.sampled.choices[0].message.content)}; native ids ${JSON.stringify(native)}`);
+      check(sameIds(sampledIds, native), `seeded browser ids ${JSON.stringify(sampledIds)} differ from the native ${JSON.stringify(native)}`);
+      check(r.badTopP.isError && /top_p/.test(r.badTopP.message), `top_p 5: ${JSON.stringify(r.badTopP)}`);
+      log(`top_p 5 -> ${r.badTopP.message}`);
       const c = r.chunks;
       check(c.length >= 2 && c.every((x) => x.object === 'chat.completion.chunk' && x.id === c[0].id && /^chatcmpl-/.test(x.id)), 'chunk shape');
       check(c[0].choices[0].delta.role === 'assistant' && c.slice(0, -1).every((x) => x.choices[0].finish_reason === null), 'first/middle chunks');

@@ -17,7 +17,7 @@ use hearth::{Error, Result};
 use serde_json::json;
 
 use crate::setup::load;
-use crate::RunArgs;
+use crate::{RunArgs, SampleArgs};
 
 #[derive(Args)]
 #[group(required = true, multiple = false)]
@@ -120,12 +120,11 @@ pub fn generate(
     path: &Path,
     input: &PromptInput,
     max_tokens: usize,
-    temperature: f32,
-    seed: u64,
+    sample: &SampleArgs,
     run: &RunArgs,
     json_out: bool,
 ) -> Result<()> {
-    let mut sampler = Sampler::new(temperature, seed)?;
+    let mut sampler = Sampler::from_config(sample.config())?;
     let messages = match (&input.prompt, &input.chat, &input.messages) {
         (_, Some(m), _) => Some(vec![ChatMessage { role: "user".into(), content: utf8(m, "chat")? }]),
         (_, _, Some(file)) => Some(
@@ -294,8 +293,8 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     Ok(())
 }
 
-pub fn chat(path: &Path, temperature: f32, seed: u64, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
-    let mut sampler = Sampler::new(temperature, seed)?;
+pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
+    let mut sampler = Sampler::from_config(sample.config())?;
     let (model, mut session) = load(path, run)?;
     let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
     let system_len = messages.len();

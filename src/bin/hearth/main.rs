@@ -33,6 +33,53 @@ pub struct RunArgs {
     pub ctx: Option<usize>,
 }
 
+/// Sampling settings (see `hearth::sampler` for the order they apply in).
+#[derive(Args)]
+pub struct SampleArgs {
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Keep only the k most likely tokens (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Nucleus sampling: keep the most likely tokens until their probability reaches p (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Drop tokens less likely than min-p times the most likely one (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    /// Repetition penalty over the last --repeat-last-n tokens (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// OpenAI-style frequency penalty over the same window (0: off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// OpenAI-style presence penalty over the same window (0: off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+}
+
+impl SampleArgs {
+    pub fn config(&self) -> hearth::sampler::SamplerConfig {
+        hearth::sampler::SamplerConfig {
+            temperature: self.temperature,
+            seed: self.seed,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
+            logit_bias: Vec::new(),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Architecture, hyper-parameters and tensor types of a model file.
@@ -59,11 +106,8 @@ enum Command {
         input: commands::PromptInput,
         #[arg(long, default_value_t = 256)]
         max_tokens: usize,
-        /// Sampling temperature; 0 is greedy.
-        #[arg(long, default_value_t = 0.7)]
-        temperature: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        sample: SampleArgs,
         #[command(flatten)]
         run: RunArgs,
         #[arg(long)]
@@ -110,10 +154,8 @@ enum Command {
     /// Interactive multi-turn chat in the terminal.
     Chat {
         model: PathBuf,
-        #[arg(long, default_value_t = 0.7)]
-        temperature: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        sample: SampleArgs,
         #[arg(long, default_value_t = 1024)]
         max_tokens: usize,
         /// A system message for the conversation.
@@ -133,17 +175,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Tokenize { model, text, special, json } => commands::tokenize(&model, text, special, json),
-        Command::Generate { model, input, max_tokens, temperature, seed, run, json } => {
-            commands::generate(&model, &input, max_tokens, temperature, seed, &run, json)
+        Command::Generate { model, input, max_tokens, sample, run, json } => {
+            commands::generate(&model, &input, max_tokens, &sample, &run, json)
         }
         Command::Ppl { model, file, run, json } => commands::ppl(&model, &file, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
         Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json } => {
             commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json)
         }
-        Command::Chat { model, temperature, seed, max_tokens, system, run } => {
-            commands::chat(&model, temperature, seed, max_tokens, system, &run)
-        }
+        Command::Chat { model, sample, max_tokens, system, run } => commands::chat(&model, &sample, max_tokens, system, &run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

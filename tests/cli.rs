@@ -76,6 +76,10 @@ fn generate_greedy_chat_json() {
     let v2 = run_ok(&["generate", &model(), "--messages", file.to_str().unwrap(), "--max-tokens", "1", "--json"]);
     assert_eq!(v2["prompt_ids"], v["prompt_ids"]);
     assert_eq!(v2["stop_reason"], "length");
+    // A stop string ends the reply before it; the text never contains any of it.
+    let v3 = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--stop", "Paris", "--stop", "xyz", "--json"]);
+    assert_eq!(v3["text"], "The capital of France is ");
+    assert_eq!(v3["stop_reason"], "stop");
 }
 
 #[test]
@@ -84,6 +88,11 @@ fn seeded_sampling_is_reproducible() {
     let a = run_ok(&args);
     assert_eq!(a["ids"].as_array().unwrap().len(), 12);
     assert_eq!(run_ok(&args)["ids"], a["ids"]);
+    // The whole processor chain is seeded too.
+    let mut full = args.to_vec();
+    full.extend(["--top-k", "40", "--top-p", "0.9", "--min-p", "0.05", "--repeat-penalty", "1.2", "--frequency-penalty", "0.5", "--presence-penalty", "-0.5"]);
+    let b = run_ok(&full);
+    assert_eq!(run_ok(&full)["ids"], b["ids"]);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use web_time::Instant;
 
+use super::stop::StopMatcher;
 use super::Session;
 use crate::backend::LogitsFor;
 use crate::sampler::Sampler;
@@ -17,11 +18,15 @@ pub enum StopReason {
     Length,
     /// The caller's callback asked to stop.
     Cancelled,
+    /// A stop string appeared in the text (it is not part of the reply).
+    Stop,
 }
 
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
     pub max_tokens: usize,
+    /// The reply ends before the first of these strings (matched across tokens).
+    pub stop: Vec<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -81,6 +86,7 @@ pub fn generate(
     let mut ids = Vec::new();
     let mut text = String::new();
     let mut decoder = StreamDecoder::new(tokenizer);
+    let mut stops = StopMatcher::new(&opts.stop);
     let mut stop_reason = StopReason::Length;
     while ids.len() < opts.max_tokens {
         let id = next;
@@ -89,9 +95,14 @@ pub fn generate(
             stop_reason = StopReason::Eos;
             break;
         }
-        let piece = decoder.push(id)?;
-        text.push_str(&piece);
-        if !on_text(&piece) {
+        let matched = stops.push(&decoder.push(id)?);
+        text.push_str(&matched.emit);
+        if matched.stopped {
+            on_text(&matched.emit);
+            stop_reason = StopReason::Stop;
+            break;
+        }
+        if !on_text(&matched.emit) {
             stop_reason = StopReason::Cancelled;
             break;
         }
@@ -105,7 +116,7 @@ pub fn generate(
             sampler.sample(&logits, session.tokens())?
         };
     }
-    let tail = decoder.finish();
+    let tail = if stop_reason == StopReason::Stop { String::new() } else { stops.push(&decoder.finish()).emit + &stops.finish() };
     if !tail.is_empty() {
         on_text(&tail);
         text.push_str(&tail);

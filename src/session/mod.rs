@@ -3,9 +3,11 @@
 
 mod eval;
 mod generate;
+mod stop;
 
 pub use eval::{logsumexp, top_k, Perplexity, PositionScore};
 pub use generate::{generate, GenerateOptions, Generation, StopReason};
+pub use stop::StopMatcher;
 
 use crate::backend::{block_on, Backend, LogitsFor};
 use crate::{Error, Result};

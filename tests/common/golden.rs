@@ -53,7 +53,7 @@ pub fn greedy_chat(session: &mut Session, model: &hearth::model::Model) {
         session,
         &model.tokenizer,
         &prompt,
-        &GenerateOptions { max_tokens: 64 },
+        &GenerateOptions { max_tokens: 64, stop: Vec::new() },
         &mut Sampler::greedy(),
         |_| true,
     )

@@ -140,7 +140,7 @@ pub fn generate(
         (None, None) => unreachable!("clap requires one prompt input"),
     };
     let mut stdout = std::io::stdout();
-    let out = run_generation(&mut session, &model.tokenizer, &prompt_ids, &GenerateOptions { max_tokens }, &mut sampler, |piece| {
+    let out = run_generation(&mut session, &model.tokenizer, &prompt_ids, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
         if !json_out {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
@@ -326,7 +326,7 @@ pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<
         }
         messages.push(ChatMessage { role: "user".into(), content: text.to_string() });
         let prompt = model.chat_prompt(&messages)?;
-        let reply = run_generation(&mut session, &model.tokenizer, &prompt, &GenerateOptions { max_tokens }, &mut sampler, |piece| {
+        let reply = run_generation(&mut session, &model.tokenizer, &prompt, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
             true

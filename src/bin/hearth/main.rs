@@ -61,6 +61,9 @@ pub struct SampleArgs {
     /// OpenAI-style presence penalty over the same window (0: off).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub presence_penalty: f32,
+    /// End the reply before this text (repeatable; never printed in part).
+    #[arg(long)]
+    pub stop: Vec<String>,
 }
 
 impl SampleArgs {

@@ -80,6 +80,9 @@ fn generate_greedy_chat_json() {
     let v3 = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--stop", "Paris", "--stop", "xyz", "--json"]);
     assert_eq!(v3["text"], "The capital of France is ");
     assert_eq!(v3["stop_reason"], "stop");
+    let b = run_ok(&["generate", &model(), "--chat", question, "--beams", "3", "--max-tokens", "12", "--json"]);
+    assert_eq!(b["text"], "The capital of France is Paris.");
+    assert!(b["logprob"].as_f64().unwrap() < 0.0);
 }
 
 #[test]

@@ -84,3 +84,28 @@ fn context_overflow_is_an_error_and_the_session_stays_usable() {
     let after = s.append(&SEQ[3..5], LogitsFor::Last).unwrap();
     assert!(max_diff(&after, &tiny(64).append(&SEQ[..5], LogitsFor::Last).unwrap()) < 1e-4);
 }
+
+#[test]
+fn beam_search_of_width_one_is_greedy_and_wider_beams_score_no_lower() {
+    let (model, mut session) = common::load_cpu(&common::model_path());
+    let gold = common::golden_json("chat_greedy.json");
+    let prompt: Vec<u32> = gold["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let greedy: Vec<u32> = gold["f64_greedy"]["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let opts = |num_beams| hearth::session::BeamOptions { num_beams, max_tokens: 12, length_penalty: 0.0, early_stopping: true };
+    let one = hearth::session::beam_search(&mut session, &model.tokenizer, &prompt, &opts(1)).unwrap();
+    assert_eq!(one.ids, greedy[..greedy.len().min(12)]);
+    assert_eq!(one.text, "The capital of France is Paris.");
+    for width in [2, 4] {
+        let wide = hearth::session::beam_search(&mut session, &model.tokenizer, &prompt, &opts(width)).unwrap();
+        // Within float noise: the same tokens evaluated in different batch shapes differ by ~1e-6.
+        assert!(wide.logprob >= one.logprob - 1e-4, "{width} beams: {} < greedy {}", wide.logprob, one.logprob);
+        eprintln!("{width} beams: {:?} logprob {:.4} (greedy {:.4})", wide.text, wide.logprob, one.logprob);
+    }
+    assert!(hearth::session::beam_search(&mut session, &model.tokenizer, &prompt, &opts(0)).is_err());
+    // An open-ended prompt, where wider beams find likelier continuations than greedy.
+    let story = model.chat_prompt(&[hearth::chat::ChatMessage { role: "user".into(), content: "Tell me a story about a dragon.".into() }]).unwrap();
+    let greedy = hearth::session::beam_search(&mut session, &model.tokenizer, &story, &opts(1)).unwrap();
+    let wide = hearth::session::beam_search(&mut session, &model.tokenizer, &story, &opts(4)).unwrap();
+    eprintln!("story: greedy {:?} {:.4}; 4 beams {:?} {:.4}", greedy.text, greedy.logprob, wide.text, wide.logprob);
+    assert!(wide.logprob >= greedy.logprob - 1e-4);
+}

@@ -1,10 +1,12 @@
 //! A conversation's state on a backend: the tokens in its KV cache, evaluation with prefix
 //! reuse, and the generation loop.
 
+mod beam;
 mod eval;
 mod generate;
 mod stop;
 
+pub use beam::{beam_search, BeamOptions, BeamResult};
 pub use eval::{logsumexp, top_k, Perplexity, PositionScore};
 pub use generate::{generate, GenerateOptions, Generation, StopReason};
 pub use stop::StopMatcher;

@@ -11,7 +11,7 @@ use hearth::chat::ChatMessage;
 use hearth::gguf::read_header_file;
 use hearth::model::ModelConfig;
 use hearth::sampler::Sampler;
-use hearth::session::{generate as run_generation, GenerateOptions};
+use hearth::session::{beam_search, generate as run_generation, BeamOptions, GenerateOptions};
 use hearth::tokenizer::Tokenizer;
 use hearth::{Error, Result};
 use serde_json::json;
@@ -139,6 +139,19 @@ pub fn generate(
         (None, Some(p)) => model.text_prompt(&utf8(p, "prompt")?)?,
         (None, None) => unreachable!("clap requires one prompt input"),
     };
+    if sample.beams > 1 {
+        let opts = BeamOptions { num_beams: sample.beams, max_tokens, length_penalty: sample.length_penalty, early_stopping: true };
+        let out = beam_search(&mut session, &model.tokenizer, &prompt_ids, &opts)?;
+        if json_out {
+            print_json(&json!({
+                "prompt_ids": prompt_ids, "ids": out.ids, "text": out.text, "logprob": out.logprob, "score": out.score,
+                "beams": sample.beams, "backend": session.backend().describe(),
+            }));
+        } else {
+            println!("{}", out.text);
+        }
+        return Ok(());
+    }
     let mut stdout = std::io::stdout();
     let out = run_generation(&mut session, &model.tokenizer, &prompt_ids, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
         if !json_out {

@@ -64,6 +64,12 @@ pub struct SampleArgs {
     /// End the reply before this text (repeatable; never printed in part).
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Beam search with this many beams instead of sampling (1: off).
+    #[arg(long, default_value_t = 1)]
+    pub beams: usize,
+    /// Beam search ranks beams by log-probability / length^penalty.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub length_penalty: f64,
 }
 
 impl SampleArgs {

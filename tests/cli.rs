@@ -125,6 +125,11 @@ fn score_and_ppl_agree_with_float64() {
     assert_eq!(v["n_tokens"], ppl_gold["n_tokens"]);
     let (ppl, reference) = (v["ppl"].as_f64().unwrap(), ppl_gold["f64"]["ppl"].as_f64().unwrap());
     assert!((ppl - reference).abs() / reference < 0.005, "ppl {ppl} vs {reference}");
+    // A context shorter than the text: sliding windows score every token once.
+    let w = run_ok(&["ppl", &model(), "--file", text.to_str().unwrap(), "--ctx", "32", "--stride", "16", "--json"]);
+    assert_eq!((w["window"].as_u64(), w["stride"].as_u64()), (Some(32), Some(16)));
+    assert_eq!(w["n_scored"].as_u64().unwrap() + 1, w["n_tokens"].as_u64().unwrap());
+    assert!(w["ppl"].as_f64().unwrap() > ppl, "less context, higher perplexity");
 }
 
 #[test]

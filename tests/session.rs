@@ -109,3 +109,41 @@ fn beam_search_of_width_one_is_greedy_and_wider_beams_score_no_lower() {
     eprintln!("story: greedy {:?} {:.4}; 4 beams {:?} {:.4}", greedy.text, greedy.logprob, wide.text, wide.logprob);
     assert!(wide.logprob >= greedy.logprob - 1e-4);
 }
+
+#[test]
+fn windowed_perplexity_scores_each_token_once_with_its_window_as_context() {
+    let (model, mut session) = common::load_cpu(&common::model_path());
+    let text = common::golden_json("ppl.json")["text"].as_str().unwrap().to_string();
+    let tokens: Vec<u32> = model.tokenizer.encode(&text, false).unwrap().into_iter().take(70).collect();
+    let whole = session.perplexity(&tokens).unwrap();
+    assert_eq!(whole.n_scored, tokens.len() - 1);
+    let same = session.perplexity_windowed(&tokens, 100, 50).unwrap();
+    assert!((same.mean_nll - whole.mean_nll).abs() < 1e-9, "a window longer than the text is one window");
+    // By hand: windows of 24 every 10 tokens; each target scored in the first window holding it
+    // after its first position.
+    let (window, stride) = (24, 10);
+    let (mut nll, mut n, mut done, mut begin) = (0.0, 0, 1, 0);
+    while done < tokens.len() {
+        let end = (begin + window).min(tokens.len());
+        session.clear();
+        let logits = session.append(&tokens[begin..end - 1], LogitsFor::All).unwrap();
+        for (p, row) in logits.chunks_exact(model.config().n_vocab).enumerate() {
+            let t = begin + p + 1;
+            if t >= done {
+                nll += hearth::session::logsumexp(row) - row[tokens[t] as usize] as f64;
+                n += 1;
+            }
+        }
+        done = end;
+        begin += stride;
+    }
+    let got = session.perplexity_windowed(&tokens, window, stride).unwrap();
+    assert_eq!(got.n_scored, tokens.len() - 1, "overlapping windows score every token");
+    assert_eq!(n, got.n_scored);
+    assert!((got.mean_nll - nll / n as f64).abs() < 1e-9);
+    assert!(got.mean_nll > whole.mean_nll, "less context, less certainty");
+    // Disjoint windows leave each window's first token unscored.
+    let disjoint = session.perplexity_windowed(&tokens, 20, 20).unwrap();
+    assert_eq!(disjoint.n_scored, tokens.len() - tokens.len().div_ceil(20));
+    assert!(session.perplexity_windowed(&tokens, 10, 11).is_err());
+}

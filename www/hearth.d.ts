@@ -160,6 +160,12 @@ export interface HearthEngine {
   /** wasm heap samples (bytes) from loading and after each reply; peak is the largest. */
   readonly memory: { samples: number[]; peak: number };
   readonly chat: { completions: Completions };
+  /**
+   * Perplexity of `text` (tokenized as is, no BOS). Texts longer than `window` tokens (default:
+   * the context length) are scored in windows starting every `stride` tokens (default: `window`).
+   * Clears the conversation cache.
+   */
+  perplexity(text: string, options?: { window?: number; stride?: number }): Promise<{ ppl: number; n_tokens: number; n_scored: number; mean_nll: number }>;
   /** Forgets the conversation cache. */
   resetChat(): Promise<void>;
   /** Frees the model and ends its worker. */

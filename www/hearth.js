@@ -373,6 +373,31 @@ class HearthEngine {
     return cancel;
   }
 
+  /**
+   * Perplexity of `text` (tokenized as is): resolves to {ppl, n_tokens, n_scored, mean_nll}.
+   * Texts longer than `window` tokens (default: the context) are scored in windows starting
+   * every `stride` tokens (default: `window`). The conversation cache is cleared.
+   */
+  perplexity(text, { window = 0, stride = 0 } = {}) {
+    return new Promise((resolve, reject) => {
+      try {
+        this.#checkAlive();
+        if (typeof text !== 'string') throw new TypeError('perplexity(text): text must be a string');
+        for (const [k, v] of [['window', window], ['stride', stride]]) {
+          if (!Number.isInteger(v) || v < 0) throw new TypeError(`${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+        }
+        this.#client.request({ type: 'perplexity', text, window, stride }, (m) => {
+          if (m.type === 'error') reject(workerError(m.message));
+          else if (m.type === 'perplexity') resolve(m.result);
+          else return false;
+          return true;
+        });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+
   /** Forgets the conversation cache (the next reply evaluates its whole prompt). */
   resetChat() {
     return this.#simple('reset');

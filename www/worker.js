@@ -5,6 +5,7 @@
 //        (sampling: top_k, top_p, min_p, repeat_penalty, repeat_last_n, frequency_penalty,
 //        presence_penalty, logit_bias as [[id, bias], …]; the engine validates them)
 //        {type:'abort', id}  {type:'reset', id?}  {type:'unload', id?}
+//        {type:'perplexity', id, text, window?, stride?}  -> {type:'perplexity', id, result}
 //   out: {type:'progress', id, loaded, total, rate, eta, fromCache}
 //        {type:'memory', id, bytes}            wasm heap samples taken while loading
 //        {type:'loaded', id, info, memory}
@@ -113,6 +114,16 @@ async function dispatch(msg) {
       case 'generate':
         await generate(msg);
         break;
+      case 'perplexity': {
+        if (!engine) throw new Error('no model is loaded');
+        if (typeof msg.text !== 'string') throw new Error('perplexity needs a text string');
+        const ids = engine.tokenize(msg.text);
+        const window = Number.isInteger(msg.window) && msg.window >= 0 ? msg.window : 0;
+        const stride = Number.isInteger(msg.stride) && msg.stride >= 0 ? msg.stride : 0;
+        const result = JSON.parse(await engine.perplexity(ids, window, stride));
+        post({ type: 'perplexity', id, result });
+        break;
+      }
       case 'reset':
         if (engine) engine.reset();
         post({ type: 'reset', id });

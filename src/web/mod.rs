@@ -245,6 +245,28 @@ impl Engine {
         })
     }
 
+    /// Token ids of text as it is (no BOS, special tokens not parsed): what perplexity scores.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsError> {
+        self.model.tokenizer.encode(text, false).map_err(js_err)
+    }
+
+    /// Resolves to the JSON perplexity of `ids` (`{ppl, n_tokens, n_scored, mean_nll}`) in
+    /// windows of `window` tokens every `stride` (0: the context length, disjoint windows).
+    /// The conversation cache is used for this and starts empty afterwards.
+    pub fn perplexity(&self, ids: Vec<u32>, window: u32, stride: u32) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
+            let ctx = s.session.backend().max_context();
+            let window = if window == 0 { ctx.min(ids.len()) } else { window as usize };
+            let stride = if stride == 0 { window } else { stride as usize };
+            let result = s.session.perplexity_async(&ids, window, stride).await;
+            s.session.clear();
+            let p = result.map_err(js_val)?;
+            Ok(JsValue::from(serde_json::to_string(&p).map_err(js_val)?))
+        })
+    }
+
     /// Whether `id` ends generation (EOS, EOT).
     #[wasm_bindgen(js_name = isEnd)]
     pub fn is_end(&self, id: u32) -> bool {

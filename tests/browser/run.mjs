@@ -212,6 +212,7 @@ function perToken(timing) {
 // --- the tests -------------------------------------------------------------------------------
 
 const golden = readGolden();
+const pplGolden = JSON.parse(fs.readFileSync(path.resolve(REPO, '..', 'shared', 'golden', 'smollm2-135m-instruct-q4_1', 'ppl.json'), 'utf8'));
 const goldenMessage = golden.messages[0].content;
 const goldenIds = golden.f64_greedy.ids.slice(0, GOLDEN_TOKENS);
 const timings = {};
@@ -328,7 +329,7 @@ const tests = [
     name: 'api: non-streaming create, stop strings, context overflow, engine still usable (CPU backend, for speed)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
-      const r = await page.evaluate(async (msg) => {
+      const r = await page.evaluate(async ({ msg, pplText }) => {
         const engine = window.hearthPage.engine;
         const messages = [{ role: 'user', content: msg }];
         const out = {};
@@ -357,12 +358,16 @@ const tests = [
         } catch (e) {
           out.badTopP = { isError: e instanceof Error, message: e.message };
         }
+        out.ppl = await engine.perplexity(pplText);
+        // Windows on the CPU in wasm are slow: a shorter text for them.
+        out.pplWindowed = await engine.perplexity(pplText.slice(0, 300), { window: 32, stride: 16 });
+        out.pplShort = await engine.perplexity(pplText.slice(0, 300));
         const chunks = [];
         const stream = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 3, stream: true });
         for await (const c of stream) chunks.push(c);
         out.chunks = chunks;
         return out;
-      }, goldenMessage);
+      }, { msg: goldenMessage, pplText: pplGolden.text });
       const want = golden.f64_greedy.text_until_eos.replace('<|im_end|>', '');
       check(r.full.object === 'chat.completion' && r.full.choices[0].message.role === 'assistant', `bad completion shape ${JSON.stringify(r.full)}`);
       check(r.full.choices[0].message.content === want, `content ${JSON.stringify(r.full.choices[0].message.content)} != ${JSON.stringify(want)}`);
@@ -383,6 +388,10 @@ const tests = [
       log(`seeded sample ${JSON.stringify(r.sampled.choices[0].message.content)}; native ids ${JSON.stringify(native)}`);
       check(sameIds(sampledIds, native), `seeded browser ids ${JSON.stringify(sampledIds)} differ from the native ${JSON.stringify(native)}`);
       check(r.badTopP.isError && /top_p/.test(r.badTopP.message), `top_p 5: ${JSON.stringify(r.badTopP)}`);
+      const refPpl = pplGolden.f64.ppl;
+      log(`perplexity ${r.ppl.ppl.toFixed(4)} over ${r.ppl.n_tokens} tokens (float64 ${refPpl.toFixed(4)}); windows of 32 every 16: ${r.pplWindowed.ppl.toFixed(4)}`);
+      check(r.ppl.n_tokens === pplGolden.n_tokens && Math.abs(r.ppl.ppl - refPpl) / refPpl < 0.005, `perplexity ${JSON.stringify(r.ppl)} vs ${refPpl}`);
+      check(r.pplWindowed.n_scored === r.pplWindowed.n_tokens - 1 && r.pplWindowed.n_tokens > 32 && r.pplWindowed.ppl > r.pplShort.ppl, `windowed perplexity ${JSON.stringify(r.pplWindowed)} vs one window ${JSON.stringify(r.pplShort)}`);
       log(`top_p 5 -> ${r.badTopP.message}`);
       const c = r.chunks;
       check(c.length >= 2 && c.every((x) => x.object === 'chat.completion.chunk' && x.id === c[0].id && /^chatcmpl-/.test(x.id)), 'chunk shape');

@@ -187,16 +187,22 @@ pub fn generate(
     Ok(())
 }
 
-pub fn ppl(path: &Path, file: &Path, run: &RunArgs, json_out: bool) -> Result<()> {
+pub fn ppl(path: &Path, file: &Path, stride: Option<usize>, run: &RunArgs, json_out: bool) -> Result<()> {
     let bytes = std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display())))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", file.display())))?;
     let (model, mut session) = load(path, run)?;
     let tokens = model.tokenizer.encode(&text, false)?;
     let t0 = std::time::Instant::now();
-    let p = session.perplexity(&tokens)?;
+    // Windows of the context length (or the whole text when it fits).
+    let window = session.backend().max_context().min(tokens.len());
+    let stride = stride.unwrap_or(window);
+    let p = session.perplexity_windowed(&tokens, window, stride)?;
     let secs = t0.elapsed().as_secs_f64();
     if json_out {
-        print_json(&json!({ "ppl": p.ppl, "n_tokens": p.n_tokens, "mean_nll": p.mean_nll, "seconds": secs }));
+        print_json(&json!({
+            "ppl": p.ppl, "n_tokens": p.n_tokens, "n_scored": p.n_scored, "mean_nll": p.mean_nll,
+            "window": window, "stride": stride, "seconds": secs,
+        }));
     } else {
         println!("perplexity {:.4} over {} tokens ({:.1} tok/s)", p.ppl, p.n_tokens, p.n_tokens as f64 / secs);
     }

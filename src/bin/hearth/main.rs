@@ -122,11 +122,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Perplexity of a text file.
+    /// Perplexity of a text file; texts longer than the context are scored in sliding windows.
     Ppl {
         model: PathBuf,
         #[arg(long)]
         file: PathBuf,
+        /// Start a new window every N tokens (default: the context length, disjoint windows).
+        #[arg(long)]
+        stride: Option<usize>,
         #[command(flatten)]
         run: RunArgs,
         #[arg(long)]
@@ -187,7 +190,7 @@ fn main() -> ExitCode {
         Command::Generate { model, input, max_tokens, sample, run, json } => {
             commands::generate(&model, &input, max_tokens, &sample, &run, json)
         }
-        Command::Ppl { model, file, run, json } => commands::ppl(&model, &file, &run, json),
+        Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
         Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json } => {
             commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json)

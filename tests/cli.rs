@@ -86,6 +86,15 @@ fn generate_greedy_chat_json() {
 }
 
 #[test]
+fn later_turns_reuse_the_cache() {
+    let v = run_ok(&["bench", &model(), "--turns", "3", "--gen-tokens", "8", "--backend", "cpu", "--json"]);
+    let (prompt, reused) = (v["prompt_tokens"].as_u64().unwrap(), v["reused_tokens"].as_u64().unwrap());
+    // Everything but the new user message and the assistant header is already cached.
+    assert!(reused > 30 && prompt - reused < 25, "{v}");
+    assert!(v["ttft_reuse_ms"].as_f64().unwrap() > 0.0 && v["ttft_fresh_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
 fn seeded_sampling_is_reproducible() {
     let args = ["generate", &model(), "--prompt", "Once upon a time", "--temperature", "1.0", "--seed", "7", "--max-tokens", "12", "--json"];
     let a = run_ok(&args);

@@ -312,6 +312,50 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     Ok(())
 }
 
+/// Time to first token of a conversation's last turn, with the KV cache kept from the turns
+/// before (only the new part is evaluated) and from an empty cache.
+pub fn bench_turns(path: &Path, turns: usize, reply_tokens: usize, run: &RunArgs, json_out: bool) -> Result<()> {
+    if turns == 0 {
+        return Err(Error::InvalidArgument("--turns must be at least 1".into()));
+    }
+    let (model, mut session) = load(path, run)?;
+    let questions = ["What is the capital of France?", "And of Italy?", "Which of the two is larger?", "Name a famous museum in each.", "Summarise our conversation."];
+    let mut messages = Vec::new();
+    let mut sampler = Sampler::greedy();
+    let opts = GenerateOptions { max_tokens: reply_tokens.max(1), stop: Vec::new() };
+    for t in 0..turns - 1 {
+        messages.push(ChatMessage { role: "user".into(), content: questions[t % questions.len()].into() });
+        let prompt = model.chat_prompt(&messages)?;
+        let reply = run_generation(&mut session, &model.tokenizer, &prompt, &opts, &mut sampler, |_| true)?;
+        messages.push(ChatMessage { role: "assistant".into(), content: reply.text.trim().to_string() });
+    }
+    messages.push(ChatMessage { role: "user".into(), content: questions[(turns - 1) % questions.len()].into() });
+    let prompt = model.chat_prompt(&messages)?;
+    let reused = session.tokens().iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+    let t0 = std::time::Instant::now();
+    let with_reuse = session.set_tokens_greedy(&prompt)?;
+    let ttft_reuse = t0.elapsed().as_secs_f64();
+    session.clear();
+    let t1 = std::time::Instant::now();
+    let fresh = session.set_tokens_greedy(&prompt)?;
+    let ttft_fresh = t1.elapsed().as_secs_f64();
+    if with_reuse != fresh {
+        return Err(Error::InvalidArgument(format!("reuse changed the first token ({with_reuse} vs {fresh})")));
+    }
+    let backend = session.backend().describe();
+    if json_out {
+        print_json(&json!({
+            "turns": turns, "prompt_tokens": prompt.len(), "reused_tokens": reused,
+            "ttft_reuse_ms": ttft_reuse * 1e3, "ttft_fresh_ms": ttft_fresh * 1e3, "backend": backend,
+        }));
+    } else {
+        println!("backend:  {backend}");
+        println!("turn {turns}: {} prompt tokens, {reused} already in the cache", prompt.len());
+        println!("time to first token: {:.1} ms with the cache kept, {:.1} ms from an empty cache", ttft_reuse * 1e3, ttft_fresh * 1e3);
+    }
+    Ok(())
+}
+
 pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
     let mut sampler = Sampler::from_config(sample.config())?;
     let (model, mut session) = load(path, run)?;

@@ -158,6 +158,10 @@ enum Command {
         /// Also time each kernel family (GPU timestamps) for one decode step and one prefill chunk.
         #[arg(long)]
         profile: bool,
+        /// Instead: a conversation of N turns, timing the last turn's first token with the
+        /// KV cache kept between turns and from an empty cache.
+        #[arg(long)]
+        turns: Option<usize>,
         #[command(flatten)]
         run: RunArgs,
         #[arg(long)]
@@ -192,7 +196,8 @@ fn main() -> ExitCode {
         }
         Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
-        Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json } => {
+        Command::Bench { model, turns: Some(turns), gen_tokens, run, json, .. } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
+        Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json, .. } => {
             commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json)
         }
         Command::Chat { model, sample, max_tokens, system, run } => commands::chat(&model, &sample, max_tokens, system, &run),

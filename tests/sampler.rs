@@ -27,6 +27,16 @@ fn candidates_sort_by_logit_then_id() {
 }
 
 #[test]
+fn selecting_the_best_k_equals_sorting_all_then_truncating() {
+    let logits: Vec<f32> = (0..1000u32).map(|i| ((i * 7919) % 101) as f32 * 0.5 - 20.0).collect();
+    for k in [1, 5, 40, 999, 1000, 5000] {
+        let mut all = p::candidates(&logits);
+        p::top_k(&mut all, k);
+        assert_eq!(p::best_candidates(&logits, k), all, "k = {k}");
+    }
+}
+
+#[test]
 fn top_k_keeps_the_k_largest() {
     let mut c = p::candidates(&[0.5, 2.0, 1.0, 3.0]);
     p::top_k(&mut c, 2);

@@ -145,8 +145,7 @@ impl Sampler {
         if c.temperature == 0.0 {
             return Ok((vec![1.0], vec![argmax(&l)]));
         }
-        let mut cands = p::candidates(&l);
-        p::top_k(&mut cands, c.top_k);
+        let mut cands = p::best_candidates(&l, c.top_k);
         p::top_p(&mut cands, c.top_p);
         p::min_p(&mut cands, c.min_p);
         let probs = p::tempered(&cands, c.temperature);

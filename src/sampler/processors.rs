@@ -46,13 +46,23 @@ pub fn apply_penalties(logits: &mut [f32], window: &[u32], repeat: f32, frequenc
 
 /// Every logit as a candidate, sorted by descending logit (ties: lower id first).
 pub fn candidates(logits: &[f32]) -> Vec<Candidate> {
+    best_candidates(logits, 0)
+}
+
+/// The `k` best candidates, sorted (0: all). Selecting before sorting keeps top-k sampling
+/// from sorting the whole vocabulary every token.
+pub fn best_candidates(logits: &[f32], k: usize) -> Vec<Candidate> {
     let mut c: Vec<Candidate> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    sort(&mut c);
+    if k > 0 && k < c.len() {
+        c.select_nth_unstable_by(k - 1, order);
+        c.truncate(k);
+    }
+    c.sort_by(order);
     c
 }
 
-fn sort(c: &mut [Candidate]) {
-    c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
 /// Keeps the `k` largest (0: all). `c` must be sorted.

@@ -18,9 +18,25 @@ const ui = {
   send: $('send'),
   stop: $('stop'),
   newChat: $('new-chat'),
+  settings: $('settings'),
+  settingsSummary: $('settings-summary'),
   temperature: $('temperature'),
   maxTokens: $('max-tokens'),
+  seed: $('seed'),
+  stopStrings: $('stop-strings'),
 };
+
+// The Settings panel's number fields: [API name, input, label, default (shown in the field)].
+// An empty field is left out of the request (the engine's default).
+const NUMBER_SETTINGS = [
+  ['temperature', ui.temperature, 'temperature', 0.7],
+  ['top_p', $('top-p'), 'top-p', 1],
+  ['top_k', $('top-k'), 'top-k', 0],
+  ['min_p', $('min-p'), 'min-p', 0],
+  ['repeat_penalty', $('repeat-penalty'), 'repeat penalty', 1],
+  ['max_tokens', ui.maxTokens, 'max tokens', 256],
+  ['seed', ui.seed, 'seed', null],
+];
 
 // For tests and the console.
 const page = {
@@ -29,6 +45,7 @@ const page = {
   lastFinishReason: null,
   lastUsage: null,
   lastTiming: null,
+  lastSettings: null, // the settings the last reply was asked with (the request less messages)
   memorySamples: [],
   loadProgress: null,
   busy: false,
@@ -163,12 +180,61 @@ async function loadModel() {
 
 // --- chatting --------------------------------------------------------------------------------
 
+// Stop strings: separated by commas or new lines, trimmed, empty ones dropped.
+function parseStops(text) {
+  return text
+    .split(/[,\n]/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
+// The request's settings from the panel. Ranges are left to the engine, which rejects a bad
+// value with a message naming it; only text that is not a number at all is caught here.
 function readSettings() {
-  const temperature = Number(ui.temperature.value);
-  const maxTokens = Number(ui.maxTokens.value);
-  if (!(temperature >= 0 && temperature <= 2)) throw new Error('Temperature must be between 0 and 2.');
-  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error('Max tokens must be a whole number of at least 1.');
-  return { temperature, max_tokens: maxTokens };
+  const settings = {};
+  for (const [key, input, label] of NUMBER_SETTINGS) {
+    input.removeAttribute('aria-invalid');
+    if (input.validity.badInput) {
+      input.setAttribute('aria-invalid', 'true');
+      throw Object.assign(new Error(`${label[0].toUpperCase()}${label.slice(1)} must be a number.`), { input });
+    }
+    if (input.value.trim() !== '') settings[key] = Number(input.value);
+  }
+  ui.stopStrings.removeAttribute('aria-invalid');
+  const stop = parseStops(ui.stopStrings.value);
+  if (stop.length) settings.stop = stop;
+  return settings;
+}
+
+// "temperature 0.7 · 256 tokens", then every setting that is not at its default.
+function summarizeSettings() {
+  const parts = [];
+  for (const [key, input, label, def] of NUMBER_SETTINGS) {
+    const v = input.value.trim();
+    if (key === 'temperature') parts.push(`temperature ${v || def}`);
+    else if (key === 'max_tokens') parts.push(`${v || def} tokens`);
+    else if (v !== '' && Number(v) !== def) parts.push(`${label} ${v}`);
+  }
+  const stops = parseStops(ui.stopStrings.value).length;
+  if (stops) parts.push(`${stops} stop string${stops === 1 ? '' : 's'}`);
+  ui.settingsSummary.textContent = parts.join(' · ');
+}
+
+// Marks the field an engine error names (e.g. "top_p (0 < top_p <= 1) 5 is out of range"),
+// opens the panel and focuses it.
+function markInvalid(message) {
+  let input = null;
+  for (const [key, field] of NUMBER_SETTINGS) {
+    if (new RegExp(`\\b${key}\\b`).test(message)) {
+      input = field;
+      break;
+    }
+  }
+  if (!input && /\bstop\b/.test(message)) input = ui.stopStrings;
+  if (!input) return;
+  input.setAttribute('aria-invalid', 'true');
+  ui.settings.open = true;
+  input.focus();
 }
 
 async function send() {
@@ -186,10 +252,13 @@ async function send() {
     settings = readSettings();
   } catch (e) {
     showError(e.message);
+    ui.settings.open = true;
+    e.input?.focus();
     return;
   }
+  page.lastSettings = settings;
   ui.prompt.value = '';
-  addMessage('user', text);
+  const user = addMessage('user', text);
   const messages = [...history, { role: 'user', content: text }];
   const reply = addMessage('assistant', '');
   reply.el.classList.add('pending');
@@ -227,9 +296,17 @@ async function send() {
     }
   } catch (e) {
     page.lastFinishReason = 'error';
-    reply.el.dataset.finish = 'error';
-    if (!content) reply.body.textContent = '—';
     showError(`Generation failed: ${e.message}`);
+    if (!content) {
+      // Nothing was generated (e.g. a setting out of range): take the turn back, so that the
+      // message can be sent again once the setting is fixed.
+      user.el.remove();
+      reply.el.remove();
+      if (!ui.prompt.value) ui.prompt.value = text;
+      markInvalid(e.message);
+    } else {
+      reply.el.dataset.finish = 'error';
+    }
   } finally {
     reply.el.classList.remove('pending');
     reply.el.dataset.done = 'true';
@@ -271,6 +348,11 @@ ui.prompt.addEventListener('keydown', (e) => {
   }
 });
 ui.stop.addEventListener('click', () => busy?.controller.abort());
+ui.settings.addEventListener('input', (e) => {
+  e.target.removeAttribute?.('aria-invalid');
+  summarizeSettings();
+});
+summarizeSettings();
 ui.newChat.addEventListener('click', newChat);
 setBusy(null);
 

@@ -60,8 +60,16 @@ export interface ChatCompletionRequestBase {
   temperature?: number;
   /** Default 512; capped so that prompt + max_tokens fits the context. */
   max_tokens?: number;
-  /** Same seed, same settings, same prompt: the same reply, natively and in the browser. */
+  /**
+   * Same seed, same settings, same prompt: the same reply, natively and in the browser.
+   * With n > 1, choice i uses seed + i (absent: every choice draws its own random seed).
+   */
   seed?: number;
+  /**
+   * How many completions to generate for the prompt (an integer from 1 to 16; default 1).
+   * They run one after another (the prompt is evaluated once and its KV cache reused).
+   */
+  n?: number;
   stop?: string | string[];
   /** Nucleus sampling: keep the most likely tokens until their probability reaches top_p (1: off). */
   top_p?: number;
@@ -77,7 +85,7 @@ export interface ChatCompletionRequestBase {
   presence_penalty?: number;
   /** Added to the logits of the given token ids (keys are token ids). */
   logit_bias?: Record<string, number>;
-  /** Aborts within one token; the reply ends with finish_reason "abort". */
+  /** Aborts within one token; the reply (every choice not yet finished) ends with finish_reason "abort". */
   signal?: AbortSignal;
 }
 
@@ -106,10 +114,11 @@ export interface HearthTiming {
 
 /** Non-standard extras carried by every chunk. */
 export interface HearthChunkExtras {
-  /** Token ids sampled for this chunk (the last chunk holds the end-of-generation token, if any). */
+  /** Token ids sampled for this chunk (a choice's finish chunk holds its end-of-generation token, if any). */
   tokenIds: number[];
+  /** On each choice's finish chunk: that choice's timing. */
   timing?: HearthTiming;
-  /** wasm heap bytes after the reply (last chunk). */
+  /** wasm heap bytes after the reply (each choice's finish chunk). */
   memory?: number;
 }
 
@@ -118,12 +127,17 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
+  /**
+   * Always one choice. With n > 1 the choices stream one after another: all of choice 0's
+   * chunks (the first with the role, the last with its finish_reason), then choice 1's, …
+   */
   choices: Array<{
-    index: 0;
+    /** 0 to n - 1. */
+    index: number;
     delta: { role?: 'assistant'; content: string };
     finish_reason: FinishReason | null;
   }>;
-  /** On the last chunk. */
+  /** On the last chunk of the stream (the last choice's finish chunk): every choice's tokens, the prompt counted once. */
   usage?: CompletionUsage;
   hearth: HearthChunkExtras;
 }
@@ -133,18 +147,28 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
+  /** n choices, index 0 to n - 1. */
   choices: Array<{
-    index: 0;
+    index: number;
     message: { role: 'assistant'; content: string };
     finish_reason: FinishReason;
   }>;
+  /** completion_tokens sums every choice; the prompt is counted once. */
   usage: CompletionUsage;
-  hearth: { tokenIds: number[]; timing: HearthTiming; memory?: number };
+  hearth: {
+    /** Token ids of choice 0 (with n = 1: the reply). */
+    tokenIds: number[];
+    /** Summed over the choices. */
+    timing: HearthTiming;
+    memory?: number;
+    /** Per choice, in index order. */
+    choices: Array<{ tokenIds: number[]; timing: HearthTiming }>;
+  };
 }
 
 /** Async iterable of chunks; errors are thrown from the iterator. May also be awaited first. */
 export interface ChatCompletionStream extends AsyncIterable<ChatCompletionChunk>, PromiseLike<AsyncIterable<ChatCompletionChunk> & { abort(): void }> {
-  /** Stops the generation; the stream ends with finish_reason "abort". */
+  /** Stops the generation; the stream ends with finish_reason "abort" (with n > 1: every choice not yet finished). */
   abort(): void;
 }
 

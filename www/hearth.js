@@ -8,6 +8,15 @@
 
 const DEFAULT_TEMPERATURE = 0.7;
 const DEFAULT_MAX_TOKENS = 512;
+const MAX_N = 16; // completions per request
+const SEED_RANGE = 2 ** 53; // the worker reduces seeds to [0, 2^53)
+
+// The seed of completion i of a request with `seed`: the worker's own reduction of `seed`
+// (so choice 0 of n gets the same reply as n = 1), plus i, wrapping within [0, 2^53).
+function choiceSeed(seed, i) {
+  const base = Math.abs(Math.floor(seed)) % SEED_RANGE;
+  return base >= SEED_RANGE - i ? base - (SEED_RANGE - i) : base + i;
+}
 
 function abortError() {
   const e = new Error('aborted');
@@ -170,6 +179,9 @@ function checkRequest(req) {
     if (typeof req.seed !== 'number' || !Number.isFinite(req.seed)) throw new TypeError(`seed must be a number, got ${JSON.stringify(req.seed)}`);
     out.seed = req.seed;
   }
+  const n = req.n ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_N) throw new TypeError(`n must be an integer from 1 to ${MAX_N}, got ${JSON.stringify(req.n)}`);
+  out.n = n;
   // The other sampling settings go to the engine, which checks their ranges.
   const sampling = {};
   for (const key of ['top_k', 'top_p', 'min_p', 'repeat_penalty', 'repeat_last_n', 'frequency_penalty', 'presence_penalty']) {
@@ -203,6 +215,7 @@ class ChunkQueue {
     this.error = null;
   }
   push(item) {
+    if (this.ended) return;
     const w = this.waiters.shift();
     if (w) w.resolve({ value: item, done: false });
     else this.items.push(item);
@@ -304,65 +317,99 @@ class HearthEngine {
     if (error) queue.end(error);
     else cancel = this.#start(req, request.signal, queue);
     if (stream) return new ChatCompletionStream(queue, cancel);
-    return collect(queue);
+    return collect(queue, req?.n ?? 1);
   }
 
-  // Posts a generate request; its replies become chunks in `queue`. Returns the cancel function.
+  // Posts one generate request per choice; the worker runs them one after another in order
+  // (the second and later ones reuse the prompt's KV cache). Their replies become chunks in
+  // `queue`: choice i's chunks carry index i and end with its own finish_reason chunk; the
+  // last chunk of all carries the usage, with the prompt counted once. Returns the cancel
+  // function, which stops every choice (the running one within a token, the queued ones at
+  // once; each still ends with finish_reason 'abort').
   #start(req, signal, queue) {
+    const { n, ...one } = req;
     const base = {
       id: `chatcmpl-${randomId()}`,
       object: 'chat.completion.chunk',
       created: Math.floor(Date.now() / 1000),
       model: this.info.name || this.info.url,
     };
-    let first = true;
-    const delta = (content) => {
-      if (!first) return { content };
-      first = false;
-      return { role: 'assistant', content };
-    };
+    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    const open = new Set(); // request ids whose reply has not ended
+    let remaining = n;
     let onAbort = null;
     const detach = () => {
       if (onAbort) signal.removeEventListener('abort', onAbort);
+      onAbort = null;
     };
-    let id;
-    try {
-      id = this.#client.request({ type: 'generate', ...req }, (m) => {
+    const cancel = () => {
+      for (const id of open) this.#client.abort(id);
+    };
+    const handler = (index) => {
+      let first = true;
+      const delta = (content) => {
+        if (!first) return { content };
+        first = false;
+        return { role: 'assistant', content };
+      };
+      return (m) => {
         switch (m.type) {
           case 'token':
             queue.push({
               ...base,
-              choices: [{ index: 0, delta: delta(m.text), finish_reason: null }],
+              choices: [{ index, delta: delta(m.text), finish_reason: null }],
               hearth: { tokenIds: m.tokenId == null ? [] : [m.tokenId] },
             });
             return false;
-          case 'done':
+          case 'done': {
+            open.delete(m.id);
             if (m.memory) {
               this.memory.samples.push(m.memory);
               this.memory.peak = Math.max(this.memory.peak, m.memory);
             }
-            queue.push({
+            // Every choice has the same prompt (a choice aborted before it started reports 0).
+            usage.prompt_tokens = Math.max(usage.prompt_tokens, m.usage?.prompt_tokens ?? 0);
+            usage.completion_tokens += m.usage?.completion_tokens ?? 0;
+            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+            remaining--;
+            const chunk = {
               ...base,
-              choices: [{ index: 0, delta: delta(''), finish_reason: m.finish_reason }],
-              usage: m.usage,
+              choices: [{ index, delta: delta(''), finish_reason: m.finish_reason }],
               hearth: { tokenIds: m.end_token_id == null ? [] : [m.end_token_id], timing: m.timing, memory: m.memory },
-            });
-            queue.end();
-            detach();
+            };
+            if (remaining > 0) {
+              queue.push(chunk);
+            } else {
+              queue.push({ ...chunk, usage: { ...usage } });
+              queue.end();
+              detach();
+            }
             return true;
+          }
           case 'error':
-            queue.end(workerError(m.message));
-            detach();
+            open.delete(m.id);
+            if (!queue.ended) {
+              queue.end(workerError(m.message));
+              detach();
+              cancel(); // the choices still queued would fail the same way
+            }
             return true;
           default:
             return false;
         }
-      });
+      };
+    };
+    try {
+      for (let i = 0; i < n; i++) {
+        const msg = { type: 'generate', ...one };
+        if (one.seed != null) msg.seed = choiceSeed(one.seed, i);
+        open.add(this.#client.request(msg, handler(i)));
+      }
     } catch (e) {
       queue.end(e);
+      cancel();
       return () => {};
     }
-    const cancel = () => this.#client.abort(id);
     if (signal) {
       if (signal.aborted) cancel();
       else {
@@ -431,25 +478,45 @@ class HearthEngine {
   }
 }
 
-async function collect(queue) {
-  let content = '';
+// Gathers a stream's chunks into one chat.completion with n choices.
+async function collect(queue, n) {
+  const choices = Array.from({ length: n }, () => ({ content: '', tokenIds: [], finish_reason: null, timing: null }));
   let last = null;
-  const tokenIds = [];
   for (;;) {
     const { value, done } = await queue.next();
     if (done) break;
-    content += value.choices[0].delta.content ?? '';
-    tokenIds.push(...value.hearth.tokenIds);
+    const c = value.choices[0];
+    const choice = choices[c.index];
+    choice.content += c.delta.content ?? '';
+    choice.tokenIds.push(...value.hearth.tokenIds);
+    if (c.finish_reason) {
+      choice.finish_reason = c.finish_reason;
+      choice.timing = value.hearth.timing ?? null;
+    }
     last = value;
   }
+  const timing = { prefill_ms: 0, decode_ms: 0, decode_tokens: 0 };
+  for (const c of choices) {
+    if (!c.timing) continue;
+    timing.prefill_ms += c.timing.prefill_ms;
+    timing.decode_ms += c.timing.decode_ms;
+    timing.decode_tokens += c.timing.decode_tokens;
+  }
+  timing.prefill_ms = Math.round(timing.prefill_ms * 10) / 10;
+  timing.decode_ms = Math.round(timing.decode_ms * 10) / 10;
   return {
     id: last.id,
     object: 'chat.completion',
     created: last.created,
     model: last.model,
-    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: last.choices[0].finish_reason }],
+    choices: choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.content }, finish_reason: c.finish_reason })),
     usage: last.usage,
-    hearth: { tokenIds, timing: last.hearth.timing, memory: last.hearth.memory },
+    hearth: {
+      tokenIds: choices[0].tokenIds,
+      timing,
+      memory: last.hearth.memory,
+      choices: choices.map((c) => ({ tokenIds: c.tokenIds, timing: c.timing })),
+    },
   };
 }
 

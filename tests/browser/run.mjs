@@ -183,10 +183,22 @@ async function uiLoad(page, url, backend = 'auto') {
   return s;
 }
 
+// The fields of the chat page's Settings panel (a <details>, closed at first) and their defaults.
+const SETTINGS_DEFAULTS = { temperature: '0.7', 'top-p': '1', 'top-k': '0', 'min-p': '0', 'repeat-penalty': '1', 'max-tokens': '256', seed: '', 'stop-strings': '' };
+
+async function openSettings(page) {
+  if (!(await page.$eval('#settings', (d) => d.open))) await page.click('#settings > summary');
+}
+
+// Fills Settings fields by id ({'top-k': 1, seed: ''}); `defaults` first resets the others.
+async function setSettings(page, values, { defaults = false } = {}) {
+  await openSettings(page);
+  for (const [id, v] of Object.entries(defaults ? { ...SETTINGS_DEFAULTS, ...values } : values)) await page.fill(`#${id}`, String(v));
+}
+
 async function uiSend(page, text, { temperature = 0, maxTokens = 8 } = {}) {
   const before = await page.evaluate(() => window.hearthPage.replies);
-  await page.fill('#temperature', String(temperature));
-  await page.fill('#max-tokens', String(maxTokens));
+  await setSettings(page, { temperature, 'max-tokens': maxTokens });
   await page.fill('#prompt', text);
   const t0 = Date.now();
   await page.click('#send');
@@ -284,13 +296,19 @@ const tests = [
         check(!r.error, r.error);
       }
       fs.mkdirSync(ARTIFACTS, { recursive: true });
+      // The Settings panel open (its widest state), then closed at 375 px too.
+      await openSettings(page);
       await page.screenshot({ path: path.join(ARTIFACTS, 'chat.png'), fullPage: true });
       await page.setViewportSize({ width: 375, height: 740 });
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       await page.screenshot({ path: path.join(ARTIFACTS, 'chat-375.png'), fullPage: true });
+      await page.click('#settings > summary');
+      const overflowClosed = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'chat-375-closed.png'), fullPage: true });
       await page.setViewportSize({ width: 1100, height: 800 });
-      log(`wrote test-artifacts/chat.png and chat-375.png`);
-      check(overflow <= 0, `the page is ${overflow}px wider than a 375px screen`);
+      log(`wrote test-artifacts/chat.png, chat-375.png (Settings open) and chat-375-closed.png`);
+      check(overflow <= 0, `the page is ${overflow}px wider than a 375px screen (Settings open)`);
+      check(overflowClosed <= 0, `the page is ${overflowClosed}px wider than a 375px screen (Settings closed)`);
     },
   },
   {
@@ -402,13 +420,144 @@ const tests = [
     },
   },
   {
+    name: 'settings: the Settings panel\'s fields reach the engine; a value out of range shows the engine\'s error and the page stays usable (CPU backend)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      const greedy = goldenIds.slice(0, 8);
+      const send = async (text, values) => {
+        await page.click('#new-chat');
+        await setSettings(page, values, { defaults: true });
+        const before = await page.evaluate(() => window.hearthPage.replies);
+        await page.fill('#prompt', text);
+        await page.click('#send');
+        await page.waitForFunction((n) => window.hearthPage.replies > n, before, { timeout: REPLY_TIMEOUT, polling: 100 });
+        const s = await state(page);
+        s.sent = await page.evaluate(() => window.hearthPage.lastSettings);
+        s.prompt = await page.inputValue('#prompt');
+        s.bubbles = await page.$$eval('#messages .msg', (els) => els.length);
+        return s;
+      };
+      try {
+        // top_k 1 leaves only the likeliest token: temperature 1 then gives the greedy reply.
+        const k1 = await send(goldenMessage, { temperature: 1, 'top-k': 1, seed: 5, 'max-tokens': 8 });
+        log(`temperature 1, top-k 1: ${JSON.stringify(k1.text)}; sent ${JSON.stringify(k1.sent)}`);
+        check(!k1.error && sameIds(k1.ids, greedy), `top-k 1 ids ${JSON.stringify(k1.ids)} != greedy ${JSON.stringify(greedy)} (${k1.error})`);
+        const want = { temperature: 1, top_p: 1, top_k: 1, min_p: 0, repeat_penalty: 1, max_tokens: 8, seed: 5 };
+        check(JSON.stringify(k1.sent) === JSON.stringify(want), `the page sent ${JSON.stringify(k1.sent)}, expected ${JSON.stringify(want)}`);
+        // Seed, top-p, min-p and repeat penalty: the page's reply equals the API's with the same request.
+        const sampling = { temperature: 1, 'top-p': 0.9, 'min-p': 0.05, 'repeat-penalty': 1.2, seed: 11, 'max-tokens': 8 };
+        const sampled = await send(STORY, sampling);
+        const api = await page.evaluate(
+          (m) => window.hearthPage.engine.chat.completions.create({ messages: [{ role: 'user', content: m }], temperature: 1, top_p: 0.9, min_p: 0.05, repeat_penalty: 1.2, seed: 11, max_tokens: 8 }),
+          STORY,
+        );
+        log(`seed 11, top-p 0.9, min-p 0.05, repeat penalty 1.2: ${JSON.stringify(sampled.text)}`);
+        check(!sampled.error && sameIds(sampled.ids, api.hearth.tokenIds), `page ids ${JSON.stringify(sampled.ids)} != API ids ${JSON.stringify(api.hearth.tokenIds)} (${sampled.error})`);
+        // Stop strings: comma separated, trimmed.
+        const stopped = await send(goldenMessage, { temperature: 0, 'stop-strings': 'zzz, Paris', 'max-tokens': 8 });
+        const full = golden.f64_greedy.text_until_eos.replace('<|im_end|>', '');
+        log(`stop strings "zzz, Paris": ${JSON.stringify(stopped.text)} (${stopped.finish})`);
+        check(stopped.text === full.slice(0, full.indexOf('Paris')) && stopped.finish === 'stop', `stop strings: ${JSON.stringify(stopped.text)} (${stopped.finish}), sent ${JSON.stringify(stopped.sent)}`);
+        // Out of range: the engine's message in #error, the turn taken back, the page usable.
+        for (const [id, value, re] of [['top-p', 5, /top_p/], ['min-p', 2, /min_p/], ['repeat-penalty', 0, /repeat_penalty/]]) {
+          const bad = await send('Hi!', { temperature: 0, [id]: value, 'max-tokens': 2 });
+          const invalid = await page.$eval(`#${id}`, (el) => el.getAttribute('aria-invalid'));
+          log(`${id} ${value} -> ${JSON.stringify(bad.error)}`);
+          check(re.test(bad.error), `${id} ${value}: #error is ${JSON.stringify(bad.error)}`);
+          check(bad.prompt === 'Hi!' && bad.bubbles === 0 && invalid === 'true', `${id} ${value}: prompt ${JSON.stringify(bad.prompt)}, ${bad.bubbles} messages, aria-invalid ${invalid}`);
+          check(await page.isEnabled('#send'), 'Send is disabled after an error');
+        }
+        const ok = await send('Hi!', { temperature: 0, 'max-tokens': 3 });
+        check(!ok.error && ok.ids.length > 0 && ok.bubbles === 2, `reply after the errors: ${JSON.stringify(ok)}`);
+        log(`then ${JSON.stringify(ok.text)}; #error cleared`);
+      } finally {
+        await setSettings(page, {}, { defaults: true });
+      }
+    },
+  },
+  {
+    name: 'choices: n = 3 with a seed gives 3 reproducible choices (streamed too); n is validated; abort stops them all (CPU backend)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      const r = await page.evaluate(async (story) => {
+        const engine = window.hearthPage.engine;
+        const messages = [{ role: 'user', content: story }];
+        const req = { messages, n: 3, temperature: 1, seed: 7, max_tokens: 8 };
+        const out = {};
+        out.first = await engine.chat.completions.create(req);
+        out.again = await engine.chat.completions.create(req);
+        out.single = await engine.chat.completions.create({ ...req, n: 1 });
+        out.next = await engine.chat.completions.create({ ...req, n: 1, seed: 8 });
+        const chunks = [];
+        for await (const c of engine.chat.completions.create({ ...req, n: 2, stream: true })) chunks.push(c);
+        out.chunks = chunks.map((c) => ({ index: c.choices[0].index, delta: c.choices[0].delta, finish: c.choices[0].finish_reason, usage: c.usage ?? null }));
+        out.bad = [];
+        for (const n of [0, 17, 1.5, '3']) {
+          try {
+            await engine.chat.completions.create({ messages, n, max_tokens: 1 });
+            out.bad.push({ n, error: null });
+          } catch (e) {
+            out.bad.push({ n, type: e.constructor.name, message: e.message });
+          }
+        }
+        try {
+          for await (const c of engine.chat.completions.create({ messages, n: 0, stream: true })) void c;
+          out.badStream = null;
+        } catch (e) {
+          out.badStream = { type: e.constructor.name, message: e.message };
+        }
+        // Abort after the first chunk: every choice ends with 'abort'.
+        const stream = engine.chat.completions.create({ messages, n: 3, temperature: 1, seed: 1, max_tokens: 8, stream: true });
+        const aborted = [];
+        for await (const c of stream) {
+          aborted.push({ index: c.choices[0].index, finish: c.choices[0].finish_reason, content: c.choices[0].delta.content, usage: c.usage ?? null });
+          if (aborted.length === 1) stream.abort();
+        }
+        out.aborted = aborted;
+        out.after = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 2 });
+        return out;
+      }, STORY);
+      const contents = (c) => c.choices.map((x) => x.message.content);
+      const { first, again, single } = r;
+      log(`n 3, seed 7: ${JSON.stringify(contents(first))}; usage ${JSON.stringify(first.usage)}`);
+      check(first.object === 'chat.completion' && sameIds(first.choices.map((x) => x.index), [0, 1, 2]), `indexes ${JSON.stringify(first.choices.map((x) => x.index))}`);
+      check(first.choices.every((x) => x.message.role === 'assistant' && x.message.content.length > 0 && ['stop', 'length'].includes(x.finish_reason)), `choices ${JSON.stringify(first.choices)}`);
+      check(JSON.stringify(contents(first)) === JSON.stringify(contents(again)), `the same seed gave ${JSON.stringify(contents(again))} the second time`);
+      check(new Set(contents(first)).size > 1, `the 3 choices are all the same: ${JSON.stringify(contents(first))}`);
+      check(single.choices[0].message.content === first.choices[0].message.content && r.next.choices[0].message.content === first.choices[1].message.content, `choice i is not the n 1 reply with seed + i: ${JSON.stringify([single.choices[0].message.content, r.next.choices[0].message.content])}`);
+      // Every choice's tokens (less an end-of-turn token), the prompt once.
+      const completionTokens = first.hearth.choices.reduce((a, c, i) => a + c.tokenIds.length - (first.choices[i].finish_reason === 'stop' ? 1 : 0), 0);
+      check(first.usage.prompt_tokens === single.usage.prompt_tokens, `prompt_tokens ${first.usage.prompt_tokens} != ${single.usage.prompt_tokens} (counted once)`);
+      check(first.usage.completion_tokens === completionTokens, `completion_tokens ${first.usage.completion_tokens} != ${completionTokens}`);
+      check(first.usage.total_tokens === first.usage.prompt_tokens + first.usage.completion_tokens, 'usage does not add up');
+      // Streaming: choice 0's chunks, then choice 1's, each ending with its finish_reason; usage on the last.
+      const c = r.chunks;
+      const idx = c.map((x) => x.index);
+      check(idx.every((x, i) => i === 0 || x >= idx[i - 1]) && idx[0] === 0 && idx[idx.length - 1] === 1, `streamed indexes ${JSON.stringify(idx)}`);
+      for (const i of [0, 1]) {
+        const mine = c.filter((x) => x.index === i);
+        const text = mine.map((x) => x.delta.content).join('');
+        check(mine[0].delta.role === 'assistant' && mine.filter((x) => x.finish).length === 1 && mine[mine.length - 1].finish, `choice ${i} chunks ${JSON.stringify(mine)}`);
+        check(text === first.choices[i].message.content, `streamed choice ${i} ${JSON.stringify(text)} != ${JSON.stringify(first.choices[i].message.content)}`);
+      }
+      check(c.slice(0, -1).every((x) => x.usage === null) && c[c.length - 1].usage && c[c.length - 1].usage.prompt_tokens === first.usage.prompt_tokens, `usage ${JSON.stringify(c.map((x) => x.usage))}`);
+      for (const b of r.bad) check(b.type === 'TypeError' && /^n must be an integer from 1 to 16/.test(b.message), `n ${JSON.stringify(b.n)}: ${JSON.stringify(b)}`);
+      check(r.badStream && r.badStream.type === 'TypeError', `streamed n 0: ${JSON.stringify(r.badStream)}`);
+      log(`n 0 -> ${r.bad[0].type}: ${r.bad[0].message}`);
+      const ends = r.aborted.filter((x) => x.finish);
+      log(`aborted after the first chunk: ${r.aborted.length} chunks, ends ${JSON.stringify(ends.map((x) => [x.index, x.finish]))}`);
+      check(sameIds(ends.map((x) => x.index), [0, 1, 2]) && ends.every((x) => x.finish === 'abort'), `abort: ${JSON.stringify(r.aborted)}`);
+      check(r.aborted.filter((x) => x.index > 0).every((x) => !x.content) && r.aborted[r.aborted.length - 1].usage, `abort: ${JSON.stringify(r.aborted)}`);
+      check(r.after.choices.length === 1 && r.after.choices[0].message.content.length > 0, `after abort: ${JSON.stringify(r.after)}`);
+    },
+  },
+  {
     name: 'abort: Stop mid-generation, then generate again (CPU backend, for speed)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
       await page.click('#new-chat');
       const before = await page.evaluate(() => window.hearthPage.replies);
-      await page.fill('#temperature', '0.8');
-      await page.fill('#max-tokens', '400');
+      await setSettings(page, { temperature: '0.8', 'max-tokens': '400' });
       await page.fill('#prompt', 'Write a long story about a dragon who learns to bake bread.');
       await page.click('#send');
       await page.waitForFunction(() => window.hearthPage.lastTokenIds.length >= 3, null, { timeout: REPLY_TIMEOUT, polling: 50 });

@@ -77,3 +77,26 @@ fn tiny_models_on_gpu_match_float64() {
         check_gpu(file);
     }
 }
+
+/// Tensors split into many row parts (a tiny binding limit) and uploaded in pieces that
+/// straddle the parts: the split paths of the upload, the embedding and the matmuls.
+#[test]
+fn tiny_models_on_gpu_with_split_tensors_match_float64() {
+    let Some(ctx) = gpu_context() else { return };
+    for file in ["tiny32_q4_1"] {
+        let path = golden_model_dir().join("synthetic").join(format!("{file}.gguf"));
+        let bytes = std::fs::read(&path).unwrap();
+        let c = ctx.clone();
+        let new = Box::new(move |plan: &_| Ok(hearth::gpu::GpuWeights::with_part_limit(c.clone(), plan, 1024)));
+        let mut stream = hearth::model::ModelStream::new(Some(bytes.len() as u64), new, Box::new(hearth::gpu::GpuWeights::put)).in_pieces(700);
+        for chunk in bytes.chunks(4096) {
+            stream.push(chunk).unwrap();
+        }
+        let (model, weights) = stream.finish().unwrap();
+        let parts = weights.get(model.plan.weight_index(hearth::model::TOKEN_EMBD).unwrap()).parts.len();
+        assert!(parts > 3, "{file}: the embedding is split ({parts} parts)");
+        let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 64).unwrap();
+        let mut session = hearth::session::Session::new(Box::new(backend), model.config().n_vocab);
+        check_session(file, &model, &mut session);
+    }
+}

@@ -33,6 +33,8 @@ pub struct GpuWeights {
     tensors: Vec<Option<GpuTensor>>,
     /// Weights stored back to back in one buffer, so one dispatch can read them all.
     stacks: Vec<Stack>,
+    /// Largest buffer one tensor part may occupy.
+    part_limit: u64,
 }
 
 struct Stack {
@@ -46,6 +48,13 @@ struct Stack {
 impl GpuWeights {
     pub fn new(ctx: Arc<GpuContext>, plan: &ForwardPlan) -> Self {
         let limit = ctx.max_binding().min(ctx.limits.max_buffer_size);
+        Self::with_part_limit(ctx, plan, limit)
+    }
+
+    /// Like [`new`](Self::new) with tensors split into parts of at most `limit` bytes (for
+    /// tests of the split path, and devices that fail below their reported limit).
+    pub fn with_part_limit(ctx: Arc<GpuContext>, plan: &ForwardPlan, limit: u64) -> Self {
+        let limit = limit.min(ctx.max_binding()).min(ctx.limits.max_buffer_size);
         // Runs of matmuls over one input (Q/K/V, gate/up) of one format share a buffer.
         let stacks = plan
             .matmul_runs()
@@ -61,7 +70,7 @@ impl GpuWeights {
                     .then_some(Stack { members, base_rows, total_rows, buffer: None })
             })
             .collect();
-        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect(), stacks }
+        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect(), stacks, part_limit: limit }
     }
 
     pub fn get(&self, id: WeightId) -> &GpuTensor {
@@ -129,8 +138,7 @@ impl GpuWeights {
             let part = GpuTensorPart { row_offset: 0, rows: spec.rows as u32, buffer: buffer.clone() };
             return GpuTensor { stack: Some((s, base_row as u32)), ty, rows: spec.rows, cols: spec.cols, row_words, parts: vec![part] };
         }
-        let limit = self.ctx.max_binding().min(self.ctx.limits.max_buffer_size);
-        let rows_per_part = (limit / row_bytes as u64).max(1) as usize;
+        let rows_per_part = (self.part_limit / row_bytes as u64).max(1) as usize;
         let parts = (0..spec.rows)
             .step_by(rows_per_part)
             .map(|start| {

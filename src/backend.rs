@@ -47,6 +47,15 @@ pub trait Backend {
         Box::pin(std::future::ready(self.forward_argmax(tokens, start)))
     }
 
+    /// Removes cached positions `keep..keep + drop`: the later ones move down by `drop` and
+    /// their keys are re-rotated, so the cache holds what evaluating the remaining tokens at
+    /// their new positions would give (up to rounding). This lets a long conversation keep
+    /// its first tokens and its recent ones ("attention sinks") instead of ending.
+    fn shift(&mut self, keep: usize, drop: usize) -> Result<()> {
+        let _ = (keep, drop);
+        Err(crate::Error::InvalidArgument(format!("{} cannot shift its cache", self.describe())))
+    }
+
     /// Forgets cached positions from `len` on.
     fn truncate(&mut self, len: usize);
 
@@ -120,4 +129,18 @@ pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
             )),
         }
     }
+}
+
+/// Checks a [`Backend::shift`] request against the cached length.
+pub fn check_shift(keep: usize, drop: usize, cached: usize) -> Result<()> {
+    if drop == 0 || keep + drop > cached {
+        return Err(crate::Error::InvalidArgument(format!("cannot drop positions {keep}..{} of {cached}", keep + drop)));
+    }
+    Ok(())
+}
+
+/// cos/sin rows that rotate by `-delta` positions (undoing `delta` steps of RoPE), `n` times.
+pub fn rope_unshift_table(c: &crate::model::ModelConfig, delta: usize, n: usize) -> Vec<[f32; 2]> {
+    let row: Vec<[f32; 2]> = c.rope_cos_sin(delta, 1).into_iter().map(|[cos, sin]| [cos, -sin]).collect();
+    row.iter().copied().cycle().take(row.len() * n).collect()
 }

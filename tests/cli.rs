@@ -86,6 +86,14 @@ fn generate_greedy_chat_json() {
 }
 
 #[test]
+fn context_shift_lets_generation_outgrow_the_context() {
+    let args = ["generate", &model(), "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40", "--ctx", "24", "--backend", "cpu", "--json"];
+    let v = run_ok(&[&args[..], &["--context-shift", "4"]].concat());
+    assert_eq!(v["ids"].as_array().unwrap().len(), 40);
+    assert_clean_failure(&args.map(std::ffi::OsStr::new), "context length exceeded");
+}
+
+#[test]
 fn later_turns_reuse_the_cache() {
     let v = run_ok(&["bench", &model(), "--turns", "3", "--gen-tokens", "8", "--backend", "cpu", "--json"]);
     let (prompt, reused) = (v["prompt_tokens"].as_u64().unwrap(), v["reused_tokens"].as_u64().unwrap());

@@ -147,3 +147,51 @@ fn windowed_perplexity_scores_each_token_once_with_its_window_as_context() {
     assert_eq!(disjoint.n_scored, tokens.len() - tokens.len().div_ceil(20));
     assert!(session.perplexity_windowed(&tokens, 10, 11).is_err());
 }
+
+/// Evaluates 20 tokens, drops positions 4..10 and evaluates one more token: the logits
+/// after the shift (the CPU's shift is checked exactly in its unit test).
+fn after_shift(backend: &mut dyn hearth::backend::Backend) -> Vec<f32> {
+    let tokens: Vec<u32> = (0..20u32).map(|i| 300 + i * 37).collect();
+    backend.forward(&tokens, 0, LogitsFor::None).unwrap();
+    backend.shift(4, 6).unwrap();
+    assert!(backend.shift(10, 10).is_err(), "dropping past the end is an error");
+    backend.forward(&[4242], 14, LogitsFor::Last).unwrap()
+}
+
+#[test]
+fn gpu_cache_shift_matches_the_cpu() {
+    let Some(ctx) = gpu_context() else { return };
+    let (model, weights) = CpuWeights::load_file(&model_path(), |_| {}).unwrap();
+    let want = after_shift(&mut CpuBackend::new(model.plan.clone(), Arc::new(weights), 64));
+    let (model, weights) = hearth::gpu::GpuWeights::load_file(ctx, &model_path(), |_| {}).unwrap();
+    let got = after_shift(&mut hearth::gpu::GpuBackend::new(model.plan.clone(), Arc::new(weights), 64, 64).unwrap());
+    let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    eprintln!("GPU vs CPU logits after a shift differ by at most {diff:.2e}");
+    assert!(diff < 1e-3, "{diff}");
+}
+
+#[test]
+fn context_shift_keeps_the_sinks_and_generation_going() {
+    let (model, weights) = CpuWeights::load_file(&model_path(), |_| {}).unwrap();
+    let weights = Arc::new(weights);
+    let new_session = |shift| {
+        let mut s = Session::new(Box::new(CpuBackend::new(model.plan.clone(), weights.clone(), 48)), model.config().n_vocab);
+        s.context_shift = shift;
+        s
+    };
+    let prompt = model.text_prompt("Once upon a time, in a land far away, there lived a").unwrap();
+    let opts = hearth::session::GenerateOptions { max_tokens: 80, stop: Vec::new() };
+    let mut greedy = hearth::sampler::Sampler::greedy();
+    // Off by default: the context fills and generation ends with an error.
+    let err = hearth::session::generate(&mut new_session(None), &model.tokenizer, &prompt, &opts, &mut greedy, |_| true).unwrap_err();
+    assert!(matches!(err, Error::ContextLengthExceeded { .. }), "{err}");
+    let mut session = new_session(Some(4));
+    let out = hearth::session::generate(&mut session, &model.tokenizer, &prompt, &opts, &mut greedy, |_| true).unwrap();
+    assert_eq!(out.ids.len(), 80, "80 tokens generated in a 48-token context");
+    assert!(session.tokens().len() <= 48);
+    assert_eq!(&session.tokens()[..4], &prompt[..4], "the attention sinks stay");
+    eprintln!("with a 48-token context: {:?}", out.text);
+    // A prompt longer than the context is evaluated in chunks that shift as they go.
+    let long: Vec<u32> = prompt.iter().copied().cycle().take(100).collect();
+    assert!(session.set_tokens(&long).is_ok());
+}

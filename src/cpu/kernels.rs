@@ -28,6 +28,11 @@ impl RopeTable {
     pub fn new(c: &ModelConfig, start: usize, n: usize) -> Self {
         Self { cos_sin: c.rope_cos_sin(start, n), half: c.rope_dim / 2 }
     }
+
+    /// A table from explicit rows of `rope_dim / 2` (cos, sin) pairs.
+    pub fn from_rows(c: &ModelConfig, cos_sin: Vec<[f32; 2]>) -> Self {
+        Self { cos_sin, half: c.rope_dim / 2 }
+    }
 }
 
 /// Rotates each `head_dim` head of every token vector in `x` by its position.

@@ -141,6 +141,22 @@ impl Backend for CpuBackend {
         self.max_context
     }
 
+    fn shift(&mut self, keep: usize, drop: usize) -> Result<()> {
+        crate::backend::check_shift(keep, drop, self.cache.len)?;
+        let c = &self.plan.config;
+        let kv_dim = c.kv_dim();
+        let moved = self.cache.len - keep - drop;
+        let table = kernels::RopeTable::from_rows(c, crate::backend::rope_unshift_table(c, drop, moved));
+        for l in 0..c.n_layer {
+            let (k, v) = (&mut self.cache.k[l], &mut self.cache.v[l]);
+            k.drain(keep * kv_dim..(keep + drop) * kv_dim);
+            v.drain(keep * kv_dim..(keep + drop) * kv_dim);
+            kernels::rope(&mut k[keep * kv_dim..], c.n_head_kv, c, &table);
+        }
+        self.cache.len -= drop;
+        Ok(())
+    }
+
     fn truncate(&mut self, len: usize) {
         if len < self.cache.len {
             let kv_dim = self.plan.config.kv_dim();
@@ -209,5 +225,33 @@ impl Backend for CpuBackend {
         }
         self.cache.len = start + n;
         Ok(logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Layer-0 keys and values depend on their own token only, so after a shift the moved
+    /// positions' layer-0 cache must equal a fresh evaluation of the kept tokens: an exact
+    /// check of the move and of the RoPE re-rotation. (Deeper layers saw the dropped tokens,
+    /// which is the approximation every context shift makes.)
+    #[test]
+    fn shift_moves_and_rerotates_the_cache() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let (model, weights) = CpuWeights::load_file(&path, |_| {}).expect("the default model (./build.sh model)");
+        let weights = Arc::new(weights);
+        let tokens: Vec<u32> = (0..20u32).map(|i| 300 + i * 37).collect();
+        let mut shifted = CpuBackend::new(model.plan.clone(), weights.clone(), 32);
+        shifted.forward(&tokens, 0, LogitsFor::None).unwrap();
+        shifted.shift(4, 6).unwrap();
+        let kept: Vec<u32> = tokens[..4].iter().chain(&tokens[10..]).copied().collect();
+        let mut fresh = CpuBackend::new(model.plan.clone(), weights, 32);
+        fresh.forward(&kept, 0, LogitsFor::None).unwrap();
+        assert_eq!(shifted.cache.len, fresh.cache.len);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()));
+        assert!(close(&shifted.cache.k[0], &fresh.cache.k[0]), "layer-0 keys");
+        assert_eq!(shifted.cache.v[0], fresh.cache.v[0], "layer-0 values move unchanged");
+        assert!(!close(&shifted.cache.k[1], &fresh.cache.k[1]), "deeper layers remember the dropped tokens");
     }
 }

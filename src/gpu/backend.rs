@@ -25,6 +25,8 @@ pub struct GpuBackend {
     staging: wgpu::Buffer,
     argmax: wgpu::Buffer,
     argmax_staging: wgpu::Buffer,
+    k_cache: Vec<wgpu::Buffer>,
+    v_cache: Vec<wgpu::Buffer>,
     max_batch: usize,
     max_context: usize,
     len: usize,
@@ -90,7 +92,7 @@ impl GpuBackend {
 
         let buffers = Buffers { acts, tokens, step, logits, argmax, rope_table, k_cache, v_cache };
         let dispatches = lower(&ctx, &plan, &weights, &buffers);
-        let Buffers { tokens, step, logits, argmax, .. } = buffers;
+        let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
         Ok(Self {
             ctx,
             plan,
@@ -102,6 +104,8 @@ impl GpuBackend {
             staging,
             argmax,
             argmax_staging,
+            k_cache,
+            v_cache,
             max_batch,
             max_context,
             len: 0,
@@ -230,6 +234,68 @@ impl Backend for GpuBackend {
 
     fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+    }
+
+    /// Per layer: copy the moved keys and values out to scratch buffers (a buffer cannot be
+    /// copied onto itself), rotate the keys back by `drop` positions with the RoPE kernel, and
+    /// copy both back `drop` positions lower. Rare, so its few GPU objects are made per call.
+    fn shift(&mut self, keep: usize, drop: usize) -> Result<()> {
+        crate::backend::check_shift(keep, drop, self.len)?;
+        let c = &self.plan.config;
+        let moved = self.len - keep - drop;
+        if moved > 0 {
+            let row = (c.kv_dim() * 4) as u64;
+            let bytes = moved as u64 * row;
+            let device = &self.ctx.device;
+            let (scratch_k, scratch_v) = (storage(&self.ctx, "shift keys", bytes), storage(&self.ctx, "shift values", bytes));
+            let table = crate::backend::rope_unshift_table(c, drop, moved);
+            let table_buf = storage(&self.ctx, "shift rope table", std::mem::size_of_val(table.as_slice()) as u64);
+            self.ctx.queue.write_buffer(&table_buf, 0, bytemuck::cast_slice(&table));
+            let uniform = |value: &[u8]| {
+                let b = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("shift params"),
+                    size: value.len() as u64,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.ctx.queue.write_buffer(&b, 0, value);
+                b
+            };
+            let neox = (c.rope_style == crate::model::RopeStyle::Neox) as u32;
+            let rope = params::Rope { n_heads: c.n_head_kv as u32, head_dim: c.head_dim as u32, half: (c.rope_dim / 2) as u32, neox };
+            let params_buf = uniform(bytemuck::bytes_of(&rope));
+            let step_buf = uniform(bytemuck::bytes_of(&params::Step { n_tokens: moved as u32, start_pos: 0, _pad: [0; 2] }));
+            let pipeline = super::shaders::Pipelines::default().get(device, super::shaders::Kernel::Rope, None).clone();
+            let entries = [&scratch_k, &table_buf, &params_buf, &step_buf]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+                .collect::<Vec<_>>();
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("shift"),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            let groups = (moved * c.n_head_kv * c.rope_dim / 2).div_ceil(64) as u32;
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("shift") });
+            let (from, to) = ((keep + drop) as u64 * row, keep as u64 * row);
+            for (k, v) in self.k_cache.iter().zip(&self.v_cache) {
+                encoder.copy_buffer_to_buffer(k, from, &scratch_k, 0, bytes);
+                encoder.copy_buffer_to_buffer(v, from, &scratch_v, 0, bytes);
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("shift"), timestamp_writes: None });
+                    let (x, y) = fold(groups);
+                    pass.set_pipeline(&pipeline);
+                    pass.set_bind_group(0, &bind_group, &[]);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+                encoder.copy_buffer_to_buffer(&scratch_k, 0, k, to, bytes);
+                encoder.copy_buffer_to_buffer(&scratch_v, 0, v, to, bytes);
+            }
+            self.ctx.queue.submit([encoder.finish()]);
+        }
+        self.len -= drop;
+        Ok(())
     }
 
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {

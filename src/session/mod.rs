@@ -22,11 +22,16 @@ pub struct Session {
     tokens: Vec<u32>,
     n_vocab: usize,
     pub prefill_chunk: usize,
+    /// Off (`None`, the default): a sequence longer than the context is a
+    /// `ContextLengthExceeded` error. `Some(sinks)`: when the context is full, the oldest
+    /// tokens after the first `sinks` are dropped (half of the rest, or more if a chunk needs
+    /// it) and the cache is shifted with their RoPE positions corrected.
+    pub context_shift: Option<usize>,
 }
 
 impl Session {
     pub fn new(backend: Box<dyn Backend>, n_vocab: usize) -> Self {
-        Self { backend, tokens: Vec::new(), n_vocab, prefill_chunk: DEFAULT_PREFILL_CHUNK }
+        Self { backend, tokens: Vec::new(), n_vocab, prefill_chunk: DEFAULT_PREFILL_CHUNK, context_shift: None }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -51,12 +56,40 @@ impl Session {
     }
 
     fn chunk_len(&self) -> usize {
-        self.prefill_chunk.min(self.backend.max_batch()).max(1)
+        let room = match self.context_shift {
+            Some(sinks) => self.backend.max_context().saturating_sub(sinks).max(1),
+            None => usize::MAX,
+        };
+        self.prefill_chunk.min(self.backend.max_batch()).min(room).max(1)
+    }
+
+    /// Whether `extra` more tokens fit, counting on the context shift where it is on.
+    fn check_room(&self, extra: usize) -> Result<()> {
+        let limit = self.backend.max_context();
+        if self.context_shift.is_none() && self.tokens.len() + extra > limit {
+            return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + extra, limit });
+        }
+        Ok(())
+    }
+
+    /// Makes room for `n` more tokens by dropping old ones after the sinks.
+    fn shift_for(&mut self, n: usize) -> Result<()> {
+        let limit = self.backend.max_context();
+        let len = self.tokens.len();
+        let Some(sinks) = self.context_shift.filter(|_| len + n > limit) else { return Ok(()) };
+        if sinks + n > limit || len < sinks {
+            return Err(Error::ContextLengthExceeded { needed: sinks + n, limit });
+        }
+        let drop = (len + n - limit).max((len - sinks) / 2).min(len - sinks);
+        self.backend.shift(sinks, drop)?;
+        self.tokens.drain(sinks..sinks + drop);
+        Ok(())
     }
 
     /// Runs one forward call on `part` at the end of the sequence, keeping the session
     /// consistent when it fails.
     async fn step(&mut self, part: &[u32], want: Want) -> Result<Got> {
+        self.shift_for(part.len())?;
         let limit = self.backend.max_context();
         let start = self.tokens.len();
         if start + part.len() > limit {
@@ -80,10 +113,7 @@ impl Session {
 
     /// Evaluates every chunk of `tokens` but the last without logits and returns the last.
     async fn prefill_head<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32]> {
-        let limit = self.backend.max_context();
-        if self.tokens.len() + tokens.len() > limit {
-            return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + tokens.len(), limit });
-        }
+        self.check_room(tokens.len())?;
         let chunk = self.chunk_len();
         let head = tokens.len().saturating_sub(1) / chunk * chunk;
         for part in tokens[..head].chunks(chunk) {
@@ -101,10 +131,7 @@ impl Session {
     /// [`append`](Self::append) without blocking (the browser).
     pub async fn append_async(&mut self, tokens: &[u32], which: LogitsFor) -> Result<Vec<f32>> {
         if which == LogitsFor::All {
-            let limit = self.backend.max_context();
-            if self.tokens.len() + tokens.len() > limit {
-                return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + tokens.len(), limit });
-            }
+            self.check_room(tokens.len())?;
             let mut out = Vec::with_capacity(tokens.len() * self.n_vocab);
             for part in tokens.chunks(self.chunk_len()) {
                 out.extend(self.step(part, Want::Logits(LogitsFor::All)).await?.logits());

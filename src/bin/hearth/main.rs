@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Context length in tokens (default: the model's training context).
     #[arg(long)]
     pub ctx: Option<usize>,
+    /// When the context is full, drop older tokens but keep the first N (attention sinks)
+    /// instead of stopping with a context-length error.
+    #[arg(long, value_name = "SINKS")]
+    pub context_shift: Option<usize>,
 }
 
 /// Sampling settings (see `hearth::sampler` for the order they apply in).

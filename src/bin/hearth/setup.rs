@@ -75,6 +75,7 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     if let Some(n) = notice {
         eprintln!("notice: {n}");
     }
-    let session = Session::new(backend, model.config().n_vocab);
+    let mut session = Session::new(backend, model.config().n_vocab);
+    session.context_shift = run.context_shift;
     Ok((model, session))
 }

@@ -24,6 +24,12 @@ export interface LoadOptions {
   backend?: Backend;
   /** Context length in tokens; 0 or absent picks the default (2048, at most the model's). */
   maxContext?: number;
+  /**
+   * Off by default (a full context rejects with context_length_exceeded). A number N: when the
+   * context is full, the oldest tokens after the first N ("attention sinks") are dropped and
+   * generation goes on.
+   */
+  contextShift?: number;
   /** Aborts the load; the promise rejects with an Error named "AbortError", message "aborted". */
   signal?: AbortSignal;
   /** Non-standard: wasm heap size samples (bytes) taken while loading. */

@@ -87,11 +87,15 @@ class WorkerClient {
 /**
  * Streams a GGUF model from `url` into a new engine running in a worker.
  * Options: onProgress({loaded, total, rate, eta, fromCache}), sha256, backend ('auto'|'gpu'|'cpu'),
- * maxContext, signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
+ * maxContext, contextShift (keep this many first tokens and drop older ones when the context
+ * is full, instead of failing), signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
  */
 export async function load(url, options = {}) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
-  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, signal } = options;
+  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, signal } = options;
+  if (contextShift != null && !(Number.isInteger(contextShift) && contextShift >= 0)) {
+    throw new TypeError(`contextShift must be a non-negative integer, got ${JSON.stringify(contextShift)}`);
+  }
   if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new TypeError(`backend must be "auto", "gpu" or "cpu", got ${JSON.stringify(backend)}`);
   if (signal?.aborted) throw abortError();
   const href = new URL(String(url), baseURL()).href;
@@ -109,7 +113,7 @@ export async function load(url, options = {}) {
   let onAbort = null;
   try {
     const loaded = await new Promise((resolve, reject) => {
-      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext }, (m) => {
+      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift }, (m) => {
         switch (m.type) {
           case 'progress':
             try {

@@ -1,6 +1,6 @@
 // hearth worker: owns the wasm engine, streams the model file into it and runs the token loop.
 // Started by hearth.js as a module worker. Protocol (every reply carries the request's id):
-//   in:  {type:'load', id, url, sha256?, backend?, maxContext?}
+//   in:  {type:'load', id, url, sha256?, backend?, maxContext?, contextShift?}
 //        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?, sampling?}
 //        (sampling: top_k, top_p, min_p, repeat_penalty, repeat_last_n, frequency_penalty,
 //        presence_penalty, logit_bias as [[id, bias], …]; the engine validates them)
@@ -163,6 +163,7 @@ async function load(msg) {
   if (typeof url !== 'string' || !url) throw new Error('load: url must be a non-empty string');
   const backend = msg.backend || 'auto';
   const maxContext = msg.maxContext > 0 ? Math.floor(msg.maxContext) : 0;
+  const contextShift = msg.contextShift;
   const expectedSha = msg.sha256 ? String(msg.sha256).trim().toLowerCase() : null;
   const ctrl = new AbortController();
   controllers.set(id, ctrl);
@@ -188,7 +189,7 @@ async function load(msg) {
     }
     if (hit) {
       try {
-        const result = await loadBody(hit, { id, url, backend, maxContext, expectedSha, fromCache: true, memory, checkAbort, signal: ctrl.signal });
+        const result = await loadBody(hit, { id, url, backend, maxContext, contextShift, expectedSha, fromCache: true, memory, checkAbort, signal: ctrl.signal });
         return finishLoad(id, result, started, memory, true, false);
       } catch (e) {
         if (e instanceof AbortedError || aborted.has(id)) throw new AbortedError();
@@ -224,7 +225,7 @@ async function load(msg) {
   let sink = null;
   if (cache) sink = new CacheSink(cache, url, contentLength(response));
   try {
-    const result = await loadBody(response, { id, url, backend, maxContext, expectedSha, fromCache: false, memory, checkAbort, signal: ctrl.signal, sink });
+    const result = await loadBody(response, { id, url, backend, maxContext, contextShift, expectedSha, fromCache: false, memory, checkAbort, signal: ctrl.signal, sink });
     let cached = false;
     if (sink) cached = await sink.commit();
     return finishLoad(id, result, started, memory, false, cached);
@@ -381,6 +382,7 @@ async function loadBody(response, o) {
     o.checkAbort();
     consumed = true; // finish() consumes the loader, even when it throws
     const eng = loader.finish(o.maxContext);
+    if (Number.isInteger(o.contextShift) && o.contextShift >= 0) eng.setContextShift(o.contextShift);
     return { engine: eng, bytes: loaded, sha256 };
   } finally {
     if (loader && !consumed) {
@@ -480,10 +482,13 @@ async function generate(msg) {
   }
   const nPrompt = ids.length;
   const ctx = engine.contextLength();
-  if (nPrompt > ctx) {
-    throw new Error(`context_length_exceeded: the prompt has ${nPrompt} tokens but the context holds ${ctx}`);
+  // With the context shift on, old tokens make room; otherwise the context is a hard limit.
+  if (!engine.contextShift()) {
+    if (nPrompt > ctx) {
+      throw new Error(`context_length_exceeded: the prompt has ${nPrompt} tokens but the context holds ${ctx}`);
+    }
+    maxTokens = Math.min(maxTokens, ctx - nPrompt);
   }
-  maxTokens = Math.min(maxTokens, ctx - nPrompt);
 
   const stopper = new StopMatcher(msg.stop);
   let completion = 0;

@@ -298,6 +298,21 @@ impl Engine {
         self.state.try_borrow().map(|s| s.session.tokens().len() as u32).unwrap_or(0)
     }
 
+    /// `sinks` >= 0: when the context is full, drop the oldest tokens after the first `sinks`
+    /// and go on; negative: a full context is an error (the default).
+    #[wasm_bindgen(js_name = setContextShift)]
+    pub fn set_context_shift(&self, sinks: i32) -> Result<(), JsError> {
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
+        s.session.context_shift = usize::try_from(sinks).ok();
+        Ok(())
+    }
+
+    /// Whether the context shift is on.
+    #[wasm_bindgen(js_name = contextShift)]
+    pub fn context_shift(&self) -> bool {
+        self.state.try_borrow().map(|s| s.session.context_shift.is_some()).unwrap_or(false)
+    }
+
     #[wasm_bindgen(js_name = contextLength)]
     pub fn context_length(&self) -> u32 {
         self.state.try_borrow().map(|s| s.session.backend().max_context() as u32).unwrap_or(0)

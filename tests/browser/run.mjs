@@ -581,6 +581,31 @@ const tests = [
     },
   },
   {
+    name: 'context-shift: with contextShift a reply outgrows a 24-token context (CPU backend)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      const r = await page.evaluate(async (url) => {
+        const { load } = await import('./hearth.js');
+        const out = {};
+        for (const contextShift of [undefined, 4]) {
+          const engine = await load(url, { backend: 'cpu', maxContext: 24, contextShift });
+          try {
+            const c = await engine.chat.completions.create({ prompt: 'Once upon a time', temperature: 0, max_tokens: 40 });
+            out[contextShift ?? 'off'] = { tokens: c.usage.completion_tokens, finish: c.choices[0].finish_reason, text: c.choices[0].message.content };
+          } catch (e) {
+            out[contextShift ?? 'off'] = { error: e.message };
+          } finally {
+            await engine.unload();
+          }
+        }
+        return out;
+      }, MODEL_REL);
+      log(`off: ${JSON.stringify(r.off)}; contextShift 4: ${JSON.stringify(r['4'])}`);
+      check(r.off.finish === 'length' && r.off.tokens < 24, `without the shift the reply stops at the context: ${JSON.stringify(r.off)}`);
+      check(r['4'].tokens === 40 && r['4'].finish === 'length', `with the shift 40 tokens: ${JSON.stringify(r['4'])}`);
+    },
+  },
+  {
     name: 'component: <hearth-chat> loads a model and replies',
     async run({ page }) {
       const r = await page.evaluate(async (model) => {

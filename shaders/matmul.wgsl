@@ -5,38 +5,8 @@
 // on go to `y2` and from `split2` on to `y3` (Q, K and V from one stacked weight). One workgroup
 // handles ROWS rows of one token: the (normalised) input is staged in workgroup memory in
 // tiles, and LANES threads per row stride over the blocks of each tile.
-// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_dot reading `x`) and common.wgsl.
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    row_words: u32,
-    accumulate: u32,
-    // 1: read only the batch's last token and write one output row (logits for generation).
-    last_only: u32,
-    y_stride: u32,
-    row_offset: u32,
-    norm: u32,
-    eps: f32,
-    // Word offset of this weight's first row in the bound buffer.
-    w_base: u32,
-    glu: u32,
-    glu_rows: u32,
-    split1: u32,
-    split2: u32,
-    stride2: u32,
-    stride3: u32,
-}
-
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<uniform> step: Step;
-// The RMSNorm weight when `norm` is set (any small buffer otherwise).
-@group(0) @binding(5) var<storage, read> norm_w: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y2: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_dot reading `x`), matmul_io.wgsl and
+// common.wgsl.
 
 const ROWS: u32 = 16u;
 const LANES: u32 = 4u;
@@ -117,19 +87,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     if (lane == 0u && r < p.rows) {
-        let o = t * p.y_stride + p.row_offset + r;
         var v = partial[lid];
         if (p.glu == 1u) {
             v = v / (1.0 + exp(-v)) * partial_up[lid];
         }
-        if (r >= p.split2) {
-            y3[t * p.stride3 + r - p.split2] = v;
-        } else if (r >= p.split1) {
-            y2[t * p.stride2 + r - p.split1] = v;
-        } else if (p.accumulate == 1u) {
-            y[o] += v;
-        } else {
-            y[o] = v;
-        }
+        store(t, r, v);
     }
 }

@@ -3,35 +3,7 @@
 // Each thread owns one row and decodes each of its weights once for all TOKS tokens, so a
 // batch of n tokens reads the weights n / TOKS times instead of n times. `last_only` is not
 // supported here: one output token is the decode kernel's job.
-// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_get) and common.wgsl.
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    row_words: u32,
-    accumulate: u32,
-    last_only: u32,
-    y_stride: u32,
-    row_offset: u32,
-    norm: u32,
-    eps: f32,
-    w_base: u32,
-    glu: u32,
-    glu_rows: u32,
-    split1: u32,
-    split2: u32,
-    stride2: u32,
-    stride3: u32,
-}
-
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<uniform> step: Step;
-@group(0) @binding(5) var<storage, read> norm_w: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y2: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+// Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_get), matmul_io.wgsl and common.wgsl.
 
 const ROWS: u32 = 64u;
 const TOKS: u32 = 16u;
@@ -141,17 +113,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (p.glu == 1u) {
             v = v / (1.0 + exp(-v)) * acc_up[tt];
         }
-        if (r >= p.split2) {
-            y3[t * p.stride3 + r - p.split2] = v;
-        } else if (r >= p.split1) {
-            y2[t * p.stride2 + r - p.split1] = v;
-        } else {
-            let o = t * p.y_stride + p.row_offset + r;
-            if (p.accumulate == 1u) {
-                y[o] += v;
-            } else {
-                y[o] = v;
-            }
-        }
+        store(t, r, v);
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::context::GpuContext;
-use super::lower::{lower, Buffers, Dispatch, Role};
+use super::lower::{bind_group, lower, uniform, Buffers, Dispatch, Role};
 use super::params;
 use super::weights::GpuWeights;
 use crate::backend::{block_on, Backend, BoxFuture, KernelTime, LogitsFor};
@@ -117,6 +117,13 @@ impl GpuBackend {
         self.dispatches.iter().filter(|d| d.role != Role::LogitsAll).count()
     }
 
+    /// The per-forward inputs: token ids and the step record.
+    fn write_inputs(&self, tokens: &[u32], start: usize) {
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
+        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: tokens.len() as u32, start_pos: start as u32, _pad: [0; 2] }));
+    }
+
     fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
         crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)
     }
@@ -126,16 +133,12 @@ impl GpuBackend {
     fn submit(&mut self, tokens: &[u32], start: usize, wanted: impl Fn(Role) -> bool, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
         let n = tokens.len() as u32;
         let q = &self.ctx.queue;
-        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
-        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: n, start_pos: start as u32, _pad: [0; 2] }));
+        self.write_inputs(tokens, start);
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             for d in self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)) {
-                let (x, y) = fold(d.grid.groups(n));
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(x, y, 1);
+                record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
             }
         }
         for &(src, dst, bytes) in copies {
@@ -211,6 +214,14 @@ pub(super) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> 
     block_on(read_back_async(ctx, buffer, len))
 }
 
+/// Records one dispatch of `groups` workgroups (folded into 2-D past the per-dimension limit).
+pub(super) fn record(pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline, bind_group: &wgpu::BindGroup, groups: u32) {
+    let (x, y) = fold(groups);
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, bind_group, &[]);
+    pass.dispatch_workgroups(x, y, 1);
+}
+
 pub(super) fn fold(groups: u32) -> (u32, u32) {
     if groups <= MAX_GROUPS {
         (groups, 1)
@@ -251,31 +262,12 @@ impl Backend for GpuBackend {
             let table = crate::backend::rope_unshift_table(c, drop, moved);
             let table_buf = storage(&self.ctx, "shift rope table", std::mem::size_of_val(table.as_slice()) as u64);
             self.ctx.queue.write_buffer(&table_buf, 0, bytemuck::cast_slice(&table));
-            let uniform = |value: &[u8]| {
-                let b = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("shift params"),
-                    size: value.len() as u64,
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                self.ctx.queue.write_buffer(&b, 0, value);
-                b
-            };
             let neox = (c.rope_style == crate::model::RopeStyle::Neox) as u32;
             let rope = params::Rope { n_heads: c.n_head_kv as u32, head_dim: c.head_dim as u32, half: (c.rope_dim / 2) as u32, neox };
-            let params_buf = uniform(bytemuck::bytes_of(&rope));
-            let step_buf = uniform(bytemuck::bytes_of(&params::Step { n_tokens: moved as u32, start_pos: 0, _pad: [0; 2] }));
+            let params_buf = uniform(&self.ctx, &rope);
+            let step_buf = uniform(&self.ctx, &params::Step { n_tokens: moved as u32, start_pos: 0, _pad: [0; 2] });
             let pipeline = super::shaders::Pipelines::default().get(device, super::shaders::Kernel::Rope, None).clone();
-            let entries = [&scratch_k, &table_buf, &params_buf, &step_buf]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-                .collect::<Vec<_>>();
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("shift"),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
+            let bind_group = bind_group(&self.ctx, &pipeline, &[&scratch_k, &table_buf, &params_buf, &step_buf]);
             let groups = (moved * c.n_head_kv * c.rope_dim / 2).div_ceil(64) as u32;
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("shift") });
             let (from, to) = ((keep + drop) as u64 * row, keep as u64 * row);
@@ -284,10 +276,7 @@ impl Backend for GpuBackend {
                 encoder.copy_buffer_to_buffer(v, from, &scratch_v, 0, bytes);
                 {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("shift"), timestamp_writes: None });
-                    let (x, y) = fold(groups);
-                    pass.set_pipeline(&pipeline);
-                    pass.set_bind_group(0, &bind_group, &[]);
-                    pass.dispatch_workgroups(x, y, 1);
+                    record(&mut pass, &pipeline, &bind_group, groups);
                 }
                 encoder.copy_buffer_to_buffer(&scratch_k, 0, k, to, bytes);
                 encoder.copy_buffer_to_buffer(&scratch_v, 0, v, to, bytes);
@@ -347,8 +336,7 @@ impl Backend for GpuBackend {
             mapped_at_creation: false,
         });
         let q = &self.ctx.queue;
-        q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
-        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: n, start_pos: start as u32, _pad: [0; 2] }));
+        self.write_inputs(tokens, start);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         // One pass per dispatch, so each gets its own begin and end timestamps.
         for (i, d) in ds.iter().enumerate() {
@@ -358,10 +346,7 @@ impl Backend for GpuBackend {
                 end_of_pass_write_index: Some(2 * i as u32 + 1),
             };
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: Some(timestamps) });
-            let (x, y) = fold(d.grid.groups(n));
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(x, y, 1);
+            record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
         }
         encoder.resolve_query_set(&set, 0..queries, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);

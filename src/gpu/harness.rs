@@ -40,20 +40,11 @@ pub fn run_kernel(
             buf
         })
         .collect();
-    let layout = pipeline.get_bind_group_layout(0);
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-        .collect();
-    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+    let bind_group = super::lower::bind_group(ctx, &pipeline, &buffers.iter().collect::<Vec<_>>());
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        let (x, y) = super::backend::fold(groups);
-        pass.dispatch_workgroups(x, y, 1);
+        super::backend::record(&mut pass, &pipeline, &bind_group, groups);
     }
     let staging: Vec<wgpu::Buffer> = buffers
         .iter()

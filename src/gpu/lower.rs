@@ -80,7 +80,18 @@ pub(super) struct Buffers {
     pub v_cache: Vec<wgpu::Buffer>,
 }
 
-fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
+/// Binds `bufs` to bindings 0, 1, … of a pipeline's group 0.
+pub(super) fn bind_group(ctx: &GpuContext, pipeline: &wgpu::ComputePipeline, bufs: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = bufs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+        .collect();
+    let layout = pipeline.get_bind_group_layout(0);
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries })
+}
+
+pub(super) fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
     let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("params"),
         size: std::mem::size_of::<T>() as u64,
@@ -107,13 +118,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     let mut dispatches = Vec::new();
     let mut build = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
         let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
-        let layout = pipeline.get_bind_group_layout(0);
-        let entries: Vec<wgpu::BindGroupEntry> = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
-        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+        let bind_group = bind_group(ctx, &pipeline, bufs);
         Dispatch { kernel, pipeline, bind_group, grid, role, batched: None }
     };
     let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {

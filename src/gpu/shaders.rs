@@ -1,12 +1,14 @@
 //! Kernel sources and pipelines. Each op family is one `.wgsl` file in `shaders/`; the only
 //! preprocessing is concatenation: `common.wgsl`, then (for kernels reading weights) the quant
-//! format's file from `shaders/quant/`, then the kernel.
+//! format's file from `shaders/quant/`, then (for the two matmul kernels) `matmul_io.wgsl`, then
+//! the kernel.
 
 use std::collections::HashMap;
 
 use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const MATMUL_IO: &str = include_str!("../../shaders/matmul_io.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -62,6 +64,9 @@ pub fn assemble(kernel: Kernel, ty: Option<GgmlType>) -> String {
     let mut src = String::from(COMMON);
     if kernel.reads_weights() {
         src.push_str(quant_source(ty.expect("weight kernels take a format")));
+    }
+    if matches!(kernel, Kernel::MatMul | Kernel::MatMulTiled) {
+        src.push_str(MATMUL_IO);
     }
     src.push_str(kernel.source());
     src

@@ -74,10 +74,7 @@ pub fn top_k(c: &mut Vec<Candidate>, k: usize) {
 
 /// Softmax probabilities of sorted candidates at temperature 1.
 pub fn probabilities(c: &[Candidate]) -> Vec<f64> {
-    let Some(&(_, max)) = c.first() else { return Vec::new() };
-    let w: Vec<f64> = c.iter().map(|&(_, l)| ((l - max) as f64).exp()).collect();
-    let total: f64 = w.iter().sum();
-    w.into_iter().map(|x| x / total).collect()
+    tempered(c, 1.0)
 }
 
 /// Keeps the smallest prefix whose probability reaches `p` (1: all). `c` must be sorted.

@@ -4,7 +4,6 @@ use web_time::Instant;
 
 use super::stop::StopMatcher;
 use super::Session;
-use crate::backend::LogitsFor;
 use crate::sampler::Sampler;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::Result;
@@ -71,15 +70,8 @@ pub fn generate(
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generation> {
     let t0 = Instant::now();
-    let reused = session.tokens().iter().zip(prompt_ids).take_while(|(a, b)| a == b).count();
-    // Greedy decoding asks the backend for the argmax only (a GPU then reads back 4 bytes).
-    let greedy = sampler.is_greedy();
-    let mut next = if greedy {
-        session.set_tokens_greedy(prompt_ids)?
-    } else {
-        let logits = session.set_tokens(prompt_ids)?;
-        sampler.sample(&logits, session.tokens())?
-    };
+    let reused = session.common_prefix(prompt_ids);
+    let mut next = session.set_tokens_and_sample(prompt_ids, sampler)?;
     let prefill_seconds = t0.elapsed().as_secs_f64();
     let prefill_tokens = prompt_ids.len() - reused.min(prompt_ids.len() - 1);
     let t1 = Instant::now();
@@ -109,12 +101,7 @@ pub fn generate(
         if ids.len() == opts.max_tokens {
             break;
         }
-        next = if greedy {
-            session.append_greedy(&[id])?
-        } else {
-            let logits = session.append(&[id], LogitsFor::Last)?;
-            sampler.sample(&logits, session.tokens())?
-        };
+        next = session.append_and_sample(&[id], sampler)?;
     }
     let tail = if stop_reason == StopReason::Stop { String::new() } else { stops.push(&decoder.finish()).emit + &stops.finish() };
     if !tail.is_empty() {

@@ -12,6 +12,7 @@ pub use generate::{generate, GenerateOptions, Generation, StopReason};
 pub use stop::StopMatcher;
 
 use crate::backend::{block_on, Backend, LogitsFor};
+use crate::sampler::Sampler;
 use crate::{Error, Result};
 
 /// Default number of tokens evaluated per forward call during prefill.
@@ -157,13 +158,48 @@ impl Session {
         Ok(self.step(last, Want::Argmax).await?.id())
     }
 
+    /// How many leading tokens of `tokens` the cache already holds.
+    pub fn common_prefix(&self, tokens: &[u32]) -> usize {
+        self.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count()
+    }
+
+    /// [`set_tokens`](Self::set_tokens), then the next token drawn by `sampler`. A greedy
+    /// sampler lets the backend compute the argmax in place (a GPU reads back 4 bytes).
+    pub fn set_tokens_and_sample(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
+        block_on(self.set_tokens_and_sample_async(tokens, sampler))
+    }
+
+    /// [`set_tokens_and_sample`](Self::set_tokens_and_sample) without blocking.
+    pub async fn set_tokens_and_sample_async(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
+        if sampler.is_greedy() {
+            return self.set_tokens_greedy_async(tokens).await;
+        }
+        let logits = self.set_tokens_async(tokens).await?;
+        sampler.sample(&logits, &self.tokens)
+    }
+
+    /// Appends `tokens` and draws the next token with `sampler` (the argmax in place when
+    /// greedy).
+    pub fn append_and_sample(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
+        block_on(self.append_and_sample_async(tokens, sampler))
+    }
+
+    /// [`append_and_sample`](Self::append_and_sample) without blocking.
+    pub async fn append_and_sample_async(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
+        if sampler.is_greedy() {
+            return self.append_greedy_async(tokens).await;
+        }
+        let logits = self.append_async(tokens, LogitsFor::Last).await?;
+        sampler.sample(&logits, &self.tokens)
+    }
+
     /// Truncates the cache to the longest common prefix with `tokens`, always leaving at least
     /// the last token to evaluate (its logits are the result); returns what must be evaluated.
     fn reuse_prefix<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32]> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("empty prompt".into()));
         }
-        let common = self.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let common = self.common_prefix(tokens);
         let keep = common.min(tokens.len() - 1);
         self.backend.truncate(keep);
         self.tokens.truncate(keep);

@@ -215,14 +215,7 @@ impl Engine {
             let s = &mut *s;
             s.sampler = sampler;
             s.decoder.reset();
-            let id = if s.sampler.is_greedy() {
-                s.session.set_tokens_greedy_async(&prompt).await
-            } else {
-                match s.session.set_tokens_async(&prompt).await {
-                    Ok(logits) => s.sampler.sample(&logits, s.session.tokens()),
-                    Err(e) => Err(e),
-                }
-            };
+            let id = s.session.set_tokens_and_sample_async(&prompt, &mut s.sampler).await;
             id.map(JsValue::from).map_err(js_val)
         }))
     }
@@ -233,14 +226,7 @@ impl Engine {
         future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
             let s = &mut *s;
-            let next = if s.sampler.is_greedy() {
-                s.session.append_greedy_async(&[id]).await
-            } else {
-                match s.session.append_async(&[id], crate::backend::LogitsFor::Last).await {
-                    Ok(logits) => s.sampler.sample(&logits, s.session.tokens()),
-                    Err(e) => Err(e),
-                }
-            };
+            let next = s.session.append_and_sample_async(&[id], &mut s.sampler).await;
             next.map(JsValue::from).map_err(js_val)
         })
     }

@@ -331,7 +331,7 @@ pub fn bench_turns(path: &Path, turns: usize, reply_tokens: usize, run: &RunArgs
     }
     messages.push(ChatMessage { role: "user".into(), content: questions[(turns - 1) % questions.len()].into() });
     let prompt = model.chat_prompt(&messages)?;
-    let reused = session.tokens().iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+    let reused = session.common_prefix(&prompt);
     let t0 = std::time::Instant::now();
     let with_reuse = session.set_tokens_greedy(&prompt)?;
     let ttft_reuse = t0.elapsed().as_secs_f64();

@@ -150,6 +150,17 @@ fn score_and_ppl_agree_with_float64() {
 }
 
 #[test]
+fn json_schema_constrains_the_reply() {
+    let schema = r#"{"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}, "population": {"type": "integer", "minimum": 0}}, "required": ["city", "population"], "additionalProperties": false}"#;
+    let v = run_ok(&["generate", &model(), "--chat", "Tell me about Paris.", "--json-schema", schema, "--temperature", "0", "--backend", "cpu", "--json"]);
+    assert_eq!(v["stop_reason"], "eos", "{v}");
+    let reply: Value = serde_json::from_str(v["text"].as_str().unwrap()).expect("the reply parses");
+    assert!(reply["city"].is_string() && reply["population"].is_u64(), "{reply}");
+    assert_eq!(reply.as_object().unwrap().len(), 2, "{reply}");
+    assert!(v["grammar_ms_per_token"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+#[test]
 fn chat_answers_on_stdin() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["chat", &model(), "--temperature", "0"])
@@ -207,6 +218,18 @@ fn bad_inputs_fail_with_one_clear_line() {
     std::fs::write(p("ids.json"), "[1, 2, 99999999]").unwrap();
     assert_clean_failure(&["score".as_ref(), m.as_os_str(), "--tokens".as_ref(), p("ids.json").as_os_str()], "outside the vocabulary");
     assert_clean_failure(&["generate".as_ref(), m.as_os_str(), "--prompt".as_ref(), "hi".as_ref(), "--temperature=-1".as_ref()], "temperature");
+    let gen = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+        ["generate".into(), m.clone().into_os_string(), "--prompt".into(), "hi".into()].into_iter().chain(extra.iter().map(|s| s.into())).collect()
+    };
+    for (extra, expect) in [
+        (&["--json-schema", "{\"type\": \"integer\", \"minimum\": 5, \"maximum\": 1}"][..], "response_format"),
+        (&["--json-schema", "{not json"][..], "not JSON"),
+        (&["--json-schema", "/no/such/schema.json"][..], "--json-schema"),
+        (&["--json-object", "--beams", "2"][..], "--beams"),
+    ] {
+        let a = gen(extra);
+        assert_clean_failure(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>(), expect);
+    }
     let bench = ["bench", "--backend", "cpu", "--prompt-tokens", "2", "--gen-tokens", "1", "--profile"].map(std::ffi::OsStr::new);
     let args: Vec<&std::ffi::OsStr> = [bench[0], m.as_os_str()].into_iter().chain(bench[1..].iter().copied()).collect();
     assert_clean_failure(&args, "no kernel timers");

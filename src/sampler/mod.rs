@@ -2,12 +2,14 @@
 //! the order documented there) and a draw with a seeded ChaCha8 RNG, which gives the same
 //! draws on every platform for the same seed. Temperature 0 is greedy (ties go to the lower id).
 
+pub mod constraint;
 pub mod processors;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::{Error, Result};
+pub use constraint::{Constraint, ConstraintStats, Grammars, ResponseFormat};
 use processors as p;
 
 /// Sampling settings; the defaults turn every processor off except temperature 1.
@@ -85,6 +87,7 @@ impl SamplerConfig {
 pub struct Sampler {
     config: SamplerConfig,
     rng: ChaCha8Rng,
+    constraint: Option<Constraint>,
 }
 
 impl Sampler {
@@ -96,7 +99,18 @@ impl Sampler {
     pub fn from_config(config: SamplerConfig) -> Result<Self> {
         config.validate()?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        Ok(Self { config, rng })
+        Ok(Self { config, rng, constraint: None })
+    }
+
+    /// Restricts the draws from now on to what `constraint` allows (applied before every other
+    /// processor) and advances it with each drawn token; one constraint serves one reply.
+    pub fn set_constraint(&mut self, constraint: Option<Constraint>) {
+        self.constraint = constraint;
+    }
+
+    /// Time spent on constraint masks so far, if there is a constraint.
+    pub fn constraint_stats(&self) -> Option<ConstraintStats> {
+        self.constraint.as_ref().map(Constraint::stats)
     }
 
     pub fn greedy() -> Self {
@@ -110,11 +124,26 @@ impl Sampler {
     /// Whether the next token is the argmax of the raw logits, which backends can compute in
     /// place (temperature 0 and nothing that changes logits first).
     pub fn is_greedy(&self) -> bool {
-        self.config.temperature == 0.0 && !self.config.changes_logits()
+        self.config.temperature == 0.0 && !self.config.changes_logits() && self.constraint.is_none()
     }
 
     /// The next token for `logits`, given the sequence so far (`history`, for the penalties).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
+        let id = match &mut self.constraint {
+            Some(c) => {
+                let mut masked = logits.to_vec();
+                c.mask(&mut masked)?;
+                self.draw(&masked, history)?
+            }
+            None => self.draw(logits, history)?,
+        };
+        if let Some(c) = &mut self.constraint {
+            c.commit(id)?;
+        }
+        Ok(id)
+    }
+
+    fn draw(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
         let (probs, ids) = self.distribution(logits, history)?;
         if probs.len() == 1 {
             return Ok(ids[0]);
@@ -132,7 +161,7 @@ impl Sampler {
     }
 
     /// The distribution a draw uses: probabilities and their token ids, most likely first
-    /// (a single certain token when greedy).
+    /// (a single certain token when greedy). The constraint, if any, is not applied.
     pub fn distribution(&self, logits: &[f32], history: &[u32]) -> Result<(Vec<f64>, Vec<u32>)> {
         if logits.is_empty() {
             return Err(Error::InvalidArgument("no logits to sample from".into()));

@@ -10,7 +10,8 @@ use hearth::backend::KernelTime;
 use hearth::chat::ChatMessage;
 use hearth::gguf::read_header_file;
 use hearth::model::ModelConfig;
-use hearth::sampler::Sampler;
+use hearth::model::Model;
+use hearth::sampler::{Grammars, ResponseFormat, Sampler};
 use hearth::session::{beam_search, generate as run_generation, BeamOptions, GenerateOptions};
 use hearth::tokenizer::Tokenizer;
 use hearth::{Error, Result};
@@ -125,6 +126,10 @@ pub fn generate(
     json_out: bool,
 ) -> Result<()> {
     let mut sampler = Sampler::from_config(sample.config())?;
+    let format = sample.response_format()?;
+    if sample.beams > 1 && format != ResponseFormat::Text {
+        return Err(Error::InvalidArgument("--beams cannot be combined with --json-object or --json-schema".into()));
+    }
     let messages = match (&input.prompt, &input.chat, &input.messages) {
         (_, Some(m), _) => Some(vec![ChatMessage { role: "user".into(), content: utf8(m, "chat")? }]),
         (_, _, Some(file)) => Some(
@@ -152,6 +157,8 @@ pub fn generate(
         }
         return Ok(());
     }
+    let grammars = grammars_for(&model, &format)?;
+    sampler.set_constraint(grammars.as_ref().map(|g| g.constrain(&format)).transpose()?.flatten());
     let mut stdout = std::io::stdout();
     let out = run_generation(&mut session, &model.tokenizer, &prompt_ids, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
         if !json_out {
@@ -160,6 +167,7 @@ pub fn generate(
         }
         true
     })?;
+    let grammar_ms = sampler.constraint_stats().map(|s| s.ms_per_token());
     if json_out {
         print_json(&json!({
             "prompt_ids": out.prompt_ids,
@@ -171,11 +179,13 @@ pub fn generate(
             "n_prompt": out.prompt_ids.len(),
             "n_generated": out.ids.len(),
             "backend": session.backend().describe(),
+            "grammar_ms_per_token": grammar_ms,
         }));
     } else {
         println!();
+        let grammar = grammar_ms.map(|ms| format!(", grammar {ms:.2} ms/token")).unwrap_or_default();
         eprintln!(
-            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {:?}, {}]",
+            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {:?}{grammar}, {}]",
             out.prompt_ids.len(),
             out.prefill_tok_s(),
             out.ids.len(),
@@ -358,7 +368,9 @@ pub fn bench_turns(path: &Path, turns: usize, reply_tokens: usize, run: &RunArgs
 
 pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
     let mut sampler = Sampler::from_config(sample.config())?;
+    let format = sample.response_format()?;
     let (model, mut session) = load(path, run)?;
+    let grammars = grammars_for(&model, &format)?;
     let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
     let system_len = messages.len();
     eprintln!("chatting with {} on {} — /reset starts over, /exit or Ctrl-D quits", model.config().name.as_deref().unwrap_or("the model"), session.backend().describe());
@@ -389,6 +401,7 @@ pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<
         }
         messages.push(ChatMessage { role: "user".into(), content: text.to_string() });
         let prompt = model.chat_prompt(&messages)?;
+        sampler.set_constraint(grammars.as_ref().map(|g| g.constrain(&format)).transpose()?.flatten());
         let reply = run_generation(&mut session, &model.tokenizer, &prompt, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
@@ -406,4 +419,12 @@ pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<
             }
         }
     }
+}
+
+/// The vocabulary trie structured output needs, built only when `format` asks for it.
+fn grammars_for(model: &Model, format: &ResponseFormat) -> Result<Option<Grammars>> {
+    if *format == ResponseFormat::Text {
+        return Ok(None);
+    }
+    Grammars::new(&model.tokenizer, model.config().n_vocab).map(Some)
 }

@@ -3,10 +3,12 @@
 mod commands;
 mod setup;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hearth::sampler::ResponseFormat;
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Run GGUF language models: inspect, tokenize, generate, score, chat")]
@@ -74,9 +76,33 @@ pub struct SampleArgs {
     /// Beam search ranks beams by log-probability / length^penalty.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub length_penalty: f64,
+    /// The reply is a JSON object (response_format json_object).
+    #[arg(long, conflicts_with = "json_schema")]
+    pub json_object: bool,
+    /// The reply is JSON valid under this schema: a file, or the schema itself if it starts
+    /// with '{' (response_format json_schema).
+    #[arg(long, value_name = "FILE|JSON")]
+    pub json_schema: Option<OsString>,
 }
 
 impl SampleArgs {
+    pub fn response_format(&self) -> hearth::Result<ResponseFormat> {
+        if self.json_object {
+            return Ok(ResponseFormat::JsonObject);
+        }
+        let Some(arg) = &self.json_schema else {
+            return Ok(ResponseFormat::Text);
+        };
+        let text = match arg.to_str() {
+            Some(s) if s.trim_start().starts_with('{') => s.to_string(),
+            _ => std::fs::read_to_string(arg)
+                .map_err(|e| hearth::Error::InvalidArgument(format!("--json-schema {}: {e}", arg.to_string_lossy())))?,
+        };
+        let schema = serde_json::from_str(&text)
+            .map_err(|e| hearth::Error::InvalidArgument(format!("--json-schema is not JSON: {e}")))?;
+        Ok(ResponseFormat::schema(schema))
+    }
+
     pub fn config(&self) -> hearth::sampler::SamplerConfig {
         hearth::sampler::SamplerConfig {
             temperature: self.temperature,

@@ -24,6 +24,7 @@ const ui = {
   maxTokens: $('max-tokens'),
   seed: $('seed'),
   stopStrings: $('stop-strings'),
+  replyFormat: $('reply-format'),
 };
 
 // The Settings panel's number fields: [API name, input, label, default (shown in the field)].
@@ -203,6 +204,7 @@ function readSettings() {
   ui.stopStrings.removeAttribute('aria-invalid');
   const stop = parseStops(ui.stopStrings.value);
   if (stop.length) settings.stop = stop;
+  if (ui.replyFormat.value !== 'text') settings.response_format = { type: ui.replyFormat.value };
   return settings;
 }
 
@@ -217,6 +219,7 @@ function summarizeSettings() {
   }
   const stops = parseStops(ui.stopStrings.value).length;
   if (stops) parts.push(`${stops} stop string${stops === 1 ? '' : 's'}`);
+  if (ui.replyFormat.value === 'json_object') parts.push('JSON');
   ui.settingsSummary.textContent = parts.join(' · ');
 }
 
@@ -231,6 +234,7 @@ function markInvalid(message) {
     }
   }
   if (!input && /\bstop\b/.test(message)) input = ui.stopStrings;
+  if (!input && /response_format|structured output/.test(message)) input = ui.replyFormat;
   if (!input) return;
   input.setAttribute('aria-invalid', 'true');
   ui.settings.open = true;

@@ -91,9 +91,19 @@ export interface ChatCompletionRequestBase {
   presence_penalty?: number;
   /** Added to the logits of the given token ids (keys are token ids). */
   logit_bias?: Record<string, number>;
+  /**
+   * Structured output: every token is drawn from those that keep the reply valid JSON (an
+   * object, or a value valid under the schema); a finished reply always parses.
+   */
+  response_format?: ResponseFormat;
   /** Aborts within one token; the reply (every choice not yet finished) ends with finish_reason "abort". */
   signal?: AbortSignal;
 }
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name?: string; description?: string; schema: object; strict?: boolean } };
 
 export interface ChatCompletionRequestStreaming extends ChatCompletionRequestBase {
   stream: true;
@@ -116,6 +126,8 @@ export interface HearthTiming {
   decode_ms: number;
   /** Number of decode steps in decode_ms. */
   decode_tokens: number;
+  /** Time spent computing structured-output masks (0 without response_format). */
+  grammar_ms: number;
 }
 
 /** Non-standard extras carried by every chunk. */

@@ -202,6 +202,13 @@ function checkRequest(req) {
     });
   }
   out.sampling = sampling;
+  if (req.response_format != null) {
+    const f = req.response_format;
+    if (typeof f !== 'object' || !['text', 'json_object', 'json_schema'].includes(f.type)) {
+      throw new TypeError(`response_format must be {type: 'text' | 'json_object' | 'json_schema', …}, got ${JSON.stringify(f)}`);
+    }
+    out.response_format = f; // the engine checks the schema
+  }
   if (req.stop != null) {
     const stop = Array.isArray(req.stop) ? req.stop : [req.stop];
     if (!stop.every((s) => typeof s === 'string')) throw new TypeError('stop must be a string or an array of strings');
@@ -499,15 +506,17 @@ async function collect(queue, n) {
     }
     last = value;
   }
-  const timing = { prefill_ms: 0, decode_ms: 0, decode_tokens: 0 };
+  const timing = { prefill_ms: 0, decode_ms: 0, decode_tokens: 0, grammar_ms: 0 };
   for (const c of choices) {
     if (!c.timing) continue;
     timing.prefill_ms += c.timing.prefill_ms;
     timing.decode_ms += c.timing.decode_ms;
     timing.decode_tokens += c.timing.decode_tokens;
+    timing.grammar_ms += c.timing.grammar_ms ?? 0;
   }
   timing.prefill_ms = Math.round(timing.prefill_ms * 10) / 10;
   timing.decode_ms = Math.round(timing.decode_ms * 10) / 10;
+  timing.grammar_ms = Math.round(timing.grammar_ms * 10) / 10;
   return {
     id: last.id,
     object: 'chat.completion',

@@ -1,7 +1,8 @@
 // hearth worker: owns the wasm engine, streams the model file into it and runs the token loop.
 // Started by hearth.js as a module worker. Protocol (every reply carries the request's id):
 //   in:  {type:'load', id, url, sha256?, backend?, maxContext?, contextShift?}
-//        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?, sampling?}
+//        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?, sampling?,
+//         response_format?}
 //        (sampling: top_k, top_p, min_p, repeat_penalty, repeat_last_n, frequency_penalty,
 //        presence_penalty, logit_bias as [[id, bias], …]; the engine validates them)
 //        {type:'abort', id}  {type:'reset', id?}  {type:'unload', id?}
@@ -501,7 +502,8 @@ async function generate(msg) {
   try {
     if (maxTokens > 0) {
       const t0 = performance.now();
-      let tok = await engine.begin(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }));
+      const format = msg.response_format == null ? '' : JSON.stringify(msg.response_format);
+      let tok = await engine.begin(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }), format);
       prefillMs = performance.now() - t0;
       for (;;) {
         if (engine.isEnd(tok)) {
@@ -550,7 +552,7 @@ async function generate(msg) {
     id,
     finish_reason: finish,
     usage: { prompt_tokens: nPrompt, completion_tokens: completion, total_tokens: nPrompt + completion },
-    timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens },
+    timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens, grammar_ms: round1(engine.grammarMs()) },
     end_token_id: endToken,
     memory: heapBytes(),
   });

@@ -22,7 +22,7 @@ use crate::chat::ChatMessage;
 use crate::cpu::{CpuBackend, CpuWeights};
 use crate::gpu::{GpuBackend, GpuContext, GpuWeights};
 use crate::model::{Model, ModelStream};
-use crate::sampler::Sampler;
+use crate::sampler::{Grammars, ResponseFormat, Sampler};
 use crate::session::Session;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
@@ -128,7 +128,7 @@ impl Loader {
         let model = Rc::new(model);
         let session = Session::new(backend, model.config().n_vocab);
         let state = State { session, sampler: Sampler::greedy(), decoder: StreamDecoder::new(Shared(model.clone())) };
-        Ok(Engine { model, state: Rc::new(RefCell::new(state)), backend: self.backend, notice: self.notice })
+        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice })
     }
 }
 
@@ -159,6 +159,8 @@ struct State {
 pub struct Engine {
     model: Rc<Model>,
     state: Rc<RefCell<State>>,
+    /// The vocabulary trie for structured output, built on first use.
+    grammars: RefCell<Option<Rc<Grammars>>>,
     backend: String,
     notice: Option<String>,
 }
@@ -202,10 +204,17 @@ impl Engine {
     /// Evaluates `prompt` (reusing the cached prefix it shares with the previous sequence) and
     /// resolves to the first sampled token id. `sampling` is a JSON object of
     /// [`SamplerConfig`](crate::sampler::SamplerConfig) fields; temperature 0 is greedy.
-    pub fn begin(&self, prompt: Vec<u32>, sampling: &str) -> Result<js_sys::Promise, JsError> {
+    /// `response_format` is OpenAI's (JSON; empty for free text).
+    pub fn begin(&self, prompt: Vec<u32>, sampling: &str, response_format: &str) -> Result<js_sys::Promise, JsError> {
         let config: crate::sampler::SamplerConfig =
             serde_json::from_str(sampling).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
-        let sampler = Sampler::from_config(config).map_err(js_err)?;
+        let mut sampler = Sampler::from_config(config).map_err(js_err)?;
+        if !response_format.is_empty() {
+            let format = ResponseFormat::from_json(response_format).map_err(js_err)?;
+            if format != ResponseFormat::Text {
+                sampler.set_constraint(self.grammars()?.constrain(&format).map_err(js_err)?);
+            }
+        }
         if prompt.is_empty() {
             return Err(JsError::new("the prompt is empty"));
         }
@@ -218,6 +227,23 @@ impl Engine {
             let id = s.session.set_tokens_and_sample_async(&prompt, &mut s.sampler).await;
             id.map(JsValue::from).map_err(js_val)
         }))
+    }
+
+    /// Milliseconds spent on structured-output masks in the current reply (0 without one).
+    #[wasm_bindgen(js_name = grammarMs)]
+    pub fn grammar_ms(&self) -> f64 {
+        let stats = self.state.try_borrow().ok().and_then(|s| s.sampler.constraint_stats());
+        stats.map_or(0.0, |s| s.seconds * 1e3)
+    }
+
+    fn grammars(&self) -> Result<Rc<Grammars>, JsError> {
+        let mut cached = self.grammars.borrow_mut();
+        if let Some(g) = &*cached {
+            return Ok(g.clone());
+        }
+        let g = Rc::new(Grammars::new(&self.model.tokenizer, self.model.config().n_vocab).map_err(js_err)?);
+        *cached = Some(g.clone());
+        Ok(g)
     }
 
     /// Appends `id` (the last sampled token) and resolves to the next sampled id.

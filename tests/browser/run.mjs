@@ -552,6 +552,97 @@ const tests = [
     },
   },
   {
+    name: 'json: response_format replies parse and validate, seeded ones equal the native ids; a bad schema is a clear error; the page\'s JSON option (CPU backend)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      const schema = {
+        type: 'object',
+        properties: {
+          name: { type: 'string', maxLength: 24 },
+          age: { type: 'integer', minimum: 0, maximum: 150 },
+          class: { enum: ['wizard', 'knight', 'dragon', 'thief'] },
+          stats: { type: 'object', properties: { strength: { type: 'number' } }, required: ['strength'], additionalProperties: false },
+          items: { type: 'array', items: { type: 'string', maxLength: 16 }, maxItems: 2 },
+        },
+        required: ['name', 'age', 'class', 'stats', 'items'],
+        additionalProperties: false,
+      };
+      const prompt = 'Describe a fantasy character as JSON.';
+      const r = await page.evaluate(async ({ prompt, schema }) => {
+        const engine = window.hearthPage.engine;
+        const messages = [{ role: 'user', content: prompt }];
+        const response_format = { type: 'json_schema', json_schema: { name: 'character', schema } };
+        const out = { seeded: [] };
+        for (const seed of [1, 2, 3]) {
+          out.seeded.push(await engine.chat.completions.create({ messages, temperature: 1, seed, max_tokens: 120, response_format }));
+        }
+        out.object = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Say hello.' }], temperature: 0, max_tokens: 80, response_format: { type: 'json_object' } });
+        for (const [key, format] of [['badSchema', { type: 'json_schema', json_schema: { schema: { type: 'integer', minimum: 5, maximum: 1 } } }], ['badType', { type: 'yaml' }]]) {
+          try {
+            await engine.chat.completions.create({ messages, max_tokens: 4, response_format: format });
+            out[key] = 'no error';
+          } catch (e) {
+            out[key] = { isError: e instanceof Error, name: e.name, message: e.message };
+          }
+        }
+        out.after = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi!' }], temperature: 0, max_tokens: 3 });
+        return out;
+      }, { prompt, schema });
+      const valid = (v) =>
+        v && typeof v === 'object' && Object.keys(v).sort().join() === 'age,class,items,name,stats' &&
+        typeof v.name === 'string' && v.name.length <= 24 && Number.isInteger(v.age) && v.age >= 0 && v.age <= 150 &&
+        schema.properties.class.enum.includes(v.class) && Object.keys(v.stats).join() === 'strength' && typeof v.stats.strength === 'number' &&
+        Array.isArray(v.items) && v.items.length <= 2 && v.items.every((x) => typeof x === 'string' && x.length <= 16);
+      let grammarMs = 0;
+      let tokens = 0;
+      for (const [i, reply] of r.seeded.entries()) {
+        const c = reply.choices[0];
+        let value = null;
+        try {
+          value = JSON.parse(c.message.content);
+        } catch (e) {
+          check(false, `seed ${i + 1}: ${e.message} in ${JSON.stringify(c.message.content)}`);
+        }
+        check(c.finish_reason === 'stop' && valid(value), `seed ${i + 1}: ${c.finish_reason} ${JSON.stringify(c.message.content)} does not validate`);
+        grammarMs += reply.hearth.timing.grammar_ms;
+        tokens += reply.usage.completion_tokens + 1;
+        log(`seed ${i + 1}: ${c.message.content}`);
+      }
+      log(`structured output in wasm: ${(grammarMs / tokens).toFixed(2)} ms of mask per token over ${tokens} tokens`);
+      check(grammarMs > 0, 'timing.grammar_ms is not reported');
+      const native = nativeIds(prompt, 120, ['--temperature', '1', '--seed', '1', '--json-schema', JSON.stringify(schema)]);
+      check(sameIds(r.seeded[0].hearth.tokenIds, native), `seeded browser ids ${JSON.stringify(r.seeded[0].hearth.tokenIds)} differ from the native ${JSON.stringify(native)}`);
+      const obj = r.object.choices[0].message.content;
+      let parsed = null;
+      try {
+        parsed = JSON.parse(obj);
+      } catch {}
+      check(parsed && typeof parsed === 'object' && !Array.isArray(parsed), `json_object reply ${JSON.stringify(obj)} is not an object`);
+      log(`json_object, greedy: ${obj}`);
+      check(r.badSchema.isError && /response_format/.test(r.badSchema.message), `unsatisfiable schema: ${JSON.stringify(r.badSchema)}`);
+      check(r.badType.name === 'TypeError' && /response_format/.test(r.badType.message), `type yaml: ${JSON.stringify(r.badType)}`);
+      log(`bad schema -> ${r.badSchema.message}`);
+      check(r.after.choices[0].message.content.length > 0, 'the engine is unusable after a bad schema');
+      // The page: Reply format "JSON object".
+      await page.click('#new-chat');
+      await openSettings(page);
+      await page.selectOption('#reply-format', 'json_object');
+      try {
+        const s = await uiSend(page, 'Give me a JSON object describing Paris.', { temperature: 0, maxTokens: 80 });
+        const summary = await page.textContent('#settings-summary');
+        let pageValue = null;
+        try {
+          pageValue = JSON.parse(s.text);
+        } catch {}
+        check(!s.error && pageValue && typeof pageValue === 'object', `the page's JSON reply ${JSON.stringify(s.text)} (${s.error})`);
+        check(/JSON/.test(summary), `settings summary ${JSON.stringify(summary)}`);
+        log(`page, Reply format JSON object: ${s.text}`);
+      } finally {
+        await page.selectOption('#reply-format', 'text');
+      }
+    },
+  },
+  {
     name: 'abort: Stop mid-generation, then generate again (CPU backend, for speed)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');

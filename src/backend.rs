@@ -47,6 +47,24 @@ pub trait Backend {
         Box::pin(std::future::ready(self.forward_argmax(tokens, start)))
     }
 
+    /// The largest k for which [`forward_top_k`](Self::forward_top_k) selects on the device
+    /// (0: it reads the logits back like [`forward`](Self::forward)).
+    fn device_top_k(&self) -> usize {
+        0
+    }
+
+    /// Like [`forward`](Self::forward) for the last token only, returning its `k` largest
+    /// logits with their ids, largest first (the lower id among equals).
+    fn forward_top_k(&mut self, tokens: &[u32], start: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        let logits = self.forward(tokens, start, LogitsFor::Last)?;
+        Ok(crate::sampler::processors::best_candidates(&logits, k))
+    }
+
+    /// [`forward_top_k`](Self::forward_top_k) without blocking.
+    fn forward_top_k_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, k: usize) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
+        Box::pin(std::future::ready(self.forward_top_k(tokens, start, k)))
+    }
+
     /// Removes cached positions `keep..keep + drop`: the later ones move down by `drop` and
     /// their keys are re-rotated, so the cache holds what evaluating the remaining tokens at
     /// their new positions would give (up to rounding). This lets a long conversation keep

@@ -52,3 +52,30 @@ fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
     fresh.append_greedy(&ids).unwrap();
     assert_eq!(session.append_greedy(&[next]).unwrap(), fresh.append_greedy(&[next]).unwrap());
 }
+
+#[test]
+fn top_k_sampling_selects_on_the_gpu_and_draws_what_the_full_logits_draw() {
+    let Some((model, mut session)) = gpu_session() else { return };
+    assert!(session.backend().device_top_k() >= 40);
+    let prompt = model.text_prompt("Once upon a time").unwrap();
+    let config = hearth::sampler::SamplerConfig { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 7, ..Default::default() };
+    // On the GPU path: 8 bytes per candidate come back.
+    let mut sampler = hearth::sampler::Sampler::from_config(config.clone()).unwrap();
+    assert_eq!(sampler.top_k_only(), Some(40));
+    let mut selected = vec![session.set_tokens_and_sample(&prompt, &mut sampler).unwrap()];
+    for _ in 0..7 {
+        selected.push(session.append_and_sample(&[*selected.last().unwrap()], &mut sampler).unwrap());
+    }
+    // The same draws from the whole logits rows.
+    session.clear();
+    let mut sampler = hearth::sampler::Sampler::from_config(config).unwrap();
+    let logits = session.set_tokens(&prompt).unwrap();
+    let mut full = vec![sampler.sample(&logits, session.tokens()).unwrap()];
+    for _ in 0..7 {
+        let logits = session.append(&[*full.last().unwrap()], hearth::backend::LogitsFor::Last).unwrap();
+        full.push(sampler.sample(&logits, session.tokens()).unwrap());
+    }
+    eprintln!("top-k 40 on the GPU: {selected:?} {:?}", model.tokenizer.decode(&selected, false).unwrap());
+    assert_eq!(selected, full);
+    assert!(selected.iter().collect::<std::collections::HashSet<_>>().len() > 2, "{selected:?}");
+}

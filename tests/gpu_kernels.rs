@@ -408,6 +408,32 @@ fn argmax_takes_the_lowest_index_among_equals() {
 }
 
 #[test]
+fn top_k_selects_like_the_cpu_sampler() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    // The vocabulary (several levels of workgroup sorts), a partial last tile, and one tile.
+    for (n, ks) in [(49_152usize, &[1usize, 40, 256][..]), (5_000, &[3, 64]), (700, &[1, 256])] {
+        let mut logits = floats(&mut rng, n);
+        // Ties across tiles (lower id first), negative zero against zero, an infinity.
+        for i in 0..8 {
+            logits[(rng.next_u32() as usize) % n] = 2.5 + (i % 2) as f32;
+        }
+        logits[(rng.next_u32() as usize) % n] = -0.0;
+        logits[(rng.next_u32() as usize) % n] = 0.0;
+        logits[(rng.next_u32() as usize) % n] = f32::NEG_INFINITY;
+        for &k in ks {
+            let got = hearth::gpu::harness::top_k(&ctx, &logits, k).unwrap();
+            let want = hearth::sampler::processors::best_candidates(&logits, k);
+            assert_eq!(got.len(), k.min(n), "n {n}, k {k}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(g.0 == w.0 && g.1.to_bits() == w.1.to_bits(), "n {n}, k {k}, rank {i}: {g:?} != {w:?}");
+            }
+        }
+    }
+    assert!(hearth::gpu::harness::top_k(&ctx, &[1.0], 257).is_err());
+}
+
+#[test]
 fn rope_kv_rotates_queries_and_caches_keys_and_values() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();

@@ -140,6 +140,27 @@ fn draws_follow_the_truncated_distribution() {
 }
 
 #[test]
+fn drawing_from_the_top_k_candidates_equals_drawing_from_all_logits() {
+    let logits: Vec<f32> = (0..5000u32).map(|i| ((i * 7919) % 1000) as f32 / 150.0).collect();
+    let config = SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.9, min_p: 0.02, seed: 3, ..SamplerConfig::default() };
+    let (mut all, mut top) = (Sampler::from_config(config.clone()).unwrap(), Sampler::from_config(config).unwrap());
+    assert_eq!(top.top_k_only(), Some(40));
+    let drawn: Vec<u32> = (0..200).map(|_| all.sample(&logits, &[]).unwrap()).collect();
+    let from_top: Vec<u32> = (0..200).map(|_| top.sample_top_k(p::best_candidates(&logits, 40)).unwrap()).collect();
+    assert_eq!(drawn, from_top);
+    assert!(drawn.iter().collect::<std::collections::HashSet<_>>().len() > 5);
+    // Penalties, bias, no top-k or greedy need the whole row.
+    for config in [
+        SamplerConfig { top_k: 40, repeat_penalty: 1.1, ..SamplerConfig::default() },
+        SamplerConfig { top_k: 40, logit_bias: vec![(1, 2.0)], ..SamplerConfig::default() },
+        SamplerConfig { top_k: 0, ..SamplerConfig::default() },
+        SamplerConfig { top_k: 40, temperature: 0.0, ..SamplerConfig::default() },
+    ] {
+        assert_eq!(Sampler::from_config(config.clone()).unwrap().top_k_only(), None, "{config:?}");
+    }
+}
+
+#[test]
 fn bad_settings_are_errors() {
     for cfg in [
         SamplerConfig { temperature: -1.0, ..Default::default() },

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::context::GpuContext;
 use super::lower::{bind_group, lower, uniform, Buffers, Dispatch, Role};
 use super::params;
+use super::shaders::Pipelines;
+use super::top_k::{self, TopK, MAX_TOP_K};
 use super::weights::GpuWeights;
 use crate::backend::{block_on, Backend, BoxFuture, KernelTime, LogitsFor};
 use crate::model::{Act, ForwardPlan};
@@ -25,6 +27,7 @@ pub struct GpuBackend {
     staging: wgpu::Buffer,
     argmax: wgpu::Buffer,
     argmax_staging: wgpu::Buffer,
+    top_k: TopK,
     k_cache: Vec<wgpu::Buffer>,
     v_cache: Vec<wgpu::Buffer>,
     max_batch: usize,
@@ -93,6 +96,7 @@ impl GpuBackend {
         let buffers = Buffers { acts, tokens, step, logits, argmax, rope_table, k_cache, v_cache };
         let dispatches = lower(&ctx, &plan, &weights, &buffers);
         let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
+        let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab);
         Ok(Self {
             ctx,
             plan,
@@ -104,6 +108,7 @@ impl GpuBackend {
             staging,
             argmax,
             argmax_staging,
+            top_k,
             k_cache,
             v_cache,
             max_batch,
@@ -128,9 +133,17 @@ impl GpuBackend {
         crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)
     }
 
-    /// Records one compute pass over the dispatches `wanted` selects, plus `copies`, and
-    /// submits it: the whole forward pass is one submission.
-    fn submit(&mut self, tokens: &[u32], start: usize, wanted: impl Fn(Role) -> bool, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
+    /// Records one compute pass over the dispatches `wanted` selects (then, with `top_k`, the
+    /// selection of that many candidates), plus `copies`, and submits it: the whole forward
+    /// pass is one submission.
+    fn submit(
+        &mut self,
+        tokens: &[u32],
+        start: usize,
+        wanted: impl Fn(Role) -> bool,
+        top_k: Option<usize>,
+        copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)],
+    ) {
         let n = tokens.len() as u32;
         let q = &self.ctx.queue;
         self.write_inputs(tokens, start);
@@ -139,6 +152,9 @@ impl GpuBackend {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             for d in self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)) {
                 record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
+            }
+            if let Some(k) = top_k {
+                self.top_k.record(q, &mut pass, k);
             }
         }
         for &(src, dst, bytes) in copies {
@@ -167,7 +183,7 @@ impl GpuBackend {
         };
         let (logits, staging) = (self.logits.clone(), self.staging.clone());
         let copies: &[_] = if floats > 0 { &[(&logits, &staging, (floats * 4) as u64)] } else { &[] };
-        self.submit(tokens, start, wanted, copies);
+        self.submit(tokens, start, wanted, None, copies);
         if floats == 0 {
             return Ok(Vec::new());
         }
@@ -182,9 +198,24 @@ impl GpuBackend {
         }
         let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast | Role::Argmax);
         let (argmax, staging) = (self.argmax.clone(), self.argmax_staging.clone());
-        self.submit(tokens, start, wanted, &[(&argmax, &staging, 4)]);
+        self.submit(tokens, start, wanted, None, &[(&argmax, &staging, 4)]);
         let bytes = read_back_async(&self.ctx, &self.argmax_staging, 4).await?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    async fn forward_top_k_impl(&mut self, tokens: &[u32], start: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        self.check(tokens, start)?;
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to evaluate".into()));
+        }
+        if !(1..=MAX_TOP_K).contains(&k) {
+            return Err(Error::InvalidArgument(format!("the GPU selects from 1 to {MAX_TOP_K} candidates, not {k}")));
+        }
+        let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast);
+        let (result, staging) = (self.top_k.result(k).clone(), self.top_k.staging.clone());
+        self.submit(tokens, start, wanted, Some(k), &[(&result, &staging, (k * 8) as u64)]);
+        let bytes = read_back_async(&self.ctx, &staging, k * 8).await?;
+        Ok(top_k::decode(&bytes, self.plan.config.n_vocab))
     }
 }
 
@@ -301,6 +332,18 @@ impl Backend for GpuBackend {
 
     fn forward_argmax_async<'a>(&'a mut self, tokens: &'a [u32], start: usize) -> BoxFuture<'a, Result<u32>> {
         Box::pin(self.forward_argmax_impl(tokens, start))
+    }
+
+    fn device_top_k(&self) -> usize {
+        MAX_TOP_K
+    }
+
+    fn forward_top_k(&mut self, tokens: &[u32], start: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        block_on(self.forward_top_k_impl(tokens, start, k))
+    }
+
+    fn forward_top_k_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, k: usize) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
+        Box::pin(self.forward_top_k_impl(tokens, start, k))
     }
 
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {

@@ -10,6 +10,7 @@ pub mod harness;
 mod lower;
 pub mod params;
 mod shaders;
+pub mod top_k;
 mod weights;
 
 pub use backend::GpuBackend;

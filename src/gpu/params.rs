@@ -116,3 +116,13 @@ pub struct RopeKv {
     pub kv_dim: u32,
     pub _pad: [u32; 2],
 }
+
+/// `top_k`: one level of the selection tree.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct TopK {
+    pub n: u32,
+    pub k: u32,
+    pub from_logits: u32,
+    pub _pad: u32,
+}

@@ -23,6 +23,7 @@ pub enum Kernel {
     SwiGlu,
     Argmax,
     RopeKv,
+    TopK,
 }
 
 impl Kernel {
@@ -38,6 +39,7 @@ impl Kernel {
             Kernel::SwiGlu => include_str!("../../shaders/swiglu.wgsl"),
             Kernel::Argmax => include_str!("../../shaders/argmax.wgsl"),
             Kernel::RopeKv => include_str!("../../shaders/rope_kv.wgsl"),
+            Kernel::TopK => include_str!("../../shaders/top_k.wgsl"),
         }
     }
 

@@ -144,9 +144,14 @@ impl Sampler {
     }
 
     fn draw(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
-        let (probs, ids) = self.distribution(logits, history)?;
+        let d = self.distribution(logits, history)?;
+        Ok(self.pick(d))
+    }
+
+    /// The draw's inverse-CDF step (no random number when one token is certain).
+    fn pick(&mut self, (probs, ids): (Vec<f64>, Vec<u32>)) -> u32 {
         if probs.len() == 1 {
-            return Ok(ids[0]);
+            return ids[0];
         }
         // 53 random bits → uniform in [0, 1).
         let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -154,10 +159,29 @@ impl Sampler {
         for (q, &id) in probs.iter().zip(&ids) {
             acc += q;
             if u < acc {
-                return Ok(id);
+                return id;
             }
         }
-        Ok(ids[0])
+        ids[0]
+    }
+
+    /// `Some(k)` when a draw depends only on the k largest raw logits (top-k sampling with
+    /// nothing that changes logits first), so a backend can select them where it computes them.
+    pub fn top_k_only(&self) -> Option<usize> {
+        let c = &self.config;
+        (c.top_k > 0 && c.temperature > 0.0 && !c.changes_logits() && self.constraint.is_none()).then_some(c.top_k)
+    }
+
+    /// The draw [`sample`](Self::sample) makes, from the `top_k` largest logits with their ids,
+    /// largest first (lower id among equals): the same token for the same seed.
+    pub fn sample_top_k(&mut self, candidates: Vec<(u32, f32)>) -> Result<u32> {
+        if candidates.is_empty() {
+            return Err(Error::InvalidArgument("no candidates to sample from".into()));
+        }
+        let mut c = candidates;
+        p::top_k(&mut c, self.config.top_k);
+        let d = self.truncate(c);
+        Ok(self.pick(d))
     }
 
     /// The distribution a draw uses: probabilities and their token ids, most likely first
@@ -174,11 +198,16 @@ impl Sampler {
         if c.temperature == 0.0 {
             return Ok((vec![1.0], vec![argmax(&l)]));
         }
-        let mut cands = p::best_candidates(&l, c.top_k);
+        Ok(self.truncate(p::best_candidates(&l, c.top_k)))
+    }
+
+    /// Top-p, min-p and temperature over sorted candidates.
+    fn truncate(&self, mut cands: Vec<p::Candidate>) -> (Vec<f64>, Vec<u32>) {
+        let c = &self.config;
         p::top_p(&mut cands, c.top_p);
         p::min_p(&mut cands, c.min_p);
         let probs = p::tempered(&cands, c.temperature);
-        Ok((probs, cands.into_iter().map(|(id, _)| id).collect()))
+        (probs, cands.into_iter().map(|(id, _)| id).collect())
     }
 }
 

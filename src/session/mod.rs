@@ -99,6 +99,7 @@ impl Session {
         let result = match want {
             Want::Logits(which) => self.backend.forward_async(part, start, which).await.map(Got::Logits),
             Want::Argmax => self.backend.forward_argmax_async(part, start).await.map(Got::Id),
+            Want::TopK(k) => self.backend.forward_top_k_async(part, start, k).await.map(Got::Candidates),
         };
         match result {
             Ok(v) => {
@@ -171,15 +172,13 @@ impl Session {
 
     /// [`set_tokens_and_sample`](Self::set_tokens_and_sample) without blocking.
     pub async fn set_tokens_and_sample_async(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
-        if sampler.is_greedy() {
-            return self.set_tokens_greedy_async(tokens).await;
-        }
-        let logits = self.set_tokens_async(tokens).await?;
-        sampler.sample(&logits, &self.tokens)
+        let rest = self.reuse_prefix(tokens)?;
+        self.append_and_sample_async(rest, sampler).await
     }
 
-    /// Appends `tokens` and draws the next token with `sampler` (the argmax in place when
-    /// greedy).
+    /// Appends `tokens` and draws the next token with `sampler`. The backend reads back as
+    /// little as the sampler needs: the argmax when greedy, the k best logits for plain top-k
+    /// sampling where it can select them, the whole last row otherwise.
     pub fn append_and_sample(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
         block_on(self.append_and_sample_async(tokens, sampler))
     }
@@ -188,6 +187,14 @@ impl Session {
     pub async fn append_and_sample_async(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
         if sampler.is_greedy() {
             return self.append_greedy_async(tokens).await;
+        }
+        if let Some(k) = sampler.top_k_only().filter(|&k| k <= self.backend.device_top_k()) {
+            if tokens.is_empty() {
+                return Err(Error::InvalidArgument("no tokens to evaluate".into()));
+            }
+            let last = self.prefill_head(tokens).await?;
+            let candidates = self.step(last, Want::TopK(k)).await?.candidates();
+            return sampler.sample_top_k(candidates);
         }
         let logits = self.append_async(tokens, LogitsFor::Last).await?;
         sampler.sample(&logits, &self.tokens)
@@ -235,25 +242,34 @@ impl Session {
 enum Want {
     Logits(LogitsFor),
     Argmax,
+    TopK(usize),
 }
 
 enum Got {
     Logits(Vec<f32>),
     Id(u32),
+    Candidates(Vec<(u32, f32)>),
 }
 
 impl Got {
     fn logits(self) -> Vec<f32> {
         match self {
             Got::Logits(l) => l,
-            Got::Id(_) => unreachable!("asked for logits"),
+            _ => unreachable!("asked for logits"),
         }
     }
 
     fn id(self) -> u32 {
         match self {
             Got::Id(i) => i,
-            Got::Logits(_) => unreachable!("asked for an id"),
+            _ => unreachable!("asked for an id"),
+        }
+    }
+
+    fn candidates(self) -> Vec<(u32, f32)> {
+        match self {
+            Got::Candidates(c) => c,
+            _ => unreachable!("asked for candidates"),
         }
     }
 }

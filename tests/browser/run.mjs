@@ -259,7 +259,7 @@ const STORY = 'Tell me a story about a dragon.';
 
 const tests = [
   {
-    name: 'gpu-golden: default model on WebGPU, greedy chat equals the float64 ids, and 16 story tokens equal the native engine\'s',
+    name: 'gpu-golden: default model on WebGPU, greedy chat equals the float64 ids, 16 story tokens equal the native engine\'s, GPU top-k draws equal whole-row draws',
     async run({ page }) {
       await greedyGolden(page, 'auto');
       // The golden reply ends after 8 tokens; a story runs the full 16.
@@ -270,6 +270,17 @@ const tests = [
       check(!r.error, `error: ${r.error}`);
       log(`story ${JSON.stringify(r.text)}; ids ${JSON.stringify(r.ids)}`);
       check(sameIds(r.ids, want), `WebGPU story ids ${JSON.stringify(r.ids)} differ from the native ${JSON.stringify(want)}`);
+      // Top-k sampling: the GPU selects the 40 candidates (320 bytes read back); a zero logit
+      // bias forces the whole-row readback, and the seeded draws must be the same.
+      const topK = await page.evaluate(async (m) => {
+        const engine = window.hearthPage.engine;
+        const req = { messages: [{ role: 'user', content: m }], temperature: 0.9, top_k: 40, seed: 9, max_tokens: 4 };
+        const selected = await engine.chat.completions.create(req);
+        const full = await engine.chat.completions.create({ ...req, logit_bias: { 0: 0 } });
+        return { selected: selected.hearth.tokenIds, full: full.hearth.tokenIds, text: selected.choices[0].message.content };
+      }, STORY);
+      log(`top-k 40 on WebGPU: ${JSON.stringify(topK.text)} ${JSON.stringify(topK.selected)}`);
+      check(topK.selected.length > 0 && sameIds(topK.selected, topK.full), `GPU top-k ids ${JSON.stringify(topK.selected)} != whole-row ids ${JSON.stringify(topK.full)}`);
     },
   },
   {

@@ -80,6 +80,9 @@ fn generate_greedy_chat_json() {
     let v3 = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--stop", "Paris", "--stop", "xyz", "--json"]);
     assert_eq!(v3["text"], "The capital of France is ");
     assert_eq!(v3["stop_reason"], "stop");
+    // Reading the prompt 5 tokens per forward call changes nothing.
+    let v4 = run_ok(&["generate", &model(), "--chat", question, "--temperature", "0", "--max-tokens", "32", "--prefill-chunk", "5", "--json"]);
+    assert_eq!(v4["ids"], v["ids"]);
     let b = run_ok(&["generate", &model(), "--chat", question, "--beams", "3", "--max-tokens", "12", "--json"]);
     assert_eq!(b["text"], "The capital of France is Paris.");
     assert!(b["logprob"].as_f64().unwrap() < 0.0);
@@ -226,6 +229,7 @@ fn bad_inputs_fail_with_one_clear_line() {
         (&["--json-schema", "{not json"][..], "not JSON"),
         (&["--json-schema", "/no/such/schema.json"][..], "--json-schema"),
         (&["--json-object", "--beams", "2"][..], "--beams"),
+        (&["--prefill-chunk", "0"][..], "--prefill-chunk"),
     ] {
         let a = gen(extra);
         assert_clean_failure(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>(), expect);

@@ -30,6 +30,11 @@ export interface LoadOptions {
    * generation goes on.
    */
   contextShift?: number;
+  /**
+   * Tokens per forward call while reading a prompt (on the GPU also the largest batch; its
+   * logits buffer must fit the GPU's binding limit). 0 or absent: 128.
+   */
+  prefillChunk?: number;
   /** Aborts the load; the promise rejects with an Error named "AbortError", message "aborted". */
   signal?: AbortSignal;
   /** Non-standard: wasm heap size samples (bytes) taken while loading. */

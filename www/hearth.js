@@ -88,11 +88,14 @@ class WorkerClient {
  * Streams a GGUF model from `url` into a new engine running in a worker.
  * Options: onProgress({loaded, total, rate, eta, fromCache}), sha256, backend ('auto'|'gpu'|'cpu'),
  * maxContext, contextShift (keep this many first tokens and drop older ones when the context
- * is full, instead of failing), signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
+ * is full, instead of failing), prefillChunk (tokens per forward call while reading a prompt), signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
  */
 export async function load(url, options = {}) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
-  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, signal } = options;
+  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, signal } = options;
+  if (!(Number.isInteger(prefillChunk) && prefillChunk >= 0)) {
+    throw new TypeError(`prefillChunk must be a positive integer, got ${JSON.stringify(prefillChunk)}`);
+  }
   if (contextShift != null && !(Number.isInteger(contextShift) && contextShift >= 0)) {
     throw new TypeError(`contextShift must be a non-negative integer, got ${JSON.stringify(contextShift)}`);
   }
@@ -113,7 +116,7 @@ export async function load(url, options = {}) {
   let onAbort = null;
   try {
     const loaded = await new Promise((resolve, reject) => {
-      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift }, (m) => {
+      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift, prefillChunk }, (m) => {
         switch (m.type) {
           case 'progress':
             try {

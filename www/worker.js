@@ -1,6 +1,6 @@
 // hearth worker: owns the wasm engine, streams the model file into it and runs the token loop.
 // Started by hearth.js as a module worker. Protocol (every reply carries the request's id):
-//   in:  {type:'load', id, url, sha256?, backend?, maxContext?, contextShift?}
+//   in:  {type:'load', id, url, sha256?, backend?, maxContext?, contextShift?, prefillChunk?}
 //        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?, sampling?,
 //         response_format?}
 //        (sampling: top_k, top_p, min_p, repeat_penalty, repeat_last_n, frequency_penalty,
@@ -165,6 +165,7 @@ async function load(msg) {
   const backend = msg.backend || 'auto';
   const maxContext = msg.maxContext > 0 ? Math.floor(msg.maxContext) : 0;
   const contextShift = msg.contextShift;
+  const prefillChunk = Number.isInteger(msg.prefillChunk) && msg.prefillChunk > 0 ? msg.prefillChunk : 0;
   const expectedSha = msg.sha256 ? String(msg.sha256).trim().toLowerCase() : null;
   const ctrl = new AbortController();
   controllers.set(id, ctrl);
@@ -190,7 +191,7 @@ async function load(msg) {
     }
     if (hit) {
       try {
-        const result = await loadBody(hit, { id, url, backend, maxContext, contextShift, expectedSha, fromCache: true, memory, checkAbort, signal: ctrl.signal });
+        const result = await loadBody(hit, { id, url, backend, maxContext, contextShift, prefillChunk, expectedSha, fromCache: true, memory, checkAbort, signal: ctrl.signal });
         return finishLoad(id, result, started, memory, true, false);
       } catch (e) {
         if (e instanceof AbortedError || aborted.has(id)) throw new AbortedError();
@@ -226,7 +227,7 @@ async function load(msg) {
   let sink = null;
   if (cache) sink = new CacheSink(cache, url, contentLength(response));
   try {
-    const result = await loadBody(response, { id, url, backend, maxContext, contextShift, expectedSha, fromCache: false, memory, checkAbort, signal: ctrl.signal, sink });
+    const result = await loadBody(response, { id, url, backend, maxContext, contextShift, prefillChunk, expectedSha, fromCache: false, memory, checkAbort, signal: ctrl.signal, sink });
     let cached = false;
     if (sink) cached = await sink.commit();
     return finishLoad(id, result, started, memory, false, cached);
@@ -382,7 +383,7 @@ async function loadBody(response, o) {
     }
     o.checkAbort();
     consumed = true; // finish() consumes the loader, even when it throws
-    const eng = loader.finish(o.maxContext);
+    const eng = loader.finish(o.maxContext, o.prefillChunk);
     if (Number.isInteger(o.contextShift) && o.contextShift >= 0) eng.setContextShift(o.contextShift);
     return { engine: eng, bytes: loaded, sha256 };
   } finally {

@@ -28,7 +28,7 @@ use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 /// Default context in the browser: enough for a long chat, small enough for modest GPUs.
 const DEFAULT_CONTEXT: usize = 2048;
-/// Tokens per GPU forward call during prefill.
+/// Default tokens per forward call while reading a prompt.
 const GPU_BATCH: usize = 128;
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -116,17 +116,21 @@ impl Loader {
         self.stream.sha256_hex()
     }
 
-    /// Ends the input and prepares the engine; `max_context` 0 picks the default.
-    pub fn finish(self, max_context: u32) -> Result<Engine, JsError> {
+    /// Ends the input and prepares the engine; `max_context` 0 picks the default context and
+    /// `prefill_chunk` 0 the default tokens per forward call while reading a prompt (on the
+    /// GPU also the largest batch).
+    pub fn finish(self, max_context: u32, prefill_chunk: u32) -> Result<Engine, JsError> {
         let (model, weights) = self.stream.finish().map_err(js_err)?;
         let train = model.config().n_ctx_train.max(1);
         let ctx = if max_context == 0 { DEFAULT_CONTEXT.min(train) } else { max_context as usize };
+        let chunk = if prefill_chunk == 0 { GPU_BATCH } else { prefill_chunk as usize };
         let backend: Box<dyn Backend> = match weights {
-            Weights::Gpu(w) => Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), GPU_BATCH, ctx).map_err(js_err)?),
+            Weights::Gpu(w) => Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?),
             Weights::Cpu(w) => Box::new(CpuBackend::new(model.plan.clone(), Arc::new(w), ctx)),
         };
         let model = Rc::new(model);
-        let session = Session::new(backend, model.config().n_vocab);
+        let mut session = Session::new(backend, model.config().n_vocab);
+        session.prefill_chunk = chunk;
         let state = State { session, sampler: Sampler::greedy(), decoder: StreamDecoder::new(Shared(model.clone())) };
         Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice })
     }

@@ -683,28 +683,36 @@ const tests = [
     },
   },
   {
-    name: 'context-shift: with contextShift a reply outgrows a 24-token context (CPU backend)',
+    name: 'context-shift: with contextShift a reply outgrows a 24-token context; prefillChunk changes nothing but batching (CPU backend)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
       const r = await page.evaluate(async (url) => {
         const { load } = await import('./hearth.js');
         const out = {};
-        for (const contextShift of [undefined, 4]) {
-          const engine = await load(url, { backend: 'cpu', maxContext: 24, contextShift });
+        for (const [key, contextShift, prefillChunk] of [['off', undefined, 0], ['4', 4, 0], ['chunk3', undefined, 3]]) {
+          const engine = await load(url, { backend: 'cpu', maxContext: 24, contextShift, prefillChunk });
           try {
             const c = await engine.chat.completions.create({ prompt: 'Once upon a time', temperature: 0, max_tokens: 40 });
-            out[contextShift ?? 'off'] = { tokens: c.usage.completion_tokens, finish: c.choices[0].finish_reason, text: c.choices[0].message.content };
+            out[key] = { tokens: c.usage.completion_tokens, finish: c.choices[0].finish_reason, text: c.choices[0].message.content };
           } catch (e) {
-            out[contextShift ?? 'off'] = { error: e.message };
+            out[key] = { error: e.message };
           } finally {
             await engine.unload();
           }
+        }
+        try {
+          await load(url, { backend: 'cpu', prefillChunk: -1 });
+          out.badChunk = 'no error';
+        } catch (e) {
+          out.badChunk = { name: e.name, message: e.message };
         }
         return out;
       }, MODEL_REL);
       log(`off: ${JSON.stringify(r.off)}; contextShift 4: ${JSON.stringify(r['4'])}`);
       check(r.off.finish === 'length' && r.off.tokens < 24, `without the shift the reply stops at the context: ${JSON.stringify(r.off)}`);
       check(r['4'].tokens === 40 && r['4'].finish === 'length', `with the shift 40 tokens: ${JSON.stringify(r['4'])}`);
+      check(JSON.stringify(r.chunk3) === JSON.stringify(r.off), `prefillChunk 3 changed the reply: ${JSON.stringify(r.chunk3)}`);
+      check(r.badChunk.name === 'TypeError' && /prefillChunk/.test(r.badChunk.message), `prefillChunk -1: ${JSON.stringify(r.badChunk)}`);
     },
   },
   {

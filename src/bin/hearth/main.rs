@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// instead of stopping with a context-length error.
     #[arg(long, value_name = "SINKS")]
     pub context_shift: Option<usize>,
+    /// Tokens per forward call while reading a prompt (on the GPU also the largest batch).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub prefill_chunk: usize,
 }
 
 /// Sampling settings (see `hearth::sampler` for the order they apply in).

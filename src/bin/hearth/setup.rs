@@ -14,9 +14,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{BackendKind, RunArgs};
 
-/// Tokens per GPU forward call (the prefill chunk).
-const GPU_BATCH: usize = 256;
-
 fn progress_bar(path: &Path) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
@@ -33,6 +30,9 @@ fn progress_bar(path: &Path) -> ProgressBar {
 pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     if run.ctx == Some(0) {
         return Err(Error::InvalidArgument("--ctx must be at least 1".into()));
+    }
+    if run.prefill_chunk == 0 {
+        return Err(Error::InvalidArgument("--prefill-chunk must be at least 1".into()));
     }
     // Check the file before the (slower) GPU setup so a bad file fails fast and plainly.
     hearth::gguf::read_header_file(path)?;
@@ -61,7 +61,7 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     let result = match gpu {
         Some(ctx) => GpuWeights::load_file(Arc::new(ctx), path, on_progress).and_then(|(model, weights)| {
             let ctx = run.ctx.unwrap_or(model.config().n_ctx_train.min(4096));
-            let backend = GpuBackend::new(model.plan.clone(), Arc::new(weights), GPU_BATCH, ctx)?;
+            let backend = GpuBackend::new(model.plan.clone(), Arc::new(weights), run.prefill_chunk, ctx)?;
             Ok((model, Box::new(backend) as Box<dyn Backend>))
         }),
         None => CpuWeights::load_file(path, on_progress).map(|(model, weights)| {
@@ -77,5 +77,6 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     }
     let mut session = Session::new(backend, model.config().n_vocab);
     session.context_shift = run.context_shift;
+    session.prefill_chunk = run.prefill_chunk;
     Ok((model, session))
 }

@@ -20,7 +20,10 @@ export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Expected lowercase hex SHA-256 of the file; a mismatch rejects with "sha256 mismatch: …". */
   sha256?: string;
-  /** "auto" (default): WebGPU when available, else the CPU with `info.notice` saying why. */
+  /**
+   * "auto" (default): WebGPU on a hardware adapter, else the CPU with `info.notice` saying why
+   * (no WebGPU, or a software adapter such as SwiftShader, slower than the CPU path).
+   */
   backend?: Backend;
   /** Context length in tokens; 0 or absent picks the default (2048, at most the model's). */
   maxContext?: number;

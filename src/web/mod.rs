@@ -55,13 +55,19 @@ pub struct Loader {
 
 #[wasm_bindgen]
 impl Loader {
-    /// `backend` is "auto" (WebGPU when it works, else the CPU), "gpu" or "cpu".
+    /// `backend` is "auto" (WebGPU on a hardware adapter, else the CPU), "gpu" or "cpu".
     /// `total_len` is the file size when known (Content-Length).
     pub async fn create(total_len: Option<f64>, backend: String) -> Result<Loader, JsError> {
         let (ctx, notice) = match backend.as_str() {
             "cpu" => (None, None),
             "gpu" => (Some(GpuContext::new_async().await.map_err(js_err)?), None),
             "auto" | "" => match GpuContext::new_async().await {
+                // A software renderer (SwiftShader) is many times slower than the wasm CPU
+                // path; "gpu" still selects it.
+                Ok(ctx) if ctx.is_software() => (
+                    None,
+                    Some("this browser's WebGPU is a software renderer, slower than the CPU; running on the CPU (choose the GPU backend to use it anyway)".to_string()),
+                ),
                 Ok(ctx) => (Some(ctx), None),
                 Err(e) => {
                     // wgpu's message lists every backend it tried; the page needs one line.

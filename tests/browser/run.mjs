@@ -261,7 +261,7 @@ const tests = [
   {
     name: 'gpu-golden: default model on WebGPU, greedy chat equals the float64 ids, 16 story tokens equal the native engine\'s, GPU top-k draws equal whole-row draws',
     async run({ page }) {
-      await greedyGolden(page, 'auto');
+      await greedyGolden(page, 'gpu');
       // The golden reply ends after 8 tokens; a story runs the full 16.
       const want = nativeIds(STORY, GOLDEN_TOKENS);
       check(want.length === GOLDEN_TOKENS, `native story reply has ${want.length} tokens`);
@@ -792,8 +792,11 @@ const tests = [
     },
   },
   {
-    name: 'fallback: without WebGPU, "auto" runs on the CPU and says why',
-    async run({ base }) {
+    name: 'fallback: with only a software WebGPU adapter (SwiftShader), or none, "auto" runs on the CPU and says why',
+    async run({ page, base }) {
+      const soft = await uiLoad(page, MODEL_REL, 'auto');
+      log(`SwiftShader: ${soft.info?.backend}; ${soft.info?.notice}`);
+      check(soft.loaded && soft.info.backend === 'cpu' && /software renderer/.test(soft.info.notice || ''), `auto on SwiftShader: ${JSON.stringify(soft.info)} ${soft.error}`);
       const b = await launch({ webgpu: false });
       try {
         await openPage(b.page, base);

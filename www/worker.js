@@ -25,6 +25,7 @@ const DEFAULT_TEMPERATURE = 0.7;
 
 let wasm = null; // the wasm exports (memory)
 let Loader = null;
+let StopStrings = null; // stop strings over streamed text (the CLI's matcher)
 let engine = null;
 let crashed = null; // message of a wasm trap; the instance is unusable after one
 
@@ -88,6 +89,7 @@ async function ensureWasm() {
     throw new Error(`could not start the wasm module (pkg/hearth_bg.wasm): ${messageOf(e)}`);
   }
   Loader = mod.Loader;
+  StopStrings = mod.StopStrings;
 }
 
 const heapBytes = () => (wasm && wasm.memory ? wasm.memory.buffer.byteLength : 0);
@@ -401,44 +403,6 @@ async function loadBody(response, o) {
 // ---------------------------------------------------------------------------------------------
 // Generation
 
-// Holds back text that could be the start of a stop string; reports the first full match.
-class StopMatcher {
-  constructor(stop) {
-    const list = stop == null ? [] : Array.isArray(stop) ? stop : [stop];
-    this.stops = list.filter((s) => typeof s === 'string' && s.length > 0);
-    this.held = '';
-  }
-  push(text) {
-    if (this.stops.length === 0) return { text, hit: false };
-    const s = this.held + text;
-    let at = -1;
-    for (const stop of this.stops) {
-      const i = s.indexOf(stop);
-      if (i >= 0 && (at < 0 || i < at)) at = i;
-    }
-    if (at >= 0) {
-      this.held = '';
-      return { text: s.slice(0, at), hit: true };
-    }
-    let keep = 0;
-    for (const stop of this.stops) {
-      for (let k = Math.min(stop.length - 1, s.length); k > keep; k--) {
-        if (s.endsWith(stop.slice(0, k))) {
-          keep = k;
-          break;
-        }
-      }
-    }
-    this.held = s.slice(s.length - keep);
-    return { text: s.slice(0, s.length - keep), hit: false };
-  }
-  end() {
-    const h = this.held;
-    this.held = '';
-    return h;
-  }
-}
-
 // A macrotask turn, so an 'abort' message is seen even when the engine resolves at once.
 function yieldToEvents() {
   return new Promise((resolve) => {
@@ -492,7 +456,8 @@ async function generate(msg) {
     maxTokens = Math.min(maxTokens, ctx - nPrompt);
   }
 
-  const stopper = new StopMatcher(msg.stop);
+  const stopList = msg.stop == null ? [] : Array.isArray(msg.stop) ? msg.stop : [msg.stop];
+  const stopper = new StopStrings(stopList.filter((s) => typeof s === 'string'));
   let completion = 0;
   let finish = 'length';
   let endToken = null;
@@ -513,9 +478,8 @@ async function generate(msg) {
           break;
         }
         completion++;
-        const { text, hit } = stopper.push(engine.piece(tok));
-        emit(text, tok);
-        if (hit) {
+        emit(stopper.push(engine.piece(tok)), tok);
+        if (stopper.stopped) {
           finish = 'stop';
           break;
         }
@@ -539,14 +503,16 @@ async function generate(msg) {
     let tail = safeFlush();
     if (finish === 'stop' && endToken === null) tail = '';
     else {
-      const r = stopper.push(tail);
-      tail = r.text + (r.hit ? '' : stopper.end());
-      if (r.hit) finish = 'stop';
+      tail = stopper.push(tail);
+      if (stopper.stopped) finish = 'stop';
+      else tail += stopper.finish();
     }
     if (tail) emit(tail, null);
   } catch (e) {
     safeFlush();
     throw e;
+  } finally {
+    stopper.free();
   }
   post({
     type: 'done',

@@ -23,7 +23,7 @@ use crate::cpu::{CpuBackend, CpuWeights};
 use crate::gpu::{GpuBackend, GpuContext, GpuWeights};
 use crate::model::{Model, ModelStream};
 use crate::sampler::{Grammars, ResponseFormat, Sampler};
-use crate::session::Session;
+use crate::session::{Session, StopMatcher};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 /// Default context in the browser: enough for a long chat, small enough for modest GPUs.
@@ -338,5 +338,39 @@ impl Engine {
     #[wasm_bindgen(js_name = contextLength)]
     pub fn context_length(&self) -> u32 {
         self.state.try_borrow().map(|s| s.session.backend().max_context() as u32).unwrap_or(0)
+    }
+}
+
+/// Stop strings matched on streamed text, across token boundaries: text that could still
+/// become one is held back, so a stream never shows part of a stop string.
+#[wasm_bindgen]
+pub struct StopStrings {
+    matcher: StopMatcher,
+    stopped: bool,
+}
+
+#[wasm_bindgen]
+impl StopStrings {
+    #[wasm_bindgen(constructor)]
+    pub fn new(stops: Vec<String>) -> StopStrings {
+        StopStrings { matcher: StopMatcher::new(&stops), stopped: false }
+    }
+
+    /// The text now safe to show. When `piece` completes a stop string this is the text
+    /// before it, and `stopped` is true.
+    pub fn push(&mut self, piece: &str) -> String {
+        let m = self.matcher.push(piece);
+        self.stopped |= m.stopped;
+        m.emit
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Text still held back when the reply ends for another reason.
+    pub fn finish(&mut self) -> String {
+        self.matcher.finish()
     }
 }

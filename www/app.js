@@ -35,6 +35,8 @@ const NUMBER_SETTINGS = [
   ['top_k', $('top-k'), 'top-k', 0],
   ['min_p', $('min-p'), 'min-p', 0],
   ['repeat_penalty', $('repeat-penalty'), 'repeat penalty', 1],
+  ['frequency_penalty', $('frequency-penalty'), 'frequency penalty', 0],
+  ['presence_penalty', $('presence-penalty'), 'presence penalty', 0],
   ['max_tokens', ui.maxTokens, 'max tokens', 256],
   ['seed', ui.seed, 'seed', null],
 ];

@@ -184,7 +184,7 @@ async function uiLoad(page, url, backend = 'auto') {
 }
 
 // The fields of the chat page's Settings panel (a <details>, closed at first) and their defaults.
-const SETTINGS_DEFAULTS = { temperature: '0.7', 'top-p': '1', 'top-k': '0', 'min-p': '0', 'repeat-penalty': '1', 'max-tokens': '256', seed: '', 'stop-strings': '' };
+const SETTINGS_DEFAULTS = { temperature: '0.7', 'top-p': '1', 'top-k': '0', 'min-p': '0', 'repeat-penalty': '1', 'frequency-penalty': '0', 'presence-penalty': '0', 'max-tokens': '256', seed: '', 'stop-strings': '' };
 
 async function openSettings(page) {
   if (!(await page.$eval('#settings', (d) => d.open))) await page.click('#settings > summary');
@@ -453,16 +453,16 @@ const tests = [
         const k1 = await send(goldenMessage, { temperature: 1, 'top-k': 1, seed: 5, 'max-tokens': 8 });
         log(`temperature 1, top-k 1: ${JSON.stringify(k1.text)}; sent ${JSON.stringify(k1.sent)}`);
         check(!k1.error && sameIds(k1.ids, greedy), `top-k 1 ids ${JSON.stringify(k1.ids)} != greedy ${JSON.stringify(greedy)} (${k1.error})`);
-        const want = { temperature: 1, top_p: 1, top_k: 1, min_p: 0, repeat_penalty: 1, max_tokens: 8, seed: 5 };
+        const want = { temperature: 1, top_p: 1, top_k: 1, min_p: 0, repeat_penalty: 1, frequency_penalty: 0, presence_penalty: 0, max_tokens: 8, seed: 5 };
         check(JSON.stringify(k1.sent) === JSON.stringify(want), `the page sent ${JSON.stringify(k1.sent)}, expected ${JSON.stringify(want)}`);
         // Seed, top-p, min-p and repeat penalty: the page's reply equals the API's with the same request.
-        const sampling = { temperature: 1, 'top-p': 0.9, 'min-p': 0.05, 'repeat-penalty': 1.2, seed: 11, 'max-tokens': 8 };
+        const sampling = { temperature: 1, 'top-p': 0.9, 'min-p': 0.05, 'repeat-penalty': 1.2, 'frequency-penalty': 0.5, 'presence-penalty': 0.3, seed: 11, 'max-tokens': 8 };
         const sampled = await send(STORY, sampling);
         const api = await page.evaluate(
-          (m) => window.hearthPage.engine.chat.completions.create({ messages: [{ role: 'user', content: m }], temperature: 1, top_p: 0.9, min_p: 0.05, repeat_penalty: 1.2, seed: 11, max_tokens: 8 }),
+          (m) => window.hearthPage.engine.chat.completions.create({ messages: [{ role: 'user', content: m }], temperature: 1, top_p: 0.9, min_p: 0.05, repeat_penalty: 1.2, frequency_penalty: 0.5, presence_penalty: 0.3, seed: 11, max_tokens: 8 }),
           STORY,
         );
-        log(`seed 11, top-p 0.9, min-p 0.05, repeat penalty 1.2: ${JSON.stringify(sampled.text)}`);
+        log(`seed 11, top-p 0.9, min-p 0.05, repeat penalty 1.2, frequency 0.5, presence 0.3: ${JSON.stringify(sampled.text)}`);
         check(!sampled.error && sameIds(sampled.ids, api.hearth.tokenIds), `page ids ${JSON.stringify(sampled.ids)} != API ids ${JSON.stringify(api.hearth.tokenIds)} (${sampled.error})`);
         // Stop strings: comma separated, trimmed.
         const stopped = await send(goldenMessage, { temperature: 0, 'stop-strings': 'zzz, Paris', 'max-tokens': 8 });
@@ -470,7 +470,7 @@ const tests = [
         log(`stop strings "zzz, Paris": ${JSON.stringify(stopped.text)} (${stopped.finish})`);
         check(stopped.text === full.slice(0, full.indexOf('Paris')) && stopped.finish === 'stop', `stop strings: ${JSON.stringify(stopped.text)} (${stopped.finish}), sent ${JSON.stringify(stopped.sent)}`);
         // Out of range: the engine's message in #error, the turn taken back, the page usable.
-        for (const [id, value, re] of [['top-p', 5, /top_p/], ['min-p', 2, /min_p/], ['repeat-penalty', 0, /repeat_penalty/]]) {
+        for (const [id, value, re] of [['top-p', 5, /top_p/], ['min-p', 2, /min_p/], ['repeat-penalty', 0, /repeat_penalty/], ['presence-penalty', 3, /presence_penalty/]]) {
           const bad = await send('Hi!', { temperature: 0, [id]: value, 'max-tokens': 2 });
           const invalid = await page.$eval(`#${id}`, (el) => el.getAttribute('aria-invalid'));
           log(`${id} ${value} -> ${JSON.stringify(bad.error)}`);

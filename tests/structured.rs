@@ -137,9 +137,11 @@ fn response_formats_parse_and_bad_ones_are_clear_errors() {
         json!({ "type": "frobnicate" }),
         json!({ "$ref": "#/$defs/missing" }),
         json!(7),
+        json!({ "type": "string", "pattern": "(a|b" }),
+        json!({ "not": { "type": "string" } }),
     ] {
         let e = grammars.constrain(&ResponseFormat::schema(schema.clone())).err().unwrap_or_else(|| panic!("{schema} was accepted"));
-        assert!(matches!(e, Error::InvalidArgument(ref m) if m.starts_with("response_format")), "{schema}: {e}");
+        assert!(matches!(e, Error::InvalidArgument(ref m) if m.starts_with("response_format") && !m.contains('\n')), "{schema}: {e}");
     }
     // The grammars stay usable after a bad schema.
     assert!(grammars.constrain(&ResponseFormat::JsonObject).unwrap().is_some());

@@ -69,8 +69,12 @@ impl ResponseFormat {
     }
 }
 
+/// One line: llguidance's messages may span several (a regex error draws a caret under the
+/// pattern).
 fn bad(why: impl std::fmt::Display) -> Error {
-    Error::InvalidArgument(format!("response_format: {why}"))
+    let why = why.to_string();
+    let lines: Vec<&str> = why.lines().map(str::trim).filter(|l| !l.is_empty() && l.chars().any(char::is_alphanumeric)).collect();
+    Error::InvalidArgument(format!("response_format: {}", lines.join(" ")))
 }
 
 /// Longest run of digits a constrained reply may write. JSON sets no limit on a number's

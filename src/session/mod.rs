@@ -152,11 +152,17 @@ impl Session {
 
     /// [`append_greedy`](Self::append_greedy) without blocking.
     pub async fn append_greedy_async(&mut self, tokens: &[u32]) -> Result<u32> {
+        Ok(self.append_for_last(tokens, Want::Argmax).await?.id())
+    }
+
+    /// Appends `tokens` (at least one); the last one's forward call yields what `want` asks
+    /// for instead of its logits.
+    async fn append_for_last(&mut self, tokens: &[u32], want: Want) -> Result<Got> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to evaluate".into()));
         }
         let last = self.prefill_head(tokens).await?;
-        Ok(self.step(last, Want::Argmax).await?.id())
+        self.step(last, want).await
     }
 
     /// How many leading tokens of `tokens` the cache already holds.
@@ -189,11 +195,7 @@ impl Session {
             return self.append_greedy_async(tokens).await;
         }
         if let Some(k) = sampler.top_k_only().filter(|&k| k <= self.backend.device_top_k()) {
-            if tokens.is_empty() {
-                return Err(Error::InvalidArgument("no tokens to evaluate".into()));
-            }
-            let last = self.prefill_head(tokens).await?;
-            let candidates = self.step(last, Want::TopK(k)).await?.candidates();
+            let candidates = self.append_for_last(tokens, Want::TopK(k)).await?.candidates();
             return sampler.sample_top_k(candidates);
         }
         let logits = self.append_async(tokens, LogitsFor::Last).await?;

@@ -171,16 +171,22 @@ async function openPage(page, base) {
   await page.waitForFunction(() => window.hearthPage !== undefined);
 }
 
-async function uiLoad(page, url, backend = 'auto') {
-  const before = await page.evaluate(() => window.hearthPage.loads);
-  await page.fill('#model-url', url);
-  await page.selectOption('#backend', backend);
+// Clicks `button` and waits until the page's `counter` (loads or replies) moves on; returns
+// the page state with the wall time since the click.
+async function clickAndWait(page, button, counter, { timeout, polling }) {
+  const before = await page.evaluate((c) => window.hearthPage[c], counter);
   const t0 = Date.now();
-  await page.click('#load');
-  await page.waitForFunction((n) => window.hearthPage.loads > n, before, { timeout: LOAD_TIMEOUT, polling: 200 });
+  await page.click(button);
+  await page.waitForFunction(([c, n]) => window.hearthPage[c] > n, [counter, before], { timeout, polling });
   const s = await state(page);
   s.wallMs = Date.now() - t0;
   return s;
+}
+
+async function uiLoad(page, url, backend = 'auto') {
+  await page.fill('#model-url', url);
+  await page.selectOption('#backend', backend);
+  return clickAndWait(page, '#load', 'loads', { timeout: LOAD_TIMEOUT, polling: 200 });
 }
 
 // The fields of the chat page's Settings panel (a <details>, closed at first) and their defaults.
@@ -197,15 +203,9 @@ async function setSettings(page, values, { defaults = false } = {}) {
 }
 
 async function uiSend(page, text, { temperature = 0, maxTokens = 8 } = {}) {
-  const before = await page.evaluate(() => window.hearthPage.replies);
   await setSettings(page, { temperature, 'max-tokens': maxTokens });
   await page.fill('#prompt', text);
-  const t0 = Date.now();
-  await page.click('#send');
-  await page.waitForFunction((n) => window.hearthPage.replies > n, before, { timeout: REPLY_TIMEOUT, polling: 100 });
-  const s = await state(page);
-  s.wallMs = Date.now() - t0;
-  return s;
+  return clickAndWait(page, '#send', 'replies', { timeout: REPLY_TIMEOUT, polling: 100 });
 }
 
 async function ensureLoaded(page, backend) {
@@ -438,11 +438,8 @@ const tests = [
       const send = async (text, values) => {
         await page.click('#new-chat');
         await setSettings(page, values, { defaults: true });
-        const before = await page.evaluate(() => window.hearthPage.replies);
         await page.fill('#prompt', text);
-        await page.click('#send');
-        await page.waitForFunction((n) => window.hearthPage.replies > n, before, { timeout: REPLY_TIMEOUT, polling: 100 });
-        const s = await state(page);
+        const s = await clickAndWait(page, '#send', 'replies', { timeout: REPLY_TIMEOUT, polling: 100 });
         s.sent = await page.evaluate(() => window.hearthPage.lastSettings);
         s.prompt = await page.inputValue('#prompt');
         s.bubbles = await page.$$eval('#messages .msg', (els) => els.length);

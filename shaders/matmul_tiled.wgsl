@@ -8,7 +8,8 @@
 const ROWS: u32 = 64u;
 const TOKS: u32 = 16u;
 const WG: u32 = 64u;
-// Input columns staged per token; a multiple of every BLOCK_LEN.
+// Input columns staged per token; a multiple of 4 (blocks may be longer: weights are located
+// by absolute column).
 const TILE: u32 = 128u;
 // TOKS * TILE floats (8 KiB), four columns per element so each weight quad meets each token's
 // inputs in one dot product.
@@ -18,13 +19,13 @@ var<workgroup> x: array<f32, 1>;
 var<workgroup> partial: array<f32, 64>;
 var<workgroup> scales: array<f32, 16>;
 
-// Weights c..c+3 of the row starting at word `row` (zero past `len`, where f32 and f16 rows
-// may end mid-quad).
-fn weight_quad(row: u32, c: u32, len: u32) -> vec4<f32> {
+// Weights c..c+3 of the row starting at word `row` (zero from column `end` on, where f32 and
+// f16 rows may end mid-quad).
+fn weight_quad(row: u32, c: u32, end: u32) -> vec4<f32> {
     var q = vec4<f32>(0.0);
     for (var k = 0u; k < 4u; k++) {
         let j = c + k;
-        if (j < len) {
+        if (j < end) {
             q[k] = block_get(row + (j / BLOCK_LEN) * BLOCK_WORDS, j % BLOCK_LEN);
         }
     }
@@ -88,14 +89,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         workgroupBarrier();
         if (r < p.rows) {
-            let row = p.w_base + r * p.row_words + (t0 / BLOCK_LEN) * BLOCK_WORDS;
+            let row = p.w_base + r * p.row_words;
             for (var c = 0u; c < len; c += 4u) {
-                let wv = weight_quad(row, c, len);
+                let wv = weight_quad(row, t0 + c, t0 + len);
                 for (var tt = 0u; tt < TOKS; tt++) {
                     acc[tt] += dot(wv, xq[tt * (TILE / 4u) + c / 4u]);
                 }
                 if (p.glu == 1u) {
-                    let uv = weight_quad(row + p.glu_rows * p.row_words, c, len);
+                    let uv = weight_quad(row + p.glu_rows * p.row_words, t0 + c, t0 + len);
                     for (var tt = 0u; tt < TOKS; tt++) {
                         acc_up[tt] += dot(uv, xq[tt * (TILE / 4u) + c / 4u]);
                     }

@@ -1,26 +1,44 @@
-//! The CPU forward pass on the tiny synthetic GGUFs against the float64 reference logits:
-//! every position's top-10, and the full logit vector at the last position.
+//! The forward pass on the tiny synthetic GGUFs against the float64 reference logits: every
+//! position's top-10, and the full logit vector at the last position. The legacy-quant models
+//! (`tiny32_*`) come from gguf-py's quantizer, the K-quant mixes (`tiny256_*`, Q2_K … Q6_K with
+//! Q3_K … Q6_K inside) from llama.cpp's own.
 
 mod common;
+
+use std::path::PathBuf;
 
 use common::*;
 use hearth::backend::LogitsFor;
 
+/// The K-quant synthetic models, by file stem.
+const KQUANT_FILES: [&str; 5] = ["tiny256_q2_k", "tiny256_q3_k_m", "tiny256_q4_k_m", "tiny256_q5_k_m", "tiny256_q6_k"];
+
+/// Where a synthetic model and its reference JSON live.
+fn synthetic(file: &str) -> (PathBuf, serde_json::Value) {
+    let dir = if file.starts_with("tiny256") {
+        golden_dir().join("synthetic-kquants")
+    } else {
+        golden_model_dir().join("synthetic")
+    };
+    let json = dir.join(format!("{file}.json"));
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("golden file {} is missing ({e})", json.display()));
+    (dir.join(format!("{file}.gguf")), serde_json::from_str(&text).unwrap())
+}
+
 fn check(file: &str) {
-    let path = golden_model_dir().join("synthetic").join(format!("{file}.gguf"));
+    let (path, gold) = synthetic(file);
     let (model, mut session) = load_cpu(&path);
-    check_session(file, &model, &mut session);
+    check_session(file, &gold, &model, &mut session);
 }
 
 fn check_gpu(file: &str) {
     let Some(ctx) = gpu_context() else { return };
-    let path = golden_model_dir().join("synthetic").join(format!("{file}.gguf"));
+    let (path, gold) = synthetic(file);
     let (model, mut session) = load_gpu(ctx, &path);
-    check_session(file, &model, &mut session);
+    check_session(file, &gold, &model, &mut session);
 }
 
-fn check_session(file: &str, model: &hearth::model::Model, session: &mut hearth::session::Session) {
-    let gold = golden_json(&format!("synthetic/{file}.json"));
+fn check_session(file: &str, gold: &serde_json::Value, model: &hearth::model::Model, session: &mut hearth::session::Session) {
     let n_vocab = model.config().n_vocab;
     let input = ids(&gold["input_ids"]);
     let logits = session.append(&input, LogitsFor::All).unwrap();
@@ -84,7 +102,7 @@ fn tiny_models_on_gpu_match_float64() {
 fn tiny_models_on_gpu_with_split_tensors_match_float64() {
     let Some(ctx) = gpu_context() else { return };
     for file in ["tiny32_q4_1"] {
-        let path = golden_model_dir().join("synthetic").join(format!("{file}.gguf"));
+        let path = synthetic(file).0;
         let bytes = std::fs::read(&path).unwrap();
         let c = ctx.clone();
         let new = Box::new(move |plan: &_| Ok(hearth::gpu::GpuWeights::with_part_limit(c.clone(), plan, 1024)));
@@ -97,6 +115,21 @@ fn tiny_models_on_gpu_with_split_tensors_match_float64() {
         assert!(parts > 3, "{file}: the embedding is split ({parts} parts)");
         let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 64).unwrap();
         let mut session = hearth::session::Session::new(Box::new(backend), model.config().n_vocab);
-        check_session(file, &model, &mut session);
+        let gold = synthetic(file).1;
+        check_session(file, &gold, &model, &mut session);
+    }
+}
+
+#[test]
+fn kquant_models_match_float64() {
+    for file in KQUANT_FILES {
+        check(file);
+    }
+}
+
+#[test]
+fn kquant_models_on_gpu_match_float64() {
+    for file in KQUANT_FILES {
+        check_gpu(file);
     }
 }

@@ -50,13 +50,22 @@ fn random_rows(rng: &mut ChaCha8Rng, ty: GgmlType, rows: usize, cols: usize) -> 
         GgmlType::F16 => floats(rng, n).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
         GgmlType::BF16 => floats(rng, n).iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect(),
         _ => {
+            // Where each format keeps its f16 scale and, if it has one, its f16 minimum.
+            let (d_at, m_at) = match ty {
+                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => (0, Some(2)),
+                GgmlType::Q2_K => (80, Some(82)),
+                GgmlType::Q3_K => (108, None),
+                GgmlType::Q6_K => (208, None),
+                _ => (0, None),
+            };
+            // Super-block scales multiply 6-bit sub-scales: keep the weights near ±1 anyway.
+            let range = if ty.block_len() == 256 { 0.005 } else { 0.1 };
             let mut out = Vec::new();
             for _ in 0..n / ty.block_len() {
                 let mut block: Vec<u8> = (0..ty.block_bytes()).map(|_| rng.next_u32() as u8).collect();
-                let scale = f16::from_f32(uniform(rng) * 0.1).to_le_bytes();
-                block[..2].copy_from_slice(&scale);
-                if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
-                    block[2..4].copy_from_slice(&f16::from_f32(uniform(rng) * 0.1).to_le_bytes());
+                block[d_at..d_at + 2].copy_from_slice(&f16::from_f32(uniform(rng) * range).to_le_bytes());
+                if let Some(m_at) = m_at {
+                    block[m_at..m_at + 2].copy_from_slice(&f16::from_f32(uniform(rng) * range).to_le_bytes());
                 }
                 out.extend(block);
             }
@@ -159,7 +168,7 @@ fn matmul_every_format() {
             matmul_case(&ctx, &mut rng, kernel, ty, true, false, false, cols);
             matmul_case(&ctx, &mut rng, kernel, ty, false, false, true, cols);
             // Longer than one staged tile of the input.
-            matmul_case(&ctx, &mut rng, kernel, ty, true, false, true, 128 * 32 + 64);
+            matmul_case(&ctx, &mut rng, kernel, ty, true, false, true, 128 * 32 + ty.block_len().max(64));
         }
         // Logits of the last token only: a decode-kernel option.
         matmul_case(&ctx, &mut rng, Kernel::MatMul, ty, false, true, false, cols);

@@ -1,6 +1,6 @@
 //! Kernel sources and pipelines. Each op family is one `.wgsl` file in `shaders/`; the only
-//! preprocessing is concatenation: `common.wgsl`, then (for kernels reading weights) the quant
-//! format's file from `shaders/quant/`, then (for the two matmul kernels) `matmul_io.wgsl`, then
+//! preprocessing is concatenation: `common.wgsl`, then (for kernels reading weights) the byte
+//! helpers `quant/bytes.wgsl` and the quant format's file from `shaders/quant/`, then (for the two matmul kernels) `matmul_io.wgsl`, then
 //! the kernel.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const MATMUL_IO: &str = include_str!("../../shaders/matmul_io.wgsl");
+const QUANT_BYTES: &str = include_str!("../../shaders/quant/bytes.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -58,6 +59,13 @@ fn quant_source(ty: GgmlType) -> &'static str {
         GgmlType::Q5_0 => include_str!("../../shaders/quant/q5_0.wgsl"),
         GgmlType::Q5_1 => include_str!("../../shaders/quant/q5_1.wgsl"),
         GgmlType::Q8_0 => include_str!("../../shaders/quant/q8_0.wgsl"),
+        GgmlType::Q2_K => include_str!("../../shaders/quant/q2_k.wgsl"),
+        GgmlType::Q3_K => include_str!("../../shaders/quant/q3_k.wgsl"),
+        GgmlType::Q4_K => include_str!("../../shaders/quant/q4_k.wgsl"),
+        GgmlType::Q5_K => include_str!("../../shaders/quant/q5_k.wgsl"),
+        GgmlType::Q6_K => include_str!("../../shaders/quant/q6_k.wgsl"),
+        GgmlType::IQ4_NL => include_str!("../../shaders/quant/iq4_nl.wgsl"),
+        GgmlType::IQ4_XS => include_str!("../../shaders/quant/iq4_xs.wgsl"),
     }
 }
 
@@ -65,6 +73,7 @@ fn quant_source(ty: GgmlType) -> &'static str {
 pub fn assemble(kernel: Kernel, ty: Option<GgmlType>) -> String {
     let mut src = String::from(COMMON);
     if kernel.reads_weights() {
+        src.push_str(QUANT_BYTES);
         src.push_str(quant_source(ty.expect("weight kernels take a format")));
     }
     if matches!(kernel, Kernel::MatMul | Kernel::MatMulTiled) {

@@ -14,11 +14,12 @@
 //!
 //! In the 4- and 5-bit formats, the low nibble of `qs[j]` is element `j` and the high nibble
 //! element `j + 16`; in the 5-bit formats bit `i` of `qh` is the fifth (high) bit of element `i`.
+//! The K-quants (Q2_K … Q6_K) are in [`kquants`], IQ4_NL and IQ4_XS in [`iq4`].
 //!
-//! Adding a format (the K-quants, with 256-element super-blocks) means one more
-//! [`BlockFormat`] impl, one more arm in the `with_format!` dispatch below, and one in
-//! `simd::avx2::dot_row` (a hand-written decoder, or the portable kernel); callers of the row
-//! functions do not change. Blocks may be up to [`MAX_BLOCK_LEN`] elements long.
+//! Adding a format means one more [`BlockFormat`] impl, one more arm in the `with_format!`
+//! dispatch below, and one in `simd::avx2::dot_row` (a hand-written decoder, or the portable
+//! kernel); callers of the row functions do not change. Blocks may be up to
+//! [`MAX_BLOCK_LEN`] elements long.
 //!
 //! [`dot_row`] and [`dot_f32`] pick hand-written AVX2 + FMA kernels at run time on x86_64 CPUs
 //! that have them (see `simd`); everywhere else, and in [`dot_row_scalar`] /
@@ -28,7 +29,12 @@ use half::f16;
 
 use super::GgmlType;
 
+pub mod iq4;
+pub mod kquants;
 mod simd;
+
+pub use iq4::{IQ4_NL, IQ4_XS};
+pub use kquants::{Q2_K, Q3_K, Q4_K, Q5_K, Q6_K};
 
 /// The longest block any format may have (a K-quant super-block); the kernels unpack a block
 /// into a stack buffer of this many `f32`.
@@ -226,6 +232,13 @@ macro_rules! with_format {
             GgmlType::Q5_0 => { type $B = Q5_0; $body }
             GgmlType::Q5_1 => { type $B = Q5_1; $body }
             GgmlType::Q8_0 => { type $B = Q8_0; $body }
+            GgmlType::Q2_K => { type $B = Q2_K; $body }
+            GgmlType::Q3_K => { type $B = Q3_K; $body }
+            GgmlType::Q4_K => { type $B = Q4_K; $body }
+            GgmlType::Q5_K => { type $B = Q5_K; $body }
+            GgmlType::Q6_K => { type $B = Q6_K; $body }
+            GgmlType::IQ4_NL => { type $B = IQ4_NL; $body }
+            GgmlType::IQ4_XS => { type $B = IQ4_XS; $body }
         }
     };
 }

@@ -1,6 +1,8 @@
 //! How weights sit in GPU memory: ggml blocks padded to whole 32-bit words, so shaders read
 //! them as `array<u32>` without unaligned loads. Formats whose header is one f16 scale (Q4_0,
-//! Q5_0, Q8_0) get two padding bytes after it; the others are already word-sized.
+//! Q5_0, Q8_0, IQ4_NL) get two padding bytes after it; those whose f16 scale comes last (Q3_K,
+//! Q6_K) get them at the end, which keeps every field at its file offset; the others are
+//! already word-sized.
 
 use super::GgmlType;
 
@@ -15,6 +17,10 @@ pub fn gpu_block_bytes(ty: GgmlType) -> usize {
         GgmlType::Q5_0 => 24,
         GgmlType::Q5_1 => 24,
         GgmlType::Q8_0 => 36,
+        GgmlType::IQ4_NL => 20,
+        GgmlType::Q3_K => 112,
+        GgmlType::Q6_K => 212,
+        GgmlType::Q2_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::IQ4_XS => ty.block_bytes(),
     }
 }
 
@@ -34,13 +40,22 @@ pub fn gpu_supports_cols(ty: GgmlType, cols: usize) -> bool {
 /// Converts one row-major run of whole GPU blocks from file layout to GPU layout.
 pub fn to_gpu_layout(ty: GgmlType, bytes: &[u8]) -> Vec<u8> {
     match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_NL => {
             let src = ty.block_bytes();
             let mut out = Vec::with_capacity(bytes.len() / src * (src + 2));
             for block in bytes.chunks_exact(src) {
                 out.extend_from_slice(&block[..2]);
                 out.extend_from_slice(&[0, 0]);
                 out.extend_from_slice(&block[2..]);
+            }
+            out
+        }
+        GgmlType::Q3_K | GgmlType::Q6_K => {
+            let src = ty.block_bytes();
+            let mut out = Vec::with_capacity(bytes.len() / src * (src + 2));
+            for block in bytes.chunks_exact(src) {
+                out.extend_from_slice(block);
+                out.extend_from_slice(&[0, 0]);
             }
             out
         }

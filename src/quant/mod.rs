@@ -2,14 +2,18 @@
 //!
 //! A [`GgmlType`] knows its block geometry (elements per block, bytes per block), which is all
 //! the GGUF reader needs to validate tensor sizes. Dequantization and dot products live in
-//! [`blocks`], one implementation of [`BlockFormat`] per format.
+//! [`blocks`], one implementation of [`BlockFormat`] per format: the plain floats and ggml's
+//! legacy 32-element blocks in `blocks.rs`, the 256-element K-quant super-blocks in
+//! `blocks/kquants.rs`, the non-linear IQ4 formats in `blocks/iq4.rs`.
 
 pub mod blocks;
 pub mod gpu_layout;
 
 pub use blocks::{dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS};
 
-/// Element type ids as stored in GGUF tensor infos (ggml's `enum ggml_type`).
+/// Element type ids as stored in GGUF tensor infos (ggml's `enum ggml_type`), named as ggml
+/// names them.
+#[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum GgmlType {
@@ -21,11 +25,18 @@ pub enum GgmlType {
     Q5_1,
     Q8_0,
     BF16,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
+    IQ4_NL,
+    IQ4_XS,
 }
 
 impl GgmlType {
     /// Every type this build supports.
-    pub const ALL: [GgmlType; 8] = [
+    pub const ALL: [GgmlType; 15] = [
         Self::F32,
         Self::F16,
         Self::BF16,
@@ -34,6 +45,13 @@ impl GgmlType {
         Self::Q5_0,
         Self::Q5_1,
         Self::Q8_0,
+        Self::Q2_K,
+        Self::Q3_K,
+        Self::Q4_K,
+        Self::Q5_K,
+        Self::Q6_K,
+        Self::IQ4_NL,
+        Self::IQ4_XS,
     ];
 
     /// Maps a GGUF type id; `None` for types this build does not support.
@@ -46,6 +64,13 @@ impl GgmlType {
             6 => Self::Q5_0,
             7 => Self::Q5_1,
             8 => Self::Q8_0,
+            10 => Self::Q2_K,
+            11 => Self::Q3_K,
+            12 => Self::Q4_K,
+            13 => Self::Q5_K,
+            14 => Self::Q6_K,
+            20 => Self::IQ4_NL,
+            23 => Self::IQ4_XS,
             30 => Self::BF16,
             _ => return None,
         })
@@ -60,6 +85,13 @@ impl GgmlType {
             Self::Q5_0 => 6,
             Self::Q5_1 => 7,
             Self::Q8_0 => 8,
+            Self::Q2_K => 10,
+            Self::Q3_K => 11,
+            Self::Q4_K => 12,
+            Self::Q5_K => 13,
+            Self::Q6_K => 14,
+            Self::IQ4_NL => 20,
+            Self::IQ4_XS => 23,
             Self::BF16 => 30,
         }
     }
@@ -83,7 +115,8 @@ impl GgmlType {
     pub fn block_len(self) -> usize {
         match self {
             Self::F32 | Self::F16 | Self::BF16 => 1,
-            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 => 32,
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 | Self::IQ4_NL => 32,
+            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K | Self::IQ4_XS => 256,
         }
     }
 
@@ -97,6 +130,13 @@ impl GgmlType {
             Self::Q5_0 => 22,
             Self::Q5_1 => 24,
             Self::Q8_0 => 34,
+            Self::Q2_K => 84,
+            Self::Q3_K => 110,
+            Self::Q4_K => 144,
+            Self::Q5_K => 176,
+            Self::Q6_K => 210,
+            Self::IQ4_NL => 18,
+            Self::IQ4_XS => 136,
         }
     }
 

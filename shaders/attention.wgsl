@@ -1,5 +1,6 @@
-// Writes the batch's keys and values into the layer's cache, and causal attention of each
-// query head over the cache (one workgroup per token and head, online softmax over tiles).
+// Causal attention of each query head over the layer's cache (one workgroup per token and
+// head, online softmax over tiles). With `window` > 0, a query at position p sees only the
+// keys at p − window < p' <= p (sliding-window layers).
 
 struct Params {
     n_head: u32,
@@ -7,7 +8,7 @@ struct Params {
     head_dim: u32,
     kv_dim: u32,
     scale: f32,
-    _pad0: u32,
+    window: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -43,7 +44,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var m = -3.0e38;
     var l = 0.0;
     var acc = vec4<f32>(0.0);
-    for (var base = 0u; base <= pos; base += WG) {
+    let first = select(0u, pos + 1u - p.window, p.window > 0u && pos + 1u > p.window);
+    for (var base = first; base <= pos; base += WG) {
         let j = base + lid;
         var s = -3.0e38;
         if (j <= pos) {

@@ -1,4 +1,4 @@
-// y[t][e] = table[token[t]][e] for the tokens whose row lies in this part of the table.
+// y[t][e] = table[token[t]][e] · scale for the tokens whose row lies in this part of the table.
 // Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_get) and common.wgsl.
 
 struct Params {
@@ -6,6 +6,10 @@ struct Params {
     row_words: u32,
     row_offset: u32,
     rows: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -29,5 +33,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let r = id - p.row_offset;
-    y[i] = block_get(r * p.row_words + (e / BLOCK_LEN) * BLOCK_WORDS, e % BLOCK_LEN);
+    y[i] = block_get(r * p.row_words + (e / BLOCK_LEN) * BLOCK_WORDS, e % BLOCK_LEN) * p.scale;
 }

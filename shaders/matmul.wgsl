@@ -1,7 +1,8 @@
 // y[t][row_offset + r] (+)= W[r] · x'[t] for the rows of one weight part, where x' is x or,
 // with `norm` set, RMSNorm(x) (the norm fused in, saving its dispatch). With `glu` set, W
 // holds gate rows and, `glu_rows` further on, up rows, and the output is
-// silu(gate · x') * (up · x') (the SwiGLU and the second matmul fused in). Rows from `split1`
+// act(gate · x') * (up · x') with act SiLU (glu 1) or GELU (glu 2): the gated activation and
+// the second matmul fused in. Rows from `split1`
 // on go to `y2` and from `split2` on to `y3` (Q, K and V from one stacked weight). One workgroup
 // handles ROWS rows of one token: the (normalised) input is staged in workgroup memory in
 // tiles, and LANES threads per row stride over the blocks of each tile.
@@ -67,7 +68,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             for (var b = lane; b < len / BLOCK_LEN; b += LANES) {
                 s += block_dot(row + (b0 + b) * BLOCK_WORDS, b * BLOCK_LEN);
             }
-            if (p.glu == 1u) {
+            if (p.glu != 0u) {
                 let up_row = row + p.glu_rows * p.row_words;
                 for (var b = lane; b < len / BLOCK_LEN; b += LANES) {
                     s_up += block_dot(up_row + (b0 + b) * BLOCK_WORDS, b * BLOCK_LEN);
@@ -88,8 +89,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     if (lane == 0u && r < p.rows) {
         var v = partial[lid];
-        if (p.glu == 1u) {
-            v = v / (1.0 + exp(-v)) * partial_up[lid];
+        if (p.glu != 0u) {
+            v = activate(v, p.glu - 1u) * partial_up[lid];
         }
         store(t, r, v);
     }

@@ -20,6 +20,11 @@ struct Params {
     split2: u32,
     stride2: u32,
     stride3: u32,
+    // 1: add bias[row_offset + r] to every output row (Q/K/V biases, stacked like the weights).
+    bias: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -31,10 +36,16 @@ struct Params {
 @group(0) @binding(5) var<storage, read> norm_w: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+// The bias when `bias` is set (any small buffer otherwise).
+@group(0) @binding(8) var<storage, read> bias: array<f32>;
 
-// Stores output row `r` of token `t`: rows from `split2` on go to `y3`, from `split1` on to
-// `y2`, the rest to `y` (added to it with `accumulate`).
-fn store(t: u32, r: u32, v: f32) {
+// Stores output row `r` of token `t` (plus its bias): rows from `split2` on go to `y3`, from
+// `split1` on to `y2`, the rest to `y` (added to it with `accumulate`).
+fn store(t: u32, r: u32, value: f32) {
+    var v = value;
+    if (p.bias == 1u) {
+        v += bias[p.row_offset + r];
+    }
     if (r >= p.split2) {
         y3[t * p.stride3 + r - p.split2] = v;
     } else if (r >= p.split1) {

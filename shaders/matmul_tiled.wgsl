@@ -95,7 +95,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 for (var tt = 0u; tt < TOKS; tt++) {
                     acc[tt] += dot(wv, xq[tt * (TILE / 4u) + c / 4u]);
                 }
-                if (p.glu == 1u) {
+                if (p.glu != 0u) {
                     let uv = weight_quad(row + p.glu_rows * p.row_words, t0 + c, t0 + len);
                     for (var tt = 0u; tt < TOKS; tt++) {
                         acc_up[tt] += dot(uv, xq[tt * (TILE / 4u) + c / 4u]);
@@ -111,8 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var tt = 0u; tt < n_here; tt++) {
         let t = t_base + tt;
         var v = acc[tt];
-        if (p.glu == 1u) {
-            v = v / (1.0 + exp(-v)) * acc_up[tt];
+        if (p.glu != 0u) {
+            v = activate(v, p.glu - 1u) * acc_up[tt];
         }
         store(t, r, v);
     }

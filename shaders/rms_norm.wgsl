@@ -1,9 +1,10 @@
-// y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight; one workgroup per token.
+// y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, or y[t] += that with `accumulate` (a
+// post-norm joining the residual stream); one workgroup per token.
 
 struct Params {
     dim: u32,
     eps: f32,
-    _pad0: u32,
+    accumulate: u32,
     _pad1: u32,
 }
 
@@ -39,6 +40,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let scale = inverseSqrt(red[0] / f32(p.dim) + p.eps);
     for (var i = lid; i < p.dim; i += WG) {
-        y[base + i] = x[base + i] * scale * weight[i];
+        let v = x[base + i] * scale * weight[i];
+        if (p.accumulate == 1u) {
+            y[base + i] += v;
+        } else {
+            y[base + i] = v;
+        }
     }
 }

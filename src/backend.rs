@@ -156,9 +156,3 @@ pub fn check_shift(keep: usize, drop: usize, cached: usize) -> Result<()> {
     }
     Ok(())
 }
-
-/// cos/sin rows that rotate by `-delta` positions (undoing `delta` steps of RoPE), `n` times.
-pub fn rope_unshift_table(c: &crate::model::ModelConfig, delta: usize, n: usize) -> Vec<[f32; 2]> {
-    let row: Vec<[f32; 2]> = c.rope_cos_sin(delta, 1).into_iter().map(|[cos, sin]| [cos, -sin]).collect();
-    row.iter().copied().cycle().take(row.len() * n).collect()
-}

@@ -202,11 +202,17 @@ fn bad_inputs_fail_with_one_clear_line() {
     run(&["generate", "--prompt", "hi"], &p("cut.gguf"), "past the end of the file");
     std::fs::write(p("cut-header.gguf"), &tiny[..1000]).unwrap();
     run(&["inspect"], &p("cut-header.gguf"), "ends early");
+    // A K-quant tensor whose bytes the file does not hold.
     let mut kquant = gguf_writer::GgufFile::simple();
     kquant.tensors[0].ty = 12;
     kquant.tensors[0].dims = vec![256];
     std::fs::write(p("q4k.gguf"), kquant.bytes()).unwrap();
-    run(&["inspect"], &p("q4k.gguf"), "Q4_K");
+    run(&["inspect"], &p("q4k.gguf"), "past the end of the file");
+    let mut iq2 = gguf_writer::GgufFile::simple();
+    iq2.tensors[0].ty = 16;
+    iq2.tensors[0].dims = vec![256];
+    std::fs::write(p("iq2.gguf"), iq2.bytes()).unwrap();
+    run(&["inspect"], &p("iq2.gguf"), "IQ2_XXS");
     let mut other = gguf_writer::GgufFile::simple();
     other.kvs[0].1 = gguf_writer::Val::Str("mamba".into());
     std::fs::write(p("mamba.gguf"), other.bytes()).unwrap();

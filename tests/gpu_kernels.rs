@@ -140,6 +140,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, kernel: Kernel, ty: GgmlT
             Binding::Storage(cast_slice(&gain).to_vec()),
             Binding::Storage(vec![0; 16]),
             Binding::Storage(vec![0; 16]),
+            Binding::Storage(vec![0; 16]),
         ],
         matmul_groups(kernel, rows as u32, n_out as u32),
     )
@@ -196,6 +197,8 @@ fn embed_every_format() {
                 row_words,
                 row_offset: offset as u32,
                 rows: (part.len() / (row_words as usize * 4)) as u32,
+                scale: 1.75,
+                _pad: [0; 3],
             };
             let out = run_kernel(
                 &ctx,
@@ -213,7 +216,7 @@ fn embed_every_format() {
             .unwrap();
             y = out[2].clone();
         }
-        let want: Vec<f64> = tokens.iter().flat_map(|&t| tf[t as usize * cols..(t as usize + 1) * cols].iter().map(|&v| v as f64)).collect();
+        let want: Vec<f64> = tokens.iter().flat_map(|&t| tf[t as usize * cols..(t as usize + 1) * cols].iter().map(|&v| v as f64 * 1.75)).collect();
         let scale: Vec<f64> = want.iter().map(|v| v.abs()).collect();
         assert_close(&format!("embed {ty:?}"), &f32s(&y), &want, &scale);
     }
@@ -226,7 +229,9 @@ fn rms_norm_odd_width() {
     let (dim, n) = (97usize, 3usize);
     let x = floats(&mut rng, n * dim);
     let w = floats(&mut rng, dim);
-    let p = params::RmsNorm { dim: dim as u32, eps: 1e-5, _pad: [0; 2] };
+    let y0 = floats(&mut rng, n * dim);
+    for accumulate in [false, true] {
+    let p = params::RmsNorm { dim: dim as u32, eps: 1e-5, accumulate: accumulate as u32, _pad: 0 };
     let out = run_kernel(
         &ctx,
         Kernel::RmsNorm,
@@ -234,7 +239,7 @@ fn rms_norm_odd_width() {
         &[
             Binding::Storage(cast_slice(&x).to_vec()),
             Binding::Storage(cast_slice(&w).to_vec()),
-            Binding::Storage(poison(n * dim)),
+            Binding::Storage(if accumulate { cast_slice(&y0).to_vec() } else { poison(n * dim) }),
             Binding::Uniform(bytes_of(&p).to_vec()),
             step(n as u32, 0),
         ],
@@ -246,10 +251,62 @@ fn rms_norm_odd_width() {
         let xs = &x[t * dim..(t + 1) * dim];
         let ms = xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / dim as f64;
         let s = 1.0 / (ms + 1e-5).sqrt();
-        want.extend(xs.iter().zip(&w).map(|(&v, &g)| v as f64 * s * g as f64));
+        let base = |i: usize| if accumulate { y0[t * dim + i] as f64 } else { 0.0 };
+        want.extend(xs.iter().zip(&w).enumerate().map(|(i, (&v, &g))| base(i) + v as f64 * s * g as f64));
     }
     let scale: Vec<f64> = want.iter().map(|v| v.abs().max(1.0)).collect();
-    assert_close("rms_norm", &f32s(&out[2]), &want, &scale);
+    assert_close(&format!("rms_norm accumulate={accumulate}"), &f32s(&out[2]), &want, &scale);
+    }
+}
+
+/// Per-head RMSNorm in place: 5 heads of 40 per token, one shared weight.
+#[test]
+fn head_norm_every_head() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (n, heads, hd) = (3usize, 5usize, 40usize);
+    let x: Vec<f32> = floats(&mut rng, n * heads * hd).iter().map(|v| v * 100.0).collect();
+    let w = floats(&mut rng, hd);
+    let p = params::HeadNorm { n_heads: heads as u32, head_dim: hd as u32, eps: 1e-6, _pad: 0 };
+    let out = run_kernel(
+        &ctx,
+        Kernel::HeadNorm,
+        None,
+        &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(cast_slice(&w).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
+        (n * heads) as u32,
+    )
+    .unwrap();
+    let want: Vec<f64> = x
+        .chunks(hd)
+        .flat_map(|h| {
+            let s = 1.0 / (h.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / hd as f64 + 1e-6).sqrt();
+            h.iter().zip(&w).map(move |(&v, &g)| v as f64 * s * g as f64).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_close("head_norm", &f32s(&out[0]), &want, &vec![1.0; want.len()]);
+}
+
+/// Residual adds (as wide as the output) and biases (one vector for every token).
+#[test]
+fn add_plain_and_broadcast() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (n, width) = (3usize, 101usize);
+    let y = floats(&mut rng, n * width);
+    for broadcast in [false, true] {
+        let x = floats(&mut rng, if broadcast { width } else { n * width });
+        let p = params::Add { width: width as u32, broadcast: broadcast as u32, _pad: [0; 2] };
+        let out = run_kernel(
+            &ctx,
+            Kernel::Add,
+            None,
+            &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(cast_slice(&y).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
+            (n * width).div_ceil(64) as u32,
+        )
+        .unwrap();
+        let want: Vec<f32> = y.iter().enumerate().map(|(i, &v)| v + x[if broadcast { i % width } else { i }]).collect();
+        assert_eq!(f32s(&out[1]), want, "add broadcast={broadcast}");
+    }
 }
 
 #[test]
@@ -333,7 +390,18 @@ fn kv_store_and_attention_over_several_tiles() {
 
     let q = floats(&mut rng, n * n_head * hd);
     let scale_f = 1.0 / (hd as f32).sqrt();
-    let pa = params::Attention { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, kv_dim: kv_dim as u32, scale: scale_f, _pad: [0; 3] };
+    // Full causal attention, then sliding windows (gemma3's local layers): shorter than one
+    // tile, and longer than one (the first tile starts mid-cache).
+    for window in [0usize, 3, 70] {
+    let pa = params::Attention {
+        n_head: n_head as u32,
+        n_head_kv: n_kv as u32,
+        head_dim: hd as u32,
+        kv_dim: kv_dim as u32,
+        scale: scale_f,
+        window: window as u32,
+        _pad: [0; 2],
+    };
     let out = run_kernel(
         &ctx,
         Kernel::Attention,
@@ -355,38 +423,50 @@ fn kv_store_and_attention_over_several_tiles() {
             let kvo = (h / (n_head / n_kv)) * hd;
             let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
             let len = start + t + 1;
-            let s: Vec<f64> = (0..len)
+            let first = if window > 0 { len.saturating_sub(window) } else { 0 };
+            let s: Vec<f64> = (first..len)
                 .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64)
                 .collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
             let z: f64 = e.iter().sum();
             for d in 0..hd {
-                want.push((0..len).map(|j| e[j] / z * v_cache[j * kv_dim + kvo + d] as f64).sum::<f64>());
+                want.push((first..len).zip(&e).map(|(j, e)| e / z * v_cache[j * kv_dim + kvo + d] as f64).sum::<f64>());
             }
         }
     }
-    assert_close("attention", &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+    assert_close(&format!("attention window={window}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+    }
+}
+
+/// GELU, tanh approximation, in f64.
+fn gelu_tanh(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
 }
 
 #[test]
-fn swiglu_odd_width() {
+fn glu_odd_width_both_activations() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
     let (width, n) = (101usize, 3usize);
-    let g = floats(&mut rng, n * width);
+    // Gates up to ±60: GELU's tanh saturates (and must not overflow to NaN).
+    let g: Vec<f32> = floats(&mut rng, n * width).iter().map(|v| v * 60.0).collect();
     let u = floats(&mut rng, n * width);
-    let p = params::Width { width: width as u32, _pad: [0; 3] };
-    let out = run_kernel(
-        &ctx,
-        Kernel::SwiGlu,
-        None,
-        &[Binding::Storage(cast_slice(&g).to_vec()), Binding::Storage(cast_slice(&u).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
-        (n * width).div_ceil(64) as u32,
-    )
-    .unwrap();
-    let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| g as f64 / (1.0 + (-g as f64).exp()) * u as f64).collect();
-    assert_close("swiglu", &f32s(&out[0]), &want, &vec![1.0; want.len()]);
+    for gelu in [false, true] {
+        let p = params::Glu { width: width as u32, act: gelu as u32, _pad: [0; 2] };
+        let out = run_kernel(
+            &ctx,
+            Kernel::Glu,
+            None,
+            &[Binding::Storage(cast_slice(&g).to_vec()), Binding::Storage(cast_slice(&u).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
+            (n * width).div_ceil(64) as u32,
+        )
+        .unwrap();
+        let act = |g: f64| if gelu { gelu_tanh(g) } else { g / (1.0 + (-g).exp()) };
+        let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| act(g as f64) * u as f64).collect();
+        let scale: Vec<f64> = g.iter().map(|g| g.abs().max(1.0) as f64).collect();
+        assert_close(&format!("glu gelu={gelu}"), &f32s(&out[0]), &want, &scale);
+    }
 }
 
 #[test]
@@ -515,8 +595,9 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
 fn matmul_glu_with_stacked_weights() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    for (kernel, ty) in MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16].map(|t| (k, t))) {
-        let (rows, cols, n, skip) = (77usize, 96usize, 19usize, 5usize);
+    let cases = MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::Q4_K].map(|t| (k, t)));
+    for ((kernel, ty), gelu) in cases.flat_map(|c| [(c, false), (c, true)]) {
+        let (rows, cols, n, skip) = (77usize, ty.block_len().max(96), 19usize, 5usize);
         // [5 unrelated rows][gate rows][up rows]: w_base skips the first, glu_rows finds up.
         let all = random_rows(&mut rng, ty, skip + 2 * rows, cols);
         let wf = dequant(ty, &all, skip + 2 * rows, cols);
@@ -525,7 +606,7 @@ fn matmul_glu_with_stacked_weights() {
         let x = floats(&mut rng, n * cols);
         let p = params::MatMul {
             w_base: skip as u32 * row_words,
-            glu: 1,
+            glu: 1 + gelu as u32,
             glu_rows: rows as u32,
             ..params::MatMul::plain(rows as u32, cols as u32, row_words, rows as u32)
         };
@@ -542,6 +623,7 @@ fn matmul_glu_with_stacked_weights() {
                 Binding::Storage(vec![0; 16]),
                 Binding::Storage(vec![0; 16]),
                 Binding::Storage(vec![0; 16]),
+                Binding::Storage(vec![0; 16]),
             ],
             matmul_groups(kernel, rows as u32, n as u32),
         )
@@ -551,11 +633,11 @@ fn matmul_glu_with_stacked_weights() {
         for t in 0..n {
             for r in 0..rows {
                 let (g, u) = (dot(skip + r, t), dot(skip + rows + r, t));
-                want.push(g / (1.0 + (-g).exp()) * u);
+                want.push(if gelu { gelu_tanh(g) } else { g / (1.0 + (-g).exp()) } * u);
                 scale.push((g.abs() + 1.0) * (u.abs() + 1.0));
             }
         }
-        assert_close(&format!("glu {kernel:?} {ty:?}"), &f32s(&out[2]), &want, &scale);
+        assert_close(&format!("glu {kernel:?} {ty:?} gelu={gelu}"), &f32s(&out[2]), &want, &scale);
     }
 }
 
@@ -566,8 +648,10 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
     // Q, K and V of different heights stacked in one buffer, as the GPU backend stores them.
     let (heights, cols, n) = ([45usize, 17, 17], 64usize, 19usize);
     let total: usize = heights.iter().sum();
-    for (kernel, ty) in MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0].map(|t| (k, t))) {
+    for ((kernel, ty), with_bias) in MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0].map(|t| (k, t))).flat_map(|c| [(c, false), (c, true)]) {
         let w = random_rows(&mut rng, ty, total, cols);
+        // Q/K/V biases stacked like the weights (Qwen2's K biases reach ±145).
+        let bias: Vec<f32> = floats(&mut rng, total).iter().map(|b| b * 150.0).collect();
         let wf = dequant(ty, &w, total, cols);
         let gpu = to_gpu_layout(ty, &w);
         let x = floats(&mut rng, n * cols);
@@ -577,6 +661,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
             split2: h0 + h1,
             stride2: h1,
             stride3: h2,
+            bias: with_bias as u32,
             ..params::MatMul::plain(total as u32, cols as u32, (gpu.len() / total / 4) as u32, h0)
         };
         let out = run_kernel(
@@ -592,6 +677,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
                 Binding::Storage(vec![0; 16]),
                 Binding::Storage(poison(n * heights[1])),
                 Binding::Storage(poison(n * heights[2])),
+                Binding::Storage(cast_slice(&bias).to_vec()),
             ],
             matmul_groups(kernel, total as u32, n as u32),
         )
@@ -603,11 +689,12 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
             for t in 0..n {
                 for r in 0..h {
                     let terms = (0..cols).map(|c| wf[(base + r) * cols + c] as f64 * x[t * cols + c] as f64);
-                    want.push(terms.clone().sum::<f64>());
-                    scale.push(terms.map(f64::abs).sum::<f64>());
+                    let b = if with_bias { bias[base + r] as f64 } else { 0.0 };
+                    want.push(b + terms.clone().sum::<f64>());
+                    scale.push(b.abs() + terms.map(f64::abs).sum::<f64>());
                 }
             }
-            assert_close(&format!("stacked {kernel:?} {ty:?} output {k}"), &f32s(&out[binding]), &want, &scale);
+            assert_close(&format!("stacked {kernel:?} {ty:?} bias={with_bias} output {k}"), &f32s(&out[binding]), &want, &scale);
             base += h;
         }
     }

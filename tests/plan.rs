@@ -6,7 +6,7 @@ use hearth::model::{ForwardPlan, ModelConfig, Op};
 
 fn plan() -> ForwardPlan {
     let header = hearth::gguf::read_header_file(&common::model_path()).unwrap();
-    ForwardPlan::llama(ModelConfig::from_header(&header).unwrap(), &header).unwrap()
+    ForwardPlan::build(ModelConfig::from_header(&header).unwrap(), &header).unwrap()
 }
 
 #[test]
@@ -39,6 +39,6 @@ fn a_norm_read_by_anything_but_a_matmul_is_not_folded() {
     // Make the first layer's attention norm feed a RoPE as well: folding would lose it.
     let i = p.ops.iter().position(|o| matches!(o, Op::RmsNorm { .. })).unwrap();
     let Op::RmsNorm { out, .. } = p.ops[i] else { unreachable!() };
-    p.ops.insert(i + 1, Op::Rope { target: out, n_heads: 1 });
+    p.ops.insert(i + 1, Op::Rope { target: out, n_heads: 1, rope: 0 });
     assert!(!p.norm_folds_into_matmuls(i));
 }

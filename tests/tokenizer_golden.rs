@@ -1,12 +1,13 @@
-//! The tokenizer against llama.cpp's golden ids for SmolLM2-135M-Instruct
-//! (`../shared/golden/smollm2-135m-instruct-q4_1/tokens.json`), plus malformed-metadata cases.
+//! The tokenizers against llama.cpp's golden ids: SmolLM2-135M-Instruct and Qwen2.5-Coder
+//! (byte-level BPE) and Gemma 3 (SentencePiece), from `../shared/golden/<model>/tokens.json`,
+//! plus malformed-metadata cases.
 //!
-//! Needs the model file (`./build.sh model`); `HEARTH_MODEL` overrides its path and
-//! `HEARTH_GOLDEN` the golden directory.
+//! Needs the model files (`./build.sh model all`); `HEARTH_MODEL` overrides the default
+//! model's path and `HEARTH_GOLDEN` the golden directory.
 
 mod common;
 
-use common::{golden_dir, model_path};
+use common::{golden_dir, model_path, RealModel, GEMMA, QWEN};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -34,7 +35,11 @@ fn tokenizer() -> &'static Tokenizer {
 }
 
 fn golden() -> serde_json::Value {
-    let path = golden_dir().join("smollm2-135m-instruct-q4_1/tokens.json");
+    golden_tokens("smollm2-135m-instruct-q4_1")
+}
+
+fn golden_tokens(dir: &str) -> serde_json::Value {
+    let path = golden_dir().join(dir).join("tokens.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!("cannot read {}: {e} (set HEARTH_GOLDEN to the golden directory)", path.display())
     });
@@ -47,15 +52,47 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
 
 #[test]
 fn golden_cases_match_llama_cpp() {
-    let tok = tokenizer();
     let g = golden();
+    assert_eq!(g["cases"].as_array().unwrap().len(), 14);
+    check_golden_cases(tokenizer(), &g);
+}
+
+/// The tokenizer of one of the real models build.sh fetches (the header only is read).
+fn real_tokenizer(m: &RealModel) -> Tokenizer {
+    let header = hearth::gguf::read_header_file(&m.path()).expect("reading the header");
+    Tokenizer::from_metadata(&header.metadata).expect("building the tokenizer")
+}
+
+#[test]
+fn qwen2_golden_cases_match_llama_cpp() {
+    let tok = real_tokenizer(&QWEN);
+    assert_eq!((tok.model_name(), tok.pre_name()), ("gpt2", Some("qwen2")));
+    check_golden_cases(&tok, &golden_tokens(QWEN.golden));
+}
+
+#[test]
+fn gemma3_sentencepiece_golden_cases_match_llama_cpp() {
+    let tok = real_tokenizer(&GEMMA);
+    assert_eq!(tok.model_name(), "llama");
+    check_golden_cases(&tok, &golden_tokens(GEMMA.golden));
+    // Byte fallback both ways: 🦙 has no piece of its own.
+    let ids = tok.encode("🦙", false).unwrap();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids.iter().all(|&id| tok.token_type(id) == Some(TokenType::Byte)));
+    assert_eq!(tok.decode(&ids, false).unwrap(), "🦙");
+    assert!(tok.is_end_of_generation(1) && tok.is_end_of_generation(106), "<eos> and <end_of_turn> end generation");
+}
+
+/// Every case of a golden tokens file: ids in both special-token modes and with BOS, pieces,
+/// detokenization, and streaming.
+fn check_golden_cases(tok: &Tokenizer, g: &serde_json::Value) {
     assert_eq!(tok.vocab_size() as u64, g["n_vocab"].as_u64().unwrap());
     assert_eq!(tok.bos_id().map(u64::from), g["bos_id"].as_u64());
     assert_eq!(tok.eos_id().map(u64::from), g["eos_id"].as_u64());
-    assert!(!tok.add_bos());
+    assert_eq!(tok.add_bos(), g["add_bos_token"].as_bool().unwrap_or(false));
 
     let cases = g["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 14);
+    let n = cases.len();
     let mut failures = Vec::new();
     let (mut ok_plain, mut ok_special, mut ok_bos, mut ok_detok, mut ok_pieces) = (0, 0, 0, 0, 0);
     for c in cases {
@@ -95,8 +132,8 @@ fn golden_cases_match_llama_cpp() {
         assert_eq!(streamed, tok.decode(&want_sp, false).unwrap(), "{name}: streamed");
     }
     eprintln!(
-        "golden cases passing: parse_special=false {ok_plain}/14, parse_special=true {ok_special}/14, \
-         add_bos {ok_bos}/14, detokenized {ok_detok}/14, pieces {ok_pieces}/14"
+        "golden cases passing: parse_special=false {ok_plain}/{n}, parse_special=true {ok_special}/{n}, \
+         add_bos {ok_bos}/{n}, detokenized {ok_detok}/{n}, pieces {ok_pieces}/{n}"
     );
     assert!(failures.is_empty(), "golden mismatches:\n{}", failures.join("\n"));
 }
@@ -157,6 +194,7 @@ enum V {
     Bool(bool),
     Strs(Vec<String>),
     I32s(Vec<i32>),
+    F32s(Vec<f32>),
 }
 
 fn gguf_bytes(kv: &[(&str, V)]) -> Vec<u8> {
@@ -194,6 +232,14 @@ fn gguf_bytes(kv: &[(&str, V)]) -> Vec<u8> {
             V::I32s(xs) => {
                 out.extend_from_slice(&9u32.to_le_bytes());
                 out.extend_from_slice(&5u32.to_le_bytes());
+                out.extend_from_slice(&(xs.len() as u64).to_le_bytes());
+                for x in xs {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            V::F32s(xs) => {
+                out.extend_from_slice(&9u32.to_le_bytes());
+                out.extend_from_slice(&6u32.to_le_bytes());
                 out.extend_from_slice(&(xs.len() as u64).to_le_bytes());
                 for x in xs {
                     out.extend_from_slice(&x.to_le_bytes());
@@ -270,6 +316,57 @@ fn hand_built_metadata() {
         (replaced("tokenizer.ggml.eos_token_id", Some(V::U32(5))), "out of range"),
         (replaced("tokenizer.ggml.add_bos_token", Some(V::U32(1))), "add_bos_token"),
         (replaced("tokenizer.ggml.tokens", Some(strs(&["<|im_end|>", "a", "b", "ab", "a"]))), "twice"),
+    ];
+    for (kv, needle) in cases {
+        match Tokenizer::from_metadata(&parse(&gguf_bytes(&kv))) {
+            Ok(_) => panic!("expected an error mentioning {needle:?}"),
+            Err(e) => assert!(e.to_string().contains(needle), "error {e} does not mention {needle:?}"),
+        }
+    }
+}
+
+/// A little SentencePiece vocabulary: `<unk>`, `<s>`, `</s>`, byte tokens for 'a' and 0xC3,
+/// pieces with scores, and a user-defined token.
+fn good_spm() -> Vec<(&'static str, V)> {
+    vec![
+        ("tokenizer.ggml.model", V::Str("llama")),
+        ("tokenizer.ggml.tokens", strs(&["<unk>", "<s>", "</s>", "<0x61>", "<0xC3>", "\u{2581}", "a", "b", "ab", "\u{2581}ab", "<hr>"])),
+        ("tokenizer.ggml.token_type", V::I32s(vec![2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 4])),
+        ("tokenizer.ggml.scores", V::F32s(vec![0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -1.5, -0.5, 0.0])),
+    ]
+}
+
+fn replaced_spm(key: &'static str, v: Option<V>) -> Vec<(&'static str, V)> {
+    let mut kv: Vec<_> = good_spm().into_iter().filter(|(k, _)| *k != key).collect();
+    if let Some(v) = v {
+        kv.push((key, v));
+    }
+    kv
+}
+
+#[test]
+fn hand_built_sentencepiece() {
+    let tok = Tokenizer::from_metadata(&parse(&gguf_bytes(&good_spm()))).unwrap();
+    // llama.cpp's defaults: BOS 1, EOS 2, BOS added, a space before the text.
+    assert_eq!((tok.bos_id(), tok.eos_id(), tok.add_bos()), (Some(1), Some(2), true));
+    // "▁ab" (score −0.5) wins over "ab" (−1.5); a lone "b" stays "b"; "é" falls back to bytes
+    // of which only 0xC3 exists, so its second byte has no token.
+    assert_eq!(tok.encode("ab b", false).unwrap(), vec![9, 5, 7]);
+    assert_eq!(tok.decode(&[1, 9, 5, 7], false).unwrap(), " ab b");
+    // A user-defined token splits the text; the text after it gets the space prefix again.
+    assert_eq!(tok.encode("ab<hr>ab", false).unwrap(), vec![9, 10, 9]);
+    assert_eq!(tok.decode(&[3, 4], false).unwrap().as_bytes(), b"a\xEF\xBF\xBD");
+    assert!(tok.encode("\u{e9}", false).unwrap_err().to_string().contains("0xA9"));
+    let mut kv = good_spm();
+    kv.push(("tokenizer.ggml.add_space_prefix", V::Bool(false)));
+    let no_prefix = Tokenizer::from_metadata(&parse(&gguf_bytes(&kv))).unwrap();
+    assert_eq!(no_prefix.encode("ab", false).unwrap(), vec![8]);
+
+    let cases: Vec<(Vec<(&'static str, V)>, &str)> = vec![
+        (replaced_spm("tokenizer.ggml.scores", None), "tokenizer.ggml.scores is missing"),
+        (replaced_spm("tokenizer.ggml.scores", Some(V::F32s(vec![0.0; 3]))), "scores has 3 entries"),
+        (replaced_spm("tokenizer.ggml.scores", Some(V::F32s(vec![f32::NAN; 11]))), "not a finite number"),
+        (replaced_spm("tokenizer.ggml.scores", Some(strs(&["x"; 11]))), "tokenizer.ggml.scores"),
     ];
     for (kv, needle) in cases {
         match Tokenizer::from_metadata(&parse(&gguf_bytes(&kv))) {

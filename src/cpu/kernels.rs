@@ -1,6 +1,7 @@
-//! Element-wise CPU kernels: RMSNorm, RoPE, SwiGLU.
+//! Element-wise CPU kernels: RMSNorm (whole vectors and per head), biases and residual adds,
+//! RoPE, gated activations.
 
-use crate::model::{ModelConfig, QTensor, RopeStyle};
+use crate::model::{Activation, QTensor, RopeSpec, RopeStyle};
 
 /// `y[t] = x[t] / sqrt(mean(x[t]²) + eps) * w` for every token vector.
 pub fn rms_norm(x: &[f32], w: &QTensor, eps: f32, y: &mut [f32]) {
@@ -17,33 +18,57 @@ pub fn rms_norm(x: &[f32], w: &QTensor, eps: f32, y: &mut [f32]) {
     }
 }
 
-/// cos/sin of every (position, frequency) pair of one batch.
+/// RMSNorm of each `weight.cols`-long slice of `x` in place (per-head Q/K norms).
+pub fn head_norm(x: &mut [f32], w: &QTensor, eps: f32) {
+    let copy = x.to_vec();
+    rms_norm(&copy, w, eps, x);
+}
+
+/// `x[t] += bias` for every token vector.
+pub fn add_bias(x: &mut [f32], bias: &QTensor) {
+    let mut b = vec![0.0f32; bias.cols];
+    crate::quant::dequantize_row(bias.ty, bias.row(0), &mut b);
+    for xs in x.chunks_exact_mut(bias.cols) {
+        for (x, b) in xs.iter_mut().zip(&b) {
+            *x += b;
+        }
+    }
+}
+
+/// `out += input`, element-wise.
+pub fn add(input: &[f32], out: &mut [f32]) {
+    for (o, i) in out.iter_mut().zip(input) {
+        *o += i;
+    }
+}
+
+/// cos/sin of every (position, frequency) pair of one batch, for one RoPE variant.
 pub struct RopeTable {
-    /// `n` rows of `rope_dim / 2` pairs.
+    /// `n` rows of `half` pairs.
     cos_sin: Vec<[f32; 2]>,
     half: usize,
+    style: RopeStyle,
 }
 
 impl RopeTable {
-    pub fn new(c: &ModelConfig, start: usize, n: usize) -> Self {
-        Self { cos_sin: c.rope_cos_sin(start, n), half: c.rope_dim / 2 }
+    pub fn new(spec: &RopeSpec, start: usize, n: usize) -> Self {
+        Self::from_rows(spec, spec.cos_sin(start, n))
     }
 
-    /// A table from explicit rows of `rope_dim / 2` (cos, sin) pairs.
-    pub fn from_rows(c: &ModelConfig, cos_sin: Vec<[f32; 2]>) -> Self {
-        Self { cos_sin, half: c.rope_dim / 2 }
+    /// A table from explicit rows of `spec.half()` (cos, sin) pairs.
+    pub fn from_rows(spec: &RopeSpec, cos_sin: Vec<[f32; 2]>) -> Self {
+        Self { cos_sin, half: spec.half(), style: spec.style }
     }
 }
 
 /// Rotates each `head_dim` head of every token vector in `x` by its position.
-pub fn rope(x: &mut [f32], n_heads: usize, c: &ModelConfig, table: &RopeTable) {
-    let hd = c.head_dim;
+pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, table: &RopeTable) {
     let half = table.half;
-    for (t, tok) in x.chunks_exact_mut(n_heads * hd).enumerate() {
+    for (t, tok) in x.chunks_exact_mut(n_heads * head_dim).enumerate() {
         let cs = &table.cos_sin[t * half..(t + 1) * half];
-        for head in tok.chunks_exact_mut(hd) {
+        for head in tok.chunks_exact_mut(head_dim) {
             for (i, &[cos, sin]) in cs.iter().enumerate() {
-                let (a, b) = match c.rope_style {
+                let (a, b) = match table.style {
                     RopeStyle::Norm => (2 * i, 2 * i + 1),
                     RopeStyle::Neox => (i, i + half),
                 };
@@ -55,9 +80,20 @@ pub fn rope(x: &mut [f32], n_heads: usize, c: &ModelConfig, table: &RopeTable) {
     }
 }
 
-/// `gate = silu(gate) * up`.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+/// `gate = act(gate) * up`.
+pub fn glu(gate: &mut [f32], up: &[f32], act: Activation) {
+    match act {
+        Activation::Silu => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = *g / (1.0 + (-*g).exp()) * u;
+            }
+        }
+        Activation::GeluTanh => {
+            const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+            for (g, &u) in gate.iter_mut().zip(up) {
+                let x = *g;
+                *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()) * u;
+            }
+        }
     }
 }

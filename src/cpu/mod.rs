@@ -75,47 +75,26 @@ impl CpuBackend {
     }
 }
 
-/// One batch's activation buffers, `n` vectors each.
+/// One batch's activation buffers, `n` vectors each, in [`Act::ALL`] order.
 struct Acts {
-    bufs: [(Act, Vec<f32>); 8],
+    bufs: Vec<Vec<f32>>,
 }
 
 impl Acts {
     fn new(plan: &ForwardPlan, n: usize) -> Self {
-        let mk = |a: Act| (a, vec![0.0f32; n * plan.width(a)]);
-        Self {
-            bufs: [
-                mk(Act::Hidden),
-                mk(Act::Normed),
-                mk(Act::Q),
-                mk(Act::K),
-                mk(Act::V),
-                mk(Act::Attn),
-                mk(Act::Gate),
-                mk(Act::Up),
-            ],
-        }
+        Self { bufs: Act::ALL.iter().map(|&a| vec![0.0f32; n * plan.width(a)]).collect() }
     }
 
     fn idx(a: Act) -> usize {
-        match a {
-            Act::Hidden => 0,
-            Act::Normed => 1,
-            Act::Q => 2,
-            Act::K => 3,
-            Act::V => 4,
-            Act::Attn => 5,
-            Act::Gate => 6,
-            Act::Up => 7,
-        }
+        Act::ALL.iter().position(|&x| x == a).expect("every activation is in Act::ALL")
     }
 
     fn get(&self, a: Act) -> &[f32] {
-        &self.bufs[Self::idx(a)].1
+        &self.bufs[Self::idx(a)]
     }
 
     fn get_mut(&mut self, a: Act) -> &mut [f32] {
-        &mut self.bufs[Self::idx(a)].1
+        &mut self.bufs[Self::idx(a)]
     }
 
     /// An input and a distinct output buffer at once.
@@ -124,10 +103,10 @@ impl Acts {
         assert_ne!(i, o, "an op reads and writes the same buffer");
         if i < o {
             let (a, b) = self.bufs.split_at_mut(o);
-            (&a[i].1, &mut b[0].1)
+            (&a[i], &mut b[0])
         } else {
             let (a, b) = self.bufs.split_at_mut(i);
-            (&b[0].1, &mut a[o].1)
+            (&b[0], &mut a[o])
         }
     }
 }
@@ -146,12 +125,13 @@ impl Backend for CpuBackend {
         let c = &self.plan.config;
         let kv_dim = c.kv_dim();
         let moved = self.cache.len - keep - drop;
-        let table = kernels::RopeTable::from_rows(c, crate::backend::rope_unshift_table(c, drop, moved));
         for l in 0..c.n_layer {
+            let spec = c.layer_rope(l);
+            let table = kernels::RopeTable::from_rows(spec, spec.unshift_rows(drop, moved));
             let (k, v) = (&mut self.cache.k[l], &mut self.cache.v[l]);
             k.drain(keep * kv_dim..(keep + drop) * kv_dim);
             v.drain(keep * kv_dim..(keep + drop) * kv_dim);
-            kernels::rope(&mut k[keep * kv_dim..], c.n_head_kv, c, &table);
+            kernels::rope(&mut k[keep * kv_dim..], c.n_head_kv, c.head_dim, &table);
         }
         self.cache.len -= drop;
         Ok(())
@@ -176,15 +156,26 @@ impl Backend for CpuBackend {
         }
         let n = tokens.len();
         let mut acts = Acts::new(&self.plan, n);
-        let rope = kernels::RopeTable::new(c, start, n);
+        let ropes: Vec<kernels::RopeTable> = c.ropes().iter().map(|r| kernels::RopeTable::new(r, start, n)).collect();
         let mut logits = Vec::new();
         for op in &self.plan.ops {
             match *op {
-                Op::Embed { table, out } => {
+                Op::Embed { table, out, scale } => {
                     let table = self.weights.get(table);
                     for (t, dst) in acts.get_mut(out).chunks_mut(table.cols).enumerate() {
                         crate::quant::dequantize_row(table.ty, table.row(tokens[t] as usize), dst);
+                        if scale != 1.0 {
+                            dst.iter_mut().for_each(|x| *x *= scale);
+                        }
                     }
+                }
+                Op::HeadNorm { target, weight, .. } => {
+                    kernels::head_norm(acts.get_mut(target), self.weights.get(weight), c.rms_eps);
+                }
+                Op::AddBias { target, bias } => kernels::add_bias(acts.get_mut(target), self.weights.get(bias)),
+                Op::Add { input, out } => {
+                    let (x, y) = acts.pair(input, out);
+                    kernels::add(x, y);
                 }
                 Op::RmsNorm { input, weight, out } => {
                     let w = self.weights.get(weight);
@@ -195,19 +186,19 @@ impl Backend for CpuBackend {
                     let (x, y) = acts.pair(input, out);
                     matmul::matmul(self.weights.get(weight), x, n, y, accumulate);
                 }
-                Op::Rope { target, n_heads } => {
-                    kernels::rope(acts.get_mut(target), n_heads, c, &rope);
+                Op::Rope { target, n_heads, rope } => {
+                    kernels::rope(acts.get_mut(target), n_heads, c.head_dim, &ropes[rope]);
                 }
-                Op::Attention { layer, q, k, v, out } => {
+                Op::Attention { layer, q, k, v, out, window } => {
                     let kv_dim = c.kv_dim();
                     self.cache.k[layer].extend_from_slice(&acts.get(k)[..n * kv_dim]);
                     self.cache.v[layer].extend_from_slice(&acts.get(v)[..n * kv_dim]);
                     let (qs, o) = acts.pair(q, out);
-                    attention::attend(c, qs, &self.cache.k[layer], &self.cache.v[layer], start, o);
+                    attention::attend(c, qs, &self.cache.k[layer], &self.cache.v[layer], start, window, o);
                 }
-                Op::SwiGlu { gate, up } => {
+                Op::Glu { gate, up, act } => {
                     let (u, g) = acts.pair(up, gate);
-                    kernels::swiglu(g, u);
+                    kernels::glu(g, u, act);
                 }
                 Op::Logits { weight, input } => {
                     let w = self.weights.get(weight);

@@ -62,7 +62,7 @@ impl GpuBackend {
         if logits_bytes > ctx.max_binding() {
             return Err(Error::InvalidArgument(format!("batches of {max_batch} tokens need too large a logits buffer")));
         }
-        let acts: Vec<(Act, wgpu::Buffer)> = [Act::Hidden, Act::Normed, Act::Q, Act::K, Act::V, Act::Attn, Act::Gate, Act::Up]
+        let acts: Vec<(Act, wgpu::Buffer)> = Act::ALL
             .into_iter()
             .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
             .collect();
@@ -87,13 +87,20 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let table = c.rope_cos_sin(0, max_context);
-        let rope_table = storage(&ctx, "rope table", std::mem::size_of_val(table.as_slice()) as u64);
-        ctx.queue.write_buffer(&rope_table, 0, bytemuck::cast_slice(&table));
+        let rope_tables = c
+            .ropes()
+            .iter()
+            .map(|r| {
+                let table = r.cos_sin(0, max_context);
+                let buf = storage(&ctx, "rope table", std::mem::size_of_val(table.as_slice()) as u64);
+                ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&table));
+                buf
+            })
+            .collect();
         let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
 
-        let buffers = Buffers { acts, tokens, step, logits, argmax, rope_table, k_cache, v_cache };
+        let buffers = Buffers { acts, tokens, step, logits, argmax, rope_tables, k_cache, v_cache };
         let dispatches = lower(&ctx, &plan, &weights, &buffers);
         let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
         let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab);
@@ -290,24 +297,32 @@ impl Backend for GpuBackend {
             let bytes = moved as u64 * row;
             let device = &self.ctx.device;
             let (scratch_k, scratch_v) = (storage(&self.ctx, "shift keys", bytes), storage(&self.ctx, "shift values", bytes));
-            let table = crate::backend::rope_unshift_table(c, drop, moved);
-            let table_buf = storage(&self.ctx, "shift rope table", std::mem::size_of_val(table.as_slice()) as u64);
-            self.ctx.queue.write_buffer(&table_buf, 0, bytemuck::cast_slice(&table));
-            let neox = (c.rope_style == crate::model::RopeStyle::Neox) as u32;
-            let rope = params::Rope { n_heads: c.n_head_kv as u32, head_dim: c.head_dim as u32, half: (c.rope_dim / 2) as u32, neox };
-            let params_buf = uniform(&self.ctx, &rope);
             let step_buf = uniform(&self.ctx, &params::Step { n_tokens: moved as u32, start_pos: 0, _pad: [0; 2] });
             let pipeline = super::shaders::Pipelines::default().get(device, super::shaders::Kernel::Rope, None).clone();
-            let bind_group = bind_group(&self.ctx, &pipeline, &[&scratch_k, &table_buf, &params_buf, &step_buf]);
-            let groups = (moved * c.n_head_kv * c.rope_dim / 2).div_ceil(64) as u32;
+            // One rotation per RoPE variant (gemma3's local and global layers differ).
+            let rotations: Vec<(wgpu::BindGroup, u32)> = c
+                .ropes()
+                .iter()
+                .map(|r| {
+                    let table = r.unshift_rows(drop, moved);
+                    let table_buf = storage(&self.ctx, "shift rope table", std::mem::size_of_val(table.as_slice()) as u64);
+                    self.ctx.queue.write_buffer(&table_buf, 0, bytemuck::cast_slice(&table));
+                    let neox = (r.style == crate::model::RopeStyle::Neox) as u32;
+                    let rope = params::Rope { n_heads: c.n_head_kv as u32, head_dim: c.head_dim as u32, half: r.half() as u32, neox };
+                    let params_buf = uniform(&self.ctx, &rope);
+                    let groups = (moved * c.n_head_kv * r.half()).div_ceil(64) as u32;
+                    (bind_group(&self.ctx, &pipeline, &[&scratch_k, &table_buf, &params_buf, &step_buf]), groups)
+                })
+                .collect();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("shift") });
             let (from, to) = ((keep + drop) as u64 * row, keep as u64 * row);
-            for (k, v) in self.k_cache.iter().zip(&self.v_cache) {
+            for (l, (k, v)) in self.k_cache.iter().zip(&self.v_cache).enumerate() {
+                let (bind_group, groups) = &rotations[c.layer_rope_index(l)];
                 encoder.copy_buffer_to_buffer(k, from, &scratch_k, 0, bytes);
                 encoder.copy_buffer_to_buffer(v, from, &scratch_v, 0, bytes);
                 {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("shift"), timestamp_writes: None });
-                    record(&mut pass, &pipeline, &bind_group, groups);
+                    record(&mut pass, &pipeline, bind_group, *groups);
                 }
                 encoder.copy_buffer_to_buffer(&scratch_k, 0, k, to, bytes);
                 encoder.copy_buffer_to_buffer(&scratch_v, 0, v, to, bytes);

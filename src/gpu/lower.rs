@@ -1,14 +1,15 @@
 //! Lowering the forward plan to GPU dispatches: each op becomes a pre-built pipeline, bind
 //! group and grid, and patterns in the plan become fused kernels (a norm folded into the
-//! matmuls that read it; Q, K, V or gate and up from one stacked weight; RoPE with the KV
-//! write; gate/up with SwiGLU).
+//! matmuls that read it; Q, K, V or gate and up from one stacked weight; biases added by the
+//! matmul that produces their target; RoPE with the KV write; gate/up with the gated
+//! activation; a post-norm with its residual add).
 
 use super::backend::storage;
 use super::context::GpuContext;
 use super::params;
 use super::shaders::{matmul_groups, Kernel, Pipelines};
 use super::weights::GpuWeights;
-use crate::model::{Act, ForwardPlan, Op, RopeStyle};
+use crate::model::{Act, Activation, ForwardPlan, Op, RopeStyle, WeightId};
 
 const WG: u32 = 64;
 /// Batches of at least this many tokens use the tiled matmul kernel.
@@ -75,7 +76,8 @@ pub(super) struct Buffers {
     pub step: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     pub argmax: wgpu::Buffer,
-    pub rope_table: wgpu::Buffer,
+    /// cos/sin tables, one per RoPE variant of the config (`ModelConfig::ropes`).
+    pub rope_tables: Vec<wgpu::Buffer>,
     pub k_cache: Vec<wgpu::Buffer>,
     pub v_cache: Vec<wgpu::Buffer>,
 }
@@ -102,18 +104,48 @@ pub(super) fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Bu
     buf
 }
 
+/// The `AddBias` on `out` that belongs to the matmul(s) from `ops[from]` on: it follows them
+/// among other matmuls of the same run and their biases.
+fn bias_after(ops: &[Op], from: usize, out: Act) -> Option<(usize, WeightId)> {
+    for (j, op) in ops.iter().enumerate().skip(from) {
+        match *op {
+            Op::AddBias { target, bias } if target == out => return Some((j, bias)),
+            Op::AddBias { .. } => {}
+            Op::MatMul { out: o, input, .. } if o != out && input != out => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Whether the value an op leaves in `act` is never read after `ops[from - 1]` (the next op
+/// touching it overwrites it first).
+fn dead_after(ops: &[Op], from: usize, act: Act) -> bool {
+    for op in &ops[from..] {
+        if op.reads().contains(&act) {
+            return false;
+        }
+        if op.writes().contains(&act) {
+            return true;
+        }
+    }
+    true
+}
+
 /// Every dispatch of one forward pass, in order.
 pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, b: &Buffers) -> Vec<Dispatch> {
     let c = &plan.config;
-    let half = c.rope_dim / 2;
     let act = |a: Act| &b.acts.iter().find(|(x, _)| *x == a).expect("every activation has a buffer").1;
-    let (tokens, step, logits, argmax, rope_table) = (&b.tokens, &b.step, &b.logits, &b.argmax, &b.rope_table);
+    let (tokens, step, logits, argmax) = (&b.tokens, &b.step, &b.logits, &b.argmax);
     let (k_cache, v_cache) = (&b.k_cache, &b.v_cache);
-    // Bound as the norm weight of matmuls without a folded norm (the kernel ignores it).
+    // Bound as the norm weight of matmuls without a folded norm, and as the bias of matmuls
+    // without one (the kernel ignores it).
     let no_norm = storage(ctx, "no norm", 16);
     // Bound as the second and third outputs of single-output matmuls (never written).
     let no_out2 = storage(ctx, "no second output", 16);
     let no_out3 = storage(ctx, "no third output", 16);
+    // Copies that fill stacked bias buffers, submitted once at the end.
+    let mut copies = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stacked biases") });
     let mut pipes = Pipelines::default();
     let mut dispatches = Vec::new();
     let mut build = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
@@ -131,45 +163,51 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
         dispatches.push(d);
     };
     let kv = c.kv_dim() as u32;
-    let attention_params = uniform(
-        ctx,
-        &params::Attention {
-            n_head: c.n_head as u32,
-            n_head_kv: c.n_head_kv as u32,
-            head_dim: c.head_dim as u32,
-            kv_dim: kv,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-            _pad: [0; 3],
-        },
-    );
-    let neox = (c.rope_style == RopeStyle::Neox) as u32;
-    let rope_kv_params = uniform(
-        ctx,
-        &params::RopeKv {
-            n_head: c.n_head as u32,
-            n_head_kv: c.n_head_kv as u32,
-            head_dim: c.head_dim as u32,
-            half: half as u32,
-            neox,
-            kv_dim: kv,
-            _pad: [0; 2],
-        },
-    );
+    let attention_params = |window: usize| {
+        uniform(
+            ctx,
+            &params::Attention {
+                n_head: c.n_head as u32,
+                n_head_kv: c.n_head_kv as u32,
+                head_dim: c.head_dim as u32,
+                kv_dim: kv,
+                scale: c.attn_scale,
+                window: window as u32,
+                _pad: [0; 2],
+            },
+        )
+    };
+    let ropes = c.ropes();
+    let rope_kv_params: Vec<wgpu::Buffer> = ropes
+        .iter()
+        .map(|r| {
+            let p = params::RopeKv {
+                n_head: c.n_head as u32,
+                n_head_kv: c.n_head_kv as u32,
+                head_dim: c.head_dim as u32,
+                half: r.half() as u32,
+                neox: (r.style == RopeStyle::Neox) as u32,
+                kv_dim: kv,
+                _pad: [0; 2],
+            };
+            uniform(ctx, &p)
+        })
+        .collect();
     // A norm folded into the matmuls that read its output: (output, input, weight).
-    let mut folded: Option<(Act, Act, crate::model::WeightId)> = None;
+    let mut folded: Option<(Act, Act, WeightId)> = None;
     // Ops already covered by a fused dispatch.
-    let mut skip = 0;
+    let mut done = vec![false; plan.ops.len()];
     let glu = plan.glu_triples();
     let runs = plan.matmul_runs();
     // Whether the weights sit back to back, in order, in one stacked buffer.
-    let same_stack = |ws: &[crate::model::WeightId]| {
+    let same_stack = |ws: &[WeightId]| {
         let st: Vec<_> = ws.iter().map(|&w| weights.get(w).stack).collect();
         st.iter().all(|s| s.is_some_and(|(k, _)| Some(k) == st[0].map(|(k0, _)| k0)))
             && ws.windows(2).zip(st.windows(2)).all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
     };
+    let bias_buf = |w: WeightId| &weights.get(w).parts[0].buffer;
     for (i, op) in plan.ops.iter().enumerate() {
-        if skip > 0 {
-            skip -= 1;
+        if done[i] {
             continue;
         }
         if folded.is_some_and(|(out, ..)| op.writes().contains(&out)) {
@@ -181,10 +219,17 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             _ => (x, None),
         };
         match *op {
-            Op::Embed { table, out } => {
+            Op::Embed { table, out, scale } => {
                 let t = weights.get(table);
                 for part in &t.parts {
-                    let p = params::Embed { dim: t.cols as u32, row_words: t.row_words, row_offset: part.row_offset, rows: part.rows };
+                    let p = params::Embed {
+                        dim: t.cols as u32,
+                        row_words: t.row_words,
+                        row_offset: part.row_offset,
+                        rows: part.rows,
+                        scale,
+                        _pad: [0; 3],
+                    };
                     let pb = uniform(ctx, &p);
                     add(Kernel::Embed, Some(t.ty), &[&part.buffer, tokens, act(out), &pb, step], Grid::Threads(t.cols as u32), Role::Always);
                 }
@@ -194,12 +239,37 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             }
             Op::RmsNorm { input, weight, out } => {
                 let w = weights.get(weight);
-                let pb = uniform(ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, _pad: [0; 2] });
-                add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(out), &pb, step], Grid::PerToken(1), Role::Always);
+                // A post-norm whose result is only added to the residual stream: norm and add
+                // in one dispatch.
+                let (dest, accumulate) = match plan.ops.get(i + 1) {
+                    Some(&Op::Add { input: x, out: y }) if x == out && y != input && dead_after(&plan.ops, i + 2, out) => {
+                        done[i + 1] = true;
+                        (y, 1)
+                    }
+                    _ => (out, 0),
+                };
+                let pb = uniform(ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, accumulate, _pad: 0 });
+                add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(dest), &pb, step], Grid::PerToken(1), Role::Always);
             }
-            // Gate and up stacked in one buffer, then SwiGLU: one dispatch for all three.
-            Op::MatMul { input, out, .. } if glu.iter().any(|&(j, g, u)| j == i && same_stack(&[g, u])) => {
-                let &(_, g, u) = glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
+            Op::HeadNorm { target, weight, n_heads } => {
+                let w = weights.get(weight);
+                let p = params::HeadNorm { n_heads: n_heads as u32, head_dim: c.head_dim as u32, eps: c.rms_eps, _pad: 0 };
+                let pb = uniform(ctx, &p);
+                add(Kernel::HeadNorm, None, &[act(target), &w.parts[0].buffer, &pb, step], Grid::PerToken(n_heads as u32), Role::Always);
+            }
+            Op::AddBias { target, bias } => {
+                let w = weights.get(bias);
+                let pb = uniform(ctx, &params::Add { width: w.cols as u32, broadcast: 1, _pad: [0; 2] });
+                add(Kernel::Add, None, &[&w.parts[0].buffer, act(target), &pb, step], Grid::Threads(w.cols as u32), Role::Always);
+            }
+            Op::Add { input, out } => {
+                let width = plan.width(out) as u32;
+                let pb = uniform(ctx, &params::Add { width, broadcast: 0, _pad: [0; 2] });
+                add(Kernel::Add, None, &[act(input), act(out), &pb, step], Grid::Threads(width), Role::Always);
+            }
+            // Gate and up stacked in one buffer, then the gated activation: one dispatch for all three.
+            Op::MatMul { input, out, .. } if glu.iter().any(|&(j, g, u, _)| j == i && same_stack(&[g, u])) => {
+                let &(_, g, u, activation) = glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
                 let (gw, uw) = (weights.get(g), weights.get(u));
                 let (g_row, u_row) = (gw.stack.expect("stacked").1, uw.stack.expect("stacked").1);
                 let (src, norm) = norm_for(input);
@@ -207,18 +277,22 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     norm: norm.is_some() as u32,
                     eps: c.rms_eps,
                     w_base: g_row * gw.row_words,
-                    glu: 1,
+                    glu: match activation {
+                        Activation::Silu => 1,
+                        Activation::GeluTanh => 2,
+                    },
                     glu_rows: u_row - g_row,
                     ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
                 };
                 let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3];
+                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, &no_norm];
                 add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::MatMul(Kernel::MatMul, gw.rows as u32), Role::Always);
-                skip = 2;
+                done[i + 1] = true;
+                done[i + 2] = true;
             }
             // Two or three matmuls of one input stacked in one buffer (Q, K, V): one
-            // dispatch, its output rows routed to each op's buffer.
+            // dispatch, its output rows routed to each op's buffer, their biases stacked alike.
             Op::MatMul { input, .. }
                 if runs.iter().any(|(j, ws)| *j == i && (2..=3).contains(&ws.len()) && same_stack(ws)) =>
             {
@@ -235,6 +309,19 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let (src, norm) = norm_for(input);
                 let first = ts[0];
                 let total: u32 = rows.iter().sum();
+                let biases: Vec<Option<(usize, WeightId)>> = outs.iter().map(|&o| bias_after(&plan.ops, i + ws.len(), o)).collect();
+                let stacked_bias = biases.iter().any(Option::is_some).then(|| {
+                    let buf = storage(ctx, "stacked bias", total as u64 * 4);
+                    let mut base = 0u64;
+                    for (bias, &r) in biases.iter().zip(&rows) {
+                        if let Some((j, w)) = *bias {
+                            copies.copy_buffer_to_buffer(bias_buf(w), 0, &buf, base * 4, r as u64 * 4);
+                            done[j] = true;
+                        }
+                        base += r as u64;
+                    }
+                    buf
+                });
                 let p = params::MatMul {
                     norm: norm.is_some() as u32,
                     eps: c.rms_eps,
@@ -243,19 +330,28 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     split2: if rows.len() == 3 { rows[0] + rows[1] } else { u32::MAX },
                     stride2: rows[1],
                     stride3: rows.get(2).copied().unwrap_or(0),
+                    bias: stacked_bias.is_some() as u32,
                     ..params::MatMul::plain(total, first.cols as u32, first.row_words, rows[0])
                 };
                 let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                 let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
-                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3];
+                let bias = stacked_bias.as_ref().unwrap_or(&no_norm);
+                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3, bias];
                 add(Kernel::MatMul, Some(first.ty), &bufs, Grid::MatMul(Kernel::MatMul, total), Role::Always);
-                skip = ws.len() - 1;
+                for d in &mut done[i..i + ws.len()] {
+                    *d = true;
+                }
             }
             Op::MatMul { weight, input, out, accumulate } => {
                 let w = weights.get(weight);
                 let (src, norm) = norm_for(input);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
+                let bias = bias_after(&plan.ops, i + 1, out);
+                if let Some((j, _)) = bias {
+                    done[j] = true;
+                }
+                let bias_bind = bias.map_or(&no_norm, |(_, b)| bias_buf(b));
                 for part in &w.parts {
                     let p = params::MatMul {
                         accumulate: accumulate as u32,
@@ -263,46 +359,53 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         norm: norm.is_some() as u32,
                         eps: c.rms_eps,
                         w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
+                        bias: bias.is_some() as u32,
                         ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                     };
                     let pb = uniform(ctx, &p);
-                    let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3];
+                    let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, bias_bind];
                     add(Kernel::MatMul, Some(w.ty), &bufs, Grid::MatMul(Kernel::MatMul, part.rows), Role::Always);
                 }
             }
             // RoPE on Q and K followed by attention over them: rotate both, store K and V
             // in the cache in one dispatch, then attend.
-            Op::Rope { target: qa, .. }
+            Op::Rope { target: qa, rope, .. }
                 if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
-                    (Some(Op::Rope { target: ka, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka) =>
+                    (Some(Op::Rope { target: ka, rope: r2, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka && *r2 == rope) =>
             {
-                let Some(&Op::Attention { layer, q, k, v, out }) = plan.ops.get(i + 2) else { unreachable!() };
-                let per_token = (c.n_head * half + 2 * c.kv_dim()) as u32;
-                let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], rope_table, &rope_kv_params, step];
+                let Some(&Op::Attention { layer, q, k, v, out, window }) = plan.ops.get(i + 2) else { unreachable!() };
+                let per_token = (c.n_head * ropes[rope].half() + 2 * c.kv_dim()) as u32;
+                let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &b.rope_tables[rope], &rope_kv_params[rope], step];
                 add(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, step];
+                let pa = attention_params(window);
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
-                skip = 2;
+                done[i + 1] = true;
+                done[i + 2] = true;
             }
-            Op::Rope { target, n_heads } => {
+            Op::Rope { target, n_heads, rope } => {
+                let r = ropes[rope];
                 let p = params::Rope {
                     n_heads: n_heads as u32,
                     head_dim: c.head_dim as u32,
-                    half: half as u32,
-                    neox,
+                    half: r.half() as u32,
+                    neox: (r.style == RopeStyle::Neox) as u32,
                 };
                 let pb = uniform(ctx, &p);
-                add(Kernel::Rope, None, &[act(target), rope_table, &pb, step], Grid::Threads((n_heads * half) as u32), Role::Always);
+                let bufs = [act(target), &b.rope_tables[rope], &pb, step];
+                add(Kernel::Rope, None, &bufs, Grid::Threads((n_heads * r.half()) as u32), Role::Always);
             }
-            Op::Attention { layer, q, k, v, out } => {
+            Op::Attention { layer, q, k, v, out, window } => {
                 let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
                 add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step], Grid::Threads(kv), Role::Always);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &attention_params, step];
+                let pa = attention_params(window);
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
-            Op::SwiGlu { gate, up } => {
-                let pb = uniform(ctx, &params::Width { width: c.n_ff as u32, _pad: [0; 3] });
-                add(Kernel::SwiGlu, None, &[act(gate), act(up), &pb, step], Grid::Threads(c.n_ff as u32), Role::Always);
+            Op::Glu { gate, up, act: activation } => {
+                let p = params::Glu { width: c.n_ff as u32, act: (activation == Activation::GeluTanh) as u32, _pad: [0; 2] };
+                let pb = uniform(ctx, &p);
+                add(Kernel::Glu, None, &[act(gate), act(up), &pb, step], Grid::Threads(c.n_ff as u32), Role::Always);
             }
             Op::Logits { weight, input } => {
                 let w = weights.get(weight);
@@ -323,7 +426,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         } else {
                             Grid::MatMul(Kernel::MatMul, part.rows)
                         };
-                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3];
+                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3, &no_norm];
                         add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                     }
                 }
@@ -332,5 +435,6 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             }
         }
     }
+    ctx.queue.submit([copies.finish()]);
     dispatches
 }

@@ -25,7 +25,8 @@ pub struct MatMul {
     pub eps: f32,
     /// Word offset of the weight's first row in the bound buffer.
     pub w_base: u32,
-    /// 1: the up rows follow `glu_rows` rows after the gate rows; output silu(gate) * up.
+    /// 1 (SiLU) or 2 (GELU): the up rows follow `glu_rows` rows after the gate rows; output
+    /// act(gate) * up.
     pub glu: u32,
     pub glu_rows: u32,
     /// Rows from `split1` on are written to the second output, from `split2` on to the third
@@ -34,6 +35,9 @@ pub struct MatMul {
     pub split2: u32,
     pub stride2: u32,
     pub stride3: u32,
+    /// 1: add `bias[row_offset + r]` to output row `r`.
+    pub bias: u32,
+    pub _pad: [u32; 3],
 }
 
 impl MatMul {
@@ -56,6 +60,8 @@ impl MatMul {
             split2: u32::MAX,
             stride2: 0,
             stride3: 0,
+            bias: 0,
+            _pad: [0; 3],
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct Embed {
     pub row_words: u32,
     pub row_offset: u32,
     pub rows: u32,
+    pub scale: f32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -74,6 +82,35 @@ pub struct Embed {
 pub struct RmsNorm {
     pub dim: u32,
     pub eps: f32,
+    /// 1: add the result to the output instead of storing it.
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct HeadNorm {
+    pub n_heads: u32,
+    pub head_dim: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Add {
+    pub width: u32,
+    /// 1: the input is one vector added to every token (a bias).
+    pub broadcast: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Glu {
+    pub width: u32,
+    /// 0 SiLU, 1 GELU (tanh approximation).
+    pub act: u32,
     pub _pad: [u32; 2],
 }
 
@@ -94,10 +131,12 @@ pub struct Attention {
     pub head_dim: u32,
     pub kv_dim: u32,
     pub scale: f32,
-    pub _pad: [u32; 3],
+    /// Keys a query sees (its own position and `window − 1` before it); 0: all.
+    pub window: u32,
+    pub _pad: [u32; 2],
 }
 
-/// `kv_store`, `swiglu` and `argmax` take one width.
+/// `kv_store` and `argmax` take one width.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub struct Width {

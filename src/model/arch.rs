@@ -1,5 +1,6 @@
 //! Architectures as data: the switches that tell one decoder-only transformer from another.
-//! Adding an architecture that shares llama's structure is one more table row.
+//! Adding an architecture that shares llama's structure is one more table row; what each
+//! switch does to the forward pass is in [`super::plan::ForwardPlan::build`].
 
 /// How RoPE pairs up the dimensions of a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -11,16 +12,77 @@ pub enum RopeStyle {
     Neox,
 }
 
+/// The activation of the gated feed-forward network: `down(act(gate · x) * (up · x))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x · sigmoid(x)` (SwiGLU).
+    Silu,
+    /// GELU in its tanh approximation, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (GeGLU).
+    GeluTanh,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ArchSpec {
     /// `general.architecture` value and metadata key prefix.
     pub name: &'static str,
     pub rope: RopeStyle,
+    pub act: Activation,
+    /// Q and K are RMS-normed per head before RoPE (`attn_q_norm`, `attn_k_norm`).
+    pub qk_norm: bool,
+    /// The attention and FFN outputs are RMS-normed before their residual add
+    /// (`post_attention_norm`, `post_ffw_norm`): the "sandwich" norms.
+    pub post_norms: bool,
+    /// Token embeddings are multiplied by √n_embd before the first layer.
+    pub embed_scale: bool,
+    /// Sliding-window attention when the file sets `attention.sliding_window`: the default
+    /// period P of llama.cpp's pattern (layer `il` is local iff `il % P < P − 1`), used when the
+    /// file has no `attention.sliding_window_pattern`. `None`: the architecture has no local
+    /// layers (llama.cpp ignores a window for it).
+    pub swa_period: Option<usize>,
+    /// With 62 layers the attention scale is 1/√(n_embd / n_head) instead of 1/√head_dim
+    /// (Gemma 3 27B's `query_pre_attn_scalar`, as llama.cpp decides it).
+    pub scale_by_embd_at_62_layers: bool,
+    /// A `rope_freqs.weight` tensor (Llama 3.1+ RoPE scaling) divides the RoPE frequencies.
+    pub rope_freqs: bool,
 }
 
+const LLAMA: ArchSpec = ArchSpec {
+    name: "llama",
+    rope: RopeStyle::Norm,
+    act: Activation::Silu,
+    qk_norm: false,
+    post_norms: false,
+    embed_scale: false,
+    swa_period: None,
+    scale_by_embd_at_62_layers: false,
+    rope_freqs: true,
+};
+
 const ARCHS: &[ArchSpec] = &[
-    ArchSpec { name: "llama", rope: RopeStyle::Norm },
-    ArchSpec { name: "mistral", rope: RopeStyle::Norm },
+    LLAMA,
+    ArchSpec { name: "mistral", ..LLAMA },
+    // Q/K/V biases are read wherever a file has them (llama.cpp treats them as optional in
+    // every one of these architectures); Qwen2 files always do.
+    ArchSpec { name: "qwen2", rope: RopeStyle::Neox, rope_freqs: false, ..LLAMA },
+    // Gemma 3 as llama.cpp computes it (src/models/gemma3.cpp). Where that differs from the
+    // paper and the reference implementation: the GGUF's norm weights already hold Gemma's
+    // `1 + w` (convert_hf_to_gguf adds the 1), so they are used as stored; GELU is the tanh
+    // approximation (gelu_pytorch_tanh) rather than the exact erf form; the attention scale is
+    // decided by the layer count, not read from the file (there is no key for
+    // query_pre_attn_scalar); local layers use rope.freq_base_swa (default 10,000) and never
+    // the file's RoPE scaling.
+    ArchSpec {
+        name: "gemma3",
+        rope: RopeStyle::Neox,
+        act: Activation::GeluTanh,
+        qk_norm: true,
+        post_norms: true,
+        embed_scale: true,
+        swa_period: Some(6),
+        scale_by_embd_at_62_layers: true,
+        rope_freqs: false,
+    },
 ];
 
 impl ArchSpec {
@@ -38,8 +100,14 @@ pub mod names {
     pub const TOKEN_EMBD: &str = "token_embd.weight";
     pub const OUTPUT_NORM: &str = "output_norm.weight";
     pub const OUTPUT: &str = "output.weight";
+    /// Llama 3.1+ RoPE frequency divisors, one per rotated pair.
+    pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
     pub fn layer(i: usize, what: &str) -> String {
         format!("blk.{i}.{what}.weight")
+    }
+
+    pub fn layer_bias(i: usize, what: &str) -> String {
+        format!("blk.{i}.{what}.bias")
     }
 }

@@ -1,7 +1,10 @@
-//! Hyper-parameters, read from GGUF metadata with errors that name the missing key.
+//! Hyper-parameters, read from GGUF metadata with errors that name the missing key. A key that
+//! would change the math in a way this engine does not implement is refused by name rather
+//! than ignored: a model is run exactly or not at all.
 
-use super::arch::{ArchSpec, RopeStyle};
-use crate::gguf::GgufHeader;
+use super::arch::{Activation, ArchSpec};
+use super::rope::{RopeSpec, Yarn};
+use crate::gguf::{GgufHeader, Metadata};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -17,12 +20,46 @@ pub struct ModelConfig {
     pub head_dim: usize,
     pub n_ff: usize,
     pub rms_eps: f32,
-    pub rope_theta: f32,
-    pub rope_dim: usize,
-    pub rope_style: RopeStyle,
+    /// RoPE of every layer without a sliding window.
+    pub rope: RopeSpec,
+    /// RoPE of the sliding-window layers (their own base, never the file's scaling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_local: Option<RopeSpec>,
+    /// Per layer, how many positions a query sees (its own and the `window − 1` before it);
+    /// 0 for full causal attention.
+    pub windows: Vec<usize>,
+    /// Attention logits are `q · k · attn_scale`.
+    pub attn_scale: f32,
+    pub activation: Activation,
+    /// Token embeddings are multiplied by this before the first layer (gemma3: √n_embd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embed_scale: Option<f32>,
+    /// Q and K are RMS-normed per head before RoPE.
+    pub qk_norm: bool,
+    /// Attention and FFN outputs are RMS-normed before their residual add.
+    pub post_norms: bool,
     /// The output head reuses `token_embd` (no `output.weight` in the file).
     pub tied_output: bool,
 }
+
+/// Keys that change the forward pass in ways this engine does not implement, as `(key suffix,
+/// what it is, the values that leave the math unchanged)`: any other value is refused.
+const REFUSED: &[(&str, &str, &[f64])] = &[
+    ("expert_count", "mixture of experts", &[0.0]),
+    ("attn_logit_softcapping", "attention logit soft-capping", &[0.0]),
+    ("final_logit_softcapping", "final logit soft-capping", &[0.0]),
+    ("logit_scale", "logit scaling", &[0.0, 1.0]),
+    ("residual_scale", "residual scaling", &[0.0, 1.0]),
+    ("embedding_scale", "embedding scaling", &[0.0, 1.0]),
+    ("attention.scale", "a custom attention scale", &[0.0]),
+    ("attention.output_scale", "attention output scaling", &[0.0, 1.0]),
+    ("attention.value_scale", "attention value scaling", &[0.0, 1.0]),
+    ("attention.temperature_scale", "attention temperature scaling", &[0.0]),
+    ("attention.clamp_kqv", "Q/K/V clamping", &[0.0]),
+    ("swiglu_clamp_exp", "SwiGLU clamping", &[0.0]),
+    ("rope.dimension_sections", "multi-section RoPE", &[]),
+    ("rope.scaling.yarn_log_multiplier", "YaRN with a log multiplier", &[0.0]),
+];
 
 impl ModelConfig {
     pub fn q_dim(&self) -> usize {
@@ -33,19 +70,22 @@ impl ModelConfig {
         self.n_head_kv * self.head_dim
     }
 
-    /// RoPE `[cos, sin]` for positions `start..start + n`, `rope_dim / 2` frequencies each,
-    /// computed in f64 so every backend rotates by the same f32 values.
-    pub fn rope_cos_sin(&self, start: usize, n: usize) -> Vec<[f32; 2]> {
-        let half = self.rope_dim / 2;
-        let mut out = Vec::with_capacity(n * half);
-        for p in start..start + n {
-            for i in 0..half {
-                let freq = (self.rope_theta as f64).powf(-2.0 * i as f64 / self.rope_dim as f64);
-                let (s, c) = (p as f64 * freq).sin_cos();
-                out.push([c as f32, s as f32]);
-            }
+    /// The RoPE variant of layer `l`.
+    pub fn layer_rope(&self, l: usize) -> &RopeSpec {
+        match (&self.rope_local, self.windows[l]) {
+            (Some(local), w) if w > 0 => local,
+            _ => &self.rope,
         }
-        out
+    }
+
+    /// The RoPE variants in use: the global one first, then the local one if any.
+    pub fn ropes(&self) -> Vec<&RopeSpec> {
+        std::iter::once(&self.rope).chain(&self.rope_local).collect()
+    }
+
+    /// Index into [`ropes`](Self::ropes) of layer `l`'s variant.
+    pub fn layer_rope_index(&self, l: usize) -> usize {
+        usize::from(self.rope_local.is_some() && self.windows[l] > 0)
     }
 
     pub fn from_header(h: &GgufHeader) -> Result<Self> {
@@ -64,34 +104,64 @@ impl ModelConfig {
                 Error::Model(format!("{} = {v} is out of range", key(k)))
             })
         };
+        let opt = |k: &str| -> Result<Option<usize>> {
+            Ok(match md.get_u64(&key(k))? {
+                Some(_) => Some(req(k)?),
+                None => None,
+            })
+        };
+        refuse_unimplemented(md, arch_name)?;
         let n_embd = req("embedding_length")?;
         let n_layer = req("block_count")?;
         let n_head = req("attention.head_count")?;
-        let n_head_kv = match md.get_u64(&key("attention.head_count_kv"))? {
-            Some(_) => req("attention.head_count_kv")?,
-            None => n_head,
-        };
+        let n_head_kv = opt("attention.head_count_kv")?.unwrap_or(n_head);
         let n_ff = req("feed_forward_length")?;
         let n_ctx_train = req("context_length")?;
-        let head_dim = match md.get_u64(&key("attention.key_length"))? {
-            Some(_) => req("attention.key_length")?,
-            None => n_embd / n_head,
-        };
-        let rope_dim = match md.get_u64(&key("rope.dimension_count"))? {
-            Some(_) => req("rope.dimension_count")?,
-            None => head_dim,
-        };
+        let head_dim = opt("attention.key_length")?.unwrap_or(n_embd / n_head);
+        let value_dim = opt("attention.value_length")?.unwrap_or(head_dim);
+        let rope_dim = opt("rope.dimension_count")?.unwrap_or(head_dim);
+        for (k, v) in [("attention.key_length_swa", head_dim), ("attention.value_length_swa", head_dim), ("rope.dimension_count_swa", rope_dim)] {
+            if opt(k)?.is_some_and(|x| x != v) {
+                return Err(Error::Unsupported(format!("{} differing from the other layers' ({v})", key(k))));
+            }
+        }
         let rms_eps = md.require_f64(&key("attention.layer_norm_rms_epsilon"))? as f32;
-        let rope_theta = md.get_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0) as f32;
-        if n_head % n_head_kv != 0 || n_head * head_dim != n_embd || rope_dim > head_dim || rope_dim % 2 != 0 {
+        let base = md.get_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0);
+        if value_dim != head_dim {
+            return Err(Error::Unsupported(format!("value heads of {value_dim} dims with key heads of {head_dim}")));
+        }
+        if n_head % n_head_kv != 0 || rope_dim > head_dim || rope_dim % 2 != 0 || (spec.name == "llama" && rope_dim != head_dim) {
             return Err(Error::Model(format!(
                 "inconsistent attention shape: {n_head} heads, {n_head_kv} KV heads, head size {head_dim}, \
                  rope dims {rope_dim}, embedding {n_embd}"
             )));
         }
-        if !(rms_eps > 0.0 && rms_eps < 1.0 && rope_theta > 0.0 && rope_theta.is_finite()) {
-            return Err(Error::Model(format!("bad norm epsilon {rms_eps} or rope base {rope_theta}")));
+        if !(rms_eps > 0.0 && rms_eps < 1.0 && base > 0.0 && base.is_finite()) {
+            return Err(Error::Model(format!("bad norm epsilon {rms_eps} or rope base {base}")));
         }
+        let rope = global_rope(md, arch_name, rope_dim, spec, base, n_ctx_train)?;
+
+        // Sliding-window layers, the way llama.cpp lays them out.
+        let window = match spec.swa_period {
+            Some(_) => md.get_u64(&key("attention.sliding_window"))?.unwrap_or(0) as usize,
+            None => 0,
+        };
+        let (windows, rope_local) = if window > 0 {
+            let local = local_layers(md, arch_name, n_layer, spec.swa_period.unwrap_or(0))?;
+            let base_swa = md.get_f64(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0);
+            if !(base_swa > 0.0 && base_swa.is_finite()) {
+                return Err(Error::Model(format!("bad {} {base_swa}", key("rope.freq_base_swa"))));
+            }
+            let windows = local.iter().map(|&l| if l { window } else { 0 }).collect();
+            (windows, Some(RopeSpec::plain(rope_dim, spec.rope, base_swa)))
+        } else {
+            (vec![0; n_layer], None)
+        };
+        let attn_scale = if spec.scale_by_embd_at_62_layers && n_layer == 62 {
+            1.0 / ((n_embd / n_head) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
         let embd = h
             .tensor(super::arch::names::TOKEN_EMBD)
             .ok_or_else(|| Error::Model(format!("tensor {:?} is missing", super::arch::names::TOKEN_EMBD)))?;
@@ -108,10 +178,77 @@ impl ModelConfig {
             head_dim,
             n_ff,
             rms_eps,
-            rope_theta,
-            rope_dim,
-            rope_style: spec.rope,
+            rope,
+            rope_local,
+            windows,
+            attn_scale,
+            activation: spec.act,
+            embed_scale: spec.embed_scale.then(|| (n_embd as f32).sqrt()),
+            qk_norm: spec.qk_norm,
+            post_norms: spec.post_norms,
             tied_output: h.tensor(super::arch::names::OUTPUT).is_none(),
         })
     }
+}
+
+/// Fails on the first key of [`REFUSED`] present with a value that changes the math.
+fn refuse_unimplemented(md: &Metadata, arch: &str) -> Result<()> {
+    for (suffix, what, neutral) in REFUSED {
+        let key = format!("{arch}.{suffix}");
+        let Some(v) = md.get(&key) else { continue };
+        let value = v.as_f64().or_else(|| v.as_bool().map(|b| b as u8 as f64));
+        if !value.is_some_and(|x| neutral.contains(&x)) {
+            let shown = value.map_or_else(|| v.type_name().to_string(), |x| x.to_string());
+            return Err(Error::Unsupported(format!("{what} ({key} = {shown})")));
+        }
+    }
+    Ok(())
+}
+
+/// The RoPE of the global layers: the file's base, frequency factors (filled in when
+/// `rope_freqs.weight` arrives) and scaling.
+fn global_rope(md: &Metadata, arch: &str, dims: usize, spec: &ArchSpec, base: f64, n_ctx_train: usize) -> Result<RopeSpec> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let mut rope = RopeSpec::plain(dims, spec.rope, base);
+    let kind = md.get_str(&key("rope.scaling.type"))?.unwrap_or("linear");
+    let factor = match md.get_f64(&key("rope.scaling.factor"))? {
+        Some(f) => f,
+        None => md.get_f64(&key("rope.scale_linear"))?.unwrap_or(0.0),
+    };
+    if !(factor == 0.0 || (factor.is_finite() && factor > 0.0)) {
+        return Err(Error::Model(format!("bad {} {factor}", key("rope.scaling.factor"))));
+    }
+    rope.attn_factor = md.get_f64(&key("rope.scaling.attn_factor"))?.unwrap_or(1.0);
+    if !(rope.attn_factor.is_finite() && rope.attn_factor > 0.0) {
+        return Err(Error::Model(format!("bad {} {}", key("rope.scaling.attn_factor"), rope.attn_factor)));
+    }
+    let freq_scale = if factor == 0.0 { 1.0 } else { 1.0 / factor };
+    match kind {
+        "none" => {}
+        "linear" => rope.freq_scale = freq_scale,
+        "yarn" => {
+            rope.freq_scale = freq_scale;
+            let orig = md.get_u64(&key("rope.scaling.original_context_length"))?.unwrap_or(n_ctx_train as u64);
+            rope.yarn = Some(Yarn { ext_factor: 1.0, orig_ctx: orig.max(1) as f64, beta_fast: 32.0, beta_slow: 1.0 });
+        }
+        other => {
+            return Err(Error::Unsupported(format!("RoPE scaling type {other:?} ({}; supported: none, linear, yarn)", key("rope.scaling.type"))))
+        }
+    }
+    Ok(rope)
+}
+
+/// Which layers use the sliding window: `attention.sliding_window_pattern` as an array of
+/// flags, or a period P (layer `il` is local iff `il % P < P − 1`; 0 makes every layer local),
+/// defaulting to the architecture's period.
+fn local_layers(md: &Metadata, arch: &str, n_layer: usize, default_period: usize) -> Result<Vec<bool>> {
+    let key = format!("{arch}.attention.sliding_window_pattern");
+    if let Some(flags) = md.get_array_of(&key, "bool", |v| v.as_bool())? {
+        if flags.len() < n_layer {
+            return Err(Error::Model(format!("{key} has {} entries for {n_layer} layers", flags.len())));
+        }
+        return Ok(flags[..n_layer].to_vec());
+    }
+    let period = md.get_u64(&key)?.map_or(default_period, |p| p as usize);
+    Ok((0..n_layer).map(|il| period == 0 || il % period < period - 1).collect())
 }

@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use super::arch::{names::ROPE_FREQS, ArchSpec};
 use super::config::ModelConfig;
 use super::plan::ForwardPlan;
 use crate::chat::{ChatMessage, ChatTemplate};
@@ -25,10 +26,13 @@ impl Model {
         &self.plan.config
     }
 
-    /// Builds everything but the weights from a parsed header.
+    /// Builds everything but the weights from a parsed header. Every tensor of the file must
+    /// have its place in the plan: one that does not (an unknown norm, a fused QKV, an extra
+    /// projection) is refused rather than dropped.
     pub fn from_header(header: GgufHeader) -> Result<Self> {
         let config = ModelConfig::from_header(&header)?;
-        let plan = ForwardPlan::llama(config, &header)?;
+        let plan = ForwardPlan::build(config, &header)?;
+        check_every_tensor_used(&header, &plan)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
         if tokenizer.vocab_size() != plan.config.n_vocab {
             return Err(Error::Model(format!(
@@ -74,6 +78,27 @@ impl Model {
         }
         Ok(ids)
     }
+}
+
+/// Fails on the first tensor of the file that the plan does not read (the RoPE frequency
+/// factors, which the config reads, excepted where the architecture has them).
+fn check_every_tensor_used(header: &GgufHeader, plan: &ForwardPlan) -> Result<()> {
+    let c = &plan.config;
+    for t in &header.tensors {
+        if t.name == ROPE_FREQS && ArchSpec::lookup(&c.architecture).is_some_and(|a| a.rope_freqs) {
+            if t.rows_cols() != (1, c.rope.half()) || t.dims.len() != 1 {
+                return Err(Error::Model(format!("tensor {ROPE_FREQS:?} has shape {:?}, expected [{}]", t.dims, c.rope.half())));
+            }
+            continue;
+        }
+        if plan.weight_index(&t.name).is_none() {
+            return Err(Error::Unsupported(format!(
+                "tensor {:?} has no place in a {} model as this engine builds it (refusing to run without it)",
+                t.name, c.architecture
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -6,9 +6,11 @@ mod config;
 mod load;
 mod stream;
 mod plan;
+mod rope;
 mod weights;
 
-pub use arch::{names::TOKEN_EMBD, ArchSpec, RopeStyle};
+pub use arch::{names::TOKEN_EMBD, Activation, ArchSpec, RopeStyle};
+pub use rope::{RopeSpec, Yarn};
 pub use config::ModelConfig;
 pub use load::{load_model_file, open_file, LoadProgress, Model};
 pub use stream::{ModelStream, NewWeights, PutWeight};

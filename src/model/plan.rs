@@ -3,9 +3,10 @@
 //! A plan is a flat list of [`Op`]s over named activation buffers ([`Act`]), each holding one
 //! vector per token of the batch, and the weights they read ([`WeightId`]). The CPU backend
 //! interprets it op by op; the GPU backend turns the same list into dispatches. Reading
-//! [`ForwardPlan::llama`] top to bottom is reading the model.
+//! [`ForwardPlan::build`] top to bottom is reading the model: every architecture is the same
+//! function with the switches of its [`ModelConfig`].
 
-use super::arch::names;
+use super::arch::{names, Activation};
 use super::config::ModelConfig;
 use crate::gguf::GgufHeader;
 use crate::quant::GgmlType;
@@ -38,23 +39,38 @@ pub enum Act {
     Attn,
     Gate,
     Up,
+    /// A block's output before it joins the residual stream (when it is normed or biased first).
+    Proj,
+}
+
+impl Act {
+    pub const ALL: [Act; 9] = [Act::Hidden, Act::Normed, Act::Q, Act::K, Act::V, Act::Attn, Act::Gate, Act::Up, Act::Proj];
 }
 
 #[derive(Clone, Debug)]
 pub enum Op {
-    /// `out[t] = dequant(table[token[t]])`.
-    Embed { table: WeightId, out: Act },
+    /// `out[t] = dequant(table[token[t]]) · scale`.
+    Embed { table: WeightId, out: Act, scale: f32 },
     /// `out[t] = x[t] / rms(x[t]) * weight`.
     RmsNorm { input: Act, weight: WeightId, out: Act },
+    /// RMSNorm of each `head_dim` slice of `target` (`n_heads` per token) in place, times the
+    /// `head_dim`-long `weight`.
+    HeadNorm { target: Act, weight: WeightId, n_heads: usize },
     /// `out[t] = W · x[t]`, or `out[t] += W · x[t]` when `accumulate` (fused residual add).
     MatMul { weight: WeightId, input: Act, out: Act, accumulate: bool },
-    /// Rotates each head of `target` in place by its token's position.
-    Rope { target: Act, n_heads: usize },
+    /// `target[t] += bias`.
+    AddBias { target: Act, bias: WeightId },
+    /// `out[t] += input[t]` (a residual add).
+    Add { input: Act, out: Act },
+    /// Rotates each head of `target` in place by its token's position, with RoPE variant
+    /// `rope` of [`ModelConfig::ropes`].
+    Rope { target: Act, n_heads: usize, rope: usize },
     /// Stores `k`, `v` into layer `layer`'s cache at the batch positions, then causal
-    /// attention of every query head over the cache up to its own position.
-    Attention { layer: usize, q: Act, k: Act, v: Act, out: Act },
-    /// `gate[t] = silu(gate[t]) * up[t]`.
-    SwiGlu { gate: Act, up: Act },
+    /// attention of every query head over the cache up to its own position, scaled by the
+    /// config's `attn_scale`, over the last `window` positions only when `window > 0`.
+    Attention { layer: usize, q: Act, k: Act, v: Act, out: Act, window: usize },
+    /// `gate[t] = act(gate[t]) * up[t]`.
+    Glu { gate: Act, up: Act, act: Activation },
     /// Logits for the requested tokens: `W · x[t]`, W with `n_vocab` rows.
     Logits { weight: WeightId, input: Act },
 }
@@ -66,18 +82,19 @@ impl Op {
             Op::Embed { .. } => vec![],
             Op::RmsNorm { input, .. } | Op::Logits { input, .. } => vec![input],
             Op::MatMul { input, out, accumulate, .. } => if accumulate { vec![input, out] } else { vec![input] },
-            Op::Rope { target, .. } => vec![target],
+            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => vec![target],
+            Op::Add { input, out } => vec![input, out],
             Op::Attention { q, k, v, .. } => vec![q, k, v],
-            Op::SwiGlu { gate, up } => vec![gate, up],
+            Op::Glu { gate, up, .. } => vec![gate, up],
         }
     }
 
     /// Activation buffers the op writes.
     pub fn writes(&self) -> Vec<Act> {
         match *self {
-            Op::Embed { out, .. } | Op::RmsNorm { out, .. } | Op::MatMul { out, .. } | Op::Attention { out, .. } => vec![out],
-            Op::Rope { target, .. } => vec![target],
-            Op::SwiGlu { gate, .. } => vec![gate],
+            Op::Embed { out, .. } | Op::RmsNorm { out, .. } | Op::MatMul { out, .. } | Op::Attention { out, .. } | Op::Add { out, .. } => vec![out],
+            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => vec![target],
+            Op::Glu { gate, .. } => vec![gate],
             Op::Logits { .. } => vec![],
         }
     }
@@ -95,7 +112,7 @@ impl ForwardPlan {
     pub fn width(&self, act: Act) -> usize {
         let c = &self.config;
         match act {
-            Act::Hidden | Act::Normed => c.n_embd,
+            Act::Hidden | Act::Normed | Act::Proj => c.n_embd,
             Act::Q | Act::Attn => c.q_dim(),
             Act::K | Act::V => c.kv_dim(),
             Act::Gate | Act::Up => c.n_ff,
@@ -155,17 +172,17 @@ impl ForwardPlan {
         runs
     }
 
-    /// Gate and up matmuls of one input feeding a SwiGLU, as `(index of the gate matmul,
-    /// gate weight, up weight)`: a backend may run each triple as one fused op.
-    pub fn glu_triples(&self) -> Vec<(usize, WeightId, WeightId)> {
+    /// Gate and up matmuls of one input feeding a gated activation, as `(index of the gate
+    /// matmul, gate weight, up weight, activation)`: a backend may run each as one fused op.
+    pub fn glu_triples(&self) -> Vec<(usize, WeightId, WeightId, Activation)> {
         self.ops
             .windows(3)
             .enumerate()
             .filter_map(|(i, w)| match *w {
-                [Op::MatMul { weight: g, input: a, out: go, accumulate: false }, Op::MatMul { weight: u, input: b, out: uo, accumulate: false }, Op::SwiGlu { gate, up }]
+                [Op::MatMul { weight: g, input: a, out: go, accumulate: false }, Op::MatMul { weight: u, input: b, out: uo, accumulate: false }, Op::Glu { gate, up, act }]
                     if a == b && go == gate && uo == up =>
                 {
-                    Some((i, g, u))
+                    Some((i, g, u, act))
                 }
                 _ => None,
             })
@@ -176,38 +193,58 @@ impl ForwardPlan {
         self.weights.iter().position(|w| w.name == name).map(WeightId)
     }
 
-    /// Builds the llama plan, checking that every tensor it needs exists with the right shape.
-    pub fn llama(config: ModelConfig, header: &GgufHeader) -> Result<Self> {
+    /// Builds the plan of `config`'s architecture, checking that every tensor it needs exists
+    /// with the right shape. Reading this function top to bottom is reading the model.
+    pub fn build(config: ModelConfig, header: &GgufHeader) -> Result<Self> {
         let mut b = Builder { header, weights: Vec::new() };
         let c = &config;
         let embd = b.weight(names::TOKEN_EMBD, c.n_vocab, c.n_embd)?;
-        let mut ops = vec![Op::Embed { table: embd, out: Act::Hidden }];
+        let mut ops = vec![Op::Embed { table: embd, out: Act::Hidden, scale: c.embed_scale.unwrap_or(1.0) }];
         for l in 0..c.n_layer {
             let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&names::layer(l, what), rows, cols);
+            let bias = |b: &mut Builder, what: &str, cols| b.optional(&names::layer_bias(l, what), 1, cols);
+            // Attention: norm, Q/K/V projections (with biases where the file has them), per-head
+            // Q/K norms, RoPE, attention, output projection.
             let attn_norm = w(&mut b, "attn_norm", 1, c.n_embd)?;
-            let wq = w(&mut b, "attn_q", c.q_dim(), c.n_embd)?;
-            let wk = w(&mut b, "attn_k", c.kv_dim(), c.n_embd)?;
-            let wv = w(&mut b, "attn_v", c.kv_dim(), c.n_embd)?;
+            ops.push(Op::RmsNorm { input: Act::Hidden, weight: attn_norm, out: Act::Normed });
+            let mut biases = Vec::new();
+            for (what, out, rows) in [("attn_q", Act::Q, c.q_dim()), ("attn_k", Act::K, c.kv_dim()), ("attn_v", Act::V, c.kv_dim())] {
+                let weight = w(&mut b, what, rows, c.n_embd)?;
+                ops.push(Op::MatMul { weight, input: Act::Normed, out, accumulate: false });
+                if let Some(bias) = bias(&mut b, what, rows)? {
+                    biases.push(Op::AddBias { target: out, bias });
+                }
+            }
+            ops.extend(biases);
+            if c.qk_norm {
+                let q_norm = w(&mut b, "attn_q_norm", 1, c.head_dim)?;
+                let k_norm = w(&mut b, "attn_k_norm", 1, c.head_dim)?;
+                ops.push(Op::HeadNorm { target: Act::Q, weight: q_norm, n_heads: c.n_head });
+                ops.push(Op::HeadNorm { target: Act::K, weight: k_norm, n_heads: c.n_head_kv });
+            }
+            let rope = c.layer_rope_index(l);
+            ops.extend([
+                Op::Rope { target: Act::Q, n_heads: c.n_head, rope },
+                Op::Rope { target: Act::K, n_heads: c.n_head_kv, rope },
+                Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn, window: c.windows[l] },
+            ]);
             let wo = w(&mut b, "attn_output", c.n_embd, c.q_dim())?;
+            let bo = bias(&mut b, "attn_output", c.n_embd)?;
+            let post = if c.post_norms { Some(w(&mut b, "post_attention_norm", 1, c.n_embd)?) } else { None };
+            residual(&mut ops, wo, Act::Attn, bo, post);
+            // Feed-forward: norm, gated activation, down projection.
             let ffn_norm = w(&mut b, "ffn_norm", 1, c.n_embd)?;
             let gate = w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?;
             let up = w(&mut b, "ffn_up", c.n_ff, c.n_embd)?;
             let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
             ops.extend([
-                Op::RmsNorm { input: Act::Hidden, weight: attn_norm, out: Act::Normed },
-                Op::MatMul { weight: wq, input: Act::Normed, out: Act::Q, accumulate: false },
-                Op::MatMul { weight: wk, input: Act::Normed, out: Act::K, accumulate: false },
-                Op::MatMul { weight: wv, input: Act::Normed, out: Act::V, accumulate: false },
-                Op::Rope { target: Act::Q, n_heads: c.n_head },
-                Op::Rope { target: Act::K, n_heads: c.n_head_kv },
-                Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn },
-                Op::MatMul { weight: wo, input: Act::Attn, out: Act::Hidden, accumulate: true },
                 Op::RmsNorm { input: Act::Hidden, weight: ffn_norm, out: Act::Normed },
                 Op::MatMul { weight: gate, input: Act::Normed, out: Act::Gate, accumulate: false },
                 Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false },
-                Op::SwiGlu { gate: Act::Gate, up: Act::Up },
-                Op::MatMul { weight: down, input: Act::Gate, out: Act::Hidden, accumulate: true },
+                Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
             ]);
+            let post = if c.post_norms { Some(w(&mut b, "post_ffw_norm", 1, c.n_embd)?) } else { None };
+            residual(&mut ops, down, Act::Gate, None, post);
         }
         let out_norm = b.weight(names::OUTPUT_NORM, 1, c.n_embd)?;
         let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
@@ -215,6 +252,27 @@ impl ForwardPlan {
         ops.push(Op::Logits { weight: head, input: Act::Normed });
         Ok(Self { config, weights: b.weights, ops })
     }
+}
+
+/// A block's output projection joining the residual stream: accumulated straight into it, or
+/// first into `Proj` to be biased and/or normed (gemma3's post-norms), then added.
+fn residual(ops: &mut Vec<Op>, weight: WeightId, input: Act, bias: Option<WeightId>, post_norm: Option<WeightId>) {
+    if bias.is_none() && post_norm.is_none() {
+        ops.push(Op::MatMul { weight, input, out: Act::Hidden, accumulate: true });
+        return;
+    }
+    ops.push(Op::MatMul { weight, input, out: Act::Proj, accumulate: false });
+    if let Some(bias) = bias {
+        ops.push(Op::AddBias { target: Act::Proj, bias });
+    }
+    let joined = match post_norm {
+        Some(weight) => {
+            ops.push(Op::RmsNorm { input: Act::Proj, weight, out: Act::Normed });
+            Act::Normed
+        }
+        None => Act::Proj,
+    };
+    ops.push(Op::Add { input: joined, out: Act::Hidden });
 }
 
 struct Builder<'a> {
@@ -234,5 +292,13 @@ impl Builder<'_> {
         }
         self.weights.push(WeightSpec { name: name.to_string(), rows, cols, ty: info.ty });
         Ok(WeightId(self.weights.len() - 1))
+    }
+
+    /// A tensor the architecture uses when the file has it (biases).
+    fn optional(&mut self, name: &str, rows: usize, cols: usize) -> Result<Option<WeightId>> {
+        match self.header.tensor(name) {
+            Some(_) => self.weight(name, rows, cols).map(Some),
+            None => Ok(None),
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::arch::names::ROPE_FREQS;
 use super::load::Model;
 use super::plan::{ForwardPlan, WeightId};
 use crate::gguf::{GgufEvent, GgufReader};
@@ -20,6 +21,8 @@ pub struct ModelStream<W> {
     model: Option<Model>,
     weights: Option<W>,
     received: Vec<bool>,
+    /// Bytes of `rope_freqs.weight` so far, when the file has it (the config's, not a weight).
+    rope_freqs: Option<Vec<u8>>,
     pushed: u64,
     sha: Sha256,
     new: NewWeights<W>,
@@ -31,7 +34,7 @@ impl<W> ModelStream<W> {
     /// impossible file before its bytes arrive.
     pub fn new(total_len: Option<u64>, new: NewWeights<W>, put: PutWeight<W>) -> Self {
         let reader = total_len.map_or_else(GgufReader::new, GgufReader::with_total_len);
-        Self { reader, model: None, weights: None, received: Vec::new(), pushed: 0, sha: Sha256::new(), new, put }
+        Self { reader, model: None, weights: None, received: Vec::new(), rope_freqs: None, pushed: 0, sha: Sha256::new(), new, put }
     }
 
     /// Hands weights over in pieces of whole rows of about `bytes` each, so that no tensor is
@@ -53,6 +56,9 @@ impl<W> ModelStream<W> {
             match ev {
                 GgufEvent::Header(h) => {
                     let m = Model::from_header(h)?;
+                    if m.header.tensor(ROPE_FREQS).is_some() {
+                        self.rope_freqs = Some(Vec::new());
+                    }
                     self.received = vec![false; m.plan.weights.len()];
                     self.weights = Some((self.new)(&m.plan)?);
                     self.model = Some(m);
@@ -65,9 +71,23 @@ impl<W> ModelStream<W> {
     }
 
     fn store(&mut self, name: &str, offset: usize, bytes: Vec<u8>, last: bool) -> Result<()> {
-        let (Some(m), Some(w)) = (&self.model, &mut self.weights) else {
+        let (Some(m), Some(w)) = (&mut self.model, &mut self.weights) else {
             return Err(Error::Model("tensor data before the header".into()));
         };
+        if name == ROPE_FREQS {
+            let buf = self.rope_freqs.as_mut().expect("announced by the header");
+            buf.extend_from_slice(&bytes);
+            if last {
+                let info = m.header.tensor(ROPE_FREQS).expect("in the header");
+                let mut factors = vec![0.0f32; info.n_elements() as usize];
+                crate::quant::dequantize_row(info.ty, buf, &mut factors);
+                if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                    return Err(Error::Model(format!("{ROPE_FREQS} holds {bad}; frequency factors must be positive")));
+                }
+                m.plan.config.rope.freq_factors = Some(factors);
+            }
+            return Ok(());
+        }
         if let Some(id) = m.plan.weight_index(name) {
             (self.put)(w, &m.plan, id, offset, bytes)?;
             self.received[id.0] |= last;
@@ -101,6 +121,9 @@ impl<W> ModelStream<W> {
         let (Some(model), Some(weights)) = (self.model, self.weights) else {
             return Err(Error::Model("file has no header".into()));
         };
+        if model.plan.config.rope.freq_factors.is_none() && self.rope_freqs.is_some() {
+            return Err(Error::Model(format!("tensor {ROPE_FREQS:?} never arrived")));
+        }
         if let Some(i) = self.received.iter().position(|r| !r) {
             return Err(Error::Model(format!("tensor {:?} never arrived", model.plan.weights[i].name)));
         }

@@ -1,21 +1,29 @@
 //! Text ↔ token ids, built from the vocabulary a GGUF file carries, with llama.cpp's semantics.
 //!
-//! Only `tokenizer.ggml.model = "gpt2"` (byte-level BPE) is implemented. The BPE merges and the
-//! pre-tokenizer regexes run on HF `tokenizers`; special tokens are split out of the text here,
-//! the way llama.cpp's `tokenizer_st_partition` does it:
+//! Two tokenizer models: `tokenizer.ggml.model = "gpt2"` (byte-level BPE: SmolLM2, Qwen2,
+//! Llama 3), whose merges and pre-tokenizer regexes run on HF `tokenizers`, and `"llama"`
+//! (SentencePiece BPE: Gemma, Llama 2, Mistral), whose score-ordered merges are in [`spm`].
+//! Special tokens are split out of the text here, for both, the way llama.cpp's
+//! `tokenizer_st_partition` does it:
 //!
 //! * candidates are the control, user-defined and unknown tokens, longest text first;
 //! * user-defined tokens are always matched; control and unknown tokens only with
 //!   `parse_special = true` (otherwise `<|im_start|>` in text is tokenized as plain text);
 //! * the text between matches goes through the pre-tokenizer and BPE separately.
 //!
+//! SentencePiece text fragments are prefixed with a space at the start of the text and after
+//! every special token when `tokenizer.ggml.add_space_prefix` is set (its default), and every
+//! space becomes `▁`.
+//!
 //! Decoding follows llama.cpp's `token_to_piece`: normal tokens are mapped back from the
-//! byte-level alphabet, user-defined tokens are copied as written, control and unknown tokens
-//! are copied only when special tokens are rendered, other types (unused, byte, undefined)
-//! produce nothing. No "clean up tokenization spaces" pass is applied.
+//! byte-level alphabet (BPE) or have `▁` turned back into spaces (SentencePiece), byte tokens
+//! `<0xNN>` are their byte (SentencePiece), user-defined tokens are copied as written, control
+//! and unknown tokens are copied only when special tokens are rendered, other types (unused,
+//! undefined) produce nothing. No "clean up tokenization spaces" pass is applied.
 
 mod bytes;
 mod pre;
+mod spm;
 mod stream;
 
 pub use stream::StreamDecoder;
@@ -29,6 +37,7 @@ use crate::{Error, Result};
 
 use bytes::ByteDecoder;
 use pre::PreConfig;
+use spm::Spm;
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,10 +141,19 @@ const FIM_MID_TEXTS: &[&str] = &[
     "<|middle|>",
 ];
 
+/// How text fragments become ids.
+#[derive(Clone, Debug)]
+enum Kind {
+    /// Byte-level BPE on HF `tokenizers`.
+    Bpe { hf: Box<tokenizers::Tokenizer>, bytes: ByteDecoder },
+    /// SentencePiece BPE.
+    Spm(Spm),
+}
+
 /// A tokenizer built from GGUF metadata. Cheap to share (`Send + Sync`); wrap it in an `Arc`.
 #[derive(Clone, Debug)]
 pub struct Tokenizer {
-    hf: tokenizers::Tokenizer,
+    kind: Kind,
     /// Vocabulary strings by id (empty strings replaced by `[EMPTY_<id>]`, as llama.cpp does).
     tokens: Vec<String>,
     /// Token types by id, after llama.cpp's overrides (EOG/EOT/FIM-looking tokens become control).
@@ -151,7 +169,6 @@ pub struct Tokenizer {
     add_bos: bool,
     model: String,
     pre: Option<String>,
-    bytes: ByteDecoder,
 }
 
 /// One piece of the text after splitting out special tokens.
@@ -166,13 +183,19 @@ impl Tokenizer {
     /// vocabulary strings) is an error, never a panic.
     pub fn from_metadata(md: &Metadata) -> Result<Self> {
         let model = md.require_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(Error::Unsupported(format!(
-                "tokenizer model {model:?} (tokenizer.ggml.model); only \"gpt2\" (byte-level BPE) is supported"
-            )));
-        }
+        let spm = match model {
+            "gpt2" => false,
+            "llama" => true,
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "tokenizer model {model:?} (tokenizer.ggml.model); supported: \"gpt2\" (byte-level BPE), \"llama\" \
+                     (SentencePiece BPE)"
+                )))
+            }
+        };
+        // llama.cpp ignores the pre-tokenizer of SentencePiece vocabularies.
         let pre_name = md.get_str("tokenizer.ggml.pre")?;
-        let pre = PreConfig::for_pre(pre_name)?;
+        let pre = if spm { None } else { Some(PreConfig::for_pre(pre_name)?) };
 
         let raw_tokens = md
             .get_array_of("tokenizer.ggml.tokens", "string", Value::as_str)?
@@ -225,48 +248,15 @@ impl Tokenizer {
             }
         }
 
-        let raw_merges = md
-            .get_array_of("tokenizer.ggml.merges", "string", Value::as_str)?
-            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing (required for gpt2 BPE)".into()))?;
-        let mut merges = Vec::with_capacity(raw_merges.len());
-        let mut joined = String::new();
-        for (i, m) in raw_merges.iter().enumerate() {
-            // llama.cpp splits at the first space after the first byte.
-            let first = m.chars().next().map_or(0, char::len_utf8);
-            let (a, b) = match m[first..].find(' ') {
-                Some(p) => (&m[..first + p], &m[first + p + 1..]),
-                None => ("", ""),
-            };
-            if a.is_empty() || b.is_empty() {
-                return Err(Error::Tokenizer(format!(
-                    "tokenizer.ggml.merges[{i}] = {m:?} is not of the form \"left right\""
-                )));
-            }
-            joined.clear();
-            joined.push_str(a);
-            joined.push_str(b);
-            for part in [a, b, joined.as_str()] {
-                if !vocab.contains_key(part) {
-                    return Err(Error::Tokenizer(format!(
-                        "tokenizer.ggml.merges[{i}] = {m:?} uses {part:?}, which is not in the vocabulary"
-                    )));
-                }
-            }
-            merges.push((a.to_string(), b.to_string()));
-        }
-        drop(raw_merges);
+        let (kind, pre) = match pre {
+            None => (spm_model(md, vocab, n)?, PreConfig::for_pre(None)?),
+            Some(pre) => (bpe_model(md, vocab, &pre)?, pre),
+        };
 
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(pre.ignore_merges)
-            .build()
-            .map_err(|e| Error::Tokenizer(format!("building BPE model: {e}")))?;
-        let mut hf = tokenizers::Tokenizer::new(bpe);
-        hf.with_pre_tokenizer(Some(pre.build()?));
-
-        // Special ids named by the GGUF.
-        let id_key = |key: &str| -> Result<Option<u32>> {
-            let Some(v) = md.get(key) else { return Ok(None) };
+        // Special ids named by the GGUF (SentencePiece vocabularies default to llama.cpp's
+        // BOS 1 and EOS 2).
+        let id_key = |key: &str, default: Option<u32>| -> Result<Option<u32>> {
+            let Some(v) = md.get(key) else { return Ok(default.filter(|&d| (d as usize) < n)) };
             match (v.as_u64(), v.as_i64()) {
                 (Some(id), _) if id < n as u64 => Ok(Some(id as u32)),
                 (Some(id), _) => {
@@ -279,22 +269,23 @@ impl Tokenizer {
                 }
             }
         };
-        let mut bos = id_key("tokenizer.ggml.bos_token_id")?;
-        let eos = id_key("tokenizer.ggml.eos_token_id")?;
-        let mut eot = id_key("tokenizer.ggml.eot_token_id")?;
-        let mut eom = id_key("tokenizer.ggml.eom_token_id")?;
-        let pad = id_key("tokenizer.ggml.padding_token_id")?;
-        id_key("tokenizer.ggml.unknown_token_id")?;
-        let mut fim_pad = id_key("tokenizer.ggml.fim_pad_token_id")?;
-        let mut fim_rep = id_key("tokenizer.ggml.fim_rep_token_id")?;
-        let mut fim_sep = id_key("tokenizer.ggml.fim_sep_token_id")?;
-        let mut fim_pre = id_key("tokenizer.ggml.fim_pre_token_id")?;
-        let mut fim_suf = id_key("tokenizer.ggml.fim_suf_token_id")?;
-        let mut fim_mid = id_key("tokenizer.ggml.fim_mid_token_id")?;
+        let (bos_default, eos_default) = if spm { (Some(1), Some(2)) } else { (None, None) };
+        let mut bos = id_key("tokenizer.ggml.bos_token_id", bos_default)?;
+        let eos = id_key("tokenizer.ggml.eos_token_id", eos_default)?;
+        let mut eot = id_key("tokenizer.ggml.eot_token_id", None)?;
+        let mut eom = id_key("tokenizer.ggml.eom_token_id", None)?;
+        let pad = id_key("tokenizer.ggml.padding_token_id", None)?;
+        id_key("tokenizer.ggml.unknown_token_id", None)?;
+        let mut fim_pad = id_key("tokenizer.ggml.fim_pad_token_id", None)?;
+        let mut fim_rep = id_key("tokenizer.ggml.fim_rep_token_id", None)?;
+        let mut fim_sep = id_key("tokenizer.ggml.fim_sep_token_id", None)?;
+        let mut fim_pre = id_key("tokenizer.ggml.fim_pre_token_id", None)?;
+        let mut fim_suf = id_key("tokenizer.ggml.fim_suf_token_id", None)?;
+        let mut fim_mid = id_key("tokenizer.ggml.fim_mid_token_id", None)?;
         if pre.no_bos {
             bos = None;
         }
-        let add_bos = md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(pre.add_bos_default);
+        let add_bos = md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(spm || pre.add_bos_default);
         if add_bos && bos.is_none() {
             return Err(Error::Tokenizer("tokenizer.ggml.add_bos_token is true but there is no BOS token".into()));
         }
@@ -341,7 +332,7 @@ impl Tokenizer {
 
         tokens.shrink_to_fit();
         Ok(Tokenizer {
-            hf,
+            kind,
             tokens,
             types,
             specials,
@@ -353,7 +344,6 @@ impl Tokenizer {
             add_bos,
             model: model.to_string(),
             pre: pre_name.map(str::to_string),
-            bytes: ByteDecoder::new(),
         })
     }
 
@@ -362,12 +352,23 @@ impl Tokenizer {
     /// [`Tokenizer::add_bos`]).
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        // SentencePiece: the text after a special token (or at the start) gets a space prefix.
+        let mut after_special = true;
         for frag in self.partition(text, parse_special) {
             match frag {
-                Fragment::Token(id) => out.push(id),
+                Fragment::Token(id) => {
+                    out.push(id);
+                    after_special = true;
+                }
                 Fragment::Text(t) => {
-                    let enc = self.hf.encode_fast(t, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-                    out.extend_from_slice(enc.get_ids());
+                    match &self.kind {
+                        Kind::Bpe { hf, .. } => {
+                            let enc = hf.encode_fast(t, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+                            out.extend_from_slice(enc.get_ids());
+                        }
+                        Kind::Spm(spm) => spm.tokenize(t, spm.add_space_prefix && after_special, &mut out)?,
+                    }
+                    after_special = false;
                 }
             }
         }
@@ -447,14 +448,27 @@ impl Tokenizer {
             return false;
         };
         match ty {
-            TokenType::Normal => self.bytes.decode_into(text, out),
+            TokenType::Normal => match &self.kind {
+                Kind::Bpe { bytes, .. } => bytes.decode_into(text, out),
+                Kind::Spm(_) => {
+                    for c in text.chars() {
+                        let c = if c == spm::SPACE { ' ' } else { c };
+                        out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+                    }
+                }
+            },
             TokenType::UserDefined => out.extend_from_slice(text.as_bytes()),
             TokenType::Control | TokenType::Unknown => {
                 if render_special {
                     out.extend_from_slice(text.as_bytes())
                 }
             }
-            TokenType::Unused | TokenType::Byte | TokenType::Undefined => {}
+            TokenType::Byte => {
+                if let (Kind::Spm(_), Some(b)) = (&self.kind, Spm::byte_of(text)) {
+                    out.push(b);
+                }
+            }
+            TokenType::Unused | TokenType::Undefined => {}
         }
         true
     }
@@ -473,7 +487,10 @@ impl Tokenizer {
 
     /// The id of a vocabulary string, if it is one.
     pub fn token_id(&self, piece: &str) -> Option<u32> {
-        self.hf.token_to_id(piece)
+        match &self.kind {
+            Kind::Bpe { hf, .. } => hf.token_to_id(piece),
+            Kind::Spm(spm) => spm.id(piece),
+        }
     }
 
     /// The type of a token, after llama.cpp's overrides (e.g. `<|im_end|>` is always control).
@@ -521,7 +538,7 @@ impl Tokenizer {
         &self.eog
     }
 
-    /// `tokenizer.ggml.model` (always "gpt2" for now).
+    /// `tokenizer.ggml.model`: "gpt2" or "llama".
     pub fn model_name(&self) -> &str {
         &self.model
     }
@@ -530,6 +547,61 @@ impl Tokenizer {
     pub fn pre_name(&self) -> Option<&str> {
         self.pre.as_deref()
     }
+}
+
+/// The byte-level BPE model: the GGUF's merges and the pre-tokenizer's regexes on HF `tokenizers`.
+fn bpe_model(md: &Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
+    let raw_merges = md
+        .get_array_of("tokenizer.ggml.merges", "string", Value::as_str)?
+        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing (required for gpt2 BPE)".into()))?;
+    let mut merges = Vec::with_capacity(raw_merges.len());
+    let mut joined = String::new();
+    for (i, m) in raw_merges.iter().enumerate() {
+        // llama.cpp splits at the first space after the first byte.
+        let first = m.chars().next().map_or(0, char::len_utf8);
+        let (a, b) = match m[first..].find(' ') {
+            Some(p) => (&m[..first + p], &m[first + p + 1..]),
+            None => ("", ""),
+        };
+        if a.is_empty() || b.is_empty() {
+            return Err(Error::Tokenizer(format!(
+                "tokenizer.ggml.merges[{i}] = {m:?} is not of the form \"left right\""
+            )));
+        }
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(b);
+        for part in [a, b, joined.as_str()] {
+            if !vocab.contains_key(part) {
+                return Err(Error::Tokenizer(format!(
+                    "tokenizer.ggml.merges[{i}] = {m:?} uses {part:?}, which is not in the vocabulary"
+                )));
+            }
+        }
+        merges.push((a.to_string(), b.to_string()));
+    }
+    drop(raw_merges);
+
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(pre.ignore_merges)
+        .build()
+        .map_err(|e| Error::Tokenizer(format!("building BPE model: {e}")))?;
+    let mut hf = tokenizers::Tokenizer::new(bpe);
+    hf.with_pre_tokenizer(Some(pre.build()?));
+    Ok(Kind::Bpe { hf: Box::new(hf), bytes: ByteDecoder::new() })
+}
+
+/// The SentencePiece model: every piece with its score.
+fn spm_model(md: &Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
+    let scores = md
+        .get_array_of("tokenizer.ggml.scores", "number", Value::as_f64)?
+        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs a score per piece)".into()))?;
+    if scores.len() != n {
+        return Err(Error::Tokenizer(format!("tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}", scores.len())));
+    }
+    let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+    Ok(Kind::Spm(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?))
 }
 
 impl AsRef<Tokenizer> for Tokenizer {

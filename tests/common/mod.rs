@@ -37,6 +37,36 @@ pub fn model_path() -> PathBuf {
     path
 }
 
+/// One of the real models `./build.sh model NAME` fetches, with its golden directory.
+pub struct RealModel {
+    pub file: &'static str,
+    /// The name `./build.sh model` takes.
+    pub fetch: &'static str,
+    /// Its directory under `../shared/golden`.
+    pub golden: &'static str,
+}
+
+pub const QWEN: RealModel =
+    RealModel { file: "qwen2.5-coder-0.5b-instruct.gguf", fetch: "qwen2.5-coder", golden: "qwen2.5-coder-0.5b-instruct" };
+pub const GEMMA: RealModel = RealModel { file: "gemma-3-270m-q4_k_m.gguf", fetch: "gemma3", golden: "gemma-3-270m" };
+
+impl RealModel {
+    /// The model file; tests fail loudly rather than skip when it is absent.
+    pub fn path(&self) -> PathBuf {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models").join(self.file);
+        assert!(path.exists(), "model {} is missing: run `./build.sh model {}` first", path.display(), self.fetch);
+        path
+    }
+
+    /// A file of its golden directory, parsed.
+    pub fn json(&self, file: &str) -> serde_json::Value {
+        let path = golden_dir().join(self.golden).join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("golden file {} is missing ({e}); set HEARTH_GOLDEN", path.display()));
+        serde_json::from_str(&text).expect("golden JSON parses")
+    }
+}
+
 pub fn load_cpu(path: &std::path::Path) -> (Model, Session) {
     let (model, weights) = CpuWeights::load_file(path, |_| {}).expect("model loads");
     let backend = CpuBackend::new(model.plan.clone(), Arc::new(weights), 4096);

@@ -91,7 +91,20 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
             println!("feed-forward:  {}", c.n_ff);
             println!("vocabulary:    {}", c.n_vocab);
             println!("context:       {}", c.n_ctx_train);
-            println!("rope:          base {}, {} dims, {:?}", c.rope_theta, c.rope_dim, c.rope_style);
+            let r = &c.rope;
+            let scaling = match (&r.yarn, &r.freq_factors, r.freq_scale) {
+                (Some(_), ..) => format!(", YaRN ×{}", 1.0 / r.freq_scale),
+                (None, Some(_), _) => ", frequency factors (rope_freqs)".to_string(),
+                (None, None, s) if s != 1.0 => format!(", linear ×{}", 1.0 / s),
+                _ => String::new(),
+            };
+            println!("rope:          base {}, {} dims, {:?}{scaling}", r.base, r.dims, r.style);
+            if let Some(local) = &c.rope_local {
+                let layers: Vec<String> = (0..c.n_layer).filter(|&l| c.windows[l] > 0).map(|l| l.to_string()).collect();
+                let window = c.windows.iter().copied().max().unwrap_or(0);
+                println!("local layers:  {} (window {window}, rope base {})", layers.join(" "), local.base);
+            }
+            println!("activation:    {:?}{}", c.activation, if c.qk_norm { ", per-head Q/K norms" } else { "" });
             println!("rms eps:       {:e}", c.rms_eps);
             println!("output head:   {}", if c.tied_output { "tied to token_embd" } else { "output.weight" });
         }

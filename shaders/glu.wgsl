@@ -1,8 +1,8 @@
-// gate = silu(gate) * up, element-wise over the batch.
+// gate = act(gate) * up, element-wise over the batch (act: 0 SiLU, 1 GELU tanh approximation).
 
 struct Params {
     width: u32,
-    _pad0: u32,
+    act: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -18,6 +18,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= step.n_tokens * p.width) {
         return;
     }
-    let g = gate[i];
-    gate[i] = g / (1.0 + exp(-g)) * up[i];
+    gate[i] = activate(gate[i], p.act) * up[i];
 }

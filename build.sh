@@ -164,7 +164,7 @@ ensure_lavapipe() {
 
 run_tests() {
   ensure_rust
-  fetch_model
+  fetch_all_models
   ensure_lavapipe
   ensure_node_packages
   ensure_chromium

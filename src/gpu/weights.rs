@@ -143,10 +143,12 @@ impl GpuWeights {
             .step_by(rows_per_part)
             .map(|start| {
                 let rows = rows_per_part.min(spec.rows - start);
+                // Vectors (norms, biases) may be copied into stacked bias buffers.
+                let copy_src = if spec.rows == 1 { wgpu::BufferUsages::COPY_SRC } else { wgpu::BufferUsages::empty() };
                 let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&spec.name),
                     size: (rows * row_bytes) as u64,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | copy_src,
                     mapped_at_creation: false,
                 });
                 GpuTensorPart { row_offset: start as u32, rows: rows as u32, buffer }

@@ -97,3 +97,96 @@ impl GgufFile {
         out
     }
 }
+
+/// Bytes a metadata value of type `ty` takes at `at` (its type id already read).
+fn value_len(b: &[u8], at: usize, ty: u32) -> usize {
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) as usize;
+    match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        8 => 8 + u64_at(at),
+        9 => {
+            let elem = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+            let n = u64_at(at + 4);
+            let mut len = 12;
+            for _ in 0..n {
+                len += value_len(b, at + len, elem);
+            }
+            len
+        }
+        _ => panic!("value type {ty}"),
+    }
+}
+
+impl GgufFile {
+    /// Reads a well-formed file back (values kept raw), so that a test can change a key or a
+    /// tensor and write it again.
+    pub fn parse(b: &[u8]) -> Self {
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let str_at = |i: usize| (String::from_utf8(b[i + 8..i + 8 + u64_at(i) as usize].to_vec()).unwrap(), i + 8 + u64_at(i) as usize);
+        assert_eq!(&b[..4], b"GGUF");
+        let (n_tensors, n_kv) = (u64_at(8), u64_at(16));
+        let mut at = 24;
+        let mut kvs = Vec::new();
+        let mut alignment = 32;
+        for _ in 0..n_kv {
+            let (key, next) = str_at(at);
+            let ty = u32_at(next);
+            let len = value_len(b, next + 4, ty);
+            if key == "general.alignment" {
+                alignment = u32_at(next + 4) as u64;
+            }
+            kvs.push((key, Val::Raw(ty, b[next + 4..next + 4 + len].to_vec())));
+            at = next + 4 + len;
+        }
+        let mut infos = Vec::new();
+        for _ in 0..n_tensors {
+            let (name, next) = str_at(at);
+            let n_dims = u32_at(next) as usize;
+            let dims: Vec<u64> = (0..n_dims).map(|d| u64_at(next + 4 + 8 * d)).collect();
+            at = next + 4 + 8 * n_dims;
+            infos.push((name, dims, u32_at(at), u64_at(at + 4)));
+            at += 12;
+        }
+        let data = (at as u64).div_ceil(alignment) as usize * alignment as usize;
+        let tensors = infos
+            .into_iter()
+            .map(|(name, dims, ty, offset)| {
+                let t = hearth::quant::GgmlType::from_id(ty).expect("a supported type");
+                let len = t.bytes_for(dims.iter().product()).unwrap() as usize;
+                let start = data + offset as usize;
+                Tensor { name, dims, ty, offset, data: b[start..start + len].to_vec() }
+            })
+            .collect();
+        Self { version: u32_at(4), kvs, tensors, alignment }
+    }
+
+    /// Sets a key (replacing it where it exists).
+    pub fn set(&mut self, key: &str, v: Val) {
+        match self.kvs.iter_mut().find(|(k, _)| k == key) {
+            Some(kv) => kv.1 = v,
+            None => self.kvs.push((key.to_string(), v)),
+        }
+    }
+
+    /// Appends an F32 tensor after the others.
+    pub fn add_f32_tensor(&mut self, name: &str, values: &[f32]) {
+        let end = self.tensors.iter().map(|t| t.offset + t.data.len() as u64).max().unwrap_or(0);
+        let offset = end.div_ceil(self.alignment) * self.alignment;
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensors.push(Tensor { name: name.into(), dims: vec![values.len() as u64], ty: 0, offset, data });
+    }
+}
+
+/// A string value.
+pub fn str_val(s: &str) -> Val {
+    Val::Str(s.to_string())
+}
+
+/// An f32 value.
+pub fn f32_val(x: f32) -> Val {
+    Val::Raw(6, x.to_le_bytes().to_vec())
+}

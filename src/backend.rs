@@ -85,6 +85,11 @@ pub trait Backend {
         usize::MAX
     }
 
+    /// How the backend fused the plan's ops, in lines for a profile report (none by default).
+    fn fusion_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Times each kernel family while running `tokens` at positions from `start` (at most the
     /// cached length; greedy logits for one token, none for more). Afterwards the cache holds
     /// `start` positions. Backends without device timers return `Unsupported`.

@@ -52,6 +52,7 @@ const page = {
   memorySamples: [],
   loadProgress: null,
   busy: false,
+  mode: 'chat', // 'completion' for models without a chat template (base models)
   loads: 0, // finished load attempts (success or failure)
   replies: 0, // finished replies (any finish reason or an error)
 };
@@ -107,8 +108,19 @@ function statusText(info) {
   const detail = info.backend.replace(/^gpu:\s*/, '').replace('(BrowserWebGpu)', '').trim();
   const where = info.backend.startsWith('gpu') ? `WebGPU${detail ? ` (${detail})` : ''}` : 'the CPU';
   let text = `${info.name || 'model'} running on ${where} · context ${info.context_length} tokens · loaded in ${(info.load_ms / 1000).toFixed(1)} s${info.from_cache ? ' from the offline cache' : ''}`;
+  if (!info.chat_template) text += ' · a base model: it continues the text you give it';
   if (info.notice) text += ` — ${info.notice}`;
   return text;
+}
+
+// Chat for models with a chat template; text completion for base models, which have none.
+function setMode(mode) {
+  page.mode = mode;
+  document.body.dataset.mode = mode;
+  ui.prompt.placeholder = mode === 'chat'
+    ? 'Ask something… (Enter sends, Shift+Enter for a new line)'
+    : 'Text for the model to continue… (Enter sends, Shift+Enter for a new line)';
+  ui.send.textContent = mode === 'chat' ? 'Send' : 'Complete';
 }
 
 function addMessage(role, text) {
@@ -116,7 +128,7 @@ function addMessage(role, text) {
   el.className = `msg ${role}`;
   const who = document.createElement('div');
   who.className = 'who';
-  who.textContent = role === 'user' ? 'You' : 'Assistant';
+  who.textContent = role === 'user' ? 'You' : page.mode === 'chat' ? 'Assistant' : 'Continuation';
   const body = document.createElement('div');
   body.className = 'body';
   body.textContent = text;
@@ -166,6 +178,7 @@ async function loadModel() {
     });
     page.engine = engine;
     history = [];
+    setMode(engine.info.chat_template ? 'chat' : 'completion');
     ui.status.textContent = statusText(engine.info);
     ui.status.dataset.backend = engine.info.backend.startsWith('gpu') ? 'gpu' : 'cpu';
     ui.progressText.textContent += ' · ready';
@@ -275,7 +288,9 @@ async function send() {
   let content = '';
   let finish = null;
   try {
-    const stream = engine.chat.completions.create({ messages, stream: true, ...settings, signal: controller.signal });
+    // A base model continues the text itself; a chat model answers the conversation.
+    const input = page.mode === 'chat' ? { messages } : { prompt: text };
+    const stream = engine.chat.completions.create({ ...input, stream: true, ...settings, signal: controller.signal });
     for await (const chunk of stream) {
       const choice = chunk.choices[0];
       if (choice.delta.content) {
@@ -293,12 +308,13 @@ async function send() {
     page.lastFinishReason = finish;
     if (finish === 'abort') reply.el.dataset.finish = 'abort';
     else if (finish === 'length') reply.el.dataset.finish = 'length';
-    history = [...messages, { role: 'assistant', content }];
+    if (page.mode === 'chat') history = [...messages, { role: 'assistant', content }];
     const t = page.lastTiming;
     if (t && page.lastUsage) {
       const n = page.lastUsage.completion_tokens;
       const speed = t.decode_tokens > 0 ? ` · ${(t.decode_tokens / (t.decode_ms / 1000)).toFixed(t.decode_ms > 1000 * t.decode_tokens ? 2 : 1)} tokens/s` : '';
-      reply.el.querySelector('.who').textContent = `Assistant · ${n} token${n === 1 ? '' : 's'}${speed}`;
+      const who = page.mode === 'chat' ? 'Assistant' : 'Continuation';
+      reply.el.querySelector('.who').textContent = `${who} · ${n} token${n === 1 ? '' : 's'}${speed}`;
     }
   } catch (e) {
     page.lastFinishReason = 'error';

@@ -46,7 +46,13 @@ export interface LoadOptions {
 
 export interface ModelInfo {
   name: string;
+  /** general.architecture: "llama", "qwen2", "gemma3", … */
   architecture: string;
+  /**
+   * Whether the file has a chat template. Without one (a base model) send `prompt` text to
+   * continue rather than `messages`: a chat would be rendered in ChatML, which the model never saw.
+   */
+  chat_template: boolean;
   n_vocab: number;
   context_length: number;
   /** e.g. "gpu: <adapter> (BrowserWebGpu)" or "cpu". */
@@ -69,7 +75,10 @@ export interface ChatMessage {
 }
 
 export interface ChatCompletionRequestBase {
-  messages: ChatMessage[];
+  /** The conversation (rendered with the model's chat template), or… */
+  messages?: ChatMessage[];
+  /** …plain text to continue (base models; BOS is added where the model wants it). */
+  prompt?: string;
   /** Default 0.7; 0 is greedy. */
   temperature?: number;
   /** Default 512; capped so that prompt + max_tokens fits the context. */

@@ -180,6 +180,29 @@ impl Metadata {
         self.map.get(key)
     }
 
+    /// Removes a key and returns its value.
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key)
+    }
+
+    /// Removes an array of strings and returns its strings (moved, not copied); `Ok(None)`
+    /// when absent, an error when present with another type.
+    pub fn take_strings(&mut self, key: &str) -> Result<Option<Vec<String>>, GgufError> {
+        let wrong = |found: &'static str| GgufError::WrongValueType { key: key.to_string(), expected: "array of strings", found };
+        match self.map.remove(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(wrong(other.type_name())),
+                })
+                .collect::<Result<Vec<String>, _>>()
+                .map(Some),
+            Some(other) => Err(wrong(other.type_name())),
+        }
+    }
+
     fn typed<'a, T>(
         &'a self,
         key: &str,

@@ -33,6 +33,8 @@ pub struct GpuBackend {
     max_batch: usize,
     max_context: usize,
     len: usize,
+    /// How the plan's fusions applied (for profiles).
+    fusion: Vec<String>,
 }
 
 pub(super) fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -58,10 +60,13 @@ impl GpuBackend {
                 ctx.max_binding()
             )));
         }
-        let logits_bytes = (max_batch * c.n_vocab * 4) as u64;
-        if logits_bytes > ctx.max_binding() {
-            return Err(Error::InvalidArgument(format!("batches of {max_batch} tokens need too large a logits buffer")));
+        // Batches are capped so that their logits fit one binding (e.g. 220 tokens of Qwen2's
+        // 151,936 logits under a 128 MiB limit); longer prompts are evaluated in several calls.
+        let max_batch = max_batch.min((ctx.max_binding() / (c.n_vocab as u64 * 4)) as usize);
+        if max_batch == 0 {
+            return Err(Error::InvalidArgument(format!("{} logits do not fit this GPU's binding limit", c.n_vocab)));
         }
+        let logits_bytes = (max_batch * c.n_vocab * 4) as u64;
         let acts: Vec<(Act, wgpu::Buffer)> = Act::ALL
             .into_iter()
             .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
@@ -102,6 +107,7 @@ impl GpuBackend {
 
         let buffers = Buffers { acts, tokens, step, logits, argmax, rope_tables, k_cache, v_cache };
         let dispatches = lower(&ctx, &plan, &weights, &buffers);
+        let fusion = super::lower::fusion_notes(&plan, &weights);
         let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
         let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab);
         Ok(Self {
@@ -121,6 +127,7 @@ impl GpuBackend {
             max_batch,
             max_context,
             len: 0,
+            fusion,
         })
     }
 
@@ -359,6 +366,10 @@ impl Backend for GpuBackend {
 
     fn forward_top_k_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, k: usize) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
         Box::pin(self.forward_top_k_impl(tokens, start, k))
+    }
+
+    fn fusion_notes(&self) -> Vec<String> {
+        self.fusion.clone()
     }
 
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {

@@ -132,6 +132,33 @@ fn dead_after(ops: &[Op], from: usize, act: Act) -> bool {
     true
 }
 
+/// How the fusions applied to a plan: what `hearth bench --profile` reports besides the times.
+pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<String> {
+    let groups = super::weights::stack_groups(plan);
+    let stacked = |ws: &[WeightId]| weights.get(ws[0]).stack.is_some() && ws.iter().all(|&w| weights.get(w).stack.map(|s| s.0) == weights.get(ws[0]).stack.map(|s| s.0));
+    let (mut whole, mut split, mut extra) = (0, 0, 0);
+    let mut mixes = std::collections::BTreeSet::new();
+    for (start, ws) in plan.matmul_runs().into_iter().filter(|(_, ws)| ws.len() == 3) {
+        let dispatches = 3 - groups.iter().filter(|(j, g)| *j >= start && *j < start + 3 && stacked(g)).map(|(_, g)| g.len() - 1).sum::<usize>();
+        if dispatches == 1 {
+            whole += 1;
+        } else {
+            split += 1;
+            extra += dispatches - 1;
+            mixes.insert(ws.iter().map(|w| plan.weights[w.0].ty.name()).collect::<Vec<_>>().join("/"));
+        }
+    }
+    let mut notes = vec![format!("Q/K/V projections in one dispatch in {whole} of {} layers", whole + split)];
+    if split > 0 {
+        notes.push(format!(
+            "{split} layers mix formats ({}): their Q/K/V take {extra} more dispatches per token in all (Q and K still \
+             share one where they agree)",
+            mixes.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    notes
+}
+
 /// Every dispatch of one forward pass, in order.
 pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, b: &Buffers) -> Vec<Dispatch> {
     let c = &plan.config;
@@ -198,7 +225,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     // Ops already covered by a fused dispatch.
     let mut done = vec![false; plan.ops.len()];
     let glu = plan.glu_triples();
-    let runs = plan.matmul_runs();
+    let runs = super::weights::stack_groups(plan);
     // Whether the weights sit back to back, in order, in one stacked buffer.
     let same_stack = |ws: &[WeightId]| {
         let st: Vec<_> = ws.iter().map(|&w| weights.get(w).stack).collect();

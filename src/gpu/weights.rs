@@ -56,17 +56,15 @@ impl GpuWeights {
     pub fn with_part_limit(ctx: Arc<GpuContext>, plan: &ForwardPlan, limit: u64) -> Self {
         let limit = limit.min(ctx.max_binding()).min(ctx.limits.max_buffer_size);
         // Runs of matmuls over one input (Q/K/V, gate/up) of one format share a buffer.
-        let stacks = plan
-            .matmul_runs()
+        let stacks = stack_groups(plan)
             .into_iter()
             .filter_map(|(_, members)| {
                 let first = &plan.weights[members[0].0];
-                let same = members.iter().all(|m| (plan.weights[m.0].ty, plan.weights[m.0].cols) == (first.ty, first.cols));
                 let base_rows: Vec<usize> =
                     members.iter().scan(0, |acc, m| Some(std::mem::replace(acc, *acc + plan.weights[m.0].rows))).collect();
                 let total_rows = members.iter().map(|m| plan.weights[m.0].rows).sum::<usize>();
                 let bytes = (total_rows * row_bytes(first.ty, first.cols)) as u64;
-                (same && gpu_supports_cols(first.ty, first.cols) && bytes <= limit)
+                (gpu_supports_cols(first.ty, first.cols) && bytes <= limit)
                     .then_some(Stack { members, base_rows, total_rows, buffer: None })
             })
             .collect();
@@ -167,6 +165,26 @@ impl GpuWeights {
         let new = Box::new(move |plan: &_| Ok(GpuWeights::new(ctx.clone(), plan)));
         crate::model::load_model_file(path, new, Box::new(GpuWeights::put), Some(UPLOAD_PIECE), progress)
     }
+}
+
+/// Runs of matmuls over one input (Q/K/V, gate/up), split into maximal groups of consecutive
+/// weights of one format and row length, as `(index of the group's first op, weights)`: each
+/// group of two or more is stored in one buffer and computed by one dispatch. (A Q4_K_M file
+/// often stores V in another format than Q and K; then Q and K still share a dispatch.)
+pub(super) fn stack_groups(plan: &ForwardPlan) -> Vec<(usize, Vec<WeightId>)> {
+    let key = |w: &WeightId| (plan.weights[w.0].ty, plan.weights[w.0].cols);
+    let mut out = Vec::new();
+    for (start, ws) in plan.matmul_runs() {
+        let mut i = 0;
+        while i < ws.len() {
+            let n = ws[i..].iter().take_while(|w| key(w) == key(&ws[i])).count();
+            if n >= 2 {
+                out.push((start + i, ws[i..i + n].to_vec()));
+            }
+            i += n;
+        }
+    }
+    out
 }
 
 /// Tensors are uploaded in pieces of about this many bytes, so none is ever held whole.

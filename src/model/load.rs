@@ -29,11 +29,12 @@ impl Model {
     /// Builds everything but the weights from a parsed header. Every tensor of the file must
     /// have its place in the plan: one that does not (an unknown norm, a fused QKV, an extra
     /// projection) is refused rather than dropped.
-    pub fn from_header(header: GgufHeader) -> Result<Self> {
+    pub fn from_header(mut header: GgufHeader) -> Result<Self> {
         let config = ModelConfig::from_header(&header)?;
         let plan = ForwardPlan::build(config, &header)?;
         check_every_tensor_used(&header, &plan)?;
-        let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
+        // The vocabulary moves from the header into the tokenizer (held once, not twice).
+        let tokenizer = Tokenizer::from_metadata_taking(&mut header.metadata)?;
         if tokenizer.vocab_size() != plan.config.n_vocab {
             return Err(Error::Model(format!(
                 "tokenizer has {} tokens but the embedding has {} rows",

@@ -182,7 +182,16 @@ impl Tokenizer {
     /// mistyped arrays, lengths that disagree, malformed merges, ids out of range, duplicate
     /// vocabulary strings) is an error, never a panic.
     pub fn from_metadata(md: &Metadata) -> Result<Self> {
-        let model = md.require_str("tokenizer.ggml.model")?;
+        Self::from_metadata_taking(&mut md.clone())
+    }
+
+    /// Like [`from_metadata`](Self::from_metadata), but moves the vocabulary arrays (tokens,
+    /// types, merges, scores) out of `md` instead of copying them, so that a loaded model holds
+    /// its vocabulary once (Qwen2's 151,936 tokens and merges are tens of MB in the browser's
+    /// heap).
+    pub fn from_metadata_taking(md: &mut Metadata) -> Result<Self> {
+        let model = md.require_str("tokenizer.ggml.model")?.to_string();
+        let model = model.as_str();
         let spm = match model {
             "gpt2" => false,
             "llama" => true,
@@ -194,25 +203,24 @@ impl Tokenizer {
             }
         };
         // llama.cpp ignores the pre-tokenizer of SentencePiece vocabularies.
-        let pre_name = md.get_str("tokenizer.ggml.pre")?;
-        let pre = if spm { None } else { Some(PreConfig::for_pre(pre_name)?) };
+        let pre_name = md.get_str("tokenizer.ggml.pre")?.map(str::to_string);
+        let pre = if spm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
 
-        let raw_tokens = md
-            .get_array_of("tokenizer.ggml.tokens", "string", Value::as_str)?
+        let mut tokens = md
+            .take_strings("tokenizer.ggml.tokens")?
             .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.tokens is missing".into()))?;
-        let n = raw_tokens.len();
+        let n = tokens.len();
         if n == 0 {
             return Err(Error::Tokenizer("tokenizer.ggml.tokens is empty".into()));
         }
         if n > i32::MAX as usize {
             return Err(Error::Tokenizer(format!("vocabulary of {n} tokens is too large")));
         }
-        let mut tokens: Vec<String> = raw_tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| if t.is_empty() { format!("[EMPTY_{i}]") } else { (*t).to_string() })
-            .collect();
-        drop(raw_tokens);
+        for (i, t) in tokens.iter_mut().enumerate() {
+            if t.is_empty() {
+                *t = format!("[EMPTY_{i}]");
+            }
+        }
 
         let mut types: Vec<TokenType> = match md.get_array("tokenizer.ggml.token_type")? {
             None => vec![TokenType::Normal; n],
@@ -235,6 +243,7 @@ impl Tokenizer {
                     .collect::<Result<_>>()?
             }
         };
+        md.take("tokenizer.ggml.token_type");
 
         let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         if vocab.len() != n {
@@ -343,7 +352,7 @@ impl Tokenizer {
             pad,
             add_bos,
             model: model.to_string(),
-            pre: pre_name.map(str::to_string),
+            pre: pre_name,
         })
     }
 
@@ -550,13 +559,13 @@ impl Tokenizer {
 }
 
 /// The byte-level BPE model: the GGUF's merges and the pre-tokenizer's regexes on HF `tokenizers`.
-fn bpe_model(md: &Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
+fn bpe_model(md: &mut Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
     let raw_merges = md
-        .get_array_of("tokenizer.ggml.merges", "string", Value::as_str)?
+        .take_strings("tokenizer.ggml.merges")?
         .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing (required for gpt2 BPE)".into()))?;
     let mut merges = Vec::with_capacity(raw_merges.len());
     let mut joined = String::new();
-    for (i, m) in raw_merges.iter().enumerate() {
+    for (i, m) in raw_merges.into_iter().enumerate() {
         // llama.cpp splits at the first space after the first byte.
         let first = m.chars().next().map_or(0, char::len_utf8);
         let (a, b) = match m[first..].find(' ') {
@@ -580,7 +589,6 @@ fn bpe_model(md: &Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
         }
         merges.push((a.to_string(), b.to_string()));
     }
-    drop(raw_merges);
 
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
@@ -593,13 +601,14 @@ fn bpe_model(md: &Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
 }
 
 /// The SentencePiece model: every piece with its score.
-fn spm_model(md: &Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
+fn spm_model(md: &mut Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
     let scores = md
         .get_array_of("tokenizer.ggml.scores", "number", Value::as_f64)?
         .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs a score per piece)".into()))?;
     if scores.len() != n {
         return Err(Error::Tokenizer(format!("tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}", scores.len())));
     }
+    md.take("tokenizer.ggml.scores");
     let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
     Ok(Kind::Spm(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?))
 }

@@ -181,13 +181,15 @@ fn busy() -> JsValue {
 
 #[wasm_bindgen]
 impl Engine {
-    /// JSON: name, architecture, vocabulary size, context length, backend.
+    /// JSON: name, architecture, vocabulary size, context length, backend, and whether the
+    /// file has a chat template (without one — a base model — text is completed, not chatted).
     pub fn info(&self) -> String {
         let c = self.model.config();
         let ctx = self.state.try_borrow().map(|s| s.session.backend().max_context()).unwrap_or(0);
         serde_json::json!({
             "name": c.name,
             "architecture": c.architecture,
+            "chat_template": self.model.chat_template.is_some(),
             "n_vocab": c.n_vocab,
             "context_length": ctx,
             "backend": self.backend,

@@ -247,13 +247,23 @@ async function greedyGolden(page, backend) {
 }
 
 // The native engine's ids for a chat message (the CLI, built by `cargo test`); greedy unless
-// `sampling` flags are given.
-function nativeIds(message, maxTokens, sampling = ['--temperature', '0']) {
+// `sampling` flags are given. `input` is ['--chat', message] or ['--prompt', text].
+function nativeIds(message, maxTokens, sampling = ['--temperature', '0'], { model = MODEL_PATH, input = ['--chat', message] } = {}) {
   const cli = path.join(REPO, 'target/release/hearth');
   check(fs.existsSync(cli), `${cli} is missing: build it with ./build.sh cli`);
-  const args = ['generate', MODEL_PATH, '--chat', message, '--max-tokens', String(maxTokens), '--backend', 'cpu', '--json', ...sampling];
+  const args = ['generate', model, ...input, '--max-tokens', String(maxTokens), '--backend', 'cpu', '--json', ...sampling];
   return JSON.parse(execFileSync(cli, args, { encoding: 'utf8' })).ids;
 }
+
+// The other two models build.sh fetches, with their golden files: Qwen2.5-Coder is a chat model
+// with K-quants and a 145 MB output matrix; Gemma 3 270M a base model with a SentencePiece
+// vocabulary and a 189 MB embedding table.
+const BIG_MODELS = [
+  { name: 'qwen2', file: 'qwen2.5-coder-0.5b-instruct.gguf', golden: 'qwen2.5-coder-0.5b-instruct/chat_greedy.json', chat: true },
+  { name: 'gemma3', file: 'gemma-3-270m-q4_k_m.gguf', golden: 'gemma-3-270m/greedy.json', chat: false },
+];
+// Greedy tokens compared per backend: SwiftShader runs a 0.5B model at seconds per token.
+const BIG_TOKENS = { gpu: 3, cpu: 8 };
 
 const STORY = 'Tell me a story about a dragon.';
 
@@ -836,6 +846,43 @@ const tests = [
       check(!r.error && r.ids.length > 0, `offline reply: ${r.error}`);
       log(`controlled by the service worker: ${controlled}; model from cache in ${ms(s.info.load_ms)}; reply ${JSON.stringify(r.text)}`);
       check(controlled, 'the reloaded page is not controlled by the service worker');
+    },
+  },
+  {
+    name: 'models: Qwen2.5-Coder (chat template, K-quants) and Gemma 3 (base model, SentencePiece) load by URL on WebGPU and on the CPU; the chat prompt renders like the reference, Gemma completes text, greedy ids equal the native CLI\'s; the 491 MB file keeps the wasm heap under 64 MiB on the GPU path',
+    async run({ page }) {
+      for (const m of BIG_MODELS) {
+        const gold = JSON.parse(fs.readFileSync(path.resolve(REPO, '..', 'shared', 'golden', m.golden), 'utf8'));
+        const text = m.chat ? gold.messages[0].content : gold.prompt;
+        for (const backend of ['gpu', 'cpu']) {
+          const n = BIG_TOKENS[backend];
+          const loaded = await uiLoad(page, `models/${m.file}`, backend);
+          check(loaded.loaded, `loading ${m.file} (${backend}) failed: ${loaded.error}`);
+          const info = loaded.info;
+          check(info.backend.startsWith(backend), `expected the ${backend} backend, got ${info.backend} ${info.notice || ''}`);
+          check(info.architecture === m.name && info.chat_template === m.chat, `info ${JSON.stringify(info)}`);
+          const mode = await page.evaluate(() => [window.hearthPage.mode, document.getElementById('send').textContent]);
+          check(mode[0] === (m.chat ? 'chat' : 'completion'), `page mode ${mode}`);
+          log(`${m.file} on ${info.backend}: loaded in ${ms(loaded.wallMs)}; page mode ${mode[0]} (${mode[1]})`);
+          if (backend === 'gpu') {
+            const peak = Math.max(...loaded.memorySamples, loaded.memory.peak);
+            log(`wasm heap peak while loading on the GPU path: ${(peak / MIB).toFixed(1)} MiB`);
+            check(peak < HEAP_LIMIT, `wasm heap reached ${(peak / MIB).toFixed(1)} MiB`);
+          }
+          await page.click('#new-chat');
+          const r = await uiSend(page, text, { temperature: 0, maxTokens: n });
+          check(!r.error, `error: ${r.error}`);
+          log(`${m.chat ? 'reply' : 'continuation'} ${JSON.stringify(r.text)}; ids ${JSON.stringify(r.ids)}; prompt ${r.usage.prompt_tokens} tokens, ${perToken(r.timing).toFixed(0)} ms/token`);
+          // The prompt the reference used: Qwen's template with its default system prompt, or
+          // Gemma's text with BOS.
+          check(r.usage.prompt_tokens === gold.prompt_ids.length, `prompt of ${r.usage.prompt_tokens} tokens, the reference's has ${gold.prompt_ids.length}`);
+          const want = nativeIds(text, n, ['--temperature', '0'], { model: path.join(MODELS, m.file), input: [m.chat ? '--chat' : '--prompt', text] });
+          check(sameIds(r.ids, want), `${backend} ids ${JSON.stringify(r.ids)} differ from the native CLI's ${JSON.stringify(want)}`);
+          check(sameIds(r.ids, gold.f64_greedy.ids.slice(0, n)), `ids ${JSON.stringify(r.ids)} differ from float64's first ${n}`);
+        }
+      }
+      // Back to the default model for the tests after this one.
+      await ensureLoaded(page, 'cpu');
     },
   },
   {

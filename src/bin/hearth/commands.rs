@@ -316,7 +316,10 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
             let kernels = |ks: &[KernelTime]| -> Vec<_> {
                 ks.iter().map(|k| json!({ "kernel": k.kernel, "dispatches": k.dispatches, "ms": k.seconds * 1e3 })).collect()
             };
-            out["profile"] = json!({ "decode_step": kernels(&ps[0].2), "prefill_chunk": kernels(&ps[1].2), "prefill_tokens": ps[1].1 });
+            out["profile"] = json!({
+                "decode_step": kernels(&ps[0].2), "prefill_chunk": kernels(&ps[1].2), "prefill_tokens": ps[1].1,
+                "fusion": session.backend().fusion_notes(),
+            });
         }
         print_json(&out);
     } else {
@@ -324,6 +327,11 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
         println!("prefill:  {prompt_tokens} tokens at {prefill_tok_s:.1} tok/s");
         println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)", 1e3 / decode_tok_s);
         println!("weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective", bytes as f64 / 1e6);
+        if profiles.is_some() {
+            for note in session.backend().fusion_notes() {
+                println!("fusion:   {note}");
+            }
+        }
         for (what, n, ks) in profiles.iter().flatten() {
             let total: f64 = ks.iter().map(|k| k.seconds).sum();
             println!("profile of one {what} ({n} tokens, kernels timed one by one: {:.3} ms):", total * 1e3);

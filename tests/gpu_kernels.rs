@@ -259,31 +259,50 @@ fn rms_norm_odd_width() {
     }
 }
 
-/// Per-head RMSNorm in place: 5 heads of 40 per token, one shared weight.
+/// Per-head RMSNorm in place: 5 heads of 40 per token with one weight, and 2 heads of a second
+/// tensor with another in the same dispatch (Q's and K's norms).
 #[test]
 fn head_norm_every_head() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    let (n, heads, hd) = (3usize, 5usize, 40usize);
+    let (n, heads, heads2, hd) = (3usize, 5usize, 2usize, 40usize);
     let x: Vec<f32> = floats(&mut rng, n * heads * hd).iter().map(|v| v * 100.0).collect();
-    let w = floats(&mut rng, hd);
-    let p = params::HeadNorm { n_heads: heads as u32, head_dim: hd as u32, eps: 1e-6, _pad: 0 };
-    let out = run_kernel(
-        &ctx,
-        Kernel::HeadNorm,
-        None,
-        &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(cast_slice(&w).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
-        (n * heads) as u32,
-    )
-    .unwrap();
-    let want: Vec<f64> = x
-        .chunks(hd)
-        .flat_map(|h| {
-            let s = 1.0 / (h.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / hd as f64 + 1e-6).sqrt();
-            h.iter().zip(&w).map(move |(&v, &g)| v as f64 * s * g as f64).collect::<Vec<_>>()
-        })
-        .collect();
-    assert_close("head_norm", &f32s(&out[0]), &want, &vec![1.0; want.len()]);
+    let x2: Vec<f32> = floats(&mut rng, n * heads2 * hd).iter().map(|v| v * 0.01).collect();
+    let (w, w2) = (floats(&mut rng, hd), floats(&mut rng, hd));
+    let want = |x: &[f32], w: &[f32]| -> Vec<f64> {
+        x.chunks(hd)
+            .flat_map(|h| {
+                let s = 1.0 / (h.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / hd as f64 + 1e-6).sqrt();
+                h.iter().zip(w).map(move |(&v, &g)| v as f64 * s * g as f64).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for second in [0, heads2] {
+        let p = params::HeadNorm { n_heads: heads as u32, n_heads2: second as u32, head_dim: hd as u32, eps: 1e-6 };
+        let out = run_kernel(
+            &ctx,
+            Kernel::HeadNorm,
+            None,
+            &[
+                Binding::Storage(cast_slice(&x).to_vec()),
+                Binding::Storage(cast_slice(&w).to_vec()),
+                Binding::Storage(cast_slice(&x2).to_vec()),
+                Binding::Storage(cast_slice(&w2).to_vec()),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n as u32, 0),
+            ],
+            (n * (heads + second)) as u32,
+        )
+        .unwrap();
+        let wx = want(&x, &w);
+        assert_close("head_norm", &f32s(&out[0]), &wx, &vec![1.0; wx.len()]);
+        if second > 0 {
+            let wx2 = want(&x2, &w2);
+            assert_close("head_norm second tensor", &f32s(&out[2]), &wx2, &vec![1.0; wx2.len()]);
+        } else {
+            assert_eq!(f32s(&out[2]), x2, "the second tensor is left alone");
+        }
+    }
 }
 
 /// Residual adds (as wide as the output) and biases (one vector for every token).

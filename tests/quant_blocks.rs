@@ -23,6 +23,28 @@ use hearth::quant::blocks::{self, dot_f32, dot_f32_scalar, dot_row_scalar};
 use hearth::quant::{dequantize_row, dot_row, BlockFormat, GgmlType};
 
 
+/// Calls the generic function `$f::<B>()` for every block format `B`.
+macro_rules! for_every_format {
+    ($f:ident) => {{
+        use blocks::*;
+        $f::<F32>();
+        $f::<F16>();
+        $f::<BF16>();
+        $f::<Q4_0>();
+        $f::<Q4_1>();
+        $f::<Q5_0>();
+        $f::<Q5_1>();
+        $f::<Q8_0>();
+        $f::<Q2_K>();
+        $f::<Q3_K>();
+        $f::<Q4_K>();
+        $f::<Q5_K>();
+        $f::<Q6_K>();
+        $f::<IQ4_NL>();
+        $f::<IQ4_XS>();
+    }};
+}
+
 struct Row {
     name: String,
     dot: bool,
@@ -123,21 +145,7 @@ fn geometry_matches_ggml() {
         let f = load(B::TYPE);
         assert_eq!((f.block_len, f.block_bytes), (B::BLOCK_LEN, B::BLOCK_BYTES));
     }
-    check::<blocks::F32>();
-    check::<blocks::F16>();
-    check::<blocks::BF16>();
-    check::<blocks::Q4_0>();
-    check::<blocks::Q4_1>();
-    check::<blocks::Q5_0>();
-    check::<blocks::Q5_1>();
-    check::<blocks::Q8_0>();
-    check::<blocks::Q2_K>();
-    check::<blocks::Q3_K>();
-    check::<blocks::Q4_K>();
-    check::<blocks::Q5_K>();
-    check::<blocks::Q6_K>();
-    check::<blocks::IQ4_NL>();
-    check::<blocks::IQ4_XS>();
+    for_every_format!(check);
 }
 
 #[test]
@@ -178,21 +186,7 @@ fn block_methods_match_gguf_py() {
             }
         }
     }
-    check::<blocks::F32>();
-    check::<blocks::F16>();
-    check::<blocks::BF16>();
-    check::<blocks::Q4_0>();
-    check::<blocks::Q4_1>();
-    check::<blocks::Q5_0>();
-    check::<blocks::Q5_1>();
-    check::<blocks::Q8_0>();
-    check::<blocks::Q2_K>();
-    check::<blocks::Q3_K>();
-    check::<blocks::Q4_K>();
-    check::<blocks::Q5_K>();
-    check::<blocks::Q6_K>();
-    check::<blocks::IQ4_NL>();
-    check::<blocks::IQ4_XS>();
+    for_every_format!(check);
 }
 
 #[test]

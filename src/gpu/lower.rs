@@ -279,10 +279,18 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(dest), &pb, step], Grid::PerToken(1), Role::Always);
             }
             Op::HeadNorm { target, weight, n_heads } => {
-                let w = weights.get(weight);
-                let p = params::HeadNorm { n_heads: n_heads as u32, head_dim: c.head_dim as u32, eps: c.rms_eps, _pad: 0 };
+                let w = &weights.get(weight).parts[0].buffer;
+                // Q's and K's norms side by side: one dispatch for both.
+                let (x2, w2, n2) = match plan.ops.get(i + 1) {
+                    Some(&Op::HeadNorm { target: t2, weight: w2, n_heads: n2 }) if t2 != target => {
+                        done[i + 1] = true;
+                        (act(t2), &weights.get(w2).parts[0].buffer, n2)
+                    }
+                    _ => (&no_out2, &no_norm, 0),
+                };
+                let p = params::HeadNorm { n_heads: n_heads as u32, n_heads2: n2 as u32, head_dim: c.head_dim as u32, eps: c.rms_eps };
                 let pb = uniform(ctx, &p);
-                add(Kernel::HeadNorm, None, &[act(target), &w.parts[0].buffer, &pb, step], Grid::PerToken(n_heads as u32), Role::Always);
+                add(Kernel::HeadNorm, None, &[act(target), w, x2, w2, &pb, step], Grid::PerToken((n_heads + n2) as u32), Role::Always);
             }
             Op::AddBias { target, bias } => {
                 let w = weights.get(bias);

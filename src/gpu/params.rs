@@ -91,9 +91,10 @@ pub struct RmsNorm {
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub struct HeadNorm {
     pub n_heads: u32,
+    /// Heads of the second tensor normed by the same dispatch (0: none).
+    pub n_heads2: u32,
     pub head_dim: u32,
     pub eps: f32,
-    pub _pad: u32,
 }
 
 #[repr(C)]

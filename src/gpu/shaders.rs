@@ -1,6 +1,7 @@
 //! Kernel sources and pipelines. Each op family is one `.wgsl` file in `shaders/`; the only
 //! preprocessing is concatenation: `common.wgsl`, then (for kernels reading weights) the byte
-//! helpers `quant/bytes.wgsl` and the quant format's file from `shaders/quant/`, then (for the two matmul kernels) `matmul_io.wgsl`, then
+//! helpers `quant/bytes.wgsl` and the quant format's file from `shaders/quant/` (after the
+//! helpers it shares with its family: `k_scale_min.wgsl`, `iq4_levels.wgsl`), then (for the two matmul kernels) `matmul_io.wgsl`, then
 //! the kernel.
 
 use std::collections::HashMap;
@@ -53,23 +54,26 @@ impl Kernel {
     }
 }
 
-fn quant_source(ty: GgmlType) -> &'static str {
+/// The block decoder of a weight format, after the helpers it shares with related formats.
+fn quant_sources(ty: GgmlType) -> &'static [&'static str] {
+    const K_SCALE_MIN: &str = include_str!("../../shaders/quant/k_scale_min.wgsl");
+    const IQ4_LEVELS: &str = include_str!("../../shaders/quant/iq4_levels.wgsl");
     match ty {
-        GgmlType::F32 => include_str!("../../shaders/quant/f32.wgsl"),
-        GgmlType::F16 => include_str!("../../shaders/quant/f16.wgsl"),
-        GgmlType::BF16 => include_str!("../../shaders/quant/bf16.wgsl"),
-        GgmlType::Q4_0 => include_str!("../../shaders/quant/q4_0.wgsl"),
-        GgmlType::Q4_1 => include_str!("../../shaders/quant/q4_1.wgsl"),
-        GgmlType::Q5_0 => include_str!("../../shaders/quant/q5_0.wgsl"),
-        GgmlType::Q5_1 => include_str!("../../shaders/quant/q5_1.wgsl"),
-        GgmlType::Q8_0 => include_str!("../../shaders/quant/q8_0.wgsl"),
-        GgmlType::Q2_K => include_str!("../../shaders/quant/q2_k.wgsl"),
-        GgmlType::Q3_K => include_str!("../../shaders/quant/q3_k.wgsl"),
-        GgmlType::Q4_K => include_str!("../../shaders/quant/q4_k.wgsl"),
-        GgmlType::Q5_K => include_str!("../../shaders/quant/q5_k.wgsl"),
-        GgmlType::Q6_K => include_str!("../../shaders/quant/q6_k.wgsl"),
-        GgmlType::IQ4_NL => include_str!("../../shaders/quant/iq4_nl.wgsl"),
-        GgmlType::IQ4_XS => include_str!("../../shaders/quant/iq4_xs.wgsl"),
+        GgmlType::F32 => &[include_str!("../../shaders/quant/f32.wgsl")],
+        GgmlType::F16 => &[include_str!("../../shaders/quant/f16.wgsl")],
+        GgmlType::BF16 => &[include_str!("../../shaders/quant/bf16.wgsl")],
+        GgmlType::Q4_0 => &[include_str!("../../shaders/quant/q4_0.wgsl")],
+        GgmlType::Q4_1 => &[include_str!("../../shaders/quant/q4_1.wgsl")],
+        GgmlType::Q5_0 => &[include_str!("../../shaders/quant/q5_0.wgsl")],
+        GgmlType::Q5_1 => &[include_str!("../../shaders/quant/q5_1.wgsl")],
+        GgmlType::Q8_0 => &[include_str!("../../shaders/quant/q8_0.wgsl")],
+        GgmlType::Q2_K => &[include_str!("../../shaders/quant/q2_k.wgsl")],
+        GgmlType::Q3_K => &[include_str!("../../shaders/quant/q3_k.wgsl")],
+        GgmlType::Q4_K => &[K_SCALE_MIN, include_str!("../../shaders/quant/q4_k.wgsl")],
+        GgmlType::Q5_K => &[K_SCALE_MIN, include_str!("../../shaders/quant/q5_k.wgsl")],
+        GgmlType::Q6_K => &[include_str!("../../shaders/quant/q6_k.wgsl")],
+        GgmlType::IQ4_NL => &[IQ4_LEVELS, include_str!("../../shaders/quant/iq4_nl.wgsl")],
+        GgmlType::IQ4_XS => &[IQ4_LEVELS, include_str!("../../shaders/quant/iq4_xs.wgsl")],
     }
 }
 
@@ -78,7 +82,9 @@ pub fn assemble(kernel: Kernel, ty: Option<GgmlType>) -> String {
     let mut src = String::from(COMMON);
     if kernel.reads_weights() {
         src.push_str(QUANT_BYTES);
-        src.push_str(quant_source(ty.expect("weight kernels take a format")));
+        for part in quant_sources(ty.expect("weight kernels take a format")) {
+            src.push_str(part);
+        }
     }
     if matches!(kernel, Kernel::MatMul | Kernel::MatMulTiled) {
         src.push_str(MATMUL_IO);

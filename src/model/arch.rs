@@ -71,7 +71,8 @@ const ARCHS: &[ArchSpec] = &[
     // approximation (gelu_pytorch_tanh) rather than the exact erf form; the attention scale is
     // decided by the layer count, not read from the file (there is no key for
     // query_pre_attn_scalar); local layers use rope.freq_base_swa (default 10,000) and never
-    // the file's RoPE scaling.
+    // the file's RoPE scaling; the embedding scale √n_embd is an f32 (HF multiplies by it
+    // rounded to the activations' dtype, 25.25 in bf16 against 25.298 here).
     ArchSpec {
         name: "gemma3",
         rope: RopeStyle::Neox,

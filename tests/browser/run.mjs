@@ -723,6 +723,43 @@ const tests = [
     },
   },
   {
+    name: 'models: Qwen2.5-Coder (chat template, K-quants) and Gemma 3 (base model, SentencePiece) load by URL on WebGPU and on the CPU; the chat prompt renders like the reference, Gemma completes text, greedy ids equal the native CLI\'s; the 491 MB file keeps the wasm heap under 64 MiB on the GPU path',
+    async run({ page }) {
+      for (const m of BIG_MODELS) {
+        const gold = JSON.parse(fs.readFileSync(path.resolve(REPO, '..', 'shared', 'golden', m.golden), 'utf8'));
+        const text = m.chat ? gold.messages[0].content : gold.prompt;
+        for (const backend of ['gpu', 'cpu']) {
+          const n = BIG_TOKENS[backend];
+          const loaded = await uiLoad(page, `models/${m.file}`, backend);
+          check(loaded.loaded, `loading ${m.file} (${backend}) failed: ${loaded.error}`);
+          const info = loaded.info;
+          check(info.backend.startsWith(backend), `expected the ${backend} backend, got ${info.backend} ${info.notice || ''}`);
+          check(info.architecture === m.name && info.chat_template === m.chat, `info ${JSON.stringify(info)}`);
+          const mode = await page.evaluate(() => [window.hearthPage.mode, document.getElementById('send').textContent]);
+          check(mode[0] === (m.chat ? 'chat' : 'completion'), `page mode ${mode}`);
+          log(`${m.file} on ${info.backend}: loaded in ${ms(loaded.wallMs)}; page mode ${mode[0]} (${mode[1]})`);
+          if (backend === 'gpu') {
+            const peak = Math.max(...loaded.memorySamples, loaded.memory.peak);
+            log(`wasm heap peak while loading on the GPU path: ${(peak / MIB).toFixed(1)} MiB`);
+            check(peak < HEAP_LIMIT, `wasm heap reached ${(peak / MIB).toFixed(1)} MiB`);
+          }
+          await page.click('#new-chat');
+          const r = await uiSend(page, text, { temperature: 0, maxTokens: n });
+          check(!r.error, `error: ${r.error}`);
+          log(`${m.chat ? 'reply' : 'continuation'} ${JSON.stringify(r.text)}; ids ${JSON.stringify(r.ids)}; prompt ${r.usage.prompt_tokens} tokens, ${perToken(r.timing).toFixed(0)} ms/token`);
+          // The prompt the reference used: Qwen's template with its default system prompt, or
+          // Gemma's text with BOS.
+          check(r.usage.prompt_tokens === gold.prompt_ids.length, `prompt of ${r.usage.prompt_tokens} tokens, the reference's has ${gold.prompt_ids.length}`);
+          const want = nativeIds(text, n, ['--temperature', '0'], { model: path.join(MODELS, m.file), input: [m.chat ? '--chat' : '--prompt', text] });
+          check(sameIds(r.ids, want), `${backend} ids ${JSON.stringify(r.ids)} differ from the native CLI's ${JSON.stringify(want)}`);
+          check(sameIds(r.ids, gold.f64_greedy.ids.slice(0, n)), `ids ${JSON.stringify(r.ids)} differ from float64's first ${n}`);
+        }
+      }
+      // Back to the default model for the tests after this one.
+      await ensureLoaded(page, 'cpu');
+    },
+  },
+  {
     name: 'component: <hearth-chat> loads a model and replies',
     async run({ page }) {
       const r = await page.evaluate(async (model) => {
@@ -846,43 +883,6 @@ const tests = [
       check(!r.error && r.ids.length > 0, `offline reply: ${r.error}`);
       log(`controlled by the service worker: ${controlled}; model from cache in ${ms(s.info.load_ms)}; reply ${JSON.stringify(r.text)}`);
       check(controlled, 'the reloaded page is not controlled by the service worker');
-    },
-  },
-  {
-    name: 'models: Qwen2.5-Coder (chat template, K-quants) and Gemma 3 (base model, SentencePiece) load by URL on WebGPU and on the CPU; the chat prompt renders like the reference, Gemma completes text, greedy ids equal the native CLI\'s; the 491 MB file keeps the wasm heap under 64 MiB on the GPU path',
-    async run({ page }) {
-      for (const m of BIG_MODELS) {
-        const gold = JSON.parse(fs.readFileSync(path.resolve(REPO, '..', 'shared', 'golden', m.golden), 'utf8'));
-        const text = m.chat ? gold.messages[0].content : gold.prompt;
-        for (const backend of ['gpu', 'cpu']) {
-          const n = BIG_TOKENS[backend];
-          const loaded = await uiLoad(page, `models/${m.file}`, backend);
-          check(loaded.loaded, `loading ${m.file} (${backend}) failed: ${loaded.error}`);
-          const info = loaded.info;
-          check(info.backend.startsWith(backend), `expected the ${backend} backend, got ${info.backend} ${info.notice || ''}`);
-          check(info.architecture === m.name && info.chat_template === m.chat, `info ${JSON.stringify(info)}`);
-          const mode = await page.evaluate(() => [window.hearthPage.mode, document.getElementById('send').textContent]);
-          check(mode[0] === (m.chat ? 'chat' : 'completion'), `page mode ${mode}`);
-          log(`${m.file} on ${info.backend}: loaded in ${ms(loaded.wallMs)}; page mode ${mode[0]} (${mode[1]})`);
-          if (backend === 'gpu') {
-            const peak = Math.max(...loaded.memorySamples, loaded.memory.peak);
-            log(`wasm heap peak while loading on the GPU path: ${(peak / MIB).toFixed(1)} MiB`);
-            check(peak < HEAP_LIMIT, `wasm heap reached ${(peak / MIB).toFixed(1)} MiB`);
-          }
-          await page.click('#new-chat');
-          const r = await uiSend(page, text, { temperature: 0, maxTokens: n });
-          check(!r.error, `error: ${r.error}`);
-          log(`${m.chat ? 'reply' : 'continuation'} ${JSON.stringify(r.text)}; ids ${JSON.stringify(r.ids)}; prompt ${r.usage.prompt_tokens} tokens, ${perToken(r.timing).toFixed(0)} ms/token`);
-          // The prompt the reference used: Qwen's template with its default system prompt, or
-          // Gemma's text with BOS.
-          check(r.usage.prompt_tokens === gold.prompt_ids.length, `prompt of ${r.usage.prompt_tokens} tokens, the reference's has ${gold.prompt_ids.length}`);
-          const want = nativeIds(text, n, ['--temperature', '0'], { model: path.join(MODELS, m.file), input: [m.chat ? '--chat' : '--prompt', text] });
-          check(sameIds(r.ids, want), `${backend} ids ${JSON.stringify(r.ids)} differ from the native CLI's ${JSON.stringify(want)}`);
-          check(sameIds(r.ids, gold.f64_greedy.ids.slice(0, n)), `ids ${JSON.stringify(r.ids)} differ from float64's first ${n}`);
-        }
-      }
-      // Back to the default model for the tests after this one.
-      await ensureLoaded(page, 'cpu');
     },
   },
   {

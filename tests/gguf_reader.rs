@@ -210,7 +210,15 @@ fn bad_tensor_infos() {
     assert!(matches!(with(&|f| f.tensors[0].dims = vec![1; 5]), GgufError::TooManyDims { n_dims: 5, .. }));
     assert!(matches!(with(&|f| f.tensors[0].dims = vec![8, 0]), GgufError::BadShape { .. }));
     assert!(matches!(with(&|f| f.tensors[0].dims = vec![u64::MAX, 4]), GgufError::BadShape { .. }));
-    assert!(matches!(with(&|f| f.tensors[0].ty = 12), GgufError::UnsupportedTensorType { ty_name: "Q4_K", .. }));
+    assert!(matches!(with(&|f| f.tensors[0].ty = 16), GgufError::UnsupportedTensorType { ty_name: "IQ2_XXS", .. }));
+    // A K-quant row must be whole 256-element super-blocks.
+    assert!(matches!(
+        with(&|f| {
+            f.tensors[0].ty = 12;
+            f.tensors[0].dims = vec![128];
+        }),
+        GgufError::BadRowLength { row: 128, block: 256, .. }
+    ));
     assert!(matches!(with(&|f| f.tensors[0].ty = 999), GgufError::UnsupportedTensorType { ty_name: "unknown", .. }));
     assert!(matches!(
         with(&|f| {

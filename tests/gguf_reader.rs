@@ -3,6 +3,7 @@
 
 mod common;
 #[path = "common/gguf_writer.rs"]
+#[allow(dead_code)]
 mod gguf_writer;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -145,9 +145,9 @@ const FIM_MID_TEXTS: &[&str] = &[
 #[derive(Clone, Debug)]
 enum Kind {
     /// Byte-level BPE on HF `tokenizers`.
-    Bpe { hf: Box<tokenizers::Tokenizer>, bytes: ByteDecoder },
+    Bpe { hf: Box<tokenizers::Tokenizer>, bytes: Box<ByteDecoder> },
     /// SentencePiece BPE.
-    Spm(Spm),
+    Spm(Box<Spm>),
 }
 
 /// A tokenizer built from GGUF metadata. Cheap to share (`Send + Sync`); wrap it in an `Arc`.
@@ -597,7 +597,7 @@ fn bpe_model(md: &mut Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
         .map_err(|e| Error::Tokenizer(format!("building BPE model: {e}")))?;
     let mut hf = tokenizers::Tokenizer::new(bpe);
     hf.with_pre_tokenizer(Some(pre.build()?));
-    Ok(Kind::Bpe { hf: Box::new(hf), bytes: ByteDecoder::new() })
+    Ok(Kind::Bpe { hf: Box::new(hf), bytes: Box::new(ByteDecoder::new()) })
 }
 
 /// The SentencePiece model: every piece with its score.
@@ -610,7 +610,7 @@ fn spm_model(md: &mut Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
     }
     md.take("tokenizer.ggml.scores");
     let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
-    Ok(Kind::Spm(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?))
+    Ok(Kind::Spm(Box::new(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?)))
 }
 
 impl AsRef<Tokenizer> for Tokenizer {

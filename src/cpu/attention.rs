@@ -38,3 +38,50 @@ pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], star
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Activation, RopeSpec, RopeStyle};
+
+    /// A sliding window of w keys gives what full attention over only the last w cached
+    /// positions gives.
+    #[test]
+    fn window_equals_attention_over_the_last_positions() {
+        let c = ModelConfig {
+            architecture: "test".into(),
+            name: None,
+            n_vocab: 1,
+            n_ctx_train: 64,
+            n_embd: 8,
+            n_layer: 1,
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 4,
+            n_ff: 8,
+            rms_eps: 1e-6,
+            rope: RopeSpec::plain(4, RopeStyle::Neox, 10_000.0),
+            rope_local: None,
+            windows: vec![3],
+            attn_scale: 0.5,
+            activation: Activation::Silu,
+            embed_scale: None,
+            qk_norm: false,
+            post_norms: false,
+            tied_output: true,
+        };
+        let val = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
+        let (len, kv) = (10usize, c.kv_dim());
+        let k: Vec<f32> = (0..len * kv).map(|i| val(i + 3)).collect();
+        let v: Vec<f32> = (0..len * kv).map(|i| val(i + 11)).collect();
+        let q: Vec<f32> = (0..c.q_dim()).map(val).collect();
+        let mut windowed = vec![0.0; c.q_dim()];
+        attend(&c, &q, &k, &v, len - 1, 3, &mut windowed);
+        let mut last_three = vec![0.0; c.q_dim()];
+        attend(&c, &q, &k[(len - 3) * kv..], &v[(len - 3) * kv..], 2, 0, &mut last_three);
+        assert_eq!(windowed, last_three);
+        let mut full = vec![0.0; c.q_dim()];
+        attend(&c, &q, &k, &v, len - 1, 0, &mut full);
+        assert_ne!(windowed, full, "the window changes the result");
+    }
+}

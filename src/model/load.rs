@@ -69,8 +69,11 @@ impl Model {
                 &fallback
             }
         };
-        let text = template.render(messages, true)?;
-        let mut ids = self.tokenizer.encode(&text, true)?;
+        // Message text is tokenized as plain text: only the template may write control tokens.
+        let guarded: Vec<ChatMessage> =
+            messages.iter().map(|m| ChatMessage::new(self.tokenizer.guard(&m.role), self.tokenizer.guard(&m.content))).collect();
+        let text = template.render(&guarded, true)?;
+        let mut ids = self.tokenizer.encode_rendered(&text)?;
         // Templates often write BOS themselves; add it only when the model wants it and it is absent.
         if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {
             if ids.first() != Some(&bos) {

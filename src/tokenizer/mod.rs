@@ -22,10 +22,12 @@
 //! undefined) produce nothing. No "clean up tokenization spaces" pass is applied.
 
 mod bytes;
+mod guard;
 mod pre;
 mod spm;
 mod stream;
 
+pub use guard::NO_SPECIAL;
 pub use stream::StreamDecoder;
 
 use std::collections::BTreeSet;
@@ -360,6 +362,19 @@ impl Tokenizer {
     /// `<|im_start|>`) become their ids; user-defined tokens always do. Never adds BOS (see
     /// [`Tokenizer::add_bos`]).
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        self.encode_fragments(text, parse_special, false)
+    }
+
+    /// Tokenizes a rendered chat prompt whose messages went in through [`Tokenizer::guard`]:
+    /// control tokens of the template's own text become their ids, the messages' text stays
+    /// plain text.
+    pub fn encode_rendered(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_fragments(text, true, true)
+    }
+
+    /// [`encode`](Self::encode); with `unguard`, the [`NO_SPECIAL`] markers are dropped from
+    /// the text between special tokens before it is tokenized.
+    fn encode_fragments(&self, text: &str, parse_special: bool, unguard: bool) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
         // SentencePiece: the text after a special token (or at the start) gets a space prefix.
         let mut after_special = true;
@@ -370,6 +385,13 @@ impl Tokenizer {
                     after_special = true;
                 }
                 Fragment::Text(t) => {
+                    let unguarded;
+                    let t = if unguard && t.contains(NO_SPECIAL) {
+                        unguarded = t.replace(NO_SPECIAL, "");
+                        unguarded.as_str()
+                    } else {
+                        t
+                    };
                     match &self.kind {
                         Kind::Bpe { hf, .. } => {
                             let enc = hf.encode_fast(t, false).map_err(|e| Error::Tokenizer(e.to_string()))?;

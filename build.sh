@@ -170,7 +170,12 @@ run_tests() {
   ensure_chromium
   build_wasm
   log "running the Rust tests"
-  cargo test --release -j"$JOBS" -- --test-threads=2
+  # lavapipe is installed above: a GPU test that finds no adapter fails instead of skipping.
+  rm -f target/tmp/gpu-skips.txt
+  HEARTH_REQUIRE_GPU=1 cargo test --release -j"$JOBS" -- --test-threads=2
+  if [ -s target/tmp/gpu-skips.txt ]; then
+    log "$(wc -l <target/tmp/gpu-skips.txt) GPU tests skipped:"; cat target/tmp/gpu-skips.txt
+  fi
   log "running the browser tests"
   node tests/browser/run.mjs
 }

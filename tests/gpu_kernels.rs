@@ -1,5 +1,5 @@
 //! Every WGSL kernel against a plain CPU loop, on fresh random inputs each run (the seed is
-//! printed), with sizes that do not divide the workgroup and every weight format. Output
+//! printed; `HEARTH_SEED` replays it), with sizes that do not divide the workgroup and every weight format. Output
 //! buffers are poisoned with NaN first, so an element the kernel fails to write fails the test.
 
 mod common;
@@ -16,9 +16,15 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 
+/// Fresh random inputs each run; `HEARTH_SEED=N` replays the run that printed seed N.
 fn rng() -> ChaCha8Rng {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    eprintln!("random seed {seed}");
+    let seed = match std::env::var("HEARTH_SEED") {
+        Ok(s) => s.parse().expect("HEARTH_SEED is a u64"),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+    };
+    // Straight to stderr (not captured), so a failure's seed is in the log: HEARTH_SEED={seed}.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{}: random seed {seed} (replay with HEARTH_SEED={seed})", std::thread::current().name().unwrap_or("?"));
     ChaCha8Rng::seed_from_u64(seed)
 }
 

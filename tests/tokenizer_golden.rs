@@ -375,3 +375,30 @@ fn hand_built_sentencepiece() {
         }
     }
 }
+
+/// Every `tokenizer.ggml.pre` value accepted against llama.cpp's own ids for the same
+/// vocabulary (`tests/fixtures/pre_tokenizers.json`, made by `tools/golden_pre.py`): texts that
+/// tell the pre-tokenizers apart (digit runs, contractions in capitals, whitespace runs, other
+/// scripts, punctuation).
+#[test]
+fn every_pre_tokenizer_matches_llama_cpp() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pre_tokenizers.json");
+    let gold: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let texts: Vec<&str> = gold["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let mut failures = Vec::new();
+    let mut distinct = std::collections::HashSet::new();
+    for (pre, cases) in gold["ids"].as_object().unwrap() {
+        let mut md = metadata().clone();
+        md.set_str("tokenizer.ggml.pre", pre);
+        let tok = Tokenizer::from_metadata(&md).unwrap_or_else(|e| panic!("{pre}: {e}"));
+        for (text, want) in texts.iter().zip(cases.as_array().unwrap()) {
+            let got = tok.encode(text, false).unwrap();
+            distinct.insert(got.clone());
+            if got != ids(want) {
+                failures.push(format!("{pre} on {text:?}: {got:?} != llama.cpp's {:?}", ids(want)));
+            }
+        }
+    }
+    eprintln!("{} pre-tokenizers, {} distinct tokenizations of {} texts", gold["ids"].as_object().unwrap().len(), distinct.len(), texts.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

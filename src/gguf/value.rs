@@ -180,6 +180,12 @@ impl Metadata {
         self.map.get(key)
     }
 
+    /// Sets a string value (replacing the key where it exists): for tests and tools that vary
+    /// one setting of a real file.
+    pub fn set_str(&mut self, key: &str, value: &str) {
+        self.map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+
     /// Removes a key and returns its value.
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.map.remove(key)

@@ -122,8 +122,7 @@ impl ChatTemplate {
     }
 
     /// Fixes the time `strftime_now` reports (Unix seconds, formatted as UTC); `None` = the
-    /// system clock. On wasm32 there is no system clock: set it from JS (`Date.now() / 1000`),
-    /// otherwise `strftime_now` fails the render.
+    /// system clock (in the browser, `Date.now()`).
     pub fn set_time(&self, unix_secs: Option<i64>) {
         self.clock.store(unix_secs.unwrap_or(i64::MIN), Ordering::Relaxed);
     }
@@ -239,20 +238,12 @@ fn accept_generation_tags(source: &str) -> String {
     out
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+/// The system clock in Unix seconds (in the browser, `Date.now()`, through `web-time`).
 fn system_time() -> std::result::Result<i64, minijinja::Error> {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .map_err(|_| minijinja::Error::new(ErrorKind::InvalidOperation, "system clock is before 1970"))
-}
-
-#[cfg(target_arch = "wasm32")]
-fn system_time() -> std::result::Result<i64, minijinja::Error> {
-    Err(minijinja::Error::new(
-        ErrorKind::InvalidOperation,
-        "strftime_now: no clock on this platform (call ChatTemplate::set_time)",
-    ))
 }
 
 /// Python's `strftime` for a UTC Unix time, for the common directives

@@ -26,6 +26,20 @@ use crate::sampler::{Grammars, ResponseFormat, Sampler};
 use crate::session::{Session, StopMatcher};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
+/// Runs when the module is instantiated: a panic (a bug; none is expected) logs its message and
+/// location to the console instead of a bare `unreachable` trap.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Panics on purpose: the browser test of the panic hook calls it on a module of its own.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = "__panicForTests")]
+pub fn panic_for_tests() {
+    panic!("a deliberate panic for the panic-hook test");
+}
+
 /// Default context in the browser: enough for a long chat, small enough for modest GPUs.
 const DEFAULT_CONTEXT: usize = 2048;
 /// Default tokens per forward call while reading a prompt.

@@ -69,8 +69,75 @@ const ms = (x) => `${Math.round(x)} ms`;
 const NOT_GGUF = Buffer.from('<!doctype html><title>Not a model</title><p>This is a web page, not a GGUF file.</p>\n'.repeat(200));
 let truncated = null; // first 10 MB of the model, read on first use
 
+// The default model with its chat template replaced (a GGUF rewritten: the header re-laid, the
+// data section copied behind it at the file's alignment).
+function withChatTemplate(file, template) {
+  const b = fs.readFileSync(file);
+  let at = 8;
+  const u64 = () => {
+    const v = Number(b.readBigUInt64LE(at));
+    at += 8;
+    return v;
+  };
+  const u32 = () => {
+    const v = b.readUInt32LE(at);
+    at += 4;
+    return v;
+  };
+  const skipValue = (type) => {
+    const sizes = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+    if (type === 8) {
+      const len = u64(); // (read before `at` is: `at += u64()` would lose the 8 bytes)
+      at += len;
+    }
+    else if (type === 9) {
+      const elem = u32();
+      const n = u64();
+      for (let i = 0; i < n; i++) skipValue(elem);
+    } else at += sizes[type];
+  };
+  const nTensors = u64();
+  const nKv = u64();
+  let kvStart = 0;
+  let kvEnd = 0;
+  for (let i = 0; i < nKv; i++) {
+    const start = at;
+    const key = b.toString('utf8', at + 8, at + 8 + Number(b.readBigUInt64LE(at)));
+    at += 8 + Buffer.byteLength(key);
+    skipValue(u32());
+    if (key === 'tokenizer.chat_template') [kvStart, kvEnd] = [start, at];
+  }
+  for (let i = 0; i < nTensors; i++) {
+    at += 8 + Number(b.readBigUInt64LE(at)); // name
+    const nDims = u32();
+    at += 8 * nDims; // dims
+    at += 12; // type, offset
+  }
+  check(kvEnd > 0, `${file} has no chat template`);
+  const key = Buffer.from('tokenizer.chat_template');
+  const value = Buffer.from(template);
+  const kv = Buffer.alloc(8 + key.length + 4 + 8 + value.length);
+  kv.writeBigUInt64LE(BigInt(key.length), 0);
+  key.copy(kv, 8);
+  kv.writeUInt32LE(8, 8 + key.length);
+  kv.writeBigUInt64LE(BigInt(value.length), 12 + key.length);
+  value.copy(kv, 20 + key.length);
+  const header = Buffer.concat([b.subarray(0, kvStart), kv, b.subarray(kvEnd, at)]);
+  const align = (n) => Math.ceil(n / 32) * 32;
+  return Buffer.concat([header, Buffer.alloc(align(header.length) - header.length), b.subarray(align(at))]);
+}
+// ChatML with today's date in the system turn, as Llama 3.1's template writes it.
+const DATED_TEMPLATE = "{{ '<|im_start|>system\\nToday is ' + strftime_now('%d %b %Y') + '.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+let dated = null; // the default model with DATED_TEMPLATE, made on first use
+
 function testRoutes(req, res) {
   const { pathname } = new URL(req.url, 'http://x');
+  if (pathname === '/test/dated.gguf') {
+    dated ??= withChatTemplate(MODEL_PATH, DATED_TEMPLATE);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': dated.length, 'cache-control': 'no-store' });
+    res.end(dated);
+    return true;
+  }
   if (pathname === '/test/not-a-model.gguf') {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': NOT_GGUF.length, 'cache-control': 'no-store' });
     res.end(NOT_GGUF);
@@ -212,7 +279,7 @@ async function uiSend(page, text, { temperature = 0, maxTokens = 8 } = {}) {
 async function ensureLoaded(page, backend) {
   const s = await state(page);
   const want = backend === 'cpu' ? 'cpu' : 'gpu';
-  if (s.loaded && s.info.backend.startsWith(want)) return s;
+  if (s.loaded && s.info.backend.startsWith(want) && s.info.url.endsWith(MODEL_REL)) return s;
   const r = await uiLoad(page, MODEL_REL, backend);
   check(r.loaded, `loading ${MODEL_REL} (${backend}) failed: ${r.error}`);
   return r;
@@ -750,6 +817,52 @@ const tests = [
       log(`prompt ${r.usage.prompt_tokens} tokens (native ${native.n_prompt}); reply ids ${JSON.stringify(r.ids)} (native ${JSON.stringify(native.ids)})`);
       check(r.usage.prompt_tokens === native.n_prompt, `browser prompt of ${r.usage.prompt_tokens} tokens, native ${native.n_prompt}`);
       check(sameIds(r.ids, native.ids), `reply ids ${JSON.stringify(r.ids)} differ from the native ${JSON.stringify(native.ids)}`);
+    },
+  },
+  {
+    name: 'panic: a panic in the wasm module (deliberate, on a module instance of its own) reports its message and source location on the console',
+    async run({ page }) {
+      const seen = [];
+      const listen = (m) => seen.push(m.text());
+      page.on('console', listen);
+      const thrown = await page.evaluate(async () => {
+        const m = await import(new URL('pkg/hearth.js', location.href).href + '?panic-test');
+        await m.default();
+        try {
+          m.__panicForTests();
+          return 'no panic';
+        } catch (e) {
+          return String(e);
+        }
+      });
+      page.off('console', listen);
+      const report = seen.find((l) => l.includes('a deliberate panic for the panic-hook test')) || '';
+      log(`thrown: ${thrown}; console: ${JSON.stringify(report.split('\n').slice(0, 2).join(' '))}`);
+      check(thrown !== 'no panic', 'the call did not panic');
+      check(/src\/web\/mod\.rs:\d+/.test(report), `the console report has no message and location: ${JSON.stringify(seen)}`);
+    },
+  },
+  {
+    name: 'dated: a chat template calling strftime_now (as Llama 3.1\'s does) renders in the browser with the page\'s date, as natively (CPU backend)',
+    async run({ page }) {
+      const r = await uiLoad(page, 'test/dated.gguf', 'cpu');
+      check(r.loaded, `load failed: ${r.error}`);
+      const reply = await page.evaluate(async () => {
+        const out = await window.hearthPage.engine.chat.completions.create({ messages: [{ role: 'user', content: 'What day is it?' }], max_tokens: 4, temperature: 0 });
+        return { usage: out.usage, ids: out.hearth.tokenIds, text: out.choices[0].message.content };
+      });
+      const file = path.join(os.tmpdir(), `hearth-dated-${process.pid}.gguf`);
+      fs.writeFileSync(file, dated);
+      try {
+        const cli = path.join(REPO, 'target/release/hearth');
+        const native = JSON.parse(execFileSync(cli, ['generate', file, '--chat', 'What day is it?', '--max-tokens', '4', '--temperature', '0', '--backend', 'cpu', '--json'], { encoding: 'utf8' }));
+        const today = new Date().toUTCString().split(' ').slice(1, 4).join(' ');
+        log(`prompt ${reply.usage.prompt_tokens} tokens (native ${native.n_prompt}), today ${today}; reply ${JSON.stringify(reply.text)}`);
+        check(reply.usage.prompt_tokens === native.n_prompt && sameIds(reply.ids, native.ids), `browser ${JSON.stringify(reply)} vs native ${JSON.stringify(native)}`);
+      } finally {
+        fs.rmSync(file, { force: true });
+      }
+      await ensureLoaded(page, 'cpu');
     },
   },
   {

@@ -14,79 +14,97 @@
 //! non-space characters, never at its ends, so templates that `trim` a message trim it as
 //! before. (A message that contains U+FDD0 itself loses it: a noncharacter, never in real text.)
 
+use std::collections::HashMap;
+
 use super::{TokenType, Tokenizer};
+
+fn is_control(tok: &Tokenizer, id: u32) -> bool {
+    matches!(tok.types[id as usize], TokenType::Control | TokenType::Unknown)
+}
 
 /// A break no special token is matched across, removed before tokenizing: U+FDD0, a Unicode
 /// noncharacter.
 pub const NO_SPECIAL: char = '\u{FDD0}';
 
-impl Tokenizer {
-    /// Control and unknown tokens: the ones only parse_special reads out of text.
-    fn control_texts(&self) -> impl Iterator<Item = &str> {
-        self.specials
+/// The control and unknown tokens' texts (the ones only parse_special reads out of text):
+/// Gemma 3 has 6,249 of them.
+#[derive(Clone, Debug)]
+pub(crate) struct Controls {
+    texts: Vec<String>,
+    /// Every character of every text: where it stands, as (text, byte offset).
+    at_char: HashMap<char, Vec<(u32, u32)>>,
+}
+
+impl Controls {
+    fn new(tok: &Tokenizer) -> Self {
+        let texts: Vec<String> = tok
+            .specials
             .iter()
-            .filter(|&&id| matches!(self.types[id as usize], TokenType::Control | TokenType::Unknown))
-            .map(|&id| self.tokens[id as usize].as_str())
+            .filter(|&&id| is_control(tok, id))
+            .map(|&id| tok.tokens[id as usize].clone())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut at_char: HashMap<char, Vec<(u32, u32)>> = HashMap::new();
+        for (n, t) in texts.iter().enumerate() {
+            for (i, c) in t.char_indices() {
+                at_char.entry(c).or_default().push((n as u32, i as u32));
+            }
+        }
+        Self { texts, at_char }
     }
 
+    /// The control texts with character `c` at byte `i`, as (text, i).
+    fn with_char(&self, c: char) -> impl Iterator<Item = (&str, usize)> {
+        self.at_char.get(&c).into_iter().flatten().map(|&(n, i)| (self.texts[n as usize].as_str(), i as usize))
+    }
+
+    /// Whether text before `core` could end with the start of a control text that `core`
+    /// continues: some proper suffix of a control text and `core` agree on their common length.
+    fn completes_before(&self, core: &str) -> bool {
+        let Some(c) = core.chars().next() else { return false };
+        self.with_char(c).filter(|&(_, i)| i > 0).any(|(t, i)| core.starts_with(&t[i..]) || t[i..].starts_with(core))
+    }
+
+    /// Whether text after `core` could complete a control text that `core` ends the start of.
+    fn completes_after(&self, core: &str) -> bool {
+        let Some(c) = core.chars().next_back() else { return false };
+        self.with_char(c).any(|(t, i)| {
+            let end = i + c.len_utf8();
+            end < t.len() && (core.ends_with(&t[..end]) || t[..end].ends_with(core))
+        })
+    }
+}
+
+impl Tokenizer {
     /// `text` (a message's role or content, before it goes into a chat template) with every
     /// control-token text broken, and its edges broken where they could complete one together
     /// with the text around them. See the module documentation.
     pub fn guard(&self, text: &str) -> String {
-        let mut out: String = text.chars().filter(|&c| c != NO_SPECIAL).collect();
-        for pat in self.control_texts().collect::<Vec<_>>() {
-            if !out.contains(pat) {
-                continue;
+        let controls = self.controls.get_or_init(|| Controls::new(self));
+        let text: String = text.chars().filter(|&c| c != NO_SPECIAL).collect();
+        if controls.texts.is_empty() {
+            return text;
+        }
+        // The first and last non-space characters, where a template's text (after any
+        // trimming) meets the message.
+        let start = text.len() - text.trim_start().len();
+        let end = start + text.trim().len();
+        let core = &text[start..end];
+        let (before, after) = (controls.completes_before(core), controls.completes_after(core));
+        let mut out = String::with_capacity(text.len() + 8);
+        for (at, c) in text.char_indices() {
+            if at == start && before {
+                out.push(NO_SPECIAL);
             }
-            let first = pat.chars().next().map_or(0, char::len_utf8);
-            let mut broken = String::with_capacity(out.len() + 8);
-            let mut last = 0;
-            for (at, _) in out.match_indices(pat) {
-                broken.push_str(&out[last..at + first]);
-                broken.push(NO_SPECIAL);
-                last = at + first;
+            out.push(c);
+            // After the first character of every control text that starts here.
+            if self.special_index().starting_at(&text, at).any(|id| is_control(self, id)) {
+                out.push(NO_SPECIAL);
             }
-            broken.push_str(&out[last..]);
-            out = broken;
+            if at + c.len_utf8() == end && after {
+                out.push(NO_SPECIAL);
+            }
         }
-        // The edges: the first and last non-space characters, where a template's text (after
-        // any trimming) meets the message.
-        let (start, end) = {
-            let trimmed = out.trim();
-            let start = out.len() - out.trim_start().len();
-            (start, start + trimmed.len())
-        };
-        let core = &out[start..end];
-        if core.is_empty() {
-            return out;
-        }
-        // Text before the message ending a token's first part: its rest starts the message, or
-        // the whole message lies inside the rest. Likewise at the end.
-        let completes_before = self.control_texts().any(|t| proper_suffixes(t).any(|s| core.starts_with(s) || s.starts_with(core)));
-        let completes_after = self.control_texts().any(|t| proper_prefixes(t).any(|p| core.ends_with(p) || p.ends_with(core)));
-        if !(completes_before || completes_after) {
-            return out;
-        }
-        let mut guarded = String::with_capacity(out.len() + 6);
-        guarded.push_str(&out[..start]);
-        if completes_before {
-            guarded.push(NO_SPECIAL);
-        }
-        guarded.push_str(core);
-        if completes_after {
-            guarded.push(NO_SPECIAL);
-        }
-        guarded.push_str(&out[end..]);
-        guarded
+        out
     }
-}
-
-/// The non-empty proper prefixes of `t`, at character boundaries.
-fn proper_prefixes(t: &str) -> impl Iterator<Item = &str> {
-    t.char_indices().skip(1).map(move |(i, _)| &t[..i])
-}
-
-/// The non-empty proper suffixes of `t`, at character boundaries.
-fn proper_suffixes(t: &str) -> impl Iterator<Item = &str> {
-    t.char_indices().skip(1).map(move |(i, _)| &t[i..])
 }

@@ -24,6 +24,7 @@
 mod bytes;
 mod guard;
 mod pre;
+mod special_index;
 mod spm;
 mod stream;
 
@@ -171,6 +172,10 @@ pub struct Tokenizer {
     add_bos: bool,
     model: String,
     pre: Option<String>,
+    /// The special tokens indexed by text, built on first use.
+    special_index: std::sync::OnceLock<special_index::SpecialIndex>,
+    /// The control-token texts for [`Tokenizer::guard`], built on first use.
+    controls: std::sync::OnceLock<guard::Controls>,
 }
 
 /// One piece of the text after splitting out special tokens.
@@ -355,6 +360,8 @@ impl Tokenizer {
             add_bos,
             model: model.to_string(),
             pre: pre_name,
+            special_index: std::sync::OnceLock::new(),
+            controls: std::sync::OnceLock::new(),
         })
     }
 
@@ -406,6 +413,10 @@ impl Tokenizer {
         Ok(out)
     }
 
+    pub(crate) fn special_index(&self) -> &special_index::SpecialIndex {
+        self.special_index.get_or_init(|| special_index::SpecialIndex::new(&self.tokens, &self.specials))
+    }
+
     /// llama.cpp's special-token partition: for each candidate, longest first, split every
     /// remaining text fragment at each of its occurrences.
     fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
@@ -414,7 +425,11 @@ impl Tokenizer {
             return frags;
         }
         frags.push(Fragment::Text(text));
-        for &id in &self.specials {
+        // Only the specials the text contains can split it (later fragments are substrings),
+        // taken in the order of `specials`: longest text first, then lower id.
+        let mut present: Vec<u32> = self.special_index().occurring(text).into_iter().collect();
+        present.sort_by(|&a, &b| self.tokens[b as usize].len().cmp(&self.tokens[a as usize].len()).then(a.cmp(&b)));
+        for id in present {
             let ty = self.types[id as usize];
             if !parse_special && matches!(ty, TokenType::Control | TokenType::Unknown) {
                 continue;

@@ -25,7 +25,11 @@ export interface LoadOptions {
    * (no WebGPU, or a software adapter such as SwiftShader, slower than the CPU path).
    */
   backend?: Backend;
-  /** Context length in tokens; 0 or absent picks the default (2048, at most the model's). */
+  /**
+   * Context length in tokens; 0 or absent picks the default (2048, at most the model's). An
+   * integer up to 2^31 − 1 (larger sizes throw a TypeError rather than wrap); on the GPU the
+   * KV cache must also fit one storage binding, else the load rejects saying so.
+   */
   maxContext?: number;
   /**
    * Off by default (a full context rejects with context_length_exceeded). A number N: when the

@@ -9,6 +9,7 @@
 const DEFAULT_TEMPERATURE = 0.7;
 const DEFAULT_MAX_TOKENS = 512;
 const MAX_N = 16; // completions per request
+const MAX_SIZE = 2 ** 31 - 1; // the largest maxContext / prefillChunk / contextShift
 const SEED_RANGE = 2 ** 53; // the worker reduces seeds to [0, 2^53)
 
 // The seed of completion i of a request with `seed`: the worker's own reduction of `seed`
@@ -93,11 +94,16 @@ class WorkerClient {
 export async function load(url, options = {}) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
   const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, signal } = options;
-  if (!(Number.isInteger(prefillChunk) && prefillChunk >= 0)) {
-    throw new TypeError(`prefillChunk must be a positive integer, got ${JSON.stringify(prefillChunk)}`);
+  // Sizes cross into wasm as 32-bit integers: anything larger would wrap, so it is refused here.
+  const size = (v) => Number.isInteger(v) && v >= 0 && v <= MAX_SIZE;
+  if (!size(prefillChunk)) {
+    throw new TypeError(`prefillChunk must be an integer from 0 to ${MAX_SIZE}, got ${JSON.stringify(prefillChunk)}`);
   }
-  if (contextShift != null && !(Number.isInteger(contextShift) && contextShift >= 0)) {
-    throw new TypeError(`contextShift must be a non-negative integer, got ${JSON.stringify(contextShift)}`);
+  if (!size(maxContext)) {
+    throw new TypeError(`maxContext must be an integer from 0 to ${MAX_SIZE}, got ${JSON.stringify(maxContext)}`);
+  }
+  if (contextShift != null && !size(contextShift)) {
+    throw new TypeError(`contextShift must be an integer from 0 to ${MAX_SIZE}, got ${JSON.stringify(contextShift)}`);
   }
   if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new TypeError(`backend must be "auto", "gpu" or "cpu", got ${JSON.stringify(backend)}`);
   if (signal?.aborted) throw abortError();

@@ -60,8 +60,10 @@ impl TensorInfo {
 
     /// Elements per row (`dims[0]`) and number of rows (the product of the rest).
     pub fn rows_cols(&self) -> (usize, usize) {
-        let cols = self.dims.first().copied().unwrap_or(1) as usize;
-        let rows = self.dims.iter().skip(1).product::<u64>() as usize;
+        // Saturating where usize is 32 bits (wasm32): such a tensor can never match a shape.
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let cols = size(self.dims.first().copied().unwrap_or(1));
+        let rows = size(self.dims.iter().skip(1).product::<u64>());
         (rows, cols)
     }
 }

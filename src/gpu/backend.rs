@@ -52,7 +52,8 @@ impl GpuBackend {
     pub fn new(plan: ForwardPlan, weights: Arc<GpuWeights>, max_batch: usize, max_context: usize) -> Result<Self> {
         let ctx = weights.ctx.clone();
         let c = plan.config.clone();
-        let kv_bytes = (max_context * c.kv_dim() * 4) as u64;
+        // In u64: a context size from JS must not wrap a 32-bit usize (wasm32).
+        let kv_bytes = max_context as u64 * c.kv_dim() as u64 * 4;
         if kv_bytes > ctx.max_binding() {
             return Err(Error::InvalidArgument(format!(
                 "a context of {max_context} tokens needs {kv_bytes} bytes of KV cache per layer, over this GPU's \

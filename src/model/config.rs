@@ -165,7 +165,7 @@ impl ModelConfig {
         let embd = h
             .tensor(super::arch::names::TOKEN_EMBD)
             .ok_or_else(|| Error::Model(format!("tensor {:?} is missing", super::arch::names::TOKEN_EMBD)))?;
-        let n_vocab = embd.dims.get(1).copied().unwrap_or(0) as usize;
+        let n_vocab = embd.rows_cols().0;
         Ok(Self {
             architecture: arch_name.to_string(),
             name: md.get_str("general.name")?.map(str::to_string),

@@ -134,7 +134,12 @@ impl Session {
     pub async fn append_async(&mut self, tokens: &[u32], which: LogitsFor) -> Result<Vec<f32>> {
         if which == LogitsFor::All {
             self.check_room(tokens.len())?;
-            let mut out = Vec::with_capacity(tokens.len() * self.n_vocab);
+            // Checked and fallible: on wasm32 a long text's logits can exceed the address space,
+            // and a failed allocation there would trap the whole engine.
+            let too_big = || Error::InvalidArgument(format!("logits for {} tokens of {} ids do not fit in memory", tokens.len(), self.n_vocab));
+            let floats = tokens.len().checked_mul(self.n_vocab).ok_or_else(too_big)?;
+            let mut out = Vec::new();
+            out.try_reserve_exact(floats).map_err(|_| too_big())?;
             for part in tokens.chunks(self.chunk_len()) {
                 out.extend(self.step(part, Want::Logits(LogitsFor::All)).await?.logits());
             }

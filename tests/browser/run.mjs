@@ -789,6 +789,19 @@ const tests = [
         } catch (e) {
           out.badChunk = { name: e.name, message: e.message };
         }
+        // 2^32 + 24 would wrap to 24 on its way into wasm; 2^30 positions fit no GPU binding.
+        try {
+          await load(url, { backend: 'cpu', maxContext: 2 ** 32 + 24 });
+          out.wrapping = 'no error';
+        } catch (e) {
+          out.wrapping = { name: e.name, message: e.message };
+        }
+        try {
+          await load(url, { backend: 'gpu', maxContext: 2 ** 30 });
+          out.huge = 'no error';
+        } catch (e) {
+          out.huge = { name: e.name, message: e.message };
+        }
         return out;
       }, MODEL_REL);
       log(`off: ${JSON.stringify(r.off)}; contextShift 4: ${JSON.stringify(r['4'])}`);
@@ -796,6 +809,8 @@ const tests = [
       check(r['4'].tokens === 40 && r['4'].finish === 'length', `with the shift 40 tokens: ${JSON.stringify(r['4'])}`);
       check(JSON.stringify(r.chunk3) === JSON.stringify(r.off), `prefillChunk 3 changed the reply: ${JSON.stringify(r.chunk3)}`);
       check(r.badChunk.name === 'TypeError' && /prefillChunk/.test(r.badChunk.message), `prefillChunk -1: ${JSON.stringify(r.badChunk)}`);
+      check(r.wrapping.name === 'TypeError' && /maxContext/.test(r.wrapping.message), `maxContext 2^32 + 24: ${JSON.stringify(r.wrapping)}`);
+      check(/KV cache per layer, over this GPU's binding limit/.test(r.huge.message || ''), `maxContext 2^30 on the GPU: ${JSON.stringify(r.huge)}`);
     },
   },
   {

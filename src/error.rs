@@ -9,9 +9,13 @@ pub enum Error {
     Gguf(#[from] GgufError),
     #[error("unsupported model: {0}")]
     Unsupported(String),
-    /// No usable GPU, or the GPU failed (device lost, readback error).
+    /// No usable GPU, or the GPU failed (a validation or out-of-memory error, a readback error).
     #[error("GPU: {0}")]
     Gpu(String),
+    /// The GPU device was lost (the browser reset it, the driver crashed, it was destroyed): the
+    /// engine cannot continue; load the model again.
+    #[error("gpu_lost: the GPU device was lost ({0}); load the model again")]
+    GpuLost(String),
     #[error("invalid model: {0}")]
     Model(String),
     #[error("tokenizer: {0}")]

@@ -111,6 +111,8 @@ impl GpuBackend {
         let fusion = super::lower::fusion_notes(&plan, &weights);
         let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
         let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab);
+        // Out of memory while building the buffers, or a pipeline the device refused.
+        ctx.check()?;
         Ok(Self {
             ctx,
             plan,
@@ -145,6 +147,7 @@ impl GpuBackend {
     }
 
     fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
+        self.ctx.check()?;
         crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)
     }
 
@@ -238,9 +241,10 @@ impl GpuBackend {
 /// them out. Natively this polls the device; in the browser the mapping resolves on the
 /// event loop.
 pub(super) async fn read_back_async(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+    // A fault in the work just recorded (a validation error, a lost device) makes its results
+    // meaningless: report it rather than read them.
+    ctx.check()?;
     let slice = buffer.slice(..len as u64);
-    #[cfg(target_arch = "wasm32")]
-    let _ = ctx;
     let (tx, rx) = futures_channel::oneshot::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -248,10 +252,13 @@ pub(super) async fn read_back_async(ctx: &GpuContext, buffer: &wgpu::Buffer, len
     #[cfg(not(target_arch = "wasm32"))]
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("poll failed: {e}")))?;
-    rx.await.map_err(|_| Error::Gpu("readback was dropped".into()))??;
-    let out = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("readback failed: {e}")))?.to_vec();
+        .map_err(|e| ctx.fault_or(Error::Gpu(format!("poll failed: {e}"))))?;
+    rx.await
+        .map_err(|_| ctx.fault_or(Error::Gpu("readback was dropped".into())))?
+        .map_err(|e| ctx.fault_or(e.into()))?;
+    let out = slice.get_mapped_range().map_err(|e| ctx.fault_or(Error::Gpu(format!("readback failed: {e}"))))?.to_vec();
     buffer.unmap();
+    ctx.check()?;
     Ok(out)
 }
 

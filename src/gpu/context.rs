@@ -1,5 +1,7 @@
-//! The GPU device: adapter choice, the features and limits hearth asks for, and blocking
-//! helpers for native code.
+//! The GPU device: adapter choice, the features and limits hearth asks for, the device's
+//! faults, and blocking helpers for native code.
+
+use std::sync::{Arc, Mutex};
 
 use crate::{Error, Result};
 
@@ -8,6 +10,24 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    faults: Arc<Faults>,
+}
+
+/// What went wrong on the device since it was last checked: wgpu reports validation and
+/// out-of-memory errors to a handler (whose default panics natively) and a lost device to a
+/// callback; both are recorded here and turned into errors by [`GpuContext::check`].
+#[derive(Default)]
+struct Faults {
+    error: Mutex<Option<String>>,
+    lost: Mutex<Option<String>>,
+}
+
+impl Faults {
+    fn note(slot: &Mutex<Option<String>>, what: String) {
+        if let Ok(mut s) = slot.lock() {
+            s.get_or_insert(what);
+        }
+    }
 }
 
 impl GpuContext {
@@ -41,7 +61,31 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::Gpu(format!("device request failed: {e}")))?;
-        Ok(Self { device, queue, info, limits })
+        let faults = Arc::new(Faults::default());
+        let f = faults.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| Faults::note(&f.error, one_line(&e.to_string()))));
+        let f = faults.clone();
+        device.set_device_lost_callback(move |reason, message| Faults::note(&f.lost, format!("{reason:?}: {}", one_line(&message))));
+        Ok(Self { device, queue, info, limits, faults })
+    }
+
+    /// The first fault since the last check, as an error: [`Error::GpuLost`] once the device
+    /// is lost (for good: later checks keep saying so), else a validation or out-of-memory
+    /// error [`Error::Gpu`] (reported once).
+    pub fn check(&self) -> Result<()> {
+        if let Some(why) = self.faults.lost.lock().ok().and_then(|s| s.clone()) {
+            return Err(Error::GpuLost(why));
+        }
+        match self.faults.error.lock().ok().and_then(|mut s| s.take()) {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// `err`, unless the device has a fault that explains it better (a failed readback on a
+    /// lost device is the lost device).
+    pub fn fault_or(&self, err: Error) -> Error {
+        self.check().err().unwrap_or(err)
     }
 
     /// Native only: creates the context, blocking.
@@ -59,8 +103,18 @@ impl GpuContext {
         format!("gpu: {} ({:?})", self.info.name, self.info.backend)
     }
 
+    /// Destroys the device, as a browser may at any time (tests of lost-device handling).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
     /// Largest storage binding, in bytes.
     pub fn max_binding(&self) -> u64 {
         self.limits.max_storage_buffer_binding_size
     }
+}
+
+/// wgpu's multi-line error reports as one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -41,6 +41,8 @@ pub fn run_kernel(
         })
         .collect();
     let bind_group = super::lower::bind_group(ctx, &pipeline, &buffers.iter().collect::<Vec<_>>());
+    // Bindings that do not fit the kernel are a validation error, reported here.
+    ctx.check()?;
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());

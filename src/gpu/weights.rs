@@ -112,7 +112,8 @@ impl GpuWeights {
                 self.ctx.queue.write_buffer(&part.buffer, ((base + r0 - p0) * row_bytes) as u64, src);
             }
         }
-        Ok(())
+        // Out of GPU memory, or a lost device, while uploading.
+        self.ctx.check()
     }
 
     /// Creates the buffers of one tensor: a share of its stack's buffer, or its own buffers,

@@ -144,15 +144,19 @@ impl Loader {
         let train = model.config().n_ctx_train.max(1);
         let ctx = if max_context == 0 { DEFAULT_CONTEXT.min(train) } else { max_context as usize };
         let chunk = if prefill_chunk == 0 { GPU_BATCH } else { prefill_chunk as usize };
+        let mut gpu = None;
         let backend: Box<dyn Backend> = match weights {
-            Weights::Gpu(w) => Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?),
+            Weights::Gpu(w) => {
+                gpu = Some(w.ctx.clone());
+                Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?)
+            }
             Weights::Cpu(w) => Box::new(CpuBackend::new(model.plan.clone(), Arc::new(w), ctx)),
         };
         let model = Rc::new(model);
         let mut session = Session::new(backend, model.config().n_vocab);
         session.prefill_chunk = chunk;
         let state = State { session, sampler: Sampler::greedy(), decoder: StreamDecoder::new(Shared(model.clone())) };
-        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice })
+        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice, gpu })
     }
 }
 
@@ -187,6 +191,8 @@ pub struct Engine {
     grammars: RefCell<Option<Rc<Grammars>>>,
     backend: String,
     notice: Option<String>,
+    /// The GPU device, on the GPU path.
+    gpu: Option<Arc<GpuContext>>,
 }
 
 fn busy() -> JsValue {
@@ -195,6 +201,16 @@ fn busy() -> JsValue {
 
 #[wasm_bindgen]
 impl Engine {
+    /// Destroys the GPU device, as the browser may at any time: for the test that a lost
+    /// device ends the engine with a `gpu_lost` error (and a new load works).
+    #[doc(hidden)]
+    #[wasm_bindgen(js_name = "__loseDeviceForTests")]
+    pub fn lose_device_for_tests(&self) {
+        if let Some(gpu) = &self.gpu {
+            gpu.destroy();
+        }
+    }
+
     /// JSON: name, architecture, vocabulary size, context length, backend, and whether the
     /// file has a chat template (without one — a base model — text is completed, not chatted).
     pub fn info(&self) -> String {

@@ -858,6 +858,39 @@ const tests = [
     },
   },
   {
+    name: 'gpu-lost: a destroyed GPU device ends generation with a gpu_lost error, and the model loads again (the wasm engine driven in the page)',
+    async run({ page }) {
+      const r = await page.evaluate(async (modelUrl) => {
+        const m = await import(new URL('pkg/hearth.js', location.href).href + '?gpu-lost');
+        await m.default();
+        const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+        const engine = async () => {
+          const loader = await m.Loader.create(bytes.length, 'gpu');
+          for (let at = 0; at < bytes.length; at += 1 << 20) loader.push(bytes.subarray(at, at + (1 << 20)));
+          return loader.finish(64, 0);
+        };
+        const prompt = Uint32Array.from([1, 9690, 198, 2683]);
+        const out = {};
+        const first = await engine();
+        out.backend = JSON.parse(first.info()).backend;
+        out.before = await first.begin(prompt, '{"temperature": 0}', '');
+        first.__loseDeviceForTests();
+        try {
+          out.after = await first.next(out.before);
+        } catch (e) {
+          out.error = String(e.message ?? e);
+        }
+        const second = await engine();
+        out.again = await second.begin(prompt, '{"temperature": 0}', '');
+        return out;
+      }, MODEL_REL);
+      log(`backend ${r.backend}; first token ${r.before}; after the loss: ${JSON.stringify(r.error ?? r.after)}; reloaded: first token ${r.again}`);
+      check(r.backend.startsWith('gpu'), `not on the GPU: ${r.backend}`);
+      check(/^gpu_lost: the GPU device was lost/.test(r.error || ''), `after destroy(): ${JSON.stringify(r)}`);
+      check(r.again === r.before, `the reloaded engine's first token ${r.again} != ${r.before}`);
+    },
+  },
+  {
     name: 'dated: a chat template calling strftime_now (as Llama 3.1\'s does) renders in the browser with the page\'s date, as natively (CPU backend)',
     async run({ page }) {
       const r = await uiLoad(page, 'test/dated.gguf', 'cpu');

@@ -75,6 +75,7 @@ fn smoke(target: &str, f: fn(&[u8])) {
     let secs: u64 = std::env::var("HEARTH_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let corpus = inputs(target);
+    targets::init();
     let run = |input: &[u8]| {
         let t0 = Instant::now();
         if std::panic::catch_unwind(|| f(input)).is_err() {

@@ -29,6 +29,12 @@ pub fn spm() -> &'static Tokenizer {
     T.get_or_init(|| tokenizer_of("gemma-3-270m-q4_k_m.gguf"))
 }
 
+/// Builds what the targets share (the tokenizers, the grammar compiler's vocabulary trie) before
+/// the first input, so that its one-time cost is not taken for a slow input.
+pub fn init() {
+    let _ = (bpe(), spm(), grammars());
+}
+
 /// The GGUF reader fed arbitrary bytes in arbitrary chunk sizes (the first byte picks them),
 /// and, when a header parses, the model built from it (config, plan, tokenizer, template).
 pub fn gguf_reader(data: &[u8]) {

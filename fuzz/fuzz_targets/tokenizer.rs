@@ -5,4 +5,4 @@
 #[allow(dead_code)]
 mod targets;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::tokenizer(data));
+libfuzzer_sys::fuzz_target!(init: targets::init(), |data: &[u8]| targets::tokenizer(data));

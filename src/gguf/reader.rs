@@ -546,10 +546,14 @@ impl GgufReader {
                     let row = info.n_bytes / info.dims.iter().skip(1).product::<u64>().max(1);
                     remaining.min((piece as u64 / row).max(1) * row)
                 }
-            } as usize;
+            };
+            // (Saturating: on wasm32 a claimed size may not fit a usize.)
+            let target = usize::try_from(target).unwrap_or(usize::MAX);
             let take = (target - self.current.len()).min(chunk.len());
-            if self.current.is_empty() && self.piece_bytes.is_some() {
-                self.current.reserve_exact(target);
+            if let (true, Some(piece)) = (self.current.is_empty(), self.piece_bytes) {
+                // Room for one piece at most: a row the header claims is larger grows only as
+                // its bytes arrive (found by fuzzing: a 64 TiB claimed row aborted here).
+                self.current.reserve_exact(target.min(piece));
             }
             self.current.extend_from_slice(&chunk[..take]);
             self.cursor += take as u64;

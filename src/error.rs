@@ -24,7 +24,7 @@ pub enum Error {
     Template(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    #[error("context length exceeded: {needed} tokens needed, context holds {limit}")]
+    #[error("context_length_exceeded: {needed} tokens do not fit in the context of {limit}")]
     ContextLengthExceeded { needed: usize, limit: usize },
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -97,7 +97,15 @@ fn context_shift_lets_generation_outgrow_the_context() {
     let args = ["generate", &model(), "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40", "--ctx", "24", "--backend", "cpu", "--json"];
     let v = run_ok(&[&args[..], &["--context-shift", "4"]].concat());
     assert_eq!(v["ids"].as_array().unwrap().len(), 40);
-    assert_clean_failure(&args.map(std::ffi::OsStr::new), "context length exceeded");
+    // Without it the reply ends with the context: 24 positions, the last token sampled from
+    // the full context.
+    let v = run_ok(&args);
+    assert_eq!(v["stop_reason"], "length");
+    assert_eq!(v["ids"].as_array().unwrap().len(), 24 - v["n_prompt"].as_u64().unwrap() as usize + 1);
+    // A prompt longer than the context is refused before anything is generated.
+    let long = "Once upon a time ".repeat(10);
+    let args = ["generate", &model(), "--prompt", &long, "--max-tokens", "4", "--ctx", "24", "--backend", "cpu", "--json"];
+    assert_clean_failure(&args.map(std::ffi::OsStr::new), "context_length_exceeded: ");
 }
 
 #[test]

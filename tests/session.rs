@@ -182,9 +182,10 @@ fn context_shift_keeps_the_sinks_and_generation_going() {
     let prompt = model.text_prompt("Once upon a time, in a land far away, there lived a").unwrap();
     let opts = hearth::session::GenerateOptions { max_tokens: 80, stop: Vec::new() };
     let mut greedy = hearth::sampler::Sampler::greedy();
-    // Off by default: the context fills and generation ends with an error.
-    let err = hearth::session::generate(&mut new_session(None), &model.tokenizer, &prompt, &opts, &mut greedy, |_| true).unwrap_err();
-    assert!(matches!(err, Error::ContextLengthExceeded { .. }), "{err}");
+    // Off by default: the reply ends when the context is full, the token sampled from the
+    // full context being its last.
+    let full = hearth::session::generate(&mut new_session(None), &model.tokenizer, &prompt, &opts, &mut greedy, |_| true).unwrap();
+    assert_eq!((full.stop_reason, full.ids.len()), (hearth::session::StopReason::Length, 48 - prompt.len() + 1));
     let mut session = new_session(Some(4));
     let out = hearth::session::generate(&mut session, &model.tokenizer, &prompt, &opts, &mut greedy, |_| true).unwrap();
     assert_eq!(out.ids.len(), 80, "80 tokens generated in a 48-token context");
@@ -194,4 +195,54 @@ fn context_shift_keeps_the_sinks_and_generation_going() {
     // A prompt longer than the context is evaluated in chunks that shift as they go.
     let long: Vec<u32> = prompt.iter().copied().cycle().take(100).collect();
     assert!(session.set_tokens(&long).is_ok());
+}
+
+/// The rules "How a reply ends" in the README gives, natively; the browser test `reply-rules`
+/// checks that the wasm engine, driven a token at a time, ends the same replies the same way.
+#[test]
+fn a_reply_ends_by_the_documented_rules() {
+    use hearth::chat::ChatMessage;
+    use hearth::sampler::Sampler;
+    use hearth::session::{generate, GenerateOptions, Generation, StopReason};
+    let (model, weights) = CpuWeights::load_file(&model_path(), |_| {}).unwrap();
+    let weights = Arc::new(weights);
+    let prompt = model.chat_prompt(&[ChatMessage::new("user", "What is the capital of France?")]).unwrap();
+    let run = |ctx: usize, max_tokens: usize, stop: &[&str], cancel_after: usize| -> Generation {
+        let mut session = Session::new(Box::new(CpuBackend::new(model.plan.clone(), weights.clone(), ctx)), model.config().n_vocab);
+        let opts = GenerateOptions { max_tokens, stop: stop.iter().map(|s| s.to_string()).collect() };
+        let (mut shown, mut calls) = (String::new(), 0);
+        let out = generate(&mut session, &model.tokenizer, &prompt, &opts, &mut Sampler::greedy(), |t| {
+            shown.push_str(t);
+            calls += 1;
+            calls < cancel_after
+        })
+        .unwrap();
+        assert_eq!(shown, out.text, "the streamed text is the reply's text");
+        out
+    };
+    // An end token ends it and is the last id, with no text of its own.
+    let eos = run(256, 64, &[], usize::MAX);
+    assert_eq!(eos.stop_reason, StopReason::Eos);
+    assert!(model.tokenizer.is_end_of_generation(*eos.ids.last().unwrap()));
+    assert_eq!(eos.text, "The capital of France is Paris.");
+    // max_tokens.
+    let length = run(256, 3, &[], usize::MAX);
+    assert_eq!((length.stop_reason, &length.ids[..]), (StopReason::Length, &eos.ids[..3]));
+    assert!(eos.text.starts_with(&length.text) && !length.text.is_empty());
+    // A stop string: the id that completes it is the last; the text ends before it.
+    let stop = run(256, 64, &["Paris"], usize::MAX);
+    assert_eq!(stop.stop_reason, StopReason::Stop);
+    assert_eq!(stop.text, "The capital of France is ");
+    assert_eq!(&stop.ids[..], &eos.ids[..stop.ids.len()]);
+    assert!(model.tokenizer.decode(&stop.ids, false).unwrap().contains("Paris"));
+    // A full context: two free positions after the prompt give three tokens.
+    let full = run(prompt.len() + 2, 64, &[], usize::MAX);
+    assert_eq!((full.stop_reason, &full.ids[..]), (StopReason::Length, &eos.ids[..3]));
+    // Cancelled after the second piece of text.
+    let cancelled = run(256, 64, &[], 2);
+    assert_eq!((cancelled.stop_reason, &cancelled.ids[..]), (StopReason::Cancelled, &eos.ids[..2]));
+    // A prompt that does not fit is refused before anything is generated.
+    let mut small = Session::new(Box::new(CpuBackend::new(model.plan.clone(), weights.clone(), prompt.len() - 1)), model.config().n_vocab);
+    let err = generate(&mut small, &model.tokenizer, &prompt, &GenerateOptions { max_tokens: 4, stop: vec![] }, &mut Sampler::greedy(), |_| true).unwrap_err();
+    assert!(err.to_string().starts_with("context_length_exceeded: "), "{err}");
 }

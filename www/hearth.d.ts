@@ -153,7 +153,7 @@ export interface HearthTiming {
 
 /** Non-standard extras carried by every chunk. */
 export interface HearthChunkExtras {
-  /** Token ids sampled for this chunk (a choice's finish chunk holds its end-of-generation token, if any). */
+  /** Token ids sampled for this chunk (an end-of-turn token arrives in a chunk of its own, with empty text). */
   tokenIds: number[];
   /** On each choice's finish chunk: that choice's timing. */
   timing?: HearthTiming;

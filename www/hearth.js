@@ -395,7 +395,7 @@ class HearthEngine {
             const chunk = {
               ...base,
               choices: [{ index, delta: delta(''), finish_reason: m.finish_reason }],
-              hearth: { tokenIds: m.end_token_id == null ? [] : [m.end_token_id], timing: m.timing, memory: m.memory },
+              hearth: { tokenIds: [], timing: m.timing, memory: m.memory },
             };
             if (remaining > 0) {
               queue.push(chunk);

@@ -10,8 +10,8 @@
 //   out: {type:'progress', id, loaded, total, rate, eta, fromCache}
 //        {type:'memory', id, bytes}            wasm heap samples taken while loading
 //        {type:'loaded', id, info, memory}
-//        {type:'token', id, text, tokenId}
-//        {type:'done', id, finish_reason, usage, timing, end_token_id, memory}
+//        {type:'token', id, text, tokenId}   tokenId null: text released at the end
+//        {type:'done', id, finish_reason, usage, timing, memory}
 //        {type:'error', id, message}
 //        {type:'reset', id}  {type:'unloaded', id}
 // Requests run one at a time in arrival order; 'abort' acts at once on a running or queued one.
@@ -25,7 +25,6 @@ const DEFAULT_TEMPERATURE = 0.7;
 
 let wasm = null; // the wasm exports (memory)
 let Loader = null;
-let StopStrings = null; // stop strings over streamed text (the CLI's matcher)
 let engine = null;
 let crashed = null; // message of a wasm trap; the instance is unusable after one
 
@@ -89,7 +88,6 @@ async function ensureWasm() {
     throw new Error(`could not start the wasm module (pkg/hearth_bg.wasm): ${messageOf(e)}`);
   }
   Loader = mod.Loader;
-  StopStrings = mod.StopStrings;
 }
 
 const heapBytes = () => (wasm && wasm.memory ? wasm.memory.buffer.byteLength : 0);
@@ -419,7 +417,7 @@ async function generate(msg) {
   const { id } = msg;
   const zero = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   if (aborted.has(id)) {
-    post({ type: 'done', id, finish_reason: 'abort', usage: zero, timing: { prefill_ms: 0, decode_ms: 0, decode_tokens: 0 }, end_token_id: null, memory: heapBytes() });
+    post({ type: 'done', id, finish_reason: 'abort', usage: zero, timing: { prefill_ms: 0, decode_ms: 0, decode_tokens: 0 }, memory: heapBytes() });
     return;
   }
   if (crashed) throw new Error(`the wasm engine crashed earlier (${crashed}); load the model again`);
@@ -429,7 +427,7 @@ async function generate(msg) {
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
     throw new Error(`temperature must be a number >= 0, got ${JSON.stringify(msg.temperature)}`);
   }
-  let maxTokens = msg.max_tokens ?? DEFAULT_MAX_TOKENS;
+  const maxTokens = msg.max_tokens ?? DEFAULT_MAX_TOKENS;
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
     throw new Error(`max_tokens must be a positive integer, got ${JSON.stringify(msg.max_tokens)}`);
   }
@@ -447,90 +445,48 @@ async function generate(msg) {
     throw new Error('generate needs messages or a prompt string');
   }
   const nPrompt = ids.length;
-  const ctx = engine.contextLength();
-  // With the context shift on, old tokens make room; otherwise the context is a hard limit.
-  if (!engine.contextShift()) {
-    if (nPrompt > ctx) {
-      throw new Error(`context_length_exceeded: the prompt has ${nPrompt} tokens but the context holds ${ctx}`);
-    }
-    maxTokens = Math.min(maxTokens, ctx - nPrompt);
-  }
 
-  const stopList = msg.stop == null ? [] : Array.isArray(msg.stop) ? msg.stop : [msg.stop];
-  const stopper = new StopStrings(stopList.filter((s) => typeof s === 'string'));
+  // The engine runs the native reply loop's rules one step at a time (when the reply ends,
+  // which text it shows); this loop only awaits each step, streams it and checks for an abort.
+  const stop = msg.stop == null ? [] : (Array.isArray(msg.stop) ? msg.stop : [msg.stop]).filter((x) => typeof x === 'string');
+  const options = JSON.stringify({ max_tokens: maxTokens, stop });
+  const format = msg.response_format == null ? '' : JSON.stringify(msg.response_format);
+  const emit = (step) => {
+    if (step.id != null || step.text) post({ type: 'token', id, text: step.text, tokenId: step.id });
+  };
   let completion = 0;
-  let finish = 'length';
-  let endToken = null;
   let prefillMs = 0;
   let decodeMs = 0;
   let decodeTokens = 0;
-  const emit = (text, tokenId) => post({ type: 'token', id, text, tokenId });
-  try {
-    if (maxTokens > 0) {
-      const t0 = performance.now();
-      const format = msg.response_format == null ? '' : JSON.stringify(msg.response_format);
-      let tok = await engine.begin(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }), format);
-      prefillMs = performance.now() - t0;
-      for (;;) {
-        if (engine.isEnd(tok)) {
-          finish = 'stop';
-          endToken = tok;
-          break;
-        }
-        completion++;
-        emit(stopper.push(engine.piece(tok)), tok);
-        if (stopper.stopped) {
-          finish = 'stop';
-          break;
-        }
-        if (completion >= maxTokens) {
-          finish = 'length';
-          break;
-        }
-        await yieldToEvents();
-        if (aborted.has(id)) {
-          finish = 'abort';
-          break;
-        }
-        const t1 = performance.now();
-        tok = await engine.next(tok);
-        decodeMs += performance.now() - t1;
-        decodeTokens++;
-      }
+  const t0 = performance.now();
+  let step = JSON.parse(await engine.start(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }), format, options));
+  prefillMs = performance.now() - t0;
+  for (;;) {
+    completion++;
+    emit(step);
+    if (step.finish) break;
+    await yieldToEvents();
+    if (aborted.has(id)) {
+      step = JSON.parse(engine.cancel());
+      emit(step);
+      break;
     }
-    // Text held back for a split UTF-8 character or a possible stop string, unless a stop
-    // string ended the reply.
-    let tail = safeFlush();
-    if (finish === 'stop' && endToken === null) tail = '';
-    else {
-      tail = stopper.push(tail);
-      if (stopper.stopped) finish = 'stop';
-      else tail += stopper.finish();
-    }
-    if (tail) emit(tail, null);
-  } catch (e) {
-    safeFlush();
-    throw e;
-  } finally {
-    stopper.free();
+    const t1 = performance.now();
+    step = JSON.parse(await engine.step());
+    decodeMs += performance.now() - t1;
+    decodeTokens++;
   }
   post({
     type: 'done',
     id,
-    finish_reason: finish,
+    finish_reason: FINISH[step.finish],
     usage: { prompt_tokens: nPrompt, completion_tokens: completion, total_tokens: nPrompt + completion },
     timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens, grammar_ms: round1(engine.grammarMs()) },
-    end_token_id: endToken,
     memory: heapBytes(),
   });
 }
 
-function safeFlush() {
-  try {
-    return engine ? engine.flush() : '';
-  } catch {
-    return '';
-  }
-}
+// The engine's reasons a reply ended, as OpenAI's finish_reason.
+const FINISH = { eos: 'stop', stop: 'stop', length: 'length', cancelled: 'abort' };
 
 const round1 = (x) => Math.round(x * 10) / 10;

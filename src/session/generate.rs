@@ -6,7 +6,7 @@ use super::stop::StopMatcher;
 use super::Session;
 use crate::sampler::Sampler;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
-use crate::Result;
+use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +59,103 @@ fn rate(n: usize, s: f64) -> f64 {
     }
 }
 
+/// What one sampled token adds to a reply.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    /// The token, or `None` for the text released when a reply is cancelled.
+    pub id: Option<u32>,
+    /// Text now safe to show (complete UTF-8, never part of a stop string).
+    pub text: String,
+    /// Why the reply ended, once it has.
+    pub finish: Option<StopReason>,
+}
+
+/// The rules of one reply, token by token: when it ends, which text it shows. The native loop
+/// ([`generate`]) and the browser engine (which awaits each forward pass between steps) both
+/// feed it the sampled ids, so the two cannot drift apart.
+///
+/// - `ids` holds every sampled token, the end-of-generation token included when it ended the
+///   reply; the text never includes it.
+/// - The reply ends with [`StopReason::Length`] after `max_tokens` tokens, or when the context
+///   is full (and does not shift): the token sampled from the full context is the last one.
+/// - A stop string ends it with [`StopReason::Stop`]; the text stops before the string.
+pub struct Reply<T: AsRef<Tokenizer>> {
+    decoder: StreamDecoder<T>,
+    stops: StopMatcher,
+    max_tokens: usize,
+    ids: Vec<u32>,
+    text: String,
+    finish: Option<StopReason>,
+}
+
+impl<T: AsRef<Tokenizer>> Reply<T> {
+    pub fn new(tokenizer: T, opts: &GenerateOptions) -> Result<Self> {
+        if opts.max_tokens == 0 {
+            return Err(Error::InvalidArgument("max_tokens must be at least 1".into()));
+        }
+        Ok(Self { decoder: StreamDecoder::new(tokenizer), stops: StopMatcher::new(&opts.stop), max_tokens: opts.max_tokens, ids: Vec::new(), text: String::new(), finish: None })
+    }
+
+    /// Takes the next sampled token. `room` says whether the session can take one more token.
+    pub fn push(&mut self, id: u32, room: bool) -> Result<Step> {
+        if self.finish.is_some() {
+            return Err(Error::InvalidArgument("the reply has already ended".into()));
+        }
+        self.ids.push(id);
+        if self.decoder.tokenizer().is_end_of_generation(id) {
+            return Ok(self.end(Some(id), String::new(), StopReason::Eos));
+        }
+        let matched = self.stops.push(&self.decoder.push(id)?);
+        if matched.stopped {
+            self.text.push_str(&matched.emit);
+            self.finish = Some(StopReason::Stop);
+            return Ok(Step { id: Some(id), text: matched.emit, finish: self.finish });
+        }
+        if self.ids.len() >= self.max_tokens || !room {
+            return Ok(self.end(Some(id), matched.emit, StopReason::Length));
+        }
+        self.text.push_str(&matched.emit);
+        Ok(Step { id: Some(id), text: matched.emit, finish: None })
+    }
+
+    /// Ends the reply at the caller's request, releasing the text held back.
+    pub fn cancel(&mut self) -> Step {
+        match self.finish {
+            Some(_) => Step { id: None, text: String::new(), finish: self.finish },
+            None => self.end(None, String::new(), StopReason::Cancelled),
+        }
+    }
+
+    /// Ends the reply: the text held back (a split character, a possible stop string's start)
+    /// is released, unless it completes a stop string.
+    fn end(&mut self, id: Option<u32>, mut text: String, mut reason: StopReason) -> Step {
+        let tail = self.stops.push(&self.decoder.finish());
+        text.push_str(&tail.emit);
+        if tail.stopped {
+            if reason != StopReason::Eos {
+                reason = StopReason::Stop;
+            }
+        } else {
+            text.push_str(&self.stops.finish());
+        }
+        self.text.push_str(&text);
+        self.finish = Some(reason);
+        Step { id, text, finish: self.finish }
+    }
+
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn finish(&self) -> Option<StopReason> {
+        self.finish
+    }
+}
+
 /// Generates from `prompt_ids`, reusing whatever prefix the session already holds. `on_text`
 /// receives text as it becomes complete UTF-8 and returns `false` to stop.
 pub fn generate(
@@ -69,50 +166,33 @@ pub fn generate(
     sampler: &mut Sampler,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generation> {
+    let mut reply = Reply::new(tokenizer, opts)?;
     let t0 = Instant::now();
     let reused = session.common_prefix(prompt_ids);
     let mut next = session.set_tokens_and_sample(prompt_ids, sampler)?;
     let prefill_seconds = t0.elapsed().as_secs_f64();
     let prefill_tokens = prompt_ids.len() - reused.min(prompt_ids.len() - 1);
     let t1 = Instant::now();
-    let mut ids = Vec::new();
-    let mut text = String::new();
-    let mut decoder = StreamDecoder::new(tokenizer);
-    let mut stops = StopMatcher::new(&opts.stop);
-    let mut stop_reason = StopReason::Length;
-    while ids.len() < opts.max_tokens {
-        let id = next;
-        ids.push(id);
-        if tokenizer.is_end_of_generation(id) {
-            stop_reason = StopReason::Eos;
+    loop {
+        let step = reply.push(next, session.has_room())?;
+        let go_on = step.text.is_empty() || on_text(&step.text);
+        if step.finish.is_some() {
             break;
         }
-        let matched = stops.push(&decoder.push(id)?);
-        text.push_str(&matched.emit);
-        if matched.stopped {
-            on_text(&matched.emit);
-            stop_reason = StopReason::Stop;
+        if !go_on {
+            let tail = reply.cancel();
+            if !tail.text.is_empty() {
+                on_text(&tail.text);
+            }
             break;
         }
-        if !on_text(&matched.emit) {
-            stop_reason = StopReason::Cancelled;
-            break;
-        }
-        if ids.len() == opts.max_tokens {
-            break;
-        }
-        next = session.append_and_sample(&[id], sampler)?;
-    }
-    let tail = if stop_reason == StopReason::Stop { String::new() } else { stops.push(&decoder.finish()).emit + &stops.finish() };
-    if !tail.is_empty() {
-        on_text(&tail);
-        text.push_str(&tail);
+        next = session.append_and_sample(&[next], sampler)?;
     }
     Ok(Generation {
         prompt_ids: prompt_ids.to_vec(),
-        ids,
-        text,
-        stop_reason,
+        stop_reason: reply.finish().unwrap_or(StopReason::Cancelled),
+        ids: reply.ids,
+        text: reply.text,
         prefill_tokens,
         prefill_seconds,
         decode_seconds: t1.elapsed().as_secs_f64(),

@@ -8,7 +8,7 @@ mod stop;
 
 pub use beam::{beam_search, BeamOptions, BeamResult};
 pub use eval::{logsumexp, top_k, Perplexity, PositionScore};
-pub use generate::{generate, GenerateOptions, Generation, StopReason};
+pub use generate::{generate, GenerateOptions, Generation, Reply, Step, StopReason};
 pub use stop::StopMatcher;
 
 use crate::backend::{block_on, Backend, LogitsFor};
@@ -62,6 +62,11 @@ impl Session {
             None => usize::MAX,
         };
         self.prefill_chunk.min(self.backend.max_batch()).min(room).max(1)
+    }
+
+    /// Whether one more token fits: the context has a free position, or it shifts.
+    pub fn has_room(&self) -> bool {
+        self.context_shift.is_some() || self.tokens.len() < self.backend.max_context()
     }
 
     /// Whether `extra` more tokens fit, counting on the context shift where it is on.

@@ -1,6 +1,7 @@
 //! The browser API (wasm-bindgen). JavaScript streams the model file into a [`Loader`] chunk by
-//! chunk, then drives the token loop on an [`Engine`] one `begin`/`next` call at a time, so it
-//! can stream text, honour an abort between tokens and never block. Every error crosses the
+//! chunk, then drives the native token loop's rules ([`Reply`]) on an [`Engine`] one
+//! `start`/`step` call at a time, so it can stream text, honour an abort between tokens and
+//! never block. Every error crosses the
 //! boundary as a JS `Error` with a readable message; nothing panics.
 
 // The browser is single-threaded: the GPU types are not Send there, yet the backend API
@@ -23,8 +24,8 @@ use crate::cpu::{CpuBackend, CpuWeights};
 use crate::gpu::{GpuBackend, GpuContext, GpuWeights};
 use crate::model::{Model, ModelStream};
 use crate::sampler::{Grammars, ResponseFormat, Sampler};
-use crate::session::{Session, StopMatcher};
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::session::{GenerateOptions, Reply, Session};
+use crate::tokenizer::Tokenizer;
 
 /// Runs when the module is instantiated: a panic (a bug; none is expected) logs its message and
 /// location to the console instead of a bare `unreachable` trap.
@@ -65,6 +66,20 @@ pub struct Loader {
     stream: ModelStream<Weights>,
     backend: String,
     notice: Option<String>,
+    device: Device,
+}
+
+/// The GPU device of a loader or an engine, destroyed with it: in the browser a dropped wgpu
+/// buffer or device keeps its GPU memory until the garbage collector runs, while a destroyed
+/// device frees every buffer at once (`unload()`, a failed load, a freed engine).
+struct Device(Option<Arc<GpuContext>>);
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        if let Some(ctx) = &self.0 {
+            ctx.destroy();
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -78,10 +93,14 @@ impl Loader {
             "auto" | "" => match GpuContext::new_async().await {
                 // A software renderer (SwiftShader) is many times slower than the wasm CPU
                 // path; "gpu" still selects it.
-                Ok(ctx) if ctx.is_software() => (
+                Ok(ctx) if ctx.is_software() => {
+                    // A device frees its memory when destroyed, not when wgpu drops it.
+                    ctx.destroy();
+                    (
                     None,
                     Some("this browser's WebGPU is a software renderer, slower than the CPU; running on the CPU (choose the GPU backend to use it anyway)".to_string()),
-                ),
+                    )
+                }
                 Ok(ctx) => (Some(ctx), None),
                 Err(e) => {
                     // wgpu's message lists every backend it tried; the page needs one line.
@@ -96,9 +115,11 @@ impl Loader {
             other => return Err(JsError::new(&format!("unknown backend {other:?}: use \"auto\", \"gpu\" or \"cpu\""))),
         };
         let total = total_len.filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64);
+        let mut device = Device(None);
         let (describe, stream) = match ctx {
             Some(ctx) => {
                 let ctx = Arc::new(ctx);
+                device.0 = Some(ctx.clone());
                 let describe = ctx.describe();
                 let new = Box::new(move |plan: &_| Ok(Weights::Gpu(GpuWeights::new(ctx.clone(), plan))));
                 (describe, ModelStream::new(total, new, Box::new(put)).in_pieces(crate::gpu::UPLOAD_PIECE))
@@ -108,7 +129,7 @@ impl Loader {
                 ("cpu".to_string(), ModelStream::new(total, new, Box::new(put)))
             }
         };
-        Ok(Loader { stream, backend: describe, notice })
+        Ok(Loader { stream, backend: describe, notice, device })
     }
 
     #[wasm_bindgen(getter)]
@@ -144,10 +165,8 @@ impl Loader {
         let train = model.config().n_ctx_train.max(1);
         let ctx = if max_context == 0 { DEFAULT_CONTEXT.min(train) } else { max_context as usize };
         let chunk = if prefill_chunk == 0 { GPU_BATCH } else { prefill_chunk as usize };
-        let mut gpu = None;
         let backend: Box<dyn Backend> = match weights {
             Weights::Gpu(w) => {
-                gpu = Some(w.ctx.clone());
                 Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?)
             }
             Weights::Cpu(w) => Box::new(CpuBackend::new(model.plan.clone(), Arc::new(w), ctx)),
@@ -155,8 +174,8 @@ impl Loader {
         let model = Rc::new(model);
         let mut session = Session::new(backend, model.config().n_vocab);
         session.prefill_chunk = chunk;
-        let state = State { session, sampler: Sampler::greedy(), decoder: StreamDecoder::new(Shared(model.clone())) };
-        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice, gpu })
+        let state = State { session, sampler: Sampler::greedy(), reply: None };
+        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice, gpu: self.device })
     }
 }
 
@@ -179,7 +198,22 @@ impl AsRef<Tokenizer> for Shared {
 struct State {
     session: Session,
     sampler: Sampler,
-    decoder: StreamDecoder<Shared>,
+    /// The reply in progress (or the last one).
+    reply: Option<Reply<Shared>>,
+}
+
+/// What JavaScript passes to [`Engine::start`] besides the prompt and the sampler.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyOptions {
+    max_tokens: usize,
+    #[serde(default)]
+    stop: Vec<String>,
+}
+
+fn step_json(step: crate::Result<crate::session::Step>) -> Result<JsValue, JsValue> {
+    let step = step.map_err(js_val)?;
+    Ok(JsValue::from(serde_json::to_string(&step).map_err(js_val)?))
 }
 
 /// A loaded model and one conversation's KV cache.
@@ -192,7 +226,7 @@ pub struct Engine {
     backend: String,
     notice: Option<String>,
     /// The GPU device, on the GPU path.
-    gpu: Option<Arc<GpuContext>>,
+    gpu: Device,
 }
 
 fn busy() -> JsValue {
@@ -206,7 +240,7 @@ impl Engine {
     #[doc(hidden)]
     #[wasm_bindgen(js_name = "__loseDeviceForTests")]
     pub fn lose_device_for_tests(&self) {
-        if let Some(gpu) = &self.gpu {
+        if let Some(gpu) = &self.gpu.0 {
             gpu.destroy();
         }
     }
@@ -243,11 +277,15 @@ impl Engine {
         self.model.text_prompt(text).map_err(js_err)
     }
 
-    /// Evaluates `prompt` (reusing the cached prefix it shares with the previous sequence) and
-    /// resolves to the first sampled token id. `sampling` is a JSON object of
-    /// [`SamplerConfig`](crate::sampler::SamplerConfig) fields; temperature 0 is greedy.
-    /// `response_format` is OpenAI's (JSON; empty for free text).
-    pub fn begin(&self, prompt: Vec<u32>, sampling: &str, response_format: &str) -> Result<js_sys::Promise, JsError> {
+    /// Starts a reply: evaluates `prompt` (reusing the cached prefix it shares with the
+    /// previous sequence) and resolves to the first [`Step`](crate::session::Step) as JSON
+    /// (`{"id", "text", "finish"}`; `finish` is null until the reply ends, then "eos",
+    /// "stop", "length" or "cancelled"). `sampling` is a JSON object of
+    /// [`SamplerConfig`](crate::sampler::SamplerConfig) fields (temperature 0 is greedy);
+    /// `response_format` is OpenAI's (JSON; empty for free text); `options` is
+    /// `{"max_tokens", "stop"}`. The reply follows the native loop's rules
+    /// ([`Reply`](crate::session::Reply)).
+    pub fn start(&self, prompt: Vec<u32>, sampling: &str, response_format: &str, options: &str) -> Result<js_sys::Promise, JsError> {
         let config: crate::sampler::SamplerConfig =
             serde_json::from_str(sampling).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
         let mut sampler = Sampler::from_config(config).map_err(js_err)?;
@@ -257,6 +295,8 @@ impl Engine {
                 sampler.set_constraint(self.grammars()?.constrain(&format).map_err(js_err)?);
             }
         }
+        let options: ReplyOptions = serde_json::from_str(options).map_err(|e| JsError::new(&format!("reply options: {e}")))?;
+        let reply = Reply::new(Shared(self.model.clone()), &GenerateOptions { max_tokens: options.max_tokens, stop: options.stop }).map_err(js_err)?;
         if prompt.is_empty() {
             return Err(JsError::new("the prompt is empty"));
         }
@@ -264,11 +304,46 @@ impl Engine {
         Ok(future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
             let s = &mut *s;
+            s.reply = None;
             s.sampler = sampler;
-            s.decoder.reset();
-            let id = s.session.set_tokens_and_sample_async(&prompt, &mut s.sampler).await;
-            id.map(JsValue::from).map_err(js_val)
+            let id = s.session.set_tokens_and_sample_async(&prompt, &mut s.sampler).await.map_err(js_val)?;
+            let reply = s.reply.insert(reply);
+            step_json(reply.push(id, s.session.has_room()))
         }))
+    }
+
+    /// Appends the reply's last token, samples the next and resolves to its step (JSON, as
+    /// from [`start`](Engine::start)).
+    pub fn step(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
+            let s = &mut *s;
+            let last = match &s.reply {
+                Some(r) if r.finish().is_none() => *r.ids().last().expect("a started reply has a token"),
+                _ => return Err(js_val("no reply is in progress: call start() first")),
+            };
+            let next = s.session.append_and_sample_async(&[last], &mut s.sampler).await;
+            let reply = s.reply.as_mut().expect("checked above");
+            match next {
+                Ok(id) => step_json(reply.push(id, s.session.has_room())),
+                Err(e) => {
+                    s.reply = None;
+                    Err(js_val(e))
+                }
+            }
+        })
+    }
+
+    /// Ends the reply in progress at the caller's request; returns the last step (JSON) with
+    /// the text held back so far and `finish` "cancelled" (or the reason it had already ended).
+    pub fn cancel(&self) -> Result<String, JsError> {
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
+        let step = match &mut s.reply {
+            Some(r) => r.cancel(),
+            None => crate::session::Step { id: None, text: String::new(), finish: Some(crate::session::StopReason::Cancelled) },
+        };
+        serde_json::to_string(&step).map_err(js_err)
     }
 
     /// Milliseconds spent on structured-output masks in the current reply (0 without one).
@@ -286,17 +361,6 @@ impl Engine {
         let g = Rc::new(Grammars::new(&self.model.tokenizer, self.model.config().n_vocab).map_err(js_err)?);
         *cached = Some(g.clone());
         Ok(g)
-    }
-
-    /// Appends `id` (the last sampled token) and resolves to the next sampled id.
-    pub fn next(&self, id: u32) -> js_sys::Promise {
-        let state = self.state.clone();
-        future_to_promise(async move {
-            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
-            let s = &mut *s;
-            let next = s.session.append_and_sample_async(&[id], &mut s.sampler).await;
-            next.map(JsValue::from).map_err(js_val)
-        })
     }
 
     /// Token ids of text as it is (no BOS, special tokens not parsed): what perplexity scores.
@@ -321,29 +385,11 @@ impl Engine {
         })
     }
 
-    /// Whether `id` ends generation (EOS, EOT).
-    #[wasm_bindgen(js_name = isEnd)]
-    pub fn is_end(&self, id: u32) -> bool {
-        self.model.tokenizer.is_end_of_generation(id)
-    }
-
-    /// The text `id` completes (held back while a UTF-8 character is split across tokens).
-    pub fn piece(&self, id: u32) -> Result<String, JsError> {
-        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
-        s.decoder.push(id).map_err(js_err)
-    }
-
-    /// Text still held back at the end of a reply.
-    pub fn flush(&self) -> Result<String, JsError> {
-        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
-        Ok(s.decoder.finish())
-    }
-
     /// Forgets the conversation's KV cache.
     pub fn reset(&self) -> Result<(), JsError> {
         let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
         s.session.clear();
-        s.decoder.reset();
+        s.reply = None;
         Ok(())
     }
 
@@ -370,39 +416,5 @@ impl Engine {
     #[wasm_bindgen(js_name = contextLength)]
     pub fn context_length(&self) -> u32 {
         self.state.try_borrow().map(|s| s.session.backend().max_context() as u32).unwrap_or(0)
-    }
-}
-
-/// Stop strings matched on streamed text, across token boundaries: text that could still
-/// become one is held back, so a stream never shows part of a stop string.
-#[wasm_bindgen]
-pub struct StopStrings {
-    matcher: StopMatcher,
-    stopped: bool,
-}
-
-#[wasm_bindgen]
-impl StopStrings {
-    #[wasm_bindgen(constructor)]
-    pub fn new(stops: Vec<String>) -> StopStrings {
-        StopStrings { matcher: StopMatcher::new(&stops), stopped: false }
-    }
-
-    /// The text now safe to show. When `piece` completes a stop string this is the text
-    /// before it, and `stopped` is true.
-    pub fn push(&mut self, piece: &str) -> String {
-        let m = self.matcher.push(piece);
-        self.stopped |= m.stopped;
-        m.emit
-    }
-
-    #[wasm_bindgen(getter)]
-    pub fn stopped(&self) -> bool {
-        self.stopped
-    }
-
-    /// Text still held back when the reply ends for another reason.
-    pub fn finish(&mut self) -> String {
-        self.matcher.finish()
     }
 }

@@ -223,6 +223,7 @@ const state = (page) =>
       memorySamples: h.memorySamples,
       ids: h.lastTokenIds,
       finish: h.lastFinishReason,
+      lastSettings: h.lastSettings,
       usage: h.lastUsage,
       timing: h.lastTiming,
       text: last ? last.querySelector('.body').textContent : null,
@@ -493,7 +494,7 @@ const tests = [
       const cut = want.slice(0, want.indexOf('Paris'));
       check(r.stopped.choices[0].message.content === cut && r.stopped.choices[0].finish_reason === 'stop', `stop string: ${JSON.stringify(r.stopped.choices[0])}`);
       log(`stop ['Paris'] -> ${JSON.stringify(r.stopped.choices[0].message.content)}`);
-      check(r.overflow.isError && /^context_length_exceeded: the prompt has \d+ tokens but the context holds \d+$/.test(r.overflow.message), `overflow: ${JSON.stringify(r.overflow)}`);
+      check(r.overflow.isError && /^context_length_exceeded: \d+ tokens do not fit in the context of \d+$/.test(r.overflow.message), `overflow: ${JSON.stringify(r.overflow)}`);
       log(`overflow -> ${r.overflow.message}`);
       check(r.invalid.isError && /messages/.test(r.invalid.message), `invalid request: ${JSON.stringify(r.invalid)}`);
       // A seeded sampled reply is the same twice and the same as the native engine's.
@@ -619,8 +620,8 @@ const tests = [
       check(JSON.stringify(contents(first)) === JSON.stringify(contents(again)), `the same seed gave ${JSON.stringify(contents(again))} the second time`);
       check(new Set(contents(first)).size > 1, `the 3 choices are all the same: ${JSON.stringify(contents(first))}`);
       check(single.choices[0].message.content === first.choices[0].message.content && r.next.choices[0].message.content === first.choices[1].message.content, `choice i is not the n 1 reply with seed + i: ${JSON.stringify([single.choices[0].message.content, r.next.choices[0].message.content])}`);
-      // Every choice's tokens (less an end-of-turn token), the prompt once.
-      const completionTokens = first.hearth.choices.reduce((a, c, i) => a + c.tokenIds.length - (first.choices[i].finish_reason === 'stop' ? 1 : 0), 0);
+      // Every choice's tokens (an end-of-turn token included), the prompt once.
+      const completionTokens = first.hearth.choices.reduce((a, c) => a + c.tokenIds.length, 0);
       check(first.usage.prompt_tokens === single.usage.prompt_tokens, `prompt_tokens ${first.usage.prompt_tokens} != ${single.usage.prompt_tokens} (counted once)`);
       check(first.usage.completion_tokens === completionTokens, `completion_tokens ${first.usage.completion_tokens} != ${completionTokens}`);
       check(first.usage.total_tokens === first.usage.prompt_tokens + first.usage.completion_tokens, 'usage does not add up');
@@ -699,7 +700,7 @@ const tests = [
         }
         check(c.finish_reason === 'stop' && valid(value), `seed ${i + 1}: ${c.finish_reason} ${JSON.stringify(c.message.content)} does not validate`);
         grammarMs += reply.hearth.timing.grammar_ms;
-        tokens += reply.usage.completion_tokens + 1;
+        tokens += reply.usage.completion_tokens;
         log(`seed ${i + 1}: ${c.message.content}`);
       }
       log(`structured output in wasm: ${(grammarMs / tokens).toFixed(2)} ms of mask per token over ${tokens} tokens`);
@@ -814,6 +815,66 @@ const tests = [
     },
   },
   {
+    name: 'reply-rules: the wasm engine ends replies by the native loop\'s rules (end token, max_tokens, stop string, full context, abort): ids, text and reason equal the CLI\'s (CPU backend)',
+    async run({ page }) {
+      await ensureLoaded(page, 'cpu');
+      const cli = path.join(REPO, 'target/release/hearth');
+      const native = (extra) => JSON.parse(execFileSync(cli, ['generate', MODEL_PATH, '--chat', goldenMessage, '--temperature', '0', '--backend', 'cpu', '--json', ...extra], { encoding: 'utf8' }));
+      const eos = native(['--max-tokens', '64']);
+      const nPrompt = eos.n_prompt;
+      const cases = [
+        { key: 'eos', req: { max_tokens: 64 }, native: eos },
+        { key: 'length', req: { max_tokens: 3 }, native: native(['--max-tokens', '3']) },
+        { key: 'stop', req: { max_tokens: 64, stop: ['Paris'] }, native: native(['--max-tokens', '64', '--stop', 'Paris']) },
+        { key: 'full', req: { max_tokens: 64 }, maxContext: nPrompt + 2, native: native(['--max-tokens', '64', '--ctx', String(nPrompt + 2)]) },
+      ];
+      const r = await page.evaluate(async ({ url, msg, cases, nPrompt }) => {
+        const { load } = await import('./hearth.js');
+        const messages = [{ role: 'user', content: msg }];
+        const out = {};
+        for (const c of cases) {
+          const engine = c.maxContext ? await load(url, { backend: 'cpu', maxContext: c.maxContext }) : window.hearthPage.engine;
+          try {
+            const x = await engine.chat.completions.create({ messages, temperature: 0, ...c.req });
+            out[c.key] = { ids: x.hearth.tokenIds, text: x.choices[0].message.content, finish: x.choices[0].finish_reason, completion: x.usage.completion_tokens };
+          } finally {
+            if (c.maxContext) await engine.unload();
+          }
+        }
+        // A prompt one token longer than the context is refused.
+        const small = await load(url, { backend: 'cpu', maxContext: nPrompt - 1 });
+        try {
+          await small.chat.completions.create({ messages, max_tokens: 4 });
+          out.overflow = 'no error';
+        } catch (e) {
+          out.overflow = e.message;
+        } finally {
+          await small.unload();
+        }
+        // Aborted after the second chunk: the ids so far, 'abort'.
+        const controller = new AbortController();
+        const chunks = [];
+        for await (const c of window.hearthPage.engine.chat.completions.create({ messages, temperature: 0, max_tokens: 64, stream: true, signal: controller.signal })) {
+          chunks.push(c);
+          if (chunks.length === 2) controller.abort();
+        }
+        out.abort = { ids: chunks.flatMap((c) => c.hearth.tokenIds), finish: chunks[chunks.length - 1].choices[0].finish_reason };
+        return out;
+      }, { url: MODEL_REL, msg: goldenMessage, cases: cases.map(({ key, req, maxContext }) => ({ key, req, maxContext })), nPrompt });
+      const FINISH = { eos: 'stop', stop: 'stop', length: 'length' };
+      for (const c of cases) {
+        const got = r[c.key];
+        log(`${c.key}: ${JSON.stringify(got.text)} ${got.finish}, ${got.ids.length} ids (native ${JSON.stringify(c.native.text)} ${c.native.stop_reason}, ${c.native.ids.length})`);
+        check(sameIds(got.ids, c.native.ids) && got.text === c.native.text && got.finish === FINISH[c.native.stop_reason] && got.completion === c.native.n_generated, `${c.key}: ${JSON.stringify(got)} vs native ${JSON.stringify(c.native)}`);
+      }
+      check(r.eos.ids.length > 1 && r.eos.text.length > 0 && !r.eos.text.includes('<|'), `the end token is an id but no text: ${JSON.stringify(r.eos)}`);
+      check(r.full.ids.length === 3, `a context with 2 free positions gives 3 tokens: ${JSON.stringify(r.full)}`);
+      check(r.overflow === `context_length_exceeded: ${nPrompt} tokens do not fit in the context of ${nPrompt - 1}`, `overflow: ${JSON.stringify(r.overflow)}`);
+      log(`abort after 2 chunks: ${JSON.stringify(r.abort)}`);
+      check(r.abort.finish === 'abort' && r.abort.ids.length >= 2 && sameIds(r.abort.ids, r.eos.ids.slice(0, r.abort.ids.length)) && r.abort.ids.length < r.eos.ids.length, `abort: ${JSON.stringify(r.abort)}`);
+    },
+  },
+  {
     name: 'injection: a message typing <|im_start|> and <|im_end|> gets the native prompt ids (plain text, no turns of its own) (CPU backend)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
@@ -873,15 +934,16 @@ const tests = [
         const out = {};
         const first = await engine();
         out.backend = JSON.parse(first.info()).backend;
-        out.before = await first.begin(prompt, '{"temperature": 0}', '');
+        const opts = '{"max_tokens": 8}';
+        out.before = JSON.parse(await first.start(prompt, '{"temperature": 0}', '', opts)).id;
         first.__loseDeviceForTests();
         try {
-          out.after = await first.next(out.before);
+          out.after = await first.step();
         } catch (e) {
           out.error = String(e.message ?? e);
         }
         const second = await engine();
-        out.again = await second.begin(prompt, '{"temperature": 0}', '');
+        out.again = JSON.parse(await second.start(prompt, '{"temperature": 0}', '', opts)).id;
         return out;
       }, MODEL_REL);
       log(`backend ${r.backend}; first token ${r.before}; after the loss: ${JSON.stringify(r.error ?? r.after)}; reloaded: first token ${r.again}`);
@@ -942,7 +1004,8 @@ const tests = [
           // Gemma's text with BOS.
           check(r.usage.prompt_tokens === gold.prompt_ids.length, `prompt of ${r.usage.prompt_tokens} tokens, the reference's has ${gold.prompt_ids.length}`);
           const want = nativeIds(text, n, ['--temperature', '0'], { model: path.join(MODELS, m.file), input: [m.chat ? '--chat' : '--prompt', text] });
-          check(sameIds(r.ids, want), `${backend} ids ${JSON.stringify(r.ids)} differ from the native CLI's ${JSON.stringify(want)}`);
+          check(r.lastSettings?.max_tokens === n, `the page asked for ${JSON.stringify(r.lastSettings)}, not max_tokens ${n}`);
+          check(sameIds(r.ids, want), `${backend} ids ${JSON.stringify(r.ids)} (${r.finish}) differ from the native CLI's ${JSON.stringify(want)}`);
           // float64's free-running text only up to its first near-tie (margin < 0.1).
           const sure = gold.f64_greedy.top1_minus_top2_margin.findIndex((m) => m < 0.1);
           const k = Math.min(n, sure < 0 ? n : sure);

@@ -72,7 +72,7 @@ fn soak(model: &hearth::model::Model, session: &mut Session, default_n: usize) {
     let (_, mut fresh) = load_cpu(&model_path());
     let want = golden::greedy_generation(&mut fresh, model);
     eprintln!(
-        "soak: {n} generations ({tokens} tokens, {aborts} aborted, {resets} resets, {multi} with n = 3) in {secs:.0} s; \\
+        "soak: {n} generations ({tokens} tokens, {aborts} aborted, {resets} resets, {multi} with n = 3) in {secs:.0} s; \
          resident memory {baseline:.1} MiB after warm-up, {end:.1} MiB at the end; last greedy reply {:?}",
         last.text
     );

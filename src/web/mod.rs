@@ -378,6 +378,7 @@ impl Engine {
             let ctx = s.session.backend().max_context();
             let window = if window == 0 { ctx.min(ids.len()) } else { window as usize };
             let stride = if stride == 0 { window } else { stride as usize };
+            s.reply = None;
             let result = s.session.perplexity_async(&ids, window, stride).await;
             s.session.clear();
             let p = result.map_err(js_val)?;

@@ -1017,6 +1017,126 @@ const tests = [
     },
   },
   {
+    name: 'soak: 500 generations on one engine (CPU path) with random aborts, resets and n = 3, then unload() and a fresh load(): the wasm heap stays within 1 MiB of its warm-up size, no request sticks, the last greedy reply equals the native ids; a GPU engine freed twice leaves no live GPU buffer (run by name only: minutes)',
+    byName: true,
+    async run({ page }) {
+      const n = Number(process.env.HEARTH_SOAK || 500);
+      const seed = Number(process.env.HEARTH_SEED || 7);
+      log(`${n} generations, seed ${seed} (HEARTH_SOAK, HEARTH_SEED)`);
+      const want = goldenIds(GOLDEN_TOKENS);
+      const r = await page.evaluate(async ({ url, n, seed, msg, maxTokens }) => {
+        const { load } = await import('./hearth.js');
+        // A small counter-based generator, so a seed replays the run.
+        let state = seed >>> 0;
+        const rand = () => {
+          state = (state + 0x6d2b79f5) >>> 0;
+          let t = Math.imul(state ^ (state >>> 15), 1 | state);
+          t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+          return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+        };
+        const questions = ['What is the capital of France?', 'Tell me a story about a dragon.', 'List three colors.', 'Explain rain in one sentence.'];
+        // A request that does not settle within a minute is stuck.
+        const settle = (p) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('a request is stuck')), 60_000))]);
+        const out = { aborts: 0, resets: 0, multi: 0, tokens: 0 };
+        let engine = await load(url, { backend: 'cpu' });
+        const heap = () => engine.memory.samples[engine.memory.samples.length - 1];
+        out.afterLoad = heap();
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) {
+          if (i === Math.floor(n / 10)) out.warm = heap();
+          const messages = [{ role: 'user', content: questions[Math.floor(rand() * questions.length)] }];
+          const kind = Math.floor(rand() * 10);
+          if (kind === 0) {
+            await settle(engine.resetChat());
+            out.resets++;
+          } else if (kind === 1) {
+            const c = await settle(engine.chat.completions.create({ messages, n: 3, temperature: 0.8, seed: i, max_tokens: 8 }));
+            out.tokens += c.usage.completion_tokens;
+            out.multi++;
+          } else {
+            const abortAfter = kind < 4 ? 1 + Math.floor(rand() * 6) : 0;
+            const controller = new AbortController();
+            let chunks = 0;
+            let finish = null;
+            const stream = engine.chat.completions.create({ messages, temperature: 0.8, top_k: 40, seed: i, max_tokens: 1 + Math.floor(rand() * 24), stream: true, signal: controller.signal });
+            await settle((async () => {
+              for await (const c of stream) {
+                chunks++;
+                out.tokens += c.hearth.tokenIds.length;
+                if (c.choices[0].finish_reason) finish = c.choices[0].finish_reason;
+                if (abortAfter && chunks === abortAfter) controller.abort();
+              }
+            })());
+            if (!finish) throw new Error(`generation ${i} ended without a finish_reason`);
+            if (abortAfter) out.aborts++;
+          }
+        }
+        out.seconds = (performance.now() - t0) / 1000;
+        out.end = heap();
+        const greedy = await settle(engine.chat.completions.create({ messages: [{ role: 'user', content: msg }], temperature: 0, max_tokens: maxTokens }));
+        out.last = greedy.hearth.tokenIds;
+        out.endAfterGreedy = heap();
+        await engine.unload();
+        engine = await load(url, { backend: 'cpu' });
+        out.freshAfterLoad = heap();
+        const again = await settle(engine.chat.completions.create({ messages: [{ role: 'user', content: msg }], temperature: 0, max_tokens: maxTokens }));
+        out.fresh = again.hearth.tokenIds;
+        await engine.unload();
+
+        // The GPU leg, on the wasm engine driven in the page so that its buffers can be
+        // counted: live = created and neither destroyed nor on a destroyed device.
+        const live = new Map();
+        const owner = new WeakMap();
+        const proto = { create: GPUDevice.prototype.createBuffer, destroy: GPUBuffer.prototype.destroy, destroyDevice: GPUDevice.prototype.destroy };
+        GPUDevice.prototype.createBuffer = function (d) {
+          const b = proto.create.call(this, d);
+          if (!live.has(this)) live.set(this, new Set());
+          live.get(this).add(b);
+          owner.set(b, this);
+          return b;
+        };
+        GPUBuffer.prototype.destroy = function () {
+          live.get(owner.get(this))?.delete(this);
+          return proto.destroy.call(this);
+        };
+        GPUDevice.prototype.destroy = function () {
+          live.delete(this);
+          return proto.destroyDevice.call(this);
+        };
+        const count = () => [...live.values()].reduce((a, set) => a + set.size, 0);
+        try {
+          const m = await import(new URL('pkg/hearth.js', location.href).href + '?soak');
+          await m.default();
+          const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+          out.gpu = [];
+          for (let round = 0; round < 2; round++) {
+            const loader = await m.Loader.create(bytes.length, 'gpu');
+            for (let at = 0; at < bytes.length; at += 1 << 20) loader.push(bytes.subarray(at, at + (1 << 20)));
+            const gpuEngine = loader.finish(64, 0);
+            const first = JSON.parse(await gpuEngine.start(Uint32Array.from([1, 9690, 198, 2683]), '{"temperature": 0}', '', '{"max_tokens": 2}'));
+            const second = JSON.parse(await gpuEngine.step());
+            const loaded = count();
+            gpuEngine.free();
+            out.gpu.push({ loaded, freed: count(), ids: [first.id, second.id], finish: second.finish });
+          }
+        } finally {
+          Object.assign(GPUDevice.prototype, { createBuffer: proto.create, destroy: proto.destroyDevice });
+          GPUBuffer.prototype.destroy = proto.destroy;
+        }
+        return out;
+      }, { url: MODEL_REL, n, seed, msg: goldenMessage, maxTokens: GOLDEN_TOKENS });
+      const mib = (b) => `${(b / MIB).toFixed(1)} MiB`;
+      log(`${n} generations (${r.tokens} tokens, ${r.aborts} aborted, ${r.resets} resets, ${r.multi} with n = 3) in ${r.seconds.toFixed(0)} s`);
+      log(`wasm heap: ${mib(r.afterLoad)} after load, ${mib(r.warm)} after warm-up, ${mib(r.end)} at the end, ${mib(r.endAfterGreedy)} after the greedy reply; a fresh engine after unload(): ${mib(r.freshAfterLoad)}`);
+      log(`GPU engine (page): ${JSON.stringify(r.gpu)}`);
+      // wasm memory only grows, in 64 KiB pages: a leak of 2 KiB per generation shows as 1 MiB.
+      check(Math.max(r.end, r.endAfterGreedy) <= r.warm + MIB, `the wasm heap grew from ${mib(r.warm)} to ${mib(r.end)} (${mib(r.endAfterGreedy)})`);
+      check(r.freshAfterLoad <= r.afterLoad + MIB, `a fresh engine's heap ${mib(r.freshAfterLoad)} > the first's ${mib(r.afterLoad)}`);
+      check(sameIds(r.last, want) && sameIds(r.fresh, want), `the last greedy reply ${JSON.stringify(r.last)} / fresh ${JSON.stringify(r.fresh)} != the native ids ${JSON.stringify(want)}`);
+      check(r.gpu.every((g) => g.loaded > 0 && g.freed === 0) && r.gpu[0].loaded === r.gpu[1].loaded && r.gpu[0].ids.join() === r.gpu[1].ids.join(), `GPU buffers: ${JSON.stringify(r.gpu)}`);
+    },
+  },
+  {
     name: 'component: <hearth-chat> loads a model and replies',
     async run({ page }) {
       const r = await page.evaluate(async (model) => {
@@ -1171,7 +1291,8 @@ async function main() {
     }
   }
   const filters = process.argv.slice(2);
-  const selected = tests.filter((t) => filters.length === 0 || filters.some((f) => t.name.split(':')[0].includes(f)));
+  // Tests marked `byName` (the soak run) run only when named.
+  const selected = tests.filter((t) => (filters.length === 0 && !t.byName) || filters.some((f) => t.name.split(':')[0] === f || (!t.byName && t.name.split(':')[0].includes(f))));
   let server = await serve();
   const base = server.url;
   let serverUp = true;

@@ -166,7 +166,7 @@ pub(super) const PREFETCH: usize = 4096;
 #[inline(always)]
 pub(super) fn prefetch(p: *const u8) {
     // SAFETY: a prefetch is a hint; any address is allowed.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast()) };
+    unsafe { _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(PREFETCH).cast()) };
 }
 
 /// `acc[k] += v[k] * xs[8k..8k + 8]`.
@@ -229,6 +229,18 @@ unsafe fn nibbles(qs: *const u8, qh: Option<u32>) -> [__m256i; 4] {
         }
     }
     q
+}
+
+/// 32 signed bytes widened to i32 lanes (bytes 0..8, 8..16, 16..24, 24..32).
+#[inline(always)]
+unsafe fn widen_i8(v: __m256i) -> [__m256i; 4] {
+    let (lo, hi) = (_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    [
+        _mm256_cvtepi8_epi32(lo),
+        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(lo)),
+        _mm256_cvtepi8_epi32(hi),
+        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(hi)),
+    ]
 }
 
 /// `d * (q - offset)` per lane.

@@ -3,7 +3,7 @@
 //! helpers and the element bits with vector shifts, in the same f32 operations as
 //! `dequantize_block` (`d · sc` first, then `· q`, then `− min`), so the values are identical.
 
-use super::Group32;
+use super::{widen_i8, Group32};
 use crate::quant::blocks::iq4::{scale_iq4xs, IQ4_LEVELS};
 use crate::quant::blocks::kquants::{scale_min_k4, scale_q3k};
 use crate::quant::blocks::{self as b};
@@ -123,14 +123,15 @@ impl Group32 for b::Q6_K {
         let (half, local) = (i / 4, i % 4);
         let d = f16_at(g, 208);
         let dl = [d * (g[192 + 2 * i] as i8) as f32, d * (g[193 + 2 * i] as i8) as f32];
-        let low = bits(widen32(g.as_ptr().add(64 * half + 32 * (local % 2))), 4 * (local / 2), 0x0F);
-        let high = bits(widen32(g.as_ptr().add(128 + 32 * half)), 2 * local, 3);
-        let mut q = low;
-        for k in 0..4 {
-            let six = _mm256_or_si256(low[k], _mm256_slli_epi32(high[k], 4));
-            q[k] = _mm256_sub_epi32(six, _mm256_set1_epi32(32));
-        }
-        scale16(q, dl, None)
+        // The 32 six-bit values are put together on bytes (one vector op each for all 32;
+        // 16-bit shifts leak the neighbour byte's bits only into bits the masks clear), then
+        // widened.
+        let low = _mm256_loadu_si256(g.as_ptr().add(64 * half + 32 * (local % 2)).cast());
+        let high = _mm256_loadu_si256(g.as_ptr().add(128 + 32 * half).cast());
+        let low = _mm256_and_si256(_mm256_srl_epi16(low, _mm_cvtsi32_si128(4 * (local / 2) as i32)), _mm256_set1_epi8(0x0F));
+        let high = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * local as i32)), _mm256_set1_epi8(3));
+        let six = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+        scale16(widen_i8(_mm256_sub_epi8(six, _mm256_set1_epi8(32))), dl, None)
     }
 }
 

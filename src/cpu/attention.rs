@@ -2,7 +2,7 @@
 
 use super::par::{self, SharedOut};
 use crate::model::ModelConfig;
-use crate::quant::dot_f32;
+use crate::quant::{axpy, dot_f32};
 
 /// `q`: the batch's query vectors (positions `start..start + n`); `k_cache`/`v_cache`: every
 /// position up to the batch's last. A query at position p sees keys `p − window < p' <= p`
@@ -30,11 +30,7 @@ pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], star
         let o = unsafe { shared.slice(t * q_dim + h * hd, hd) };
         o.fill(0.0);
         for (j, &p) in (first..).zip(&scores) {
-            let vv = &v_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd];
-            let w = p / sum;
-            for (o, &v) in o.iter_mut().zip(vv) {
-                *o += w * v;
-            }
+            axpy(p / sum, &v_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd], o);
         }
     });
 }

@@ -294,6 +294,20 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     dot_f32_scalar(a, b)
 }
 
+/// `y += a · x` for equally long slices (AVX2 + FMA when available): the attention's sum of
+/// value rows.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU supports avx2 and fma (checked just above).
+        return unsafe { simd::avx2::axpy(a, x, y) };
+    }
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
 /// [`dot_f32`] without run-time SIMD dispatch (see [`dot_row_scalar`]).
 #[doc(hidden)]
 /// Rows of a [`dot_f32_tile`].

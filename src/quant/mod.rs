@@ -9,7 +9,7 @@
 pub mod blocks;
 pub mod gpu_layout;
 
-pub use blocks::{dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS};
+pub use blocks::{axpy, dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS};
 
 /// Element type ids as stored in GGUF tensor infos (ggml's `enum ggml_type`), named as ggml
 /// names them.

@@ -97,6 +97,23 @@ pub(crate) unsafe fn dot_f32_tile(rows: [&[f32]; 4], xs: [&[f32]; 3]) -> [[f32; 
     out
 }
 
+/// `y += a · x`; the caller guarantees equal lengths.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let body = n / 8 * 8;
+    let av = _mm256_set1_ps(a);
+    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    while i < body {
+        _mm256_storeu_ps(yp.add(i), _mm256_fmadd_ps(av, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(yp.add(i))));
+        i += 8;
+    }
+    for j in body..n {
+        y[j] += a * x[j];
+    }
+}
+
 pub(crate) unsafe fn dot_f32(a: &[f32], x: &[f32]) -> f32 {
     assert_eq!(a.len(), x.len(), "dot_f32: length mismatch");
     // SAFETY: any initialised memory may be viewed as bytes; the caller guarantees the

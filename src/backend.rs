@@ -97,6 +97,39 @@ pub trait Backend {
         let _ = (tokens, start);
         Err(crate::Error::InvalidArgument(format!("{} has no kernel timers", self.describe())))
     }
+
+    /// Running totals of the host's traffic with a device (`None` for backends without one).
+    fn traffic(&self) -> Option<Traffic> {
+        None
+    }
+}
+
+/// What a device backend has done since it was made (counts as floats, so that differences
+/// divide into per-token rates): what bounds a small model's token on a fast GPU is the count
+/// of dependent dispatches and host round trips, not bandwidth.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Traffic {
+    pub dispatches: f64,
+    pub submits: f64,
+    /// Waits for results to come back to the host.
+    pub readbacks: f64,
+    pub readback_bytes: f64,
+    /// Host time spent recording and submitting work, in microseconds.
+    pub encode_us: f64,
+}
+
+impl Traffic {
+    /// `(self − earlier) / n`: e.g. per decoded token.
+    pub fn per(&self, earlier: &Traffic, n: usize) -> Traffic {
+        let n = n.max(1) as f64;
+        Traffic {
+            dispatches: (self.dispatches - earlier.dispatches) / n,
+            submits: (self.submits - earlier.submits) / n,
+            readbacks: (self.readbacks - earlier.readbacks) / n,
+            readback_bytes: (self.readback_bytes - earlier.readback_bytes) / n,
+            encode_us: (self.encode_us - earlier.encode_us) / n,
+        }
+    }
 }
 
 /// Device time of one kernel family in a profiled forward call.

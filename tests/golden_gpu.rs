@@ -63,7 +63,13 @@ fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
     assert_eq!(session.tokens(), &ids[..]);
     let mut fresh = gpu_session().unwrap().1;
     fresh.append_greedy(&ids).unwrap();
+    let before = session.backend().traffic().unwrap();
     assert_eq!(session.append_greedy(&[next]).unwrap(), fresh.append_greedy(&[next]).unwrap());
+    // What one greedy decode step cost the host: one submission of every dispatch, one
+    // readback of the 4-byte id.
+    let step = session.backend().traffic().unwrap().per(&before, 1);
+    assert_eq!((step.dispatches, step.submits, step.readbacks, step.readback_bytes), (per_token as f64, 1.0, 1.0, 4.0), "{step:?}");
+    assert!(step.encode_us > 0.0);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::params;
 use super::shaders::Pipelines;
 use super::top_k::{self, TopK, MAX_TOP_K};
 use super::weights::GpuWeights;
-use crate::backend::{block_on, Backend, BoxFuture, KernelTime, LogitsFor};
+use crate::backend::{block_on, Backend, BoxFuture, KernelTime, LogitsFor, Traffic};
 use crate::model::{Act, ForwardPlan};
 use crate::{Error, Result};
 
@@ -35,6 +35,7 @@ pub struct GpuBackend {
     len: usize,
     /// How the plan's fusions applied (for profiles).
     fusion: Vec<String>,
+    traffic: Traffic,
 }
 
 pub(super) fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -131,6 +132,7 @@ impl GpuBackend {
             max_context,
             len: 0,
             fusion,
+            traffic: Traffic::default(),
         })
     }
 
@@ -162,17 +164,20 @@ impl GpuBackend {
         top_k: Option<usize>,
         copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)],
     ) {
+        let t0 = web_time::Instant::now();
         let n = tokens.len() as u32;
         let q = &self.ctx.queue;
         self.write_inputs(tokens, start);
+        let mut dispatched = 0;
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             for d in self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)) {
                 record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
+                dispatched += 1;
             }
             if let Some(k) = top_k {
-                self.top_k.record(q, &mut pass, k);
+                dispatched += self.top_k.record(q, &mut pass, k);
             }
         }
         for &(src, dst, bytes) in copies {
@@ -180,6 +185,14 @@ impl GpuBackend {
         }
         q.submit([encoder.finish()]);
         self.len = start + tokens.len();
+        self.traffic.dispatches += dispatched as f64;
+        self.traffic.submits += 1.0;
+        self.traffic.encode_us += t0.elapsed().as_secs_f64() * 1e6;
+    }
+
+    fn count_readback(&mut self, bytes: usize) {
+        self.traffic.readbacks += 1.0;
+        self.traffic.readback_bytes += bytes as f64;
     }
 
     async fn forward_impl(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
@@ -205,6 +218,7 @@ impl GpuBackend {
         if floats == 0 {
             return Ok(Vec::new());
         }
+        self.count_readback(floats * 4);
         let bytes = read_back_async(&self.ctx, &self.staging, floats * 4).await?;
         Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes))
     }
@@ -217,6 +231,7 @@ impl GpuBackend {
         let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast | Role::Argmax);
         let (argmax, staging) = (self.argmax.clone(), self.argmax_staging.clone());
         self.submit(tokens, start, wanted, None, &[(&argmax, &staging, 4)]);
+        self.count_readback(4);
         let bytes = read_back_async(&self.ctx, &self.argmax_staging, 4).await?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
@@ -232,6 +247,7 @@ impl GpuBackend {
         let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast);
         let (result, staging) = (self.top_k.result(k).clone(), self.top_k.staging.clone());
         self.submit(tokens, start, wanted, Some(k), &[(&result, &staging, (k * 8) as u64)]);
+        self.count_readback(k * 8);
         let bytes = read_back_async(&self.ctx, &staging, k * 8).await?;
         Ok(top_k::decode(&bytes, self.plan.config.n_vocab))
     }
@@ -286,6 +302,10 @@ pub(super) fn fold(groups: u32) -> (u32, u32) {
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
         format!("{}, {} dispatches per token", self.ctx.describe(), self.dispatches_per_token())
+    }
+
+    fn traffic(&self) -> Option<Traffic> {
+        Some(self.traffic)
     }
 
     fn max_context(&self) -> usize {
@@ -343,6 +363,8 @@ impl Backend for GpuBackend {
                 encoder.copy_buffer_to_buffer(&scratch_v, 0, v, to, bytes);
             }
             self.ctx.queue.submit([encoder.finish()]);
+            self.traffic.submits += 1.0;
+            self.traffic.dispatches += self.k_cache.len() as f64;
         }
         self.len -= drop;
         Ok(())

@@ -62,12 +62,15 @@ impl TopK {
     }
 
     /// Writes the level parameters for `k` and records the levels.
-    pub fn record(&self, queue: &wgpu::Queue, pass: &mut wgpu::ComputePass, k: usize) {
-        for (l, (n, groups)) in levels(self.n_vocab, k).into_iter().enumerate() {
+    /// Records the selection; returns the number of dispatches.
+    pub fn record(&self, queue: &wgpu::Queue, pass: &mut wgpu::ComputePass, k: usize) -> usize {
+        let levels = levels(self.n_vocab, k);
+        for (l, &(n, groups)) in levels.iter().enumerate() {
             let (p, bg) = &self.levels[l];
             queue.write_buffer(p, 0, bytemuck::bytes_of(&params::TopK { n: n as u32, k: k as u32, from_logits: (l == 0) as u32, _pad: 0 }));
             record(pass, &self.pipeline, bg, groups as u32);
         }
+        levels.len()
     }
 
     /// The buffer whose first k (key, id) pairs are the result for `k`.

@@ -275,11 +275,14 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     let t0 = std::time::Instant::now();
     let mut id = session.append_greedy(&prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
+    let before = session.backend().traffic();
     let t1 = std::time::Instant::now();
     for _ in 0..gen_tokens {
         id = session.append_greedy(&[id])?;
     }
     let decode_s = t1.elapsed().as_secs_f64();
+    // Per decoded token: what the host asked of the device (GPU backends).
+    let traffic = session.backend().traffic().zip(before).map(|(after, before)| after.per(&before, gen_tokens));
     // Per decoded token every matrix is read once; the embedding table only for its one row
     // unless it doubles as the output head.
     let plan = &model.plan;
@@ -310,7 +313,7 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
         let mut out = json!({
             "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens,
             "prefill_tok_s": prefill_tok_s, "decode_tok_s": decode_tok_s,
-            "weight_bytes_per_token": bytes, "decode_gb_s": gb_s, "backend": backend,
+            "weight_bytes_per_token": bytes, "decode_gb_s": gb_s, "backend": backend, "decode_traffic_per_token": traffic,
         });
         if let Some(ps) = &profiles {
             let kernels = |ks: &[KernelTime]| -> Vec<_> {
@@ -327,6 +330,12 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
         println!("prefill:  {prompt_tokens} tokens at {prefill_tok_s:.1} tok/s");
         println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)", 1e3 / decode_tok_s);
         println!("weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective", bytes as f64 / 1e6);
+        if let Some(t) = traffic {
+            println!(
+                "per token: {:.1} dispatches, {:.2} submits, {:.2} readbacks ({:.0} bytes), {:.0} µs encoding on the host",
+                t.dispatches, t.submits, t.readbacks, t.readback_bytes, t.encode_us
+            );
+        }
         if profiles.is_some() {
             for note in session.backend().fusion_notes() {
                 println!("fusion:   {note}");

@@ -454,15 +454,12 @@ async function generate(msg) {
   const emit = (step) => {
     if (step.id != null || step.text) post({ type: 'token', id, text: step.text, tokenId: step.id });
   };
-  let completion = 0;
-  let prefillMs = 0;
   let decodeMs = 0;
-  let decodeTokens = 0;
+  let decodeTokens = 0; // steps after the first token, each one sampled token
   const t0 = performance.now();
   let step = JSON.parse(await engine.start(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }), format, options));
-  prefillMs = performance.now() - t0;
+  const prefillMs = performance.now() - t0;
   for (;;) {
-    completion++;
     emit(step);
     if (step.finish) break;
     await yieldToEvents();
@@ -480,7 +477,7 @@ async function generate(msg) {
     type: 'done',
     id,
     finish_reason: FINISH[step.finish],
-    usage: { prompt_tokens: nPrompt, completion_tokens: completion, total_tokens: nPrompt + completion },
+    usage: { prompt_tokens: nPrompt, completion_tokens: decodeTokens + 1, total_tokens: nPrompt + decodeTokens + 1 },
     timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens, grammar_ms: round1(engine.grammarMs()) },
     memory: heapBytes(),
   });

@@ -96,10 +96,8 @@ impl Loader {
                 Ok(ctx) if ctx.is_software() => {
                     // A device frees its memory when destroyed, not when wgpu drops it.
                     ctx.destroy();
-                    (
-                    None,
-                    Some("this browser's WebGPU is a software renderer, slower than the CPU; running on the CPU (choose the GPU backend to use it anyway)".to_string()),
-                    )
+                    let why = "this browser's WebGPU is a software renderer, slower than the CPU; running on the CPU (choose the GPU backend to use it anyway)";
+                    (None, Some(why.to_string()))
                 }
                 Ok(ctx) => (Some(ctx), None),
                 Err(e) => {
@@ -166,9 +164,7 @@ impl Loader {
         let ctx = if max_context == 0 { DEFAULT_CONTEXT.min(train) } else { max_context as usize };
         let chunk = if prefill_chunk == 0 { GPU_BATCH } else { prefill_chunk as usize };
         let backend: Box<dyn Backend> = match weights {
-            Weights::Gpu(w) => {
-                Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?)
-            }
+            Weights::Gpu(w) => Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?),
             Weights::Cpu(w) => Box::new(CpuBackend::new(model.plan.clone(), Arc::new(w), ctx)),
         };
         let model = Rc::new(model);
@@ -318,17 +314,14 @@ impl Engine {
         let state = self.state.clone();
         future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
-            let s = &mut *s;
-            let last = match &s.reply {
-                Some(r) if r.finish().is_none() => *r.ids().last().expect("a started reply has a token"),
-                _ => return Err(js_val("no reply is in progress: call start() first")),
-            };
-            let next = s.session.append_and_sample_async(&[last], &mut s.sampler).await;
-            let reply = s.reply.as_mut().expect("checked above");
-            match next {
-                Ok(id) => step_json(reply.push(id, s.session.has_room())),
+            let State { session, sampler, reply } = &mut *s;
+            let none = || js_val("no reply is in progress: call start() first");
+            let r = reply.as_mut().filter(|r| r.finish().is_none()).ok_or_else(none)?;
+            let last = *r.ids().last().ok_or_else(none)?;
+            match session.append_and_sample_async(&[last], sampler).await {
+                Ok(id) => step_json(r.push(id, session.has_room())),
                 Err(e) => {
-                    s.reply = None;
+                    *reply = None;
                     Err(js_val(e))
                 }
             }

@@ -103,19 +103,40 @@ ensure_wasm_tools() {
   fi
 }
 
-# cargo (wasm32) -> wasm-bindgen --target web -> www/pkg/. wasm-opt runs only when npm's
+# cargo (wasm32) -> wasm-bindgen --target web -> www/pkg/, twice: the single-threaded package
+# (pkg/) and the multi-threaded one (pkg-mt/: shared memory and atomics, for cross-origin
+# isolated pages). The latter rebuilds std with atomics, which needs rust-src and
+# RUSTC_BOOTSTRAP (-Z build-std) on the stable toolchain. wasm-opt runs only when npm's
 # binaryen is installed (node_modules/.bin/wasm-opt): Debian's wasm-opt 108 corrupts the output.
+WASM_MT_FLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals \
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
+
 build_wasm() {
   ensure_wasm_tools
   log "building the browser package"
   cargo build --profile web -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
-  wasm-bindgen --target web --out-dir www/pkg --out-name hearth target/wasm32-unknown-unknown/web/hearth.wasm
+  bindgen_opt target/wasm32-unknown-unknown/web/hearth.wasm www/pkg
+  log "building the multi-threaded browser package"
+  rustup component add rust-src >/dev/null 2>&1 || rustup component add rust-src
+  # Its own target dir: other RUSTFLAGS would rebuild everything each time.
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_FLAGS" cargo build --profile web -j"$JOBS" --lib \
+    --target wasm32-unknown-unknown --no-default-features -Z build-std=panic_abort,std \
+    --target-dir target/wasm-mt
+  bindgen_opt target/wasm-mt/wasm32-unknown-unknown/web/hearth.wasm www/pkg-mt --enable-threads
+}
+
+# wasm-bindgen, then wasm-opt when npm's binaryen is there: bindgen_opt WASM OUT_DIR [FLAGS].
+bindgen_opt() {
+  local wasm=$1 out=$2; shift 2
+  wasm-bindgen --target web --out-dir "$out" --out-name hearth "$wasm"
   if [ -x node_modules/.bin/wasm-opt ]; then
     node_modules/.bin/wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      www/pkg/hearth_bg.wasm -o www/pkg/hearth_bg.wasm
+      --enable-mutable-globals --enable-reference-types --enable-multivalue "$@" \
+      "$out/hearth_bg.wasm" -o "$out/hearth_bg.wasm"
   fi
-  log "www/pkg/hearth_bg.wasm: $(wc -c <www/pkg/hearth_bg.wasm) bytes, $(gzip -9c www/pkg/hearth_bg.wasm | wc -c) gzipped"
+  log "$out/hearth_bg.wasm: $(wc -c <"$out/hearth_bg.wasm") bytes, $(gzip -9c "$out/hearth_bg.wasm" | wc -c) gzipped"
 }
 
 ensure_node() {

@@ -11,8 +11,10 @@ const TYPES = {
   '.svg': 'image/svg+xml', '.ts': 'text/plain; charset=utf-8', '.gguf': 'application/octet-stream', '.txt': 'text/plain; charset=utf-8',
 };
 
-/** Starts serving; `routes` maps URL prefixes to folders (longest first). Resolves to {url, close}. */
-export function startServer({ routes, port = 0, extra = () => false } = {}) {
+/** Starts serving; `routes` maps URL prefixes to folders (longest first). Resolves to {url, close}.
+ * `isolate` (default true) sends COOP/COEP, making pages cross-origin isolated: the CPU path's
+ * threads need it. */
+export function startServer({ routes, port = 0, extra = () => false, isolate = true } = {}) {
   const prefixes = Object.keys(routes).sort((a, b) => b.length - a.length);
   const server = http.createServer((req, res) => {
     if (extra(req, res)) return;
@@ -47,6 +49,7 @@ export function startServer({ routes, port = 0, extra = () => false } = {}) {
         'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
         'content-length': st.size,
         'cache-control': 'no-cache',
+        ...(isolate ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {}),
       });
       if (req.method === 'HEAD') res.end();
       else fs.createReadStream(file).pipe(res);

@@ -106,7 +106,8 @@ function setBusy(kind, controller) {
 
 function statusText(info) {
   const detail = info.backend.replace(/^gpu:\s*/, '').replace('(BrowserWebGpu)', '').trim();
-  const where = info.backend.startsWith('gpu') ? `WebGPU${detail ? ` (${detail})` : ''}` : 'the CPU';
+  const threads = info.threads > 1 ? ` (${info.threads} threads)` : '';
+  const where = info.backend.startsWith('gpu') ? `WebGPU${detail ? ` (${detail})` : ''}` : `the CPU${threads}`;
   let text = `${info.name || 'model'} running on ${where} · context ${info.context_length} tokens · loaded in ${(info.load_ms / 1000).toFixed(1)} s${info.from_cache ? ' from the offline cache' : ''}`;
   if (!info.chat_template) text += ' · a base model: it continues the text you give it';
   if (info.notice) text += ` — ${info.notice}`;
@@ -379,5 +380,16 @@ ui.newChat.addEventListener('click', newChat);
 setBusy(null);
 
 if ('serviceWorker' in navigator && location.protocol !== 'file:') {
+  // The service worker also adds the COOP/COEP headers that make the page cross-origin
+  // isolated (CPU threads) on hosts that cannot send them. They apply from the next load of
+  // the page: reload once when it first takes control, unless the page is already in use.
+  const uncontrolled = !navigator.serviceWorker.controller;
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    const key = 'hearth-isolation-reload';
+    if (uncontrolled && !self.crossOriginIsolated && !sessionStorage.getItem(key) && page.loads === 0 && !busy) {
+      sessionStorage.setItem(key, '1');
+      location.reload();
+    }
+  });
   navigator.serviceWorker.register('./sw.js').catch((e) => console.warn('hearth: service worker not registered:', e));
 }

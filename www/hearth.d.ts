@@ -42,6 +42,14 @@ export interface LoadOptions {
    * logits buffer must fit the GPU's binding limit). 0 or absent: 128.
    */
   prefillChunk?: number;
+  /**
+   * CPU threads (the CPU backend; the engine's worker included). They need a cross-origin
+   * isolated page (COOP `same-origin` + COEP `require-corp` or `credentialless`, which
+   * `sw.js` supplies on hosts that cannot send headers); elsewhere the engine runs on one
+   * thread and `info.threads_note` says why. 0 or absent: one per core, at most 8. Fixed by
+   * an engine's first load (each engine has its own worker).
+   */
+  threads?: number;
   /** Aborts the load; the promise rejects with an Error named "AbortError", message "aborted". */
   signal?: AbortSignal;
   /** Non-standard: wasm heap size samples (bytes) taken while loading. */
@@ -63,6 +71,10 @@ export interface ModelInfo {
   backend: string;
   /** Set when "auto" fell back to the CPU: why. */
   notice: string | null;
+  /** Threads of the CPU path (1: the single-threaded package; `threads_note` says why). */
+  threads: number;
+  /** Set when the CPU path runs on one thread although more were wanted: why. */
+  threads_note?: string;
   /** Absolute URL the model came from (the cache key). */
   url: string;
   bytes: number;

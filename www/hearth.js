@@ -89,11 +89,13 @@ class WorkerClient {
  * Streams a GGUF model from `url` into a new engine running in a worker.
  * Options: onProgress({loaded, total, rate, eta, fromCache}), sha256, backend ('auto'|'gpu'|'cpu'),
  * maxContext, contextShift (keep this many first tokens and drop older ones when the context
- * is full, instead of failing), prefillChunk (tokens per forward call while reading a prompt), signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
+ * is full, instead of failing), prefillChunk (tokens per forward call while reading a prompt),
+ * threads (CPU threads where the page is cross-origin isolated; 0 = one per core, at most 8),
+ * signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
  */
 export async function load(url, options = {}) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
-  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, signal } = options;
+  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, threads = 0, signal } = options;
   // Sizes cross into wasm as 32-bit integers: anything larger would wrap, so it is refused here.
   const size = (v) => Number.isInteger(v) && v >= 0 && v <= MAX_SIZE;
   if (!size(prefillChunk)) {
@@ -101,6 +103,9 @@ export async function load(url, options = {}) {
   }
   if (!size(maxContext)) {
     throw new TypeError(`maxContext must be an integer from 0 to ${MAX_SIZE}, got ${JSON.stringify(maxContext)}`);
+  }
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+    throw new TypeError(`threads must be an integer from 0 to 64, got ${JSON.stringify(threads)}`);
   }
   if (contextShift != null && !size(contextShift)) {
     throw new TypeError(`contextShift must be an integer from 0 to ${MAX_SIZE}, got ${JSON.stringify(contextShift)}`);
@@ -122,7 +127,7 @@ export async function load(url, options = {}) {
   let onAbort = null;
   try {
     const loaded = await new Promise((resolve, reject) => {
-      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift, prefillChunk }, (m) => {
+      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift, prefillChunk, threads }, (m) => {
         switch (m.type) {
           case 'progress':
             try {

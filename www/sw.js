@@ -1,9 +1,11 @@
 // hearth service worker: keeps the app shell available offline. Network first (so a rebuilt
 // wasm package is picked up whenever the server is reachable), the cache when it is not.
+// It also adds the headers that make the page cross-origin isolated (COOP + COEP), which the
+// CPU path's threads need, for static hosts that cannot send them.
 // It handles only the shell's own paths: model files are left to the network and to the
 // worker's own model cache (Cache Storage 'hearth-models-v1').
 
-const SHELL_CACHE = 'hearth-shell-v1';
+const SHELL_CACHE = 'hearth-shell-v2';
 const SHELL = [
   'index.html',
   'app.js',
@@ -11,9 +13,23 @@ const SHELL = [
   'hearth.js',
   'worker.js',
   'hearth-chat.js',
+  'thread.js',
   'pkg/hearth.js',
   'pkg/hearth_bg.wasm',
+  'pkg-mt/hearth.js',
+  'pkg-mt/hearth_bg.wasm',
 ];
+
+// Same-origin resources need no CORP header under require-corp; models on other hosts are
+// fetched with CORS.
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
+function isolated(res) {
+  if (res.type === 'opaque' || res.type === 'opaqueredirect' || res.status === 0) return res;
+  const headers = new Headers(res.headers);
+  for (const [k, v] of Object.entries(ISOLATION)) if (!headers.has(k)) headers.set(k, v);
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
 
 const scope = new URL(self.registration.scope);
 const shellUrls = new Set(SHELL.map((p) => new URL(p, scope).href));
@@ -73,10 +89,10 @@ self.addEventListener('fetch', (event) => {
           const copy = res.clone();
           event.waitUntil(cache.put(key, copy).catch(() => {}));
         }
-        return res;
+        return isolated(res);
       } catch (e) {
         const hit = await cache.match(key);
-        if (hit) return hit;
+        if (hit) return isolated(hit);
         throw e;
       }
     })(),

@@ -1,6 +1,6 @@
 // hearth worker: owns the wasm engine, streams the model file into it and runs the token loop.
 // Started by hearth.js as a module worker. Protocol (every reply carries the request's id):
-//   in:  {type:'load', id, url, sha256?, backend?, maxContext?, contextShift?, prefillChunk?}
+//   in:  {type:'load', id, url, sha256?, backend?, maxContext?, contextShift?, prefillChunk?, threads?}
 //        {type:'generate', id, messages | prompt, temperature?, max_tokens?, seed?, stop?, sampling?,
 //         response_format?}
 //        (sampling: top_k, top_p, min_p, repeat_penalty, repeat_last_n, frequency_penalty,
@@ -73,9 +73,38 @@ function messageOf(e) {
   }
 }
 
-async function ensureWasm() {
+// Threads: where the page is cross-origin isolated (COOP + COEP headers, so SharedArrayBuffer
+// exists), the CPU path runs the multi-threaded package (pkg-mt/: shared memory, one Web Worker
+// per extra thread, see thread.js); elsewhere the single-threaded one (pkg/). Chosen once per
+// worker, at the first load.
+let threading = { threads: 1, why: null };
+
+function threadCount(requested) {
+  if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    return { n: 1, why: 'the page is not cross-origin isolated (no COOP/COEP headers), so WebAssembly threads are unavailable' };
+  }
+  if (Number.isInteger(requested) && requested > 0) return { n: Math.min(requested, 64), why: null };
+  const cores = navigator.hardwareConcurrency || 1;
+  return { n: Math.max(1, Math.min(cores, 8)), why: cores > 1 ? null : 'this device reports one core' };
+}
+
+async function ensureWasm(requestedThreads) {
   if (crashed) throw new Error(`the wasm engine crashed earlier (${crashed}); load the model again`);
   if (wasm) return;
+  const { n, why } = threadCount(requestedThreads);
+  if (n > 1) {
+    try {
+      await startThreaded(n);
+      threading = { threads: n, why: null };
+      return;
+    } catch (e) {
+      wasm = null;
+      threading = { threads: 1, why: `the multi-threaded package failed to start (${messageOf(e)})` };
+      console.warn(`hearth: ${threading.why}; running on one thread`);
+    }
+  } else {
+    threading = { threads: 1, why };
+  }
   let mod;
   try {
     mod = await import('./pkg/hearth.js');
@@ -87,6 +116,26 @@ async function ensureWasm() {
   } catch (e) {
     throw new Error(`could not start the wasm module (pkg/hearth_bg.wasm): ${messageOf(e)}`);
   }
+  Loader = mod.Loader;
+}
+
+// Instantiates pkg-mt/ on a shared memory, sizes its thread pool and starts n - 1 thread
+// workers on the same module and memory.
+async function startThreaded(n) {
+  const mod = await import('./pkg-mt/hearth.js');
+  const url = new URL('./pkg-mt/hearth_bg.wasm', import.meta.url);
+  const module = await WebAssembly.compileStreaming(fetch(url));
+  wasm = await mod.default({ module_or_path: module });
+  mod.threadPoolInit(n);
+  const memory = wasm.memory;
+  await Promise.all(
+    Array.from({ length: n - 1 }, (_, i) => new Promise((resolve, reject) => {
+      const w = new Worker(new URL('./thread.js', import.meta.url), { type: 'module', name: `hearth-thread-${i + 1}` });
+      w.onmessage = (e) => (e.data === 'ready' ? resolve() : reject(new Error(e.data?.error || 'a thread failed to start')));
+      w.onerror = (e) => reject(new Error(e.message || 'a thread worker failed to load'));
+      w.postMessage({ module, memory });
+    })),
+  );
   Loader = mod.Loader;
 }
 
@@ -173,7 +222,7 @@ async function load(msg) {
     if (aborted.has(id)) throw new AbortedError();
   };
   checkAbort();
-  await ensureWasm();
+  await ensureWasm(msg.threads);
   freeEngine(); // one model per worker: release the old one's memory before the new one streams in
   checkAbort();
 
@@ -262,6 +311,7 @@ function finishLoad(id, { engine: eng, bytes, sha256 }, started, memory, fromCac
     cached: fromCache || cached,
     load_ms: Math.round(performance.now() - started),
   });
+  if (threading.why) info.threads_note = threading.why;
   post({ type: 'loaded', id, info, memory: heapBytes() });
 }
 

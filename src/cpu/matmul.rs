@@ -2,7 +2,12 @@
 
 use super::par::{self, SharedOut};
 use crate::model::QTensor;
+use crate::quant::int16::{self, QuantizedActs};
 use crate::quant::{dequantize_row, dot_f32, dot_f32_tile, dot_row, TILE_COLS, TILE_ROWS};
+
+/// Decode on wasm multiplies in integers against int16 activations (see `quant::int16`): its
+/// f32 SIMD has no fused multiply-add. Native x86_64 decode is faster in f32 with AVX2 + FMA.
+const INT16_DECODE: bool = cfg!(target_arch = "wasm32");
 
 /// Rows per task: enough work to amortise scheduling, few enough to balance the threads.
 const ROWS_PER_TASK: usize = 32;
@@ -15,6 +20,17 @@ pub fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], accumulate: boo
     }
     let shared = SharedOut::new(out);
     let tasks = m.div_ceil(ROWS_PER_TASK);
+    if n == 1 && INT16_DECODE && int16::supports(w.ty) {
+        let mut xq = QuantizedActs::default();
+        xq.quantize(&x[..k]);
+        par::for_each(tasks, |task| {
+            for r in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(m) {
+                let v = int16::dot_row(w.ty, w.row(r), &xq);
+                unsafe { shared.write(r, v, accumulate) };
+            }
+        });
+        return;
+    }
     par::for_each(tasks, |task| {
         let rows = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(m);
         if n == 1 {
@@ -33,12 +49,17 @@ pub fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], accumulate: boo
         }
         let row = |i: usize| &deq[i * k..(i + 1) * k];
         let tok = |t: usize| &x[t * k..(t + 1) * k];
-        let put = |i: usize, t: usize, v: f32| unsafe { shared.write(t * m + rows.start + i, v, accumulate) };
+        let put = |i: usize, t: usize, v: f32| unsafe {
+            shared.write(t * m + rows.start + i, v, accumulate)
+        };
         let full_t = n / TILE_COLS * TILE_COLS;
         let full_r = rows.len() / TILE_ROWS * TILE_ROWS;
         for t0 in (0..full_t).step_by(TILE_COLS) {
             for r0 in (0..full_r).step_by(TILE_ROWS) {
-                let tile = dot_f32_tile(std::array::from_fn(|i| row(r0 + i)), std::array::from_fn(|j| tok(t0 + j)));
+                let tile = dot_f32_tile(
+                    std::array::from_fn(|i| row(r0 + i)),
+                    std::array::from_fn(|j| tok(t0 + j)),
+                );
                 for (i, vals) in tile.iter().enumerate() {
                     for (j, &v) in vals.iter().enumerate() {
                         put(r0 + i, t0 + j, v);

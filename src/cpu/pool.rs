@@ -3,7 +3,12 @@
 //! Decoding runs a few hundred short parallel regions per token (~20–50 µs each). A general
 //! pool that puts idle workers to sleep pays a wake-up per region, which measured as 30 % of
 //! decode time with rayon. Here workers spin briefly between regions and park only when the
-//! engine goes idle. On wasm (no threads) every region runs inline.
+//! engine goes idle.
+//!
+//! On wasm, threads are Web Workers sharing the module's memory (the multi-threaded build,
+//! compiled with `atomics`): JavaScript sets the size with [`set_wasm_threads`] and starts each
+//! worker, which calls [`serve_as_wasm_worker`]. The single-threaded build runs every region
+//! inline.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +22,29 @@ const MAX_TASKS: usize = FIELD as usize;
 
 fn pack(epoch: u64, n: u64, next: u64) -> u64 {
     (epoch & 0xff_ffff) << 40 | n << 20 | next
+}
+
+static POOL: OnceLock<Pool> = OnceLock::new();
+
+/// Threads of the wasm pool, the calling thread included; read when the pool is created.
+static WASM_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets the wasm pool's thread count (the engine's own thread included). Only before the pool
+/// is first used, and only in the multi-threaded build: elsewhere no worker could join.
+pub fn set_wasm_threads(n: usize) -> Result<(), &'static str> {
+    if !cfg!(all(target_arch = "wasm32", target_feature = "atomics")) {
+        return Err("this build has no threads (it is not the multi-threaded wasm build)");
+    }
+    if POOL.get().is_some() {
+        return Err("the thread pool is already running");
+    }
+    WASM_THREADS.store(n.clamp(1, 64), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Runs the calling thread as a pool worker, forever: the body of a wasm Web Worker.
+pub fn serve_as_wasm_worker() {
+    worker(&Pool::global().shared);
 }
 
 struct Job<'a> {
@@ -45,13 +73,19 @@ pub struct Pool {
 impl Pool {
     /// The process-wide pool; `HEARTH_THREADS` overrides the thread count.
     pub fn global() -> &'static Pool {
-        static POOL: OnceLock<Pool> = OnceLock::new();
         POOL.get_or_init(|| {
+            if cfg!(target_arch = "wasm32") {
+                return Pool::new(WASM_THREADS.load(Ordering::Relaxed));
+            }
             let n = std::env::var("HEARTH_THREADS")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .filter(|&n: &usize| n > 0)
-                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                });
             Pool::new(n)
         })
     }
@@ -67,15 +101,27 @@ impl Pool {
             wake: Condvar::new(),
         });
         let mut started = 1;
-        if cfg!(not(target_arch = "wasm32")) {
+        if cfg!(target_arch = "wasm32") {
+            // Workers attach later (`serve_as_wasm_worker`); until they do, the caller runs
+            // every task itself, so a worker that never starts costs speed, not correctness.
+            started = n_threads.max(1);
+        } else {
             for _ in 1..n_threads.max(1) {
                 let s = shared.clone();
-                if std::thread::Builder::new().name("hearth-worker".into()).spawn(move || worker(&s)).is_ok() {
+                if std::thread::Builder::new()
+                    .name("hearth-worker".into())
+                    .spawn(move || worker(&s))
+                    .is_ok()
+                {
                     started += 1;
                 }
             }
         }
-        Self { shared, n_threads: started, driver: Mutex::new(()) }
+        Self {
+            shared,
+            n_threads: started,
+            driver: Mutex::new(()),
+        }
     }
 
     pub fn threads(&self) -> usize {
@@ -130,7 +176,10 @@ fn work(s: &Shared) {
         if next >= n {
             return;
         }
-        if s.state.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if s.state
+            .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             // SAFETY: a claimed task keeps its region's caller inside `run`, and the caller
             // stored this region's job before opening it; the next job cannot be stored before
             // this task is counted done.

@@ -309,8 +309,13 @@ async function greedyGolden(page, backend) {
   const loadedState = await ensureLoaded(page, backend);
   const info = loadedState.info;
   log(`backend: ${info.backend}${info.notice ? ` (notice: ${info.notice})` : ''}; load ${ms(info.load_ms)}${info.from_cache ? ' from the cache' : ''}`);
-  if (backend === 'cpu') check(info.backend === 'cpu', `expected the CPU backend, got ${info.backend}`);
-  else check(info.backend.startsWith('gpu'), `expected a WebGPU backend, got ${info.backend} ${info.notice || ''}`);
+  if (backend === 'cpu') {
+    check(info.backend === 'cpu', `expected the CPU backend, got ${info.backend}`);
+    // The test server sends COOP/COEP: the CPU path runs one thread per core (at most 8).
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    check(info.threads === Math.min(cores, 8), `info.threads ${info.threads} on ${cores} cores (${info.threads_note || 'no note'})`);
+    log(`${info.threads} CPU threads`);
+  } else check(info.backend.startsWith('gpu'), `expected a WebGPU backend, got ${info.backend} ${info.notice || ''}`);
   await page.click('#new-chat');
   const r = await uiSend(page, goldenMessage, { temperature: 0, maxTokens: GOLDEN_TOKENS });
   check(!r.error, `error: ${r.error}`);
@@ -439,6 +444,44 @@ const tests = [
     name: 'cpu-golden: CPU backend, greedy chat equals the native ids',
     async run({ page }) {
       await greedyGolden(page, 'cpu');
+    },
+  },
+  {
+    name: 'threads: where the page is not cross-origin isolated the CPU path runs the single-threaded package and says why; where it is, threads: 2 runs two; both give the native greedy ids; a bad thread count is a TypeError',
+    async run() {
+      const want = goldenIds(GOLDEN_TOKENS);
+      const blank = (isolate) => (req, res) => {
+        if (req.url !== '/blank.html') return false;
+        const coi = isolate ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
+        res.writeHead(200, { 'content-type': 'text/html', ...coi }).end('<!doctype html><title>blank</title>');
+        return true;
+      };
+      const run = (page, threads) => page.evaluate(async ({ model, threads, message, max }) => {
+        const { load } = await import('/hearth.js');
+        const bad = await load(model, { backend: 'cpu', threads: -1 }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+        const engine = await load(model, { backend: 'cpu', threads });
+        const out = await engine.chat.completions.create({ messages: [{ role: 'user', content: message }], max_tokens: max, temperature: 0 });
+        const info = engine.info;
+        await engine.unload();
+        return { info, ids: out.hearth.tokenIds, isolated: self.crossOriginIsolated, bad };
+      }, { model: `/${MODEL_REL}`, threads, message: goldenMessage, max: GOLDEN_TOKENS });
+      for (const isolate of [false, true]) {
+        const server = await startServer({ routes: { '/': WWW, '/models/': MODELS }, extra: blank(isolate), isolate });
+        const b = await launch({ webgpu: false });
+        try {
+          await b.page.goto(server.url + 'blank.html');
+          const r = await run(b.page, isolate ? 2 : 0);
+          log(`isolated ${r.isolated}: ${r.info.threads} thread(s)${r.info.threads_note ? ` (${r.info.threads_note})` : ''}; ids ${JSON.stringify(r.ids)}`);
+          check(r.isolated === isolate, `crossOriginIsolated ${r.isolated}`);
+          check(/TypeError: threads must be an integer/.test(r.bad), `threads: -1 gave ${r.bad}`);
+          if (isolate) check(r.info.threads === 2 && !r.info.threads_note, `threads: 2 gave ${r.info.threads} (${r.info.threads_note})`);
+          else check(r.info.threads === 1 && /cross-origin isolated/.test(r.info.threads_note || ''), `not isolated: ${r.info.threads} threads, note ${r.info.threads_note}`);
+          check(sameIds(r.ids, want), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's ${JSON.stringify(want)}`);
+        } finally {
+          await b.close();
+          await server.close();
+        }
+      }
     },
   },
   {

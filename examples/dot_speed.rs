@@ -4,22 +4,10 @@ use hearth::quant::{dot_row, GgmlType};
 use std::time::Instant;
 
 fn main() {
-    let mb: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(128);
+    let mb: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(128);
     let k = 896;
-    let x: Vec<f32> = (0..k)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-        .collect();
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ] {
+    let x: Vec<f32> = (0..k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
         let k = if ty.block_len() == 256 { 1024 } else { k };
         let x = &x.iter().cycle().take(k).copied().collect::<Vec<_>>();
         let row = ty.bytes_for(k as u64).unwrap() as usize;
@@ -44,11 +32,6 @@ fn main() {
             }
             best = best.min(t.elapsed().as_secs_f64());
         }
-        println!(
-            "{:>6}: {:5.2} GB/s, {:5.2} Gelem/s ({sink:e})",
-            ty.name(),
-            (rows * row) as f64 / best / 1e9,
-            (rows * k) as f64 / best / 1e9
-        );
+        println!("{:>6}: {:5.2} GB/s, {:5.2} Gelem/s ({sink:e})", ty.name(), (rows * row) as f64 / best / 1e9, (rows * k) as f64 / best / 1e9);
     }
 }

@@ -38,21 +38,12 @@ pub trait Backend {
 
     /// [`forward`](Self::forward) for callers that must not block (the browser, where a GPU
     /// readback completes on the event loop). Backends that compute in place finish at once.
-    fn forward_async<'a>(
-        &'a mut self,
-        tokens: &'a [u32],
-        start: usize,
-        which: LogitsFor,
-    ) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn forward_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, which: LogitsFor) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(std::future::ready(self.forward(tokens, start, which)))
     }
 
     /// [`forward_argmax`](Self::forward_argmax) without blocking.
-    fn forward_argmax_async<'a>(
-        &'a mut self,
-        tokens: &'a [u32],
-        start: usize,
-    ) -> BoxFuture<'a, Result<u32>> {
+    fn forward_argmax_async<'a>(&'a mut self, tokens: &'a [u32], start: usize) -> BoxFuture<'a, Result<u32>> {
         Box::pin(std::future::ready(self.forward_argmax(tokens, start)))
     }
 
@@ -70,12 +61,7 @@ pub trait Backend {
     }
 
     /// [`forward_top_k`](Self::forward_top_k) without blocking.
-    fn forward_top_k_async<'a>(
-        &'a mut self,
-        tokens: &'a [u32],
-        start: usize,
-        k: usize,
-    ) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
+    fn forward_top_k_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, k: usize) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
         Box::pin(std::future::ready(self.forward_top_k(tokens, start, k)))
     }
 
@@ -85,10 +71,7 @@ pub trait Backend {
     /// its first tokens and its recent ones ("attention sinks") instead of ending.
     fn shift(&mut self, keep: usize, drop: usize) -> Result<()> {
         let _ = (keep, drop);
-        Err(crate::Error::InvalidArgument(format!(
-            "{} cannot shift its cache",
-            self.describe()
-        )))
+        Err(crate::Error::InvalidArgument(format!("{} cannot shift its cache", self.describe())))
     }
 
     /// Forgets cached positions from `len` on.
@@ -112,10 +95,7 @@ pub trait Backend {
     /// `start` positions. Backends without device timers return `Unsupported`.
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
         let _ = (tokens, start);
-        Err(crate::Error::InvalidArgument(format!(
-            "{} has no kernel timers",
-            self.describe()
-        )))
+        Err(crate::Error::InvalidArgument(format!("{} has no kernel timers", self.describe())))
     }
 
     /// Running totals of the host's traffic with a device (`None` for backends without one).
@@ -172,26 +152,16 @@ pub fn check_batch(
 ) -> Result<()> {
     use crate::Error;
     if start != cached {
-        return Err(Error::InvalidArgument(format!(
-            "batch starts at {start} but the cache holds {cached} positions"
-        )));
+        return Err(Error::InvalidArgument(format!("batch starts at {start} but the cache holds {cached} positions")));
     }
     if start + tokens.len() > max_context {
-        return Err(Error::ContextLengthExceeded {
-            needed: start + tokens.len(),
-            limit: max_context,
-        });
+        return Err(Error::ContextLengthExceeded { needed: start + tokens.len(), limit: max_context });
     }
     if tokens.len() > max_batch {
-        return Err(Error::InvalidArgument(format!(
-            "batch of {} tokens exceeds {max_batch}",
-            tokens.len()
-        )));
+        return Err(Error::InvalidArgument(format!("batch of {} tokens exceeds {max_batch}", tokens.len())));
     }
     if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
-        return Err(Error::InvalidArgument(format!(
-            "token id {bad} is outside the vocabulary ({n_vocab} tokens)"
-        )));
+        return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
     }
     Ok(())
 }
@@ -220,10 +190,7 @@ pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
 /// Checks a [`Backend::shift`] request against the cached length.
 pub fn check_shift(keep: usize, drop: usize, cached: usize) -> Result<()> {
     if drop == 0 || keep + drop > cached {
-        return Err(crate::Error::InvalidArgument(format!(
-            "cannot drop positions {keep}..{} of {cached}",
-            keep + drop
-        )));
+        return Err(crate::Error::InvalidArgument(format!("cannot drop positions {keep}..{} of {cached}", keep + drop)));
     }
     Ok(())
 }

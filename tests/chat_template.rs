@@ -15,9 +15,7 @@ use hearth::Error;
 
 fn load() -> (hearth::gguf::Metadata, Tokenizer) {
     let path = model_path();
-    let md = hearth::gguf::read_header_file(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .metadata;
+    let md = hearth::gguf::read_header_file(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).metadata;
     let tok = Tokenizer::from_metadata(&md).expect("tokenizer");
     (md, tok)
 }
@@ -39,22 +37,15 @@ fn golden_prompt_renders_and_tokenizes_exactly() {
     let (md, tok) = load();
     let path = golden_dir().join("smollm2-135m-instruct-q4_1/chat_greedy.json");
     let g: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())),
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())),
     )
     .unwrap();
     let messages: Vec<ChatMessage> = serde_json::from_value(g["messages"].clone()).unwrap();
     let want_text = g["prompt_text"].as_str().unwrap();
-    let want_ids: Vec<u32> = g["prompt_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let want_ids: Vec<u32> =
+        g["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
 
-    let tmpl = ChatTemplate::from_metadata(&md, &tok)
-        .unwrap()
-        .expect("the GGUF has a chat template");
+    let tmpl = ChatTemplate::from_metadata(&md, &tok).unwrap().expect("the GGUF has a chat template");
     assert_eq!(tmpl.bos_token(), "<|im_start|>");
     assert_eq!(tmpl.eos_token(), "<|im_end|>");
     let text = tmpl.render(&messages, true).unwrap();
@@ -67,10 +58,7 @@ fn golden_prompt_renders_and_tokenizes_exactly() {
     // the default system prompt is left out.
     let no_gen = tmpl.render(&messages, false).unwrap();
     assert_eq!(format!("{no_gen}<|im_start|>assistant\n"), want_text);
-    let sys = vec![
-        ChatMessage::new("system", "Be brief."),
-        ChatMessage::new("user", "Hi"),
-    ];
+    let sys = vec![ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi")];
     assert_eq!(
         tmpl.render(&sys, true).unwrap(),
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -81,11 +69,7 @@ fn golden_prompt_renders_and_tokenizes_exactly() {
 #[test]
 fn chatml_fallback() {
     let t = ChatTemplate::chatml("", "");
-    let msgs = vec![
-        ChatMessage::new("system", "S"),
-        ChatMessage::new("user", "U"),
-        ChatMessage::new("assistant", "A"),
-    ];
+    let msgs = vec![ChatMessage::new("system", "S"), ChatMessage::new("user", "U"), ChatMessage::new("assistant", "A")];
     assert_eq!(
         t.render(&msgs, true).unwrap(),
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n<|im_start|>assistant\n"
@@ -101,28 +85,15 @@ fn raise_exception_fails_the_render() {
     )
     .unwrap();
     let msg = template_err(t.render(&user("hi"), true));
-    assert!(
-        msg.contains("Conversation must start with a system message"),
-        "{msg}"
-    );
-    assert_eq!(
-        t.render(&[ChatMessage::new("system", "s")], true).unwrap(),
-        "ok"
-    );
+    assert!(msg.contains("Conversation must start with a system message"), "{msg}");
+    assert_eq!(t.render(&[ChatMessage::new("system", "s")], true).unwrap(), "ok");
 }
 
 #[test]
 fn syntax_errors_fail_at_compile_time() {
     // `{%}…` (the opening and closing marks overlap) with a `generation` tag after it: found by
     // the fuzz smoke run, it used to panic while rewriting the generation tags.
-    for bad in [
-        "{% for m in messages %}{{ m.content }}",
-        "{{ 1 + }}",
-        "{% if %}{% endif %}",
-        "{% bogus %}",
-        "{%}{% generation %}",
-        "{%}generation",
-    ] {
+    for bad in ["{% for m in messages %}{{ m.content }}", "{{ 1 + }}", "{% if %}{% endif %}", "{% bogus %}", "{%}{% generation %}", "{%}generation"] {
         match ChatTemplate::new(bad, "", "") {
             Err(Error::Template(msg)) => assert!(msg.contains("syntax error"), "{bad}: {msg}"),
             Err(e) => panic!("{bad}: wrong error kind {e:?}"),
@@ -182,12 +153,5 @@ fn trim_and_lstrip_blocks_like_transformers() {
     // With trim_blocks the newline after a block tag goes; lstrip_blocks removes the indentation
     // before one; a single trailing newline of the template is dropped.
     let t = ChatTemplate::new("{% for m in messages %}\n    {% if true %}\n[{{ m.content }}]\n    {% endif %}\n{% endfor %}\n", "", "").unwrap();
-    assert_eq!(
-        t.render(
-            &[ChatMessage::new("user", "a"), ChatMessage::new("user", "b")],
-            false
-        )
-        .unwrap(),
-        "[a]\n[b]\n"
-    );
+    assert_eq!(t.render(&[ChatMessage::new("user", "a"), ChatMessage::new("user", "b")], false).unwrap(), "[a]\n[b]\n");
 }

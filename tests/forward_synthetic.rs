@@ -11,13 +11,7 @@ use common::*;
 use hearth::backend::LogitsFor;
 
 /// The K-quant synthetic models, by file stem.
-const KQUANT_FILES: [&str; 5] = [
-    "tiny256_q2_k",
-    "tiny256_q3_k_m",
-    "tiny256_q4_k_m",
-    "tiny256_q5_k_m",
-    "tiny256_q6_k",
-];
+const KQUANT_FILES: [&str; 5] = ["tiny256_q2_k", "tiny256_q3_k_m", "tiny256_q4_k_m", "tiny256_q5_k_m", "tiny256_q6_k"];
 
 /// Where a synthetic model and its reference JSON live.
 fn synthetic(file: &str) -> (PathBuf, serde_json::Value) {
@@ -27,12 +21,8 @@ fn synthetic(file: &str) -> (PathBuf, serde_json::Value) {
         golden_model_dir().join("synthetic")
     };
     let json = dir.join(format!("{file}.json"));
-    let text = std::fs::read_to_string(&json)
-        .unwrap_or_else(|e| panic!("golden file {} is missing ({e})", json.display()));
-    (
-        dir.join(format!("{file}.gguf")),
-        serde_json::from_str(&text).unwrap(),
-    )
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("golden file {} is missing ({e})", json.display()));
+    (dir.join(format!("{file}.gguf")), serde_json::from_str(&text).unwrap())
 }
 
 fn check(file: &str) {
@@ -48,12 +38,7 @@ fn check_gpu(file: &str) {
     check_session(file, &gold, &model, &mut session);
 }
 
-fn check_session(
-    file: &str,
-    gold: &serde_json::Value,
-    model: &hearth::model::Model,
-    session: &mut hearth::session::Session,
-) {
+fn check_session(file: &str, gold: &serde_json::Value, model: &hearth::model::Model, session: &mut hearth::session::Session) {
     let n_vocab = model.config().n_vocab;
     let input = ids(&gold["input_ids"]);
     let logits = session.append(&input, LogitsFor::All).unwrap();
@@ -69,11 +54,7 @@ fn check_session(
         }
         // Random weights give small margins; a plain f32 forward still agrees everywhere.
         if pos["f64_margin"].as_f64().unwrap() > 1e-3 {
-            assert_eq!(
-                argmax(row),
-                pos["f64_top10"][0][0].as_u64().unwrap() as u32,
-                "{file} position {p}"
-            );
+            assert_eq!(argmax(row), pos["f64_top10"][0][0].as_u64().unwrap() as u32, "{file} position {p}");
         }
     }
     let last = &logits[(input.len() - 1) * n_vocab..];
@@ -89,15 +70,8 @@ fn check_session(
     for &t in &input {
         last_step = session.append(&[t], LogitsFor::Last).unwrap();
     }
-    let max_diff = last_step
-        .iter()
-        .zip(last)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        max_diff < 1e-3,
-        "{file}: incremental vs batch differ by {max_diff}"
-    );
+    let max_diff = last_step.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-3, "{file}: incremental vs batch differ by {max_diff}");
 }
 
 #[test]
@@ -131,31 +105,15 @@ fn tiny_models_on_gpu_with_split_tensors_match_float64() {
         let path = synthetic(file).0;
         let bytes = std::fs::read(&path).unwrap();
         let c = ctx.clone();
-        let new = Box::new(move |plan: &_| {
-            Ok(hearth::gpu::GpuWeights::with_part_limit(
-                c.clone(),
-                plan,
-                1024,
-            ))
-        });
-        let mut stream = hearth::model::ModelStream::new(
-            Some(bytes.len() as u64),
-            new,
-            Box::new(hearth::gpu::GpuWeights::put),
-        )
-        .in_pieces(700);
+        let new = Box::new(move |plan: &_| Ok(hearth::gpu::GpuWeights::with_part_limit(c.clone(), plan, 1024)));
+        let mut stream = hearth::model::ModelStream::new(Some(bytes.len() as u64), new, Box::new(hearth::gpu::GpuWeights::put)).in_pieces(700);
         for chunk in bytes.chunks(4096) {
             stream.push(chunk).unwrap();
         }
         let (model, weights) = stream.finish().unwrap();
-        let parts = weights
-            .get(model.plan.weight_index(hearth::model::TOKEN_EMBD).unwrap())
-            .parts
-            .len();
+        let parts = weights.get(model.plan.weight_index(hearth::model::TOKEN_EMBD).unwrap()).parts.len();
         assert!(parts > 3, "{file}: the embedding is split ({parts} parts)");
-        let backend =
-            hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 64)
-                .unwrap();
+        let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 64).unwrap();
         let mut session = hearth::session::Session::new(Box::new(backend), model.config().n_vocab);
         let gold = synthetic(file).1;
         check_session(file, &gold, &model, &mut session);

@@ -68,42 +68,22 @@ fn mutate(rng: &mut ChaCha8Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 /// Runs `f` on every input and then on mutations until the time is up; a panic saves the
 /// input to `target/tmp/` and fails with its path.
 fn smoke(target: &str, f: fn(&[u8])) {
-    let seed = std::env::var("HEARTH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let _ = writeln!(
-        std::io::stderr(),
-        "fuzz smoke {target}: seed {seed} (replay with HEARTH_SEED={seed})"
-    );
-    let secs: u64 = std::env::var("HEARTH_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let seed = std::env::var("HEARTH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let _ = writeln!(std::io::stderr(), "fuzz smoke {target}: seed {seed} (replay with HEARTH_SEED={seed})");
+    let secs: u64 = std::env::var("HEARTH_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let corpus = inputs(target);
     targets::init();
     let run = |input: &[u8]| {
         let t0 = Instant::now();
         if std::panic::catch_unwind(|| f(input)).is_err() {
-            let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("fuzz-smoke-{target}-crash"));
+            let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-smoke-{target}-crash"));
             std::fs::write(&path, input).unwrap();
-            panic!(
-                "{target} panicked on the input saved at {} (seed {seed})",
-                path.display()
-            );
+            panic!("{target} panicked on the input saved at {} (seed {seed})", path.display());
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "{target}: one input took {:?}",
-            t0.elapsed()
-        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{target}: one input took {:?}", t0.elapsed());
     };
     for input in &corpus {
         run(input);
@@ -116,10 +96,7 @@ fn smoke(target: &str, f: fn(&[u8])) {
         run(&mutate(&mut rng, a, b));
         runs += 1;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "fuzz smoke {target}: {runs} inputs, no panic"
-    );
+    let _ = writeln!(std::io::stderr(), "fuzz smoke {target}: {runs} inputs, no panic");
 }
 
 #[test]

@@ -7,8 +7,8 @@ mod common;
 mod gguf_writer;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hash::{Hash, Hasher};
+use std::cell::Cell;
 
 use gguf_writer::{GgufFile, Tensor, Val};
 use hearth::gguf::{GgufError, GgufEvent, GgufReader};
@@ -63,34 +63,14 @@ fn describe(ev: &GgufEvent) -> String {
                 k.hash(&mut s);
                 format!("{v:?}").hash(&mut s);
             }
-            format!(
-                "header v{} kv={} tensors={:?} data@{} md#{:x}",
-                h.version,
-                h.metadata.len(),
-                h.tensors,
-                h.data_offset,
-                s.finish()
-            )
+            format!("header v{} kv={} tensors={:?} data@{} md#{:x}", h.version, h.metadata.len(), h.tensors, h.data_offset, s.finish())
         }
         GgufEvent::Tensor(t) => {
             let mut s = std::collections::hash_map::DefaultHasher::new();
             t.bytes.hash(&mut s);
-            format!(
-                "tensor {} {} {} #{:x}",
-                t.index,
-                t.info.name,
-                t.bytes.len(),
-                s.finish()
-            )
+            format!("tensor {} {} {} #{:x}", t.index, t.info.name, t.bytes.len(), s.finish())
         }
-        GgufEvent::TensorPart(t) => format!(
-            "part {} {} @{} +{} last={}",
-            t.index,
-            t.info.name,
-            t.offset,
-            t.bytes.len(),
-            t.last
-        ),
+        GgufEvent::TensorPart(t) => format!("part {} {} @{} +{} last={}", t.index, t.info.name, t.offset, t.bytes.len(), t.last),
     }
 }
 
@@ -132,18 +112,10 @@ fn metadata_accessors_are_typed() {
     let bytes = GgufFile::simple().bytes();
     let mut r = GgufReader::new();
     r.push(&bytes).unwrap();
-    let Some(GgufEvent::Header(h)) = r.next_event() else {
-        panic!()
-    };
+    let Some(GgufEvent::Header(h)) = r.next_event() else { panic!() };
     assert_eq!(h.metadata.get_u64("x.count").unwrap(), Some(7));
-    assert_eq!(
-        h.metadata.require_str("general.architecture").unwrap(),
-        "llama"
-    );
-    assert!(matches!(
-        h.metadata.get_str("x.count"),
-        Err(GgufError::WrongValueType { .. })
-    ));
+    assert_eq!(h.metadata.require_str("general.architecture").unwrap(), "llama");
+    assert!(matches!(h.metadata.get_str("x.count"), Err(GgufError::WrongValueType { .. })));
     assert!(matches!(h.metadata.require_u64("nope"), Err(GgufError::MissingKey(k)) if k == "nope"));
 }
 
@@ -154,11 +126,7 @@ fn bad_magic_version_and_endianness() {
     // Rejected as soon as the magic is in, before the rest of the header.
     let mut r = GgufReader::new();
     assert!(matches!(r.push(&b[..4]), Err(GgufError::BadMagic(_))));
-    for (v, want) in [
-        (1u32, GgufError::UnsupportedVersion(1)),
-        (4, GgufError::UnsupportedVersion(4)),
-        (3u32.swap_bytes(), GgufError::BigEndian),
-    ] {
+    for (v, want) in [(1u32, GgufError::UnsupportedVersion(1)), (4, GgufError::UnsupportedVersion(4)), (3u32.swap_bytes(), GgufError::BigEndian)] {
         let mut f = GgufFile::simple();
         f.version = v;
         assert_eq!(err(&f.bytes()), want);
@@ -175,45 +143,25 @@ fn bad_metadata_values() {
         f.kvs.push(kv);
         err(&f.bytes())
     };
-    assert!(matches!(
-        with(("k".into(), Val::Raw(99, vec![]))),
-        GgufError::BadValueType { ty: 99, .. }
-    ));
-    assert!(matches!(
-        with(("k".into(), Val::Bool(2))),
-        GgufError::BadBool { value: 2, .. }
-    ));
-    assert!(
-        matches!(with(("x.count".into(), Val::U32(1))), GgufError::DuplicateKey(k) if k == "x.count")
-    );
-    assert!(matches!(
-        with(("general.alignment".into(), Val::U32(3))),
-        GgufError::BadAlignment(3)
-    ));
+    assert!(matches!(with(("k".into(), Val::Raw(99, vec![]))), GgufError::BadValueType { ty: 99, .. }));
+    assert!(matches!(with(("k".into(), Val::Bool(2))), GgufError::BadBool { value: 2, .. }));
+    assert!(matches!(with(("x.count".into(), Val::U32(1))), GgufError::DuplicateKey(k) if k == "x.count"));
+    assert!(matches!(with(("general.alignment".into(), Val::U32(3))), GgufError::BadAlignment(3)));
     let mut bad_utf8 = Vec::new();
     bad_utf8.extend_from_slice(&2u64.to_le_bytes());
     bad_utf8.extend_from_slice(&[0xff, 0xfe]);
-    assert!(matches!(
-        with(("k".into(), Val::Raw(8, bad_utf8))),
-        GgufError::InvalidUtf8 { .. }
-    ));
+    assert!(matches!(with(("k".into(), Val::Raw(8, bad_utf8))), GgufError::InvalidUtf8 { .. }));
     // An array claiming more elements than the file can hold.
     let mut arr = 4u32.to_le_bytes().to_vec();
     arr.extend_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(matches!(
-        with(("k".into(), Val::Raw(9, arr))),
-        GgufError::CountTooLarge { .. }
-    ));
+    assert!(matches!(with(("k".into(), Val::Raw(9, arr))), GgufError::CountTooLarge { .. }));
     // Nested arrays beyond the depth limit.
     let mut nested = Vec::new();
     for _ in 0..8 {
         nested.extend_from_slice(&9u32.to_le_bytes());
         nested.extend_from_slice(&1u64.to_le_bytes());
     }
-    assert!(matches!(
-        with(("k".into(), Val::Raw(9, nested))),
-        GgufError::NestedTooDeep(_)
-    ));
+    assert!(matches!(with(("k".into(), Val::Raw(9, nested))), GgufError::NestedTooDeep(_)));
     // Arrays of strings and of arrays, and empty arrays, are values like any other.
     let mut f = GgufFile::simple();
     f.kvs.push(("empty".into(), Val::ArrU32(vec![])));
@@ -221,17 +169,9 @@ fn bad_metadata_values() {
     let b = f.bytes();
     let mut r = GgufReader::new();
     r.push(&b).unwrap();
-    let Some(GgufEvent::Header(h)) = r.next_event() else {
-        panic!()
-    };
+    let Some(GgufEvent::Header(h)) = r.next_event() else { panic!() };
     assert_eq!(h.metadata.get_array("empty").unwrap().unwrap().len(), 0);
-    assert_eq!(
-        h.metadata
-            .get_array_of("nums", "u64", |v| v.as_u64())
-            .unwrap()
-            .unwrap(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(h.metadata.get_array_of("nums", "u64", |v| v.as_u64()).unwrap().unwrap(), vec![1, 2, 3]);
 }
 
 #[test]
@@ -240,10 +180,7 @@ fn bad_counts_are_rejected_before_allocation() {
     b.extend_from_slice(&3u32.to_le_bytes());
     b.extend_from_slice(&u64::MAX.to_le_bytes());
     b.extend_from_slice(&0u64.to_le_bytes());
-    assert!(matches!(
-        digest(&b, 64, None),
-        Err(GgufError::CountTooLarge { what: "tensor", .. })
-    ));
+    assert!(matches!(digest(&b, 64, None), Err(GgufError::CountTooLarge { what: "tensor", .. })));
     // A string that claims 60 MiB: the reader waits for the bytes instead of reserving them.
     let mut f = GgufFile::simple();
     let mut claim = (60u64 << 20).to_le_bytes().to_vec();
@@ -255,22 +192,13 @@ fn bad_counts_are_rejected_before_allocation() {
     let mut r = GgufReader::new();
     r.push(&b).unwrap();
     assert!(r.next_event().is_none());
-    assert!(
-        PEAK.with(Cell::get) - before < 1 << 20,
-        "reader allocated by a claimed size"
-    );
+    assert!(PEAK.with(Cell::get) - before < 1 << 20, "reader allocated by a claimed size");
     assert!(matches!(r.finish(), Err(GgufError::Truncated { .. })));
     // Knowing the file length, the same claim is rejected outright.
     assert!(matches!(err(&b), GgufError::Truncated { .. }));
     let mut f = GgufFile::simple();
-    f.kvs.insert(
-        0,
-        ("k".into(), Val::Raw(8, (1u64 << 40).to_le_bytes().to_vec())),
-    );
-    assert!(matches!(
-        digest(&f.bytes(), 64, None),
-        Err(GgufError::StringTooLong { .. })
-    ));
+    f.kvs.insert(0, ("k".into(), Val::Raw(8, (1u64 << 40).to_le_bytes().to_vec())));
+    assert!(matches!(digest(&f.bytes(), 64, None), Err(GgufError::StringTooLong { .. })));
 }
 
 #[test]
@@ -280,75 +208,31 @@ fn bad_tensor_infos() {
         edit(&mut f);
         err(&f.bytes())
     };
-    assert!(matches!(
-        with(&|f| f.tensors[0].dims = vec![1; 5]),
-        GgufError::TooManyDims { n_dims: 5, .. }
-    ));
-    assert!(matches!(
-        with(&|f| f.tensors[0].dims = vec![8, 0]),
-        GgufError::BadShape { .. }
-    ));
-    assert!(matches!(
-        with(&|f| f.tensors[0].dims = vec![u64::MAX, 4]),
-        GgufError::BadShape { .. }
-    ));
-    assert!(matches!(
-        with(&|f| f.tensors[0].ty = 16),
-        GgufError::UnsupportedTensorType {
-            ty_name: "IQ2_XXS",
-            ..
-        }
-    ));
+    assert!(matches!(with(&|f| f.tensors[0].dims = vec![1; 5]), GgufError::TooManyDims { n_dims: 5, .. }));
+    assert!(matches!(with(&|f| f.tensors[0].dims = vec![8, 0]), GgufError::BadShape { .. }));
+    assert!(matches!(with(&|f| f.tensors[0].dims = vec![u64::MAX, 4]), GgufError::BadShape { .. }));
+    assert!(matches!(with(&|f| f.tensors[0].ty = 16), GgufError::UnsupportedTensorType { ty_name: "IQ2_XXS", .. }));
     // A K-quant row must be whole 256-element super-blocks.
     assert!(matches!(
         with(&|f| {
             f.tensors[0].ty = 12;
             f.tensors[0].dims = vec![128];
         }),
-        GgufError::BadRowLength {
-            row: 128,
-            block: 256,
-            ..
-        }
+        GgufError::BadRowLength { row: 128, block: 256, .. }
     ));
-    assert!(matches!(
-        with(&|f| f.tensors[0].ty = 999),
-        GgufError::UnsupportedTensorType {
-            ty_name: "unknown",
-            ..
-        }
-    ));
+    assert!(matches!(with(&|f| f.tensors[0].ty = 999), GgufError::UnsupportedTensorType { ty_name: "unknown", .. }));
     assert!(matches!(
         with(&|f| {
             f.tensors[0].ty = 2;
             f.tensors[0].dims = vec![33];
         }),
-        GgufError::BadRowLength {
-            row: 33,
-            block: 32,
-            ..
-        }
+        GgufError::BadRowLength { row: 33, block: 32, .. }
     ));
-    assert!(matches!(
-        with(&|f| f.tensors[1].name = "a".into()),
-        GgufError::DuplicateTensor(_)
-    ));
-    assert!(matches!(
-        with(&|f| f.tensors[1].offset = 48),
-        GgufError::MisalignedTensor { offset: 48, .. }
-    ));
-    assert!(matches!(
-        with(&|f| f.tensors[1].offset = 0),
-        GgufError::OverlappingTensors { .. }
-    ));
+    assert!(matches!(with(&|f| f.tensors[1].name = "a".into()), GgufError::DuplicateTensor(_)));
+    assert!(matches!(with(&|f| f.tensors[1].offset = 48), GgufError::MisalignedTensor { offset: 48, .. }));
+    assert!(matches!(with(&|f| f.tensors[1].offset = 0), GgufError::OverlappingTensors { .. }));
     let mut f = GgufFile::simple();
-    f.tensors.push(Tensor {
-        name: "far".into(),
-        dims: vec![4],
-        ty: 0,
-        offset: 1 << 20,
-        data: vec![],
-    });
+    f.tensors.push(Tensor { name: "far".into(), dims: vec![4], ty: 0, offset: 1 << 20, data: vec![] });
     let mut b = f.bytes();
     b.truncate(b.len() - 16);
     assert!(matches!(err(&b), GgufError::TensorOutOfBounds { .. }));
@@ -413,12 +297,7 @@ fn pieces_are_whole_rows_that_rebuild_each_tensor() {
                     let row = p.info.n_bytes / p.info.dims.iter().skip(1).product::<u64>();
                     assert_eq!(p.offset % row, 0, "{}", p.info.name);
                     assert_eq!(p.bytes.len() as u64 % row, 0, "{}", p.info.name);
-                    assert!(
-                        p.bytes.len() as u64 <= (1 << 20).max(row),
-                        "{}: piece of {}",
-                        p.info.name,
-                        p.bytes.len()
-                    );
+                    assert!(p.bytes.len() as u64 <= (1 << 20).max(row), "{}: piece of {}", p.info.name, p.bytes.len());
                     largest = largest.max(p.bytes.len());
                     if p.offset == 0 {
                         rebuilt.push(Vec::new());
@@ -435,10 +314,7 @@ fn pieces_are_whole_rows_that_rebuild_each_tensor() {
     pieces.finish().unwrap();
     assert_eq!(rebuilt.len(), tensors.len());
     assert!(rebuilt == tensors, "pieces rebuild every tensor exactly");
-    assert!(
-        largest > 900_000,
-        "pieces are close to the requested size ({largest})"
-    );
+    assert!(largest > 900_000, "pieces are close to the requested size ({largest})");
 }
 
 /// Found by fuzzing: in piece mode, without a known file length, a tensor whose one row the
@@ -453,15 +329,10 @@ fn a_huge_claimed_row_allocates_only_what_arrives() {
     let bytes = f.bytes();
     let mut r = GgufReader::new();
     r.deliver_in_pieces(4096);
-    r.push(&bytes)
-        .expect("the header is valid; the data simply has not arrived");
+    r.push(&bytes).expect("the header is valid; the data simply has not arrived");
     assert!(r.finish().is_err(), "the tensor never completes");
     // The fuzz input itself (fuzz/regressions/gguf_reader/) still parses to an error or a model.
-    let input = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fuzz/regressions/gguf_reader/claimed-row-64tib-in-pieces"
-    ))
-    .unwrap();
+    let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/gguf_reader/claimed-row-64tib-in-pieces")).unwrap();
     let mut r = GgufReader::new();
     r.deliver_in_pieces(64 + (input[0] as usize >> 2) * 16);
     let _ = r.push(&input[1..]);

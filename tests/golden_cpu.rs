@@ -37,16 +37,8 @@ fn greedy_generation_is_the_argmax_chain() {
     }
     assert_eq!(out.ids, chain);
     assert_eq!(out.stop_reason, StopReason::Eos);
-    assert!(model
-        .tokenizer
-        .is_end_of_generation(*out.ids.last().unwrap()));
-    assert_eq!(
-        out.text,
-        model
-            .tokenizer
-            .decode(&out.ids[..out.ids.len() - 1], false)
-            .unwrap()
-    );
+    assert!(model.tokenizer.is_end_of_generation(*out.ids.last().unwrap()));
+    assert_eq!(out.text, model.tokenizer.decode(&out.ids[..out.ids.len() - 1], false).unwrap());
 }
 
 #[test]

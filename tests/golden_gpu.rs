@@ -10,17 +10,13 @@ fn gpu_session() -> Option<(hearth::model::Model, hearth::session::Session)> {
 
 #[test]
 fn teacher_forced_logits_match_float64_on_gpu() {
-    let Some((model, mut session)) = gpu_session() else {
-        return;
-    };
+    let Some((model, mut session)) = gpu_session() else { return };
     golden::teacher_forced(&mut session, model.config().n_vocab, 0.03);
 }
 
 #[test]
 fn greedy_steps_match_float64_on_gpu() {
-    let Some((_, mut session)) = gpu_session() else {
-        return;
-    };
+    let Some((_, mut session)) = gpu_session() else { return };
     golden::greedy_steps_match_float64(&mut session, &golden_json("chat_greedy.json"));
 }
 
@@ -28,9 +24,7 @@ fn greedy_steps_match_float64_on_gpu() {
 /// the native engine checked against itself, not an oracle check.
 #[test]
 fn greedy_chat_on_gpu_gives_the_cpu_engines_ids() {
-    let Some((model, mut session)) = gpu_session() else {
-        return;
-    };
+    let Some((model, mut session)) = gpu_session() else { return };
     let gpu = golden::greedy_generation(&mut session, &model);
     let (_, mut cpu_session) = load_cpu(&model_path());
     let cpu = golden::greedy_generation(&mut cpu_session, &model);
@@ -41,9 +35,7 @@ fn greedy_chat_on_gpu_gives_the_cpu_engines_ids() {
 
 #[test]
 fn perplexity_matches_float64_on_gpu() {
-    let Some((model, mut session)) = gpu_session() else {
-        return;
-    };
+    let Some((model, mut session)) = gpu_session() else { return };
     golden::perplexity(&mut session, model.config().n_vocab, 0.001);
 }
 
@@ -51,32 +43,19 @@ fn perplexity_matches_float64_on_gpu() {
 fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
     let Some(ctx) = gpu_context() else { return };
     let (model, weights) = hearth::gpu::GpuWeights::load_file(ctx, &model_path(), |_| {}).unwrap();
-    let backend =
-        hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 512)
-            .unwrap();
+    let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), std::sync::Arc::new(weights), 64, 512).unwrap();
     let per_token = backend.dispatches_per_token();
     let mut session = hearth::session::Session::new(Box::new(backend), model.config().n_vocab);
-    let ids = model
-        .tokenizer
-        .encode("The capital of France is", false)
-        .unwrap();
+    let ids = model.tokenizer.encode("The capital of France is", false).unwrap();
     let next = session.append_greedy(&ids).unwrap();
     match session.profile(&[next]) {
         Ok(kernels) => {
             let dispatches: usize = kernels.iter().map(|k| k.dispatches).sum();
             assert_eq!(dispatches, per_token, "{kernels:?}");
-            assert!(
-                kernels
-                    .iter()
-                    .any(|k| k.kernel == "MatMul" && k.seconds > 0.0),
-                "{kernels:?}"
-            );
+            assert!(kernels.iter().any(|k| k.kernel == "MatMul" && k.seconds > 0.0), "{kernels:?}");
             // A prefill-sized batch runs the tiled matmul.
             let prefill = session.profile(&ids).unwrap();
-            assert!(
-                prefill.iter().any(|k| k.kernel == "MatMulTiled"),
-                "{prefill:?}"
-            );
+            assert!(prefill.iter().any(|k| k.kernel == "MatMulTiled"), "{prefill:?}");
         }
         Err(e) => eprintln!("SKIPPED the profile checks: {e}"),
     }
@@ -85,52 +64,26 @@ fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
     let mut fresh = gpu_session().unwrap().1;
     fresh.append_greedy(&ids).unwrap();
     let before = session.backend().traffic().unwrap();
-    assert_eq!(
-        session.append_greedy(&[next]).unwrap(),
-        fresh.append_greedy(&[next]).unwrap()
-    );
+    assert_eq!(session.append_greedy(&[next]).unwrap(), fresh.append_greedy(&[next]).unwrap());
     // What one greedy decode step cost the host: one submission of every dispatch, one
     // readback of the 4-byte id.
     let step = session.backend().traffic().unwrap().per(&before, 1);
-    assert_eq!(
-        (
-            step.dispatches,
-            step.submits,
-            step.readbacks,
-            step.readback_bytes
-        ),
-        (per_token as f64, 1.0, 1.0, 4.0),
-        "{step:?}"
-    );
+    assert_eq!((step.dispatches, step.submits, step.readbacks, step.readback_bytes), (per_token as f64, 1.0, 1.0, 4.0), "{step:?}");
     assert!(step.encode_us > 0.0);
 }
 
 #[test]
 fn top_k_sampling_selects_on_the_gpu_and_draws_what_the_full_logits_draw() {
-    let Some((model, mut session)) = gpu_session() else {
-        return;
-    };
+    let Some((model, mut session)) = gpu_session() else { return };
     assert!(session.backend().device_top_k() >= 40);
     let prompt = model.text_prompt("Once upon a time").unwrap();
-    let config = hearth::sampler::SamplerConfig {
-        temperature: 0.9,
-        top_k: 40,
-        top_p: 0.95,
-        seed: 7,
-        ..Default::default()
-    };
+    let config = hearth::sampler::SamplerConfig { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 7, ..Default::default() };
     // On the GPU path: 8 bytes per candidate come back.
     let mut sampler = hearth::sampler::Sampler::from_config(config.clone()).unwrap();
     assert_eq!(sampler.top_k_only(), Some(40));
-    let mut selected = vec![session
-        .set_tokens_and_sample(&prompt, &mut sampler)
-        .unwrap()];
+    let mut selected = vec![session.set_tokens_and_sample(&prompt, &mut sampler).unwrap()];
     for _ in 0..7 {
-        selected.push(
-            session
-                .append_and_sample(&[*selected.last().unwrap()], &mut sampler)
-                .unwrap(),
-        );
+        selected.push(session.append_and_sample(&[*selected.last().unwrap()], &mut sampler).unwrap());
     }
     // The same draws from the whole logits rows.
     session.clear();
@@ -138,22 +91,10 @@ fn top_k_sampling_selects_on_the_gpu_and_draws_what_the_full_logits_draw() {
     let logits = session.set_tokens(&prompt).unwrap();
     let mut full = vec![sampler.sample(&logits, session.tokens()).unwrap()];
     for _ in 0..7 {
-        let logits = session
-            .append(&[*full.last().unwrap()], hearth::backend::LogitsFor::Last)
-            .unwrap();
+        let logits = session.append(&[*full.last().unwrap()], hearth::backend::LogitsFor::Last).unwrap();
         full.push(sampler.sample(&logits, session.tokens()).unwrap());
     }
-    eprintln!(
-        "top-k 40 on the GPU: {selected:?} {:?}",
-        model.tokenizer.decode(&selected, false).unwrap()
-    );
+    eprintln!("top-k 40 on the GPU: {selected:?} {:?}", model.tokenizer.decode(&selected, false).unwrap());
     assert_eq!(selected, full);
-    assert!(
-        selected
-            .iter()
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            > 2,
-        "{selected:?}"
-    );
+    assert!(selected.iter().collect::<std::collections::HashSet<_>>().len() > 2, "{selected:?}");
 }

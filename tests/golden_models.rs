@@ -29,76 +29,43 @@ fn cpu(m: &RealModel) -> (Model, Session) {
 fn gpu(m: &RealModel) -> Option<(Model, Session)> {
     let ctx = gpu_context()?;
     let limit = ctx.max_binding();
-    let (model, weights) =
-        hearth::gpu::GpuWeights::load_file(ctx, &m.path(), |_| {}).expect("model uploads");
+    let (model, weights) = hearth::gpu::GpuWeights::load_file(ctx, &m.path(), |_| {}).expect("model uploads");
     let mut split = 0;
     for (i, spec) in model.plan.weights.iter().enumerate() {
         let t = weights.get(hearth::model::WeightId(i));
         let bytes = t.rows as u64 * t.row_words as u64 * 4;
         if bytes > limit {
-            assert!(
-                t.parts.len() > 1,
-                "{}: {bytes} bytes over a {limit}-byte binding limit must be split",
-                spec.name
-            );
-            eprintln!(
-                "{}: {bytes} bytes in {} parts (binding limit {limit})",
-                spec.name,
-                t.parts.len()
-            );
+            assert!(t.parts.len() > 1, "{}: {bytes} bytes over a {limit}-byte binding limit must be split", spec.name);
+            eprintln!("{}: {bytes} bytes in {} parts (binding limit {limit})", spec.name, t.parts.len());
             split += 1;
         }
     }
     if limit <= 128 << 20 {
-        assert!(
-            split > 0,
-            "{}: some table exceeds a 128 MiB binding limit",
-            m.file
-        );
+        assert!(split > 0, "{}: some table exceeds a 128 MiB binding limit", m.file);
     }
-    let backend =
-        hearth::gpu::GpuBackend::new(model.plan.clone(), Arc::new(weights), GPU_POSITIONS, 512)
-            .expect("GPU backend");
+    let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), Arc::new(weights), GPU_POSITIONS, 512).expect("GPU backend");
     let session = Session::new(Box::new(backend), model.config().n_vocab);
     Some((model, session))
 }
 
 #[test]
 fn qwen2_renders_the_chat_prompt_like_the_reference() {
-    let model =
-        hearth::model::Model::from_header(hearth::gguf::read_header_file(&QWEN.path()).unwrap())
-            .unwrap();
+    let model = hearth::model::Model::from_header(hearth::gguf::read_header_file(&QWEN.path()).unwrap()).unwrap();
     let gold = QWEN.json("chat_greedy.json");
-    let messages: Vec<hearth::chat::ChatMessage> =
-        serde_json::from_value(gold["messages"].clone()).unwrap();
-    assert_eq!(
-        model.chat_prompt(&messages).unwrap(),
-        ids(&gold["prompt_ids"])
-    );
+    let messages: Vec<hearth::chat::ChatMessage> = serde_json::from_value(gold["messages"].clone()).unwrap();
+    assert_eq!(model.chat_prompt(&messages).unwrap(), ids(&gold["prompt_ids"]));
 }
 
 #[test]
 fn qwen2_teacher_forced_logits_match_float64() {
     let (model, mut session) = cpu(&QWEN);
-    golden::teacher_forced_on(
-        &mut session,
-        &QWEN.json("chat_greedy.json"),
-        model.config().n_vocab,
-        MAX_RMS,
-        None,
-    );
+    golden::teacher_forced_on(&mut session, &QWEN.json("chat_greedy.json"), model.config().n_vocab, MAX_RMS, None);
 }
 
 #[test]
 fn qwen2_perplexity_matches_float64() {
     let (model, mut session) = cpu(&QWEN);
-    golden::perplexity_on(
-        &mut session,
-        &QWEN.json("ppl.json"),
-        model.config().n_vocab,
-        MAX_PPL_REL,
-        None,
-    );
+    golden::perplexity_on(&mut session, &QWEN.json("ppl.json"), model.config().n_vocab, MAX_PPL_REL, None);
 }
 
 #[test]
@@ -109,42 +76,22 @@ fn qwen2_greedy_steps_match_float64() {
 
 #[test]
 fn gemma3_renders_the_prompt_like_the_reference() {
-    let model =
-        hearth::model::Model::from_header(hearth::gguf::read_header_file(&GEMMA.path()).unwrap())
-            .unwrap();
+    let model = hearth::model::Model::from_header(hearth::gguf::read_header_file(&GEMMA.path()).unwrap()).unwrap();
     let gold = GEMMA.json("greedy.json");
-    assert_eq!(
-        model.text_prompt(gold["prompt"].as_str().unwrap()).unwrap(),
-        ids(&gold["prompt_ids"])
-    );
-    assert!(
-        model.chat_template.is_none(),
-        "a base model without a chat template"
-    );
+    assert_eq!(model.text_prompt(gold["prompt"].as_str().unwrap()).unwrap(), ids(&gold["prompt_ids"]));
+    assert!(model.chat_template.is_none(), "a base model without a chat template");
 }
 
 #[test]
 fn gemma3_teacher_forced_logits_match_float64() {
     let (model, mut session) = cpu(&GEMMA);
-    golden::teacher_forced_on(
-        &mut session,
-        &GEMMA.json("greedy.json"),
-        model.config().n_vocab,
-        MAX_RMS,
-        None,
-    );
+    golden::teacher_forced_on(&mut session, &GEMMA.json("greedy.json"), model.config().n_vocab, MAX_RMS, None);
 }
 
 #[test]
 fn gemma3_perplexity_matches_float64() {
     let (model, mut session) = cpu(&GEMMA);
-    golden::perplexity_on(
-        &mut session,
-        &GEMMA.json("ppl.json"),
-        model.config().n_vocab,
-        MAX_PPL_REL,
-        None,
-    );
+    golden::perplexity_on(&mut session, &GEMMA.json("ppl.json"), model.config().n_vocab, MAX_PPL_REL, None);
 }
 
 #[test]
@@ -155,44 +102,16 @@ fn gemma3_greedy_steps_match_float64() {
 
 #[test]
 fn qwen2_on_gpu_matches_float64_on_a_few_positions() {
-    let Some((model, mut session)) = gpu(&QWEN) else {
-        return;
-    };
+    let Some((model, mut session)) = gpu(&QWEN) else { return };
     let n_vocab = model.config().n_vocab;
-    golden::teacher_forced_on(
-        &mut session,
-        &QWEN.json("chat_greedy.json"),
-        n_vocab,
-        MAX_RMS,
-        Some(GPU_POSITIONS),
-    );
-    golden::perplexity_on(
-        &mut session,
-        &QWEN.json("ppl.json"),
-        n_vocab,
-        MAX_PPL_REL,
-        Some(GPU_POSITIONS),
-    );
+    golden::teacher_forced_on(&mut session, &QWEN.json("chat_greedy.json"), n_vocab, MAX_RMS, Some(GPU_POSITIONS));
+    golden::perplexity_on(&mut session, &QWEN.json("ppl.json"), n_vocab, MAX_PPL_REL, Some(GPU_POSITIONS));
 }
 
 #[test]
 fn gemma3_on_gpu_matches_float64_on_a_few_positions() {
-    let Some((model, mut session)) = gpu(&GEMMA) else {
-        return;
-    };
+    let Some((model, mut session)) = gpu(&GEMMA) else { return };
     let n_vocab = model.config().n_vocab;
-    golden::teacher_forced_on(
-        &mut session,
-        &GEMMA.json("greedy.json"),
-        n_vocab,
-        MAX_RMS,
-        Some(GPU_POSITIONS),
-    );
-    golden::perplexity_on(
-        &mut session,
-        &GEMMA.json("ppl.json"),
-        n_vocab,
-        MAX_PPL_REL,
-        Some(GPU_POSITIONS),
-    );
+    golden::teacher_forced_on(&mut session, &GEMMA.json("greedy.json"), n_vocab, MAX_RMS, Some(GPU_POSITIONS));
+    golden::perplexity_on(&mut session, &GEMMA.json("ppl.json"), n_vocab, MAX_PPL_REL, Some(GPU_POSITIONS));
 }

@@ -18,22 +18,12 @@ fn tiny() -> std::path::PathBuf {
 fn a_validation_error_is_an_error() {
     let Some(ctx) = gpu_context() else { return };
     // RmsNorm takes five bindings; two do not fit its layout.
-    let err = run_kernel(
-        &ctx,
-        Kernel::RmsNorm,
-        None,
-        &[Binding::Storage(vec![0; 64]), Binding::Storage(vec![0; 64])],
-        1,
-    )
-    .unwrap_err();
+    let err = run_kernel(&ctx, Kernel::RmsNorm, None, &[Binding::Storage(vec![0; 64]), Binding::Storage(vec![0; 64])], 1).unwrap_err();
     assert!(matches!(err, Error::Gpu(_)), "{err:?}");
     eprintln!("{err}");
     // The device is still usable afterwards.
     let (model, mut session) = load_gpu(ctx, &tiny());
-    assert_eq!(
-        session.append(&[1, 2, 3], LogitsFor::Last).unwrap().len(),
-        model.config().n_vocab
-    );
+    assert_eq!(session.append(&[1, 2, 3], LogitsFor::Last).unwrap().len(), model.config().n_vocab);
 }
 
 #[test]
@@ -48,10 +38,7 @@ fn a_lost_device_ends_the_engine_with_gpu_lost_and_a_new_device_loads_again() {
             other => panic!("expected gpu_lost, got {other:?}"),
         }
     }
-    assert!(matches!(
-        session.append_greedy(&[5]),
-        Err(Error::GpuLost(_))
-    ));
+    assert!(matches!(session.append_greedy(&[5]), Err(Error::GpuLost(_))));
     // A new device, the same model: the same logits as before the loss.
     let (_, mut again) = load_gpu(gpu_context().unwrap(), &tiny());
     let after = again.append(&[1, 2, 3], LogitsFor::Last).unwrap();

@@ -15,22 +15,16 @@ use hearth::quant::{dequantize_row, GgmlType};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
+
 /// Fresh random inputs each run; `HEARTH_SEED=N` replays the run that printed seed N.
 fn rng() -> ChaCha8Rng {
     let seed = match std::env::var("HEARTH_SEED") {
         Ok(s) => s.parse().expect("HEARTH_SEED is a u64"),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
     };
     // Straight to stderr (not captured), so a failure's seed is in the log: HEARTH_SEED={seed}.
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "{}: random seed {seed} (replay with HEARTH_SEED={seed})",
-        std::thread::current().name().unwrap_or("?")
-    );
+    let _ = writeln!(std::io::stderr(), "{}: random seed {seed} (replay with HEARTH_SEED={seed})", std::thread::current().name().unwrap_or("?"));
     ChaCha8Rng::seed_from_u64(seed)
 }
 
@@ -51,14 +45,7 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 fn step(n_tokens: u32, start_pos: u32) -> Binding {
-    Binding::Uniform(
-        bytes_of(&params::Step {
-            n_tokens,
-            start_pos,
-            _pad: [0; 2],
-        })
-        .to_vec(),
-    )
+    Binding::Uniform(bytes_of(&params::Step { n_tokens, start_pos, _pad: [0; 2] }).to_vec())
 }
 
 /// Random rows of `ty` in file layout: random quant bits with sane f16 scales.
@@ -66,14 +53,8 @@ fn random_rows(rng: &mut ChaCha8Rng, ty: GgmlType, rows: usize, cols: usize) -> 
     let n = rows * cols;
     match ty {
         GgmlType::F32 => cast_slice(&floats(rng, n)).to_vec(),
-        GgmlType::F16 => floats(rng, n)
-            .iter()
-            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
-            .collect(),
-        GgmlType::BF16 => floats(rng, n)
-            .iter()
-            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
-            .collect(),
+        GgmlType::F16 => floats(rng, n).iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+        GgmlType::BF16 => floats(rng, n).iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect(),
         _ => {
             // Where each format keeps its f16 scale and, if it has one, its f16 minimum.
             let (d_at, m_at) = match ty {
@@ -87,14 +68,10 @@ fn random_rows(rng: &mut ChaCha8Rng, ty: GgmlType, rows: usize, cols: usize) -> 
             let range = if ty.block_len() == 256 { 0.005 } else { 0.1 };
             let mut out = Vec::new();
             for _ in 0..n / ty.block_len() {
-                let mut block: Vec<u8> = (0..ty.block_bytes())
-                    .map(|_| rng.next_u32() as u8)
-                    .collect();
-                block[d_at..d_at + 2]
-                    .copy_from_slice(&f16::from_f32(uniform(rng) * range).to_le_bytes());
+                let mut block: Vec<u8> = (0..ty.block_bytes()).map(|_| rng.next_u32() as u8).collect();
+                block[d_at..d_at + 2].copy_from_slice(&f16::from_f32(uniform(rng) * range).to_le_bytes());
                 if let Some(m_at) = m_at {
-                    block[m_at..m_at + 2]
-                        .copy_from_slice(&f16::from_f32(uniform(rng) * range).to_le_bytes());
+                    block[m_at..m_at + 2].copy_from_slice(&f16::from_f32(uniform(rng) * range).to_le_bytes());
                 }
                 out.extend(block);
             }
@@ -107,11 +84,7 @@ fn dequant(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; rows * cols];
     let rb = bytes.len() / rows;
     for r in 0..rows {
-        dequantize_row(
-            ty,
-            &bytes[r * rb..(r + 1) * rb],
-            &mut out[r * cols..(r + 1) * cols],
-        );
+        dequantize_row(ty, &bytes[r * rb..(r + 1) * rb], &mut out[r * cols..(r + 1) * cols]);
     }
     out
 }
@@ -121,10 +94,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], scale: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
         let tol = 1e-4 * s.max(1e-3);
-        assert!(
-            (g as f64 - w).abs() <= tol,
-            "{what}[{i}]: gpu {g} vs cpu {w} (tolerance {tol:e})"
-        );
+        assert!((g as f64 - w).abs() <= tol, "{what}[{i}]: gpu {g} vs cpu {w} (tolerance {tol:e})");
     }
 }
 
@@ -134,16 +104,7 @@ const MATMULS: [Kernel; 2] = [Kernel::MatMul, Kernel::MatMulTiled];
 /// `cols` above the kernel's 3840-element input tile exercises the staged-input loop; 77 rows
 /// and 19 tokens leave partial workgroups in both kernels.
 #[allow(clippy::too_many_arguments)]
-fn matmul_case(
-    ctx: &GpuContext,
-    rng: &mut ChaCha8Rng,
-    kernel: Kernel,
-    ty: GgmlType,
-    accumulate: bool,
-    last_only: bool,
-    norm: bool,
-    cols: usize,
-) {
+fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, kernel: Kernel, ty: GgmlType, accumulate: bool, last_only: bool, norm: bool, cols: usize) {
     let (rows, n) = (77usize, 19usize);
     let w = random_rows(rng, ty, rows, cols);
     let wf = dequant(ty, &w, rows, cols);
@@ -155,10 +116,7 @@ fn matmul_case(
             .flat_map(|xs| {
                 let ms = xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / cols as f64;
                 let s = 1.0 / (ms + 1e-5).sqrt();
-                xs.iter()
-                    .zip(&gain)
-                    .map(move |(&v, &g)| (v as f64 * s * g as f64) as f32)
-                    .collect::<Vec<_>>()
+                xs.iter().zip(&gain).map(move |(&v, &g)| (v as f64 * s * g as f64) as f32).collect::<Vec<_>>()
             })
             .collect()
     } else {
@@ -174,11 +132,7 @@ fn matmul_case(
         eps: 1e-5,
         ..params::MatMul::plain(rows as u32, cols as u32, row_words, rows as u32)
     };
-    let y_init = if accumulate {
-        cast_slice(&y0[..n_out * rows]).to_vec()
-    } else {
-        poison(n_out * rows)
-    };
+    let y_init = if accumulate { cast_slice(&y0[..n_out * rows]).to_vec() } else { poison(n_out * rows) };
     let out = run_kernel(
         ctx,
         kernel,
@@ -202,21 +156,12 @@ fn matmul_case(
         let ti = if last_only { n - 1 } else { t };
         for r in 0..rows {
             let terms = (0..cols).map(|c| wf[r * cols + c] as f64 * x[ti * cols + c] as f64);
-            let base = if accumulate {
-                y0[t * rows + r] as f64
-            } else {
-                0.0
-            };
+            let base = if accumulate { y0[t * rows + r] as f64 } else { 0.0 };
             want.push(base + terms.clone().sum::<f64>());
             scale.push(base.abs() + terms.map(f64::abs).sum::<f64>());
         }
     }
-    assert_close(
-        &format!("{kernel:?} {ty:?} cols={cols} acc={accumulate} last={last_only} norm={norm}"),
-        &f32s(&out[2]),
-        &want,
-        &scale,
-    );
+    assert_close(&format!("{kernel:?} {ty:?} cols={cols} acc={accumulate} last={last_only} norm={norm}"), &f32s(&out[2]), &want, &scale);
 }
 
 #[test]
@@ -230,16 +175,7 @@ fn matmul_every_format() {
             matmul_case(&ctx, &mut rng, kernel, ty, true, false, false, cols);
             matmul_case(&ctx, &mut rng, kernel, ty, false, false, true, cols);
             // Longer than one staged tile of the input.
-            matmul_case(
-                &ctx,
-                &mut rng,
-                kernel,
-                ty,
-                true,
-                false,
-                true,
-                128 * 32 + ty.block_len().max(64),
-            );
+            matmul_case(&ctx, &mut rng, kernel, ty, true, false, true, 128 * 32 + ty.block_len().max(64));
         }
         // Logits of the last token only: a decode-kernel option.
         matmul_case(&ctx, &mut rng, Kernel::MatMul, ty, false, true, false, cols);
@@ -251,10 +187,7 @@ fn embed_every_format() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
     for ty in GgmlType::ALL {
-        let (rows, cols) = (
-            13usize,
-            2 * ty.block_len().max(32) + if ty.block_len() == 1 { 6 } else { 0 },
-        );
+        let (rows, cols) = (13usize, 2 * ty.block_len().max(32) + if ty.block_len() == 1 { 6 } else { 0 });
         let table = random_rows(&mut rng, ty, rows, cols);
         let tf = dequant(ty, &table, rows, cols);
         let tokens: Vec<u32> = vec![5, 0, 12, (rng.next_u32() % 13)];
@@ -289,14 +222,7 @@ fn embed_every_format() {
             .unwrap();
             y = out[2].clone();
         }
-        let want: Vec<f64> = tokens
-            .iter()
-            .flat_map(|&t| {
-                tf[t as usize * cols..(t as usize + 1) * cols]
-                    .iter()
-                    .map(|&v| v as f64 * 1.75)
-            })
-            .collect();
+        let want: Vec<f64> = tokens.iter().flat_map(|&t| tf[t as usize * cols..(t as usize + 1) * cols].iter().map(|&v| v as f64 * 1.75)).collect();
         let scale: Vec<f64> = want.iter().map(|v| v.abs()).collect();
         assert_close(&format!("embed {ty:?}"), &f32s(&y), &want, &scale);
     }
@@ -311,56 +237,31 @@ fn rms_norm_odd_width() {
     let w = floats(&mut rng, dim);
     let y0 = floats(&mut rng, n * dim);
     for accumulate in [false, true] {
-        let p = params::RmsNorm {
-            dim: dim as u32,
-            eps: 1e-5,
-            accumulate: accumulate as u32,
-            _pad: 0,
-        };
-        let out = run_kernel(
-            &ctx,
-            Kernel::RmsNorm,
-            None,
-            &[
-                Binding::Storage(cast_slice(&x).to_vec()),
-                Binding::Storage(cast_slice(&w).to_vec()),
-                Binding::Storage(if accumulate {
-                    cast_slice(&y0).to_vec()
-                } else {
-                    poison(n * dim)
-                }),
-                Binding::Uniform(bytes_of(&p).to_vec()),
-                step(n as u32, 0),
-            ],
-            n as u32,
-        )
-        .unwrap();
-        let mut want = Vec::new();
-        for t in 0..n {
-            let xs = &x[t * dim..(t + 1) * dim];
-            let ms = xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / dim as f64;
-            let s = 1.0 / (ms + 1e-5).sqrt();
-            let base = |i: usize| {
-                if accumulate {
-                    y0[t * dim + i] as f64
-                } else {
-                    0.0
-                }
-            };
-            want.extend(
-                xs.iter()
-                    .zip(&w)
-                    .enumerate()
-                    .map(|(i, (&v, &g))| base(i) + v as f64 * s * g as f64),
-            );
-        }
-        let scale: Vec<f64> = want.iter().map(|v| v.abs().max(1.0)).collect();
-        assert_close(
-            &format!("rms_norm accumulate={accumulate}"),
-            &f32s(&out[2]),
-            &want,
-            &scale,
-        );
+    let p = params::RmsNorm { dim: dim as u32, eps: 1e-5, accumulate: accumulate as u32, _pad: 0 };
+    let out = run_kernel(
+        &ctx,
+        Kernel::RmsNorm,
+        None,
+        &[
+            Binding::Storage(cast_slice(&x).to_vec()),
+            Binding::Storage(cast_slice(&w).to_vec()),
+            Binding::Storage(if accumulate { cast_slice(&y0).to_vec() } else { poison(n * dim) }),
+            Binding::Uniform(bytes_of(&p).to_vec()),
+            step(n as u32, 0),
+        ],
+        n as u32,
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for t in 0..n {
+        let xs = &x[t * dim..(t + 1) * dim];
+        let ms = xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / dim as f64;
+        let s = 1.0 / (ms + 1e-5).sqrt();
+        let base = |i: usize| if accumulate { y0[t * dim + i] as f64 } else { 0.0 };
+        want.extend(xs.iter().zip(&w).enumerate().map(|(i, (&v, &g))| base(i) + v as f64 * s * g as f64));
+    }
+    let scale: Vec<f64> = want.iter().map(|v| v.abs().max(1.0)).collect();
+    assert_close(&format!("rms_norm accumulate={accumulate}"), &f32s(&out[2]), &want, &scale);
     }
 }
 
@@ -371,35 +272,19 @@ fn head_norm_every_head() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
     let (n, heads, heads2, hd) = (3usize, 5usize, 2usize, 40usize);
-    let x: Vec<f32> = floats(&mut rng, n * heads * hd)
-        .iter()
-        .map(|v| v * 100.0)
-        .collect();
-    let x2: Vec<f32> = floats(&mut rng, n * heads2 * hd)
-        .iter()
-        .map(|v| v * 0.01)
-        .collect();
+    let x: Vec<f32> = floats(&mut rng, n * heads * hd).iter().map(|v| v * 100.0).collect();
+    let x2: Vec<f32> = floats(&mut rng, n * heads2 * hd).iter().map(|v| v * 0.01).collect();
     let (w, w2) = (floats(&mut rng, hd), floats(&mut rng, hd));
     let want = |x: &[f32], w: &[f32]| -> Vec<f64> {
         x.chunks(hd)
             .flat_map(|h| {
-                let s = 1.0
-                    / (h.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / hd as f64 + 1e-6)
-                        .sqrt();
-                h.iter()
-                    .zip(w)
-                    .map(move |(&v, &g)| v as f64 * s * g as f64)
-                    .collect::<Vec<_>>()
+                let s = 1.0 / (h.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / hd as f64 + 1e-6).sqrt();
+                h.iter().zip(w).map(move |(&v, &g)| v as f64 * s * g as f64).collect::<Vec<_>>()
             })
             .collect()
     };
     for second in [0, heads2] {
-        let p = params::HeadNorm {
-            n_heads: heads as u32,
-            n_heads2: second as u32,
-            head_dim: hd as u32,
-            eps: 1e-6,
-        };
+        let p = params::HeadNorm { n_heads: heads as u32, n_heads2: second as u32, head_dim: hd as u32, eps: 1e-6 };
         let out = run_kernel(
             &ctx,
             Kernel::HeadNorm,
@@ -419,12 +304,7 @@ fn head_norm_every_head() {
         assert_close("head_norm", &f32s(&out[0]), &wx, &vec![1.0; wx.len()]);
         if second > 0 {
             let wx2 = want(&x2, &w2);
-            assert_close(
-                "head_norm second tensor",
-                &f32s(&out[2]),
-                &wx2,
-                &vec![1.0; wx2.len()],
-            );
+            assert_close("head_norm second tensor", &f32s(&out[2]), &wx2, &vec![1.0; wx2.len()]);
         } else {
             assert_eq!(f32s(&out[2]), x2, "the second tensor is left alone");
         }
@@ -440,29 +320,16 @@ fn add_plain_and_broadcast() {
     let y = floats(&mut rng, n * width);
     for broadcast in [false, true] {
         let x = floats(&mut rng, if broadcast { width } else { n * width });
-        let p = params::Add {
-            width: width as u32,
-            broadcast: broadcast as u32,
-            _pad: [0; 2],
-        };
+        let p = params::Add { width: width as u32, broadcast: broadcast as u32, _pad: [0; 2] };
         let out = run_kernel(
             &ctx,
             Kernel::Add,
             None,
-            &[
-                Binding::Storage(cast_slice(&x).to_vec()),
-                Binding::Storage(cast_slice(&y).to_vec()),
-                Binding::Uniform(bytes_of(&p).to_vec()),
-                step(n as u32, 0),
-            ],
+            &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(cast_slice(&y).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
             (n * width).div_ceil(64) as u32,
         )
         .unwrap();
-        let want: Vec<f32> = y
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| v + x[if broadcast { i % width } else { i }])
-            .collect();
+        let want: Vec<f32> = y.iter().enumerate().map(|(i, &v)| v + x[if broadcast { i % width } else { i }]).collect();
         assert_eq!(f32s(&out[1]), want, "add broadcast={broadcast}");
     }
 }
@@ -474,31 +341,19 @@ fn rope_both_styles() {
     let (n, heads, hd, rope_dim, start) = (3usize, 3usize, 10usize, 8usize, 7usize);
     let half = rope_dim / 2;
     let table: Vec<f32> = (0..start + n)
-        .flat_map(|p| {
-            (0..half).flat_map(move |i| {
-                let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
-                [a.cos() as f32, a.sin() as f32]
-            })
-        })
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
         .collect();
     for neox in [false, true] {
         let x = floats(&mut rng, n * heads * hd);
-        let p = params::Rope {
-            n_heads: heads as u32,
-            head_dim: hd as u32,
-            half: half as u32,
-            neox: neox as u32,
-        };
+        let p = params::Rope { n_heads: heads as u32, head_dim: hd as u32, half: half as u32, neox: neox as u32 };
         let out = run_kernel(
             &ctx,
             Kernel::Rope,
             None,
-            &[
-                Binding::Storage(cast_slice(&x).to_vec()),
-                Binding::Storage(cast_slice(&table).to_vec()),
-                Binding::Uniform(bytes_of(&p).to_vec()),
-                step(n as u32, start as u32),
-            ],
+            &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(cast_slice(&table).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, start as u32)],
             (n * heads * half).div_ceil(64) as u32,
         )
         .unwrap();
@@ -507,15 +362,8 @@ fn rope_both_styles() {
             for h in 0..heads {
                 let base = (t * heads + h) * hd;
                 for i in 0..half {
-                    let (c, s) = (
-                        table[((start + t) * half + i) * 2] as f64,
-                        table[((start + t) * half + i) * 2 + 1] as f64,
-                    );
-                    let (a, b) = if neox {
-                        (base + i, base + i + half)
-                    } else {
-                        (base + 2 * i, base + 2 * i + 1)
-                    };
+                    let (c, s) = (table[((start + t) * half + i) * 2] as f64, table[((start + t) * half + i) * 2 + 1] as f64);
+                    let (a, b) = if neox { (base + i, base + i + half) } else { (base + 2 * i, base + 2 * i + 1) };
                     let (x0, x1) = (x[a] as f64, x[b] as f64);
                     want[a] = x0 * c - x1 * s;
                     want[b] = x0 * s + x1 * c;
@@ -544,10 +392,7 @@ fn kv_store_and_attention_over_several_tiles() {
     kc.extend(poison(n * kv_dim));
     let mut vc: Vec<u8> = cast_slice(&v_cache[..start * kv_dim]).to_vec();
     vc.extend(poison(n * kv_dim));
-    let pw = params::Width {
-        width: kv_dim as u32,
-        _pad: [0; 3],
-    };
+    let pw = params::Width { width: kv_dim as u32, _pad: [0; 3] };
     let stored = run_kernel(
         &ctx,
         Kernel::KvStore,
@@ -573,68 +418,49 @@ fn kv_store_and_attention_over_several_tiles() {
     // Full causal attention, then sliding windows (gemma3's local layers): shorter than one
     // tile, and longer than one (the first tile starts mid-cache).
     for window in [0usize, 3, 70] {
-        let pa = params::Attention {
-            n_head: n_head as u32,
-            n_head_kv: n_kv as u32,
-            head_dim: hd as u32,
-            kv_dim: kv_dim as u32,
-            scale: scale_f,
-            window: window as u32,
-            _pad: [0; 2],
-        };
-        let out = run_kernel(
-            &ctx,
-            Kernel::Attention,
-            None,
-            &[
-                Binding::Storage(cast_slice(&q).to_vec()),
-                Binding::Storage(stored[2].clone()),
-                Binding::Storage(stored[3].clone()),
-                Binding::Storage(poison(n * n_head * hd)),
-                Binding::Uniform(bytes_of(&pa).to_vec()),
-                step(n as u32, start as u32),
-            ],
-            (n * n_head) as u32,
-        )
-        .unwrap();
-        let mut want = Vec::new();
-        for t in 0..n {
-            for h in 0..n_head {
-                let kvo = (h / (n_head / n_kv)) * hd;
-                let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
-                let len = start + t + 1;
-                let first = if window > 0 {
-                    len.saturating_sub(window)
-                } else {
-                    0
-                };
-                let s: Vec<f64> = (first..len)
-                    .map(|j| {
-                        (0..hd)
-                            .map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64)
-                            .sum::<f64>()
-                            * scale_f as f64
-                    })
-                    .collect();
-                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for d in 0..hd {
-                    want.push(
-                        (first..len)
-                            .zip(&e)
-                            .map(|(j, e)| e / z * v_cache[j * kv_dim + kvo + d] as f64)
-                            .sum::<f64>(),
-                    );
-                }
+    let pa = params::Attention {
+        n_head: n_head as u32,
+        n_head_kv: n_kv as u32,
+        head_dim: hd as u32,
+        kv_dim: kv_dim as u32,
+        scale: scale_f,
+        window: window as u32,
+        _pad: [0; 2],
+    };
+    let out = run_kernel(
+        &ctx,
+        Kernel::Attention,
+        None,
+        &[
+            Binding::Storage(cast_slice(&q).to_vec()),
+            Binding::Storage(stored[2].clone()),
+            Binding::Storage(stored[3].clone()),
+            Binding::Storage(poison(n * n_head * hd)),
+            Binding::Uniform(bytes_of(&pa).to_vec()),
+            step(n as u32, start as u32),
+        ],
+        (n * n_head) as u32,
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for t in 0..n {
+        for h in 0..n_head {
+            let kvo = (h / (n_head / n_kv)) * hd;
+            let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
+            let len = start + t + 1;
+            let first = if window > 0 { len.saturating_sub(window) } else { 0 };
+            let s: Vec<f64> = (first..len)
+                .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64)
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for d in 0..hd {
+                want.push((first..len).zip(&e).map(|(j, e)| e / z * v_cache[j * kv_dim + kvo + d] as f64).sum::<f64>());
             }
         }
-        assert_close(
-            &format!("attention window={window}"),
-            &f32s(&out[3]),
-            &want,
-            &vec![1.0; want.len()],
-        );
+    }
+    assert_close(&format!("attention window={window}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
     }
 }
 
@@ -649,42 +475,20 @@ fn glu_odd_width_both_activations() {
     let mut rng = rng();
     let (width, n) = (101usize, 3usize);
     // Gates up to ±60: GELU's tanh saturates (and must not overflow to NaN).
-    let g: Vec<f32> = floats(&mut rng, n * width)
-        .iter()
-        .map(|v| v * 60.0)
-        .collect();
+    let g: Vec<f32> = floats(&mut rng, n * width).iter().map(|v| v * 60.0).collect();
     let u = floats(&mut rng, n * width);
     for gelu in [false, true] {
-        let p = params::Glu {
-            width: width as u32,
-            act: gelu as u32,
-            _pad: [0; 2],
-        };
+        let p = params::Glu { width: width as u32, act: gelu as u32, _pad: [0; 2] };
         let out = run_kernel(
             &ctx,
             Kernel::Glu,
             None,
-            &[
-                Binding::Storage(cast_slice(&g).to_vec()),
-                Binding::Storage(cast_slice(&u).to_vec()),
-                Binding::Uniform(bytes_of(&p).to_vec()),
-                step(n as u32, 0),
-            ],
+            &[Binding::Storage(cast_slice(&g).to_vec()), Binding::Storage(cast_slice(&u).to_vec()), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
             (n * width).div_ceil(64) as u32,
         )
         .unwrap();
-        let act = |g: f64| {
-            if gelu {
-                gelu_tanh(g)
-            } else {
-                g / (1.0 + (-g).exp())
-            }
-        };
-        let want: Vec<f64> = g
-            .iter()
-            .zip(&u)
-            .map(|(&g, &u)| act(g as f64) * u as f64)
-            .collect();
+        let act = |g: f64| if gelu { gelu_tanh(g) } else { g / (1.0 + (-g).exp()) };
+        let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| act(g as f64) * u as f64).collect();
         let scale: Vec<f64> = g.iter().map(|g| g.abs().max(1.0) as f64).collect();
         assert_close(&format!("glu gelu={gelu}"), &f32s(&out[0]), &want, &scale);
     }
@@ -700,19 +504,12 @@ fn argmax_takes_the_lowest_index_among_equals() {
     logits[top] = 5.0;
     logits[top + 7] = 5.0;
     let run = |logits: &[f32]| {
-        let p = params::Width {
-            width: n as u32,
-            _pad: [0; 3],
-        };
+        let p = params::Width { width: n as u32, _pad: [0; 3] };
         let out = run_kernel(
             &ctx,
             Kernel::Argmax,
             None,
-            &[
-                Binding::Storage(cast_slice(logits).to_vec()),
-                Binding::Storage(vec![0xff; 4]),
-                Binding::Uniform(bytes_of(&p).to_vec()),
-            ],
+            &[Binding::Storage(cast_slice(logits).to_vec()), Binding::Storage(vec![0xff; 4]), Binding::Uniform(bytes_of(&p).to_vec())],
             1,
         )
         .unwrap();
@@ -729,11 +526,7 @@ fn top_k_selects_like_the_cpu_sampler() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
     // The vocabulary (several levels of workgroup sorts), a partial last tile, and one tile.
-    for (n, ks) in [
-        (49_152usize, &[1usize, 40, 256][..]),
-        (5_000, &[3, 64]),
-        (700, &[1, 256]),
-    ] {
+    for (n, ks) in [(49_152usize, &[1usize, 40, 256][..]), (5_000, &[3, 64]), (700, &[1, 256])] {
         let mut logits = floats(&mut rng, n);
         // Ties across tiles (lower id first), negative zero against zero, an infinity.
         for i in 0..8 {
@@ -747,10 +540,7 @@ fn top_k_selects_like_the_cpu_sampler() {
             let want = hearth::sampler::processors::best_candidates(&logits, k);
             assert_eq!(got.len(), k.min(n), "n {n}, k {k}");
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    g.0 == w.0 && g.1.to_bits() == w.1.to_bits(),
-                    "n {n}, k {k}, rank {i}: {g:?} != {w:?}"
-                );
+                assert!(g.0 == w.0 && g.1.to_bits() == w.1.to_bits(), "n {n}, k {k}, rank {i}: {g:?} != {w:?}");
             }
         }
     }
@@ -766,24 +556,15 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
     let (half, kv_dim) = (rope_dim / 2, n_kv * hd);
     let total = start + n;
     let table: Vec<f32> = (0..total)
-        .flat_map(|p| {
-            (0..half).flat_map(move |i| {
-                let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
-                [a.cos() as f32, a.sin() as f32]
-            })
-        })
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
         .collect();
     let rotate = |x: &mut [f32], t: usize, neox: bool| {
         for i in 0..half {
-            let (c, s) = (
-                table[((start + t) * half + i) * 2],
-                table[((start + t) * half + i) * 2 + 1],
-            );
-            let (a, b) = if neox {
-                (i, i + half)
-            } else {
-                (2 * i, 2 * i + 1)
-            };
+            let (c, s) = (table[((start + t) * half + i) * 2], table[((start + t) * half + i) * 2 + 1]);
+            let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
             let (x0, x1) = (x[a], x[b]);
             x[a] = x0 * c - x1 * s;
             x[b] = x0 * s + x1 * c;
@@ -796,15 +577,7 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
         let old = floats(&mut rng, start * kv_dim);
         let mut cache: Vec<u8> = cast_slice(&old).to_vec();
         cache.extend(poison(n * kv_dim));
-        let p = params::RopeKv {
-            n_head: n_head as u32,
-            n_head_kv: n_kv as u32,
-            head_dim: hd as u32,
-            half: half as u32,
-            neox: neox as u32,
-            kv_dim: kv_dim as u32,
-            _pad: [0; 2],
-        };
+        let p = params::RopeKv { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, half: half as u32, neox: neox as u32, kv_dim: kv_dim as u32, _pad: [0; 2] };
         let out = run_kernel(
             &ctx,
             Kernel::RopeKv,
@@ -837,18 +610,8 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
         }
         let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
         let ones = |n: usize| vec![1.0; n];
-        assert_close(
-            &format!("rope_kv q neox={neox}"),
-            &f32s(&out[0]),
-            &f64s(&want_q),
-            &ones(want_q.len()),
-        );
-        assert_close(
-            &format!("rope_kv k cache neox={neox}"),
-            &f32s(&out[3]),
-            &f64s(&want_k),
-            &ones(want_k.len()),
-        );
+        assert_close(&format!("rope_kv q neox={neox}"), &f32s(&out[0]), &f64s(&want_q), &ones(want_q.len()));
+        assert_close(&format!("rope_kv k cache neox={neox}"), &f32s(&out[3]), &f64s(&want_k), &ones(want_k.len()));
         assert_eq!(f32s(&out[4]), want_v, "rope_kv v cache neox={neox}");
     }
 }
@@ -857,15 +620,7 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
 fn matmul_glu_with_stacked_weights() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    let cases = MATMULS.into_iter().flat_map(|k| {
-        [
-            GgmlType::Q4_1,
-            GgmlType::Q8_0,
-            GgmlType::F16,
-            GgmlType::Q4_K,
-        ]
-        .map(|t| (k, t))
-    });
+    let cases = MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::Q4_K].map(|t| (k, t)));
     for ((kernel, ty), gelu) in cases.flat_map(|c| [(c, false), (c, true)]) {
         let (rows, cols, n, skip) = (77usize, ty.block_len().max(96), 19usize, 5usize);
         // [5 unrelated rows][gate rows][up rows]: w_base skips the first, glu_rows finds up.
@@ -898,31 +653,16 @@ fn matmul_glu_with_stacked_weights() {
             matmul_groups(kernel, rows as u32, n as u32),
         )
         .unwrap();
-        let dot = |r: usize, t: usize| {
-            (0..cols)
-                .map(|c| wf[r * cols + c] as f64 * x[t * cols + c] as f64)
-                .sum::<f64>()
-        };
+        let dot = |r: usize, t: usize| (0..cols).map(|c| wf[r * cols + c] as f64 * x[t * cols + c] as f64).sum::<f64>();
         let (mut want, mut scale) = (Vec::new(), Vec::new());
         for t in 0..n {
             for r in 0..rows {
                 let (g, u) = (dot(skip + r, t), dot(skip + rows + r, t));
-                want.push(
-                    if gelu {
-                        gelu_tanh(g)
-                    } else {
-                        g / (1.0 + (-g).exp())
-                    } * u,
-                );
+                want.push(if gelu { gelu_tanh(g) } else { g / (1.0 + (-g).exp()) } * u);
                 scale.push((g.abs() + 1.0) * (u.abs() + 1.0));
             }
         }
-        assert_close(
-            &format!("glu {kernel:?} {ty:?} gelu={gelu}"),
-            &f32s(&out[2]),
-            &want,
-            &scale,
-        );
+        assert_close(&format!("glu {kernel:?} {ty:?} gelu={gelu}"), &f32s(&out[2]), &want, &scale);
     }
 }
 
@@ -933,11 +673,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
     // Q, K and V of different heights stacked in one buffer, as the GPU backend stores them.
     let (heights, cols, n) = ([45usize, 17, 17], 64usize, 19usize);
     let total: usize = heights.iter().sum();
-    for ((kernel, ty), with_bias) in MATMULS
-        .into_iter()
-        .flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0].map(|t| (k, t)))
-        .flat_map(|c| [(c, false), (c, true)])
-    {
+    for ((kernel, ty), with_bias) in MATMULS.into_iter().flat_map(|k| [GgmlType::Q4_1, GgmlType::Q8_0].map(|t| (k, t))).flat_map(|c| [(c, false), (c, true)]) {
         let w = random_rows(&mut rng, ty, total, cols);
         // Q/K/V biases stacked like the weights (Qwen2's K biases reach ±145).
         let bias: Vec<f32> = floats(&mut rng, total).iter().map(|b| b * 150.0).collect();
@@ -951,12 +687,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
             stride2: h1,
             stride3: h2,
             bias: with_bias as u32,
-            ..params::MatMul::plain(
-                total as u32,
-                cols as u32,
-                (gpu.len() / total / 4) as u32,
-                h0,
-            )
+            ..params::MatMul::plain(total as u32, cols as u32, (gpu.len() / total / 4) as u32, h0)
         };
         let out = run_kernel(
             &ctx,
@@ -982,23 +713,13 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
             let (mut want, mut scale) = (Vec::new(), Vec::new());
             for t in 0..n {
                 for r in 0..h {
-                    let terms = (0..cols)
-                        .map(|c| wf[(base + r) * cols + c] as f64 * x[t * cols + c] as f64);
-                    let b = if with_bias {
-                        bias[base + r] as f64
-                    } else {
-                        0.0
-                    };
+                    let terms = (0..cols).map(|c| wf[(base + r) * cols + c] as f64 * x[t * cols + c] as f64);
+                    let b = if with_bias { bias[base + r] as f64 } else { 0.0 };
                     want.push(b + terms.clone().sum::<f64>());
                     scale.push(b.abs() + terms.map(f64::abs).sum::<f64>());
                 }
             }
-            assert_close(
-                &format!("stacked {kernel:?} {ty:?} bias={with_bias} output {k}"),
-                &f32s(&out[binding]),
-                &want,
-                &scale,
-            );
+            assert_close(&format!("stacked {kernel:?} {ty:?} bias={with_bias} output {k}"), &f32s(&out[binding]), &want, &scale);
             base += h;
         }
     }

@@ -11,11 +11,7 @@ use hearth::cpu::{CpuBackend, CpuWeights};
 use hearth::model::ModelStream;
 
 fn cpu_stream(total: Option<u64>) -> ModelStream<CpuWeights> {
-    ModelStream::new(
-        total,
-        Box::new(|plan| Ok(CpuWeights::new(plan))),
-        Box::new(CpuWeights::put),
-    )
+    ModelStream::new(total, Box::new(|plan| Ok(CpuWeights::new(plan))), Box::new(CpuWeights::put))
 }
 
 #[test]
@@ -24,11 +20,7 @@ fn pushed_chunks_build_the_same_model_as_the_file() {
     let mut stream = cpu_stream(Some(bytes.len() as u64));
     // Uneven chunk sizes, like network reads.
     let mut pos = 0;
-    for (i, size) in [1usize, 7, 65_536, 1 << 20, 3_000_001]
-        .iter()
-        .cycle()
-        .enumerate()
-    {
+    for (i, size) in [1usize, 7, 65_536, 1 << 20, 3_000_001].iter().cycle().enumerate() {
         if pos >= bytes.len() {
             break;
         }
@@ -39,11 +31,7 @@ fn pushed_chunks_build_the_same_model_as_the_file() {
     }
     assert!(stream.is_done());
     let want_sha = std::fs::read_to_string("build.sh").unwrap();
-    assert!(
-        want_sha.contains(&format!("MODEL_SHA256={}", stream.sha256_hex())),
-        "sha256 {}",
-        stream.sha256_hex()
-    );
+    assert!(want_sha.contains(&format!("MODEL_SHA256={}", stream.sha256_hex())), "sha256 {}", stream.sha256_hex());
     let (model, weights) = stream.finish().unwrap();
     // Tensors handed over in pieces of whole rows build the same weights.
     let mut pieces = cpu_stream(None).in_pieces(100_000);
@@ -68,21 +56,11 @@ fn cut_off_and_foreign_input_fail_clearly() {
     let mut cut = cpu_stream(Some(bytes.len() as u64));
     cut.push(&bytes[..10_000_000]).unwrap();
     assert!(cut.model().is_some(), "the header is in the first 10 MB");
-    let err = cut
-        .finish()
-        .err()
-        .expect("a cut-off file is an error")
-        .to_string();
-    assert!(
-        err.contains("file ends early at byte 10000000 while reading the data of tensor"),
-        "{err}"
-    );
+    let err = cut.finish().err().expect("a cut-off file is an error").to_string();
+    assert!(err.contains("file ends early at byte 10000000 while reading the data of tensor"), "{err}");
 
     let mut text = cpu_stream(None);
-    let err = text
-        .push(b"<!doctype html><html>not found</html>")
-        .unwrap_err()
-        .to_string();
+    let err = text.push(b"<!doctype html><html>not found</html>").unwrap_err().to_string();
     assert!(err.contains("not a GGUF file"), "{err}");
     // The stream stays failed rather than misreading later bytes.
     assert!(text.push(&bytes[..1024]).is_err());

@@ -16,10 +16,7 @@ fn llama_plan_reads_top_to_bottom() {
     assert!(matches!(p.ops[0], Op::Embed { .. }));
     assert!(matches!(p.ops.last(), Some(Op::Logits { .. })));
     // Tied output: the head reuses the embedding table.
-    let (Op::Embed { table, .. }, Some(Op::Logits { weight, .. })) = (&p.ops[0], p.ops.last())
-    else {
-        unreachable!()
-    };
+    let (Op::Embed { table, .. }, Some(Op::Logits { weight, .. })) = (&p.ops[0], p.ops.last()) else { unreachable!() };
     assert_eq!(table, weight);
     assert_eq!(p.weights.len(), 1 + 30 * 9 + 1);
 }
@@ -31,9 +28,7 @@ fn fusion_patterns_are_found_in_every_layer() {
     assert_eq!(runs.len(), 60, "Q/K/V and gate/up of 30 layers");
     assert_eq!(runs.iter().filter(|(_, w)| w.len() == 3).count(), 30);
     assert_eq!(p.glu_triples().len(), 30);
-    let norms: Vec<usize> = (0..p.ops.len())
-        .filter(|&i| matches!(p.ops[i], Op::RmsNorm { .. }))
-        .collect();
+    let norms: Vec<usize> = (0..p.ops.len()).filter(|&i| matches!(p.ops[i], Op::RmsNorm { .. })).collect();
     assert_eq!(norms.len(), 61);
     assert!(norms.iter().all(|&i| p.norm_folds_into_matmuls(i)));
 }
@@ -42,21 +37,8 @@ fn fusion_patterns_are_found_in_every_layer() {
 fn a_norm_read_by_anything_but_a_matmul_is_not_folded() {
     let mut p = plan();
     // Make the first layer's attention norm feed a RoPE as well: folding would lose it.
-    let i = p
-        .ops
-        .iter()
-        .position(|o| matches!(o, Op::RmsNorm { .. }))
-        .unwrap();
-    let Op::RmsNorm { out, .. } = p.ops[i] else {
-        unreachable!()
-    };
-    p.ops.insert(
-        i + 1,
-        Op::Rope {
-            target: out,
-            n_heads: 1,
-            rope: 0,
-        },
-    );
+    let i = p.ops.iter().position(|o| matches!(o, Op::RmsNorm { .. })).unwrap();
+    let Op::RmsNorm { out, .. } = p.ops[i] else { unreachable!() };
+    p.ops.insert(i + 1, Op::Rope { target: out, n_heads: 1, rope: 0 });
     assert!(!p.norm_folds_into_matmuls(i));
 }

@@ -22,6 +22,7 @@
 use hearth::quant::blocks::{self, dot_f32, dot_f32_scalar, dot_row_scalar};
 use hearth::quant::{dequantize_row, dot_row, BlockFormat, GgmlType};
 
+
 /// Calls the generic function `$f::<B>()` for every block format `B`.
 macro_rules! for_every_format {
     ($f:ident) => {{
@@ -281,12 +282,7 @@ fn dot_f32_tile_matches_separate_dots() {
         );
         for r in 0..4 {
             for c in 0..3 {
-                check_dot(
-                    &format!("tile k={k} [{r}][{c}]"),
-                    tile[r][c],
-                    &rows[r],
-                    &xs[c],
-                );
+                check_dot(&format!("tile k={k} [{r}][{c}]"), tile[r][c], &rows[r], &xs[c]);
             }
         }
     }

@@ -30,17 +30,9 @@ fn refused(file: &GgufFile, needles: &[&str]) {
         assert!(err.contains(n), "{err:?} should mention {n:?}");
     }
     // The CLI says the same in one line.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("generate")
-        .arg(&path)
-        .args(["--prompt", "hi", "--backend", "cpu"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).arg("generate").arg(&path).args(["--prompt", "hi", "--backend", "cpu"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.trim().lines().count() == 1 && stderr.contains(needles[0]),
-        "{stderr}"
-    );
+    assert!(!out.status.success() && stderr.trim().lines().count() == 1 && stderr.contains(needles[0]), "{stderr}");
 }
 
 #[test]
@@ -79,19 +71,10 @@ fn an_architecture_the_tensors_do_not_fit_is_refused() {
 fn unimplemented_rope_scaling_and_soft_capping_are_refused() {
     let mut f = tiny();
     f.set("llama.rope.scaling.type", str_val("longrope"));
-    refused(
-        &f,
-        &["RoPE scaling type \"longrope\"", "llama.rope.scaling.type"],
-    );
+    refused(&f, &["RoPE scaling type \"longrope\"", "llama.rope.scaling.type"]);
     let mut f = tiny();
     f.set("llama.final_logit_softcapping", f32_val(30.0));
-    refused(
-        &f,
-        &[
-            "final logit soft-capping",
-            "llama.final_logit_softcapping = 30",
-        ],
-    );
+    refused(&f, &["final logit soft-capping", "llama.final_logit_softcapping = 30"]);
     let mut f = tiny();
     f.set("llama.attn_logit_softcapping", f32_val(50.0));
     refused(&f, &["attention logit soft-capping"]);
@@ -104,8 +87,7 @@ fn unimplemented_rope_scaling_and_soft_capping_are_refused() {
     f.set("llama.rope.scaling.type", str_val("none"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.gguf"), f.bytes()).unwrap();
-    hearth::cpu::CpuWeights::load_file(&dir.path().join("m.gguf"), |_| {})
-        .expect("neutral values load");
+    hearth::cpu::CpuWeights::load_file(&dir.path().join("m.gguf"), |_| {}).expect("neutral values load");
 }
 
 #[test]
@@ -126,9 +108,6 @@ fn a_truncated_kquant_tensor_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cut.gguf");
     std::fs::write(&path, &bytes[..bytes.len() - 5000]).unwrap();
-    let err = hearth::cpu::CpuWeights::load_file(&path, |_| {})
-        .err()
-        .expect("a cut file is refused")
-        .to_string();
+    let err = hearth::cpu::CpuWeights::load_file(&path, |_| {}).err().expect("a cut file is refused").to_string();
     assert!(err.contains("past the end of the file"), "{err}");
 }

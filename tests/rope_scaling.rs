@@ -33,16 +33,10 @@ fn check(name: &str, session: &mut hearth::session::Session, n_vocab: usize) {
             worst = worst.max(err);
         }
     }
-    let last: Vec<f64> = logits[(input.len() - 1) * n_vocab..]
-        .iter()
-        .map(|&x| x as f64)
-        .collect();
+    let last: Vec<f64> = logits[(input.len() - 1) * n_vocab..].iter().map(|&x| x as f64).collect();
     let rms = centered_rms(&last, &f64s(&v["last_position_full_logits"]));
     eprintln!("{name}: last-position centered RMS vs llama.cpp {rms:.2e}, worst top-10 difference {worst:.2e}");
-    assert!(
-        rms < 1e-3 && worst < 1e-3,
-        "{name}: RMS {rms}, top-10 {worst}"
-    );
+    assert!(rms < 1e-3 && worst < 1e-3, "{name}: RMS {rms}, top-10 {worst}");
     // Token by token through the KV cache: the same rotations.
     session.clear();
     let mut step = Vec::new();
@@ -50,10 +44,7 @@ fn check(name: &str, session: &mut hearth::session::Session, n_vocab: usize) {
         step = session.append(&[t], LogitsFor::Last).unwrap();
     }
     let stepped: Vec<f64> = step.iter().map(|&x| x as f64).collect();
-    assert!(
-        centered_rms(&stepped, &last) < 1e-4,
-        "{name}: incremental differs from batch"
-    );
+    assert!(centered_rms(&stepped, &last) < 1e-4, "{name}: incremental differs from batch");
 }
 
 const VARIANTS: [&str; 4] = ["none", "llama3", "linear", "yarn"];
@@ -64,12 +55,7 @@ fn scaled_rope_matches_llama_cpp() {
         let (model, mut session) = load_cpu(&fixtures().join(format!("{name}.gguf")));
         let r = &model.config().rope;
         match name {
-            "llama3" => assert!(
-                r.freq_factors
-                    .as_ref()
-                    .is_some_and(|f| f.len() == 16 && f[0] == 1.0 && f[15] == 8.0),
-                "{r:?}"
-            ),
+            "llama3" => assert!(r.freq_factors.as_ref().is_some_and(|f| f.len() == 16 && f[0] == 1.0 && f[15] == 8.0), "{r:?}"),
             "linear" => assert_eq!(r.freq_scale, 0.25),
             "yarn" => assert!(r.yarn.is_some() && r.freq_scale == 0.25),
             _ => assert!(r.freq_factors.is_none() && r.yarn.is_none() && r.freq_scale == 1.0),

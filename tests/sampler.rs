@@ -28,9 +28,7 @@ fn candidates_sort_by_logit_then_id() {
 
 #[test]
 fn selecting_the_best_k_equals_sorting_all_then_truncating() {
-    let logits: Vec<f32> = (0..1000u32)
-        .map(|i| ((i * 7919) % 101) as f32 * 0.5 - 20.0)
-        .collect();
+    let logits: Vec<f32> = (0..1000u32).map(|i| ((i * 7919) % 101) as f32 * 0.5 - 20.0).collect();
     for k in [1, 5, 40, 999, 1000, 5000] {
         let mut all = p::candidates(&logits);
         p::top_k(&mut all, k);
@@ -84,10 +82,7 @@ fn temperature_reshapes_the_distribution() {
     let c = p::candidates(&logits_of(&[0.5, 0.25, 0.25]));
     close(&p::tempered(&c, 1.0), &[0.5, 0.25, 0.25]);
     // T = 0.5 squares the probabilities before normalising.
-    close(
-        &p::tempered(&c, 0.5),
-        &[0.25 / 0.375, 0.0625 / 0.375, 0.0625 / 0.375],
-    );
+    close(&p::tempered(&c, 0.5), &[0.25 / 0.375, 0.0625 / 0.375, 0.0625 / 0.375]);
     // A huge temperature approaches uniform.
     let hot = p::tempered(&c, 1e6);
     assert!(hot.iter().all(|&q| (q - 1.0 / 3.0).abs() < 1e-5), "{hot:?}");
@@ -110,17 +105,8 @@ fn penalties_follow_ctrl_and_openai() {
 
 #[test]
 fn the_window_is_the_last_n_tokens() {
-    let s = Sampler::from_config(SamplerConfig {
-        temperature: 0.0,
-        repeat_penalty: 100.0,
-        repeat_last_n: 2,
-        ..Default::default()
-    })
-    .unwrap();
-    assert!(
-        !s.is_greedy(),
-        "penalties change the logits, so no in-place argmax"
-    );
+    let s = Sampler::from_config(SamplerConfig { temperature: 0.0, repeat_penalty: 100.0, repeat_last_n: 2, ..Default::default() }).unwrap();
+    assert!(!s.is_greedy(), "penalties change the logits, so no in-place argmax");
     let logits = [3.0, 2.0, 1.0];
     // Token 0 is outside the last 2, so it stays best.
     assert_eq!(s.distribution(&logits, &[0, 1, 1]).unwrap().1, [0]);
@@ -131,12 +117,7 @@ fn the_window_is_the_last_n_tokens() {
 #[test]
 fn draws_follow_the_truncated_distribution() {
     let logits = logits_of(&[0.4, 0.3, 0.2, 0.1]);
-    let cfg = SamplerConfig {
-        temperature: 1.0,
-        top_k: 3,
-        seed: 7,
-        ..Default::default()
-    };
+    let cfg = SamplerConfig { temperature: 1.0, top_k: 3, seed: 7, ..Default::default() };
     let mut s = Sampler::from_config(cfg.clone()).unwrap();
     let n = 40_000;
     let mut counts = [0usize; 4];
@@ -160,91 +141,35 @@ fn draws_follow_the_truncated_distribution() {
 
 #[test]
 fn drawing_from_the_top_k_candidates_equals_drawing_from_all_logits() {
-    let logits: Vec<f32> = (0..5000u32)
-        .map(|i| ((i * 7919) % 1000) as f32 / 150.0)
-        .collect();
-    let config = SamplerConfig {
-        temperature: 0.8,
-        top_k: 40,
-        top_p: 0.9,
-        min_p: 0.02,
-        seed: 3,
-        ..SamplerConfig::default()
-    };
-    let (mut all, mut top) = (
-        Sampler::from_config(config.clone()).unwrap(),
-        Sampler::from_config(config).unwrap(),
-    );
+    let logits: Vec<f32> = (0..5000u32).map(|i| ((i * 7919) % 1000) as f32 / 150.0).collect();
+    let config = SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.9, min_p: 0.02, seed: 3, ..SamplerConfig::default() };
+    let (mut all, mut top) = (Sampler::from_config(config.clone()).unwrap(), Sampler::from_config(config).unwrap());
     assert_eq!(top.top_k_only(), Some(40));
-    let drawn: Vec<u32> = (0..200)
-        .map(|_| all.sample(&logits, &[]).unwrap())
-        .collect();
-    let from_top: Vec<u32> = (0..200)
-        .map(|_| top.sample_top_k(p::best_candidates(&logits, 40)).unwrap())
-        .collect();
+    let drawn: Vec<u32> = (0..200).map(|_| all.sample(&logits, &[]).unwrap()).collect();
+    let from_top: Vec<u32> = (0..200).map(|_| top.sample_top_k(p::best_candidates(&logits, 40)).unwrap()).collect();
     assert_eq!(drawn, from_top);
     assert!(drawn.iter().collect::<std::collections::HashSet<_>>().len() > 5);
     // Penalties, bias, no top-k or greedy need the whole row.
     for config in [
-        SamplerConfig {
-            top_k: 40,
-            repeat_penalty: 1.1,
-            ..SamplerConfig::default()
-        },
-        SamplerConfig {
-            top_k: 40,
-            logit_bias: vec![(1, 2.0)],
-            ..SamplerConfig::default()
-        },
-        SamplerConfig {
-            top_k: 0,
-            ..SamplerConfig::default()
-        },
-        SamplerConfig {
-            top_k: 40,
-            temperature: 0.0,
-            ..SamplerConfig::default()
-        },
+        SamplerConfig { top_k: 40, repeat_penalty: 1.1, ..SamplerConfig::default() },
+        SamplerConfig { top_k: 40, logit_bias: vec![(1, 2.0)], ..SamplerConfig::default() },
+        SamplerConfig { top_k: 0, ..SamplerConfig::default() },
+        SamplerConfig { top_k: 40, temperature: 0.0, ..SamplerConfig::default() },
     ] {
-        assert_eq!(
-            Sampler::from_config(config.clone()).unwrap().top_k_only(),
-            None,
-            "{config:?}"
-        );
+        assert_eq!(Sampler::from_config(config.clone()).unwrap().top_k_only(), None, "{config:?}");
     }
 }
 
 #[test]
 fn bad_settings_are_errors() {
     for cfg in [
-        SamplerConfig {
-            temperature: -1.0,
-            ..Default::default()
-        },
-        SamplerConfig {
-            temperature: f32::NAN,
-            ..Default::default()
-        },
-        SamplerConfig {
-            top_p: 0.0,
-            ..Default::default()
-        },
-        SamplerConfig {
-            min_p: 1.5,
-            ..Default::default()
-        },
-        SamplerConfig {
-            repeat_penalty: 0.0,
-            ..Default::default()
-        },
-        SamplerConfig {
-            frequency_penalty: 3.0,
-            ..Default::default()
-        },
-        SamplerConfig {
-            logit_bias: vec![(1, f32::INFINITY)],
-            ..Default::default()
-        },
+        SamplerConfig { temperature: -1.0, ..Default::default() },
+        SamplerConfig { temperature: f32::NAN, ..Default::default() },
+        SamplerConfig { top_p: 0.0, ..Default::default() },
+        SamplerConfig { min_p: 1.5, ..Default::default() },
+        SamplerConfig { repeat_penalty: 0.0, ..Default::default() },
+        SamplerConfig { frequency_penalty: 3.0, ..Default::default() },
+        SamplerConfig { logit_bias: vec![(1, f32::INFINITY)], ..Default::default() },
     ] {
         assert!(Sampler::from_config(cfg.clone()).is_err(), "{cfg:?}");
     }

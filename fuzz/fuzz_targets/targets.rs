@@ -11,18 +11,9 @@ use hearth::sampler::{Grammars, ResponseFormat};
 use hearth::tokenizer::{StreamDecoder, Tokenizer, NO_SPECIAL};
 
 fn tokenizer_of(file: &str) -> Tokenizer {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(file);
-    let path = if path.exists() {
-        path
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../models")
-            .join(file)
-    };
-    let header = hearth::gguf::read_header_file(&path)
-        .unwrap_or_else(|e| panic!("{file}: {e} (./build.sh model all)"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models").join(file);
+    let path = if path.exists() { path } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models").join(file) };
+    let header = hearth::gguf::read_header_file(&path).unwrap_or_else(|e| panic!("{file}: {e} (./build.sh model all)"));
     Tokenizer::from_metadata(&header.metadata).expect("the model's tokenizer")
 }
 
@@ -47,14 +38,8 @@ pub fn init() {
 /// The GGUF reader fed arbitrary bytes in arbitrary chunk sizes (the first byte picks them),
 /// and, when a header parses, the model built from it (config, plan, tokenizer, template).
 pub fn gguf_reader(data: &[u8]) {
-    let Some((&pattern, bytes)) = data.split_first() else {
-        return;
-    };
-    let mut reader = if pattern & 1 == 0 {
-        GgufReader::new()
-    } else {
-        GgufReader::with_total_len(bytes.len() as u64)
-    };
+    let Some((&pattern, bytes)) = data.split_first() else { return };
+    let mut reader = if pattern & 1 == 0 { GgufReader::new() } else { GgufReader::with_total_len(bytes.len() as u64) };
     if pattern & 2 != 0 {
         reader.deliver_in_pieces(64 + (pattern as usize >> 2) * 16);
     }
@@ -84,25 +69,14 @@ fn exercise_tokenizer(tok: &Tokenizer, text: &str, raw: &[u8]) {
             streamed.push_str(&s.push(id).expect("known ids stream"));
         }
         streamed.push_str(&s.finish());
-        assert_eq!(
-            streamed,
-            tok.decode(&ids, false).expect("its ids decode"),
-            "streaming decodes as a whole"
-        );
+        assert_eq!(streamed, tok.decode(&ids, false).expect("its ids decode"), "streaming decodes as a whole");
     }
-    let ids = tok
-        .encode_rendered(&tok.guard(text))
-        .expect("guarded text encodes");
+    let ids = tok.encode_rendered(&tok.guard(text)).expect("guarded text encodes");
     // (The guard drops U+FDD0, its marker, from messages: a noncharacter.)
-    let plain = tok
-        .encode(&text.replace(NO_SPECIAL, ""), false)
-        .expect("any text encodes");
+    let plain = tok.encode(&text.replace(NO_SPECIAL, ""), false).expect("any text encodes");
     assert_eq!(ids, plain, "a guarded message is plain text");
     // Arbitrary ids: out-of-range ones are errors.
-    let ids: Vec<u32> = raw
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().unwrap()) % (tok.vocab_size() as u32 + 8))
-        .collect();
+    let ids: Vec<u32> = raw.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) % (tok.vocab_size() as u32 + 8)).collect();
     let _ = tok.decode(&ids, true);
 }
 
@@ -121,10 +95,8 @@ pub fn chat_template(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.split('\0');
     let source = parts.next().unwrap_or("");
-    let messages: Vec<ChatMessage> = parts
-        .enumerate()
-        .map(|(i, content)| ChatMessage::new(["system", "user", "assistant"][i % 3], content))
-        .collect();
+    let messages: Vec<ChatMessage> =
+        parts.enumerate().map(|(i, content)| ChatMessage::new(["system", "user", "assistant"][i % 3], content)).collect();
     if let Ok(template) = ChatTemplate::new(source, "<s>", "</s>") {
         template.set_time(Some(1_700_000_000));
         for add in [false, true] {
@@ -132,9 +104,7 @@ pub fn chat_template(data: &[u8]) {
         }
     }
     // The built-in ChatML template renders any messages.
-    ChatTemplate::chatml("<s>", "</s>")
-        .render(&messages, true)
-        .expect("ChatML renders any messages");
+    ChatTemplate::chatml("<s>", "</s>").render(&messages, true).expect("ChatML renders any messages");
 }
 
 fn grammars() -> &'static Grammars {

@@ -53,10 +53,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
+        Self { role: role.into(), content: content.into() }
     }
 }
 
@@ -89,44 +86,28 @@ impl ChatTemplate {
         env.set_fuel(Some(RENDER_FUEL));
         env.set_recursion_limit(100);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> std::result::Result<JValue, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("raise_exception: {msg}"),
-                ))
-            },
-        );
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<JValue, minijinja::Error> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
+        });
         let c = clock.clone();
-        env.add_function(
-            "strftime_now",
-            move |fmt: String| -> std::result::Result<JValue, minijinja::Error> {
-                let now = match c.load(Ordering::Relaxed) {
-                    i64::MIN => system_time()?,
-                    t => t,
-                };
-                Ok(JValue::from(strftime(&fmt, now)))
-            },
-        );
+        env.add_function("strftime_now", move |fmt: String| -> std::result::Result<JValue, minijinja::Error> {
+            let now = match c.load(Ordering::Relaxed) {
+                i64::MIN => system_time()?,
+                t => t,
+            };
+            Ok(JValue::from(strftime(&fmt, now)))
+        });
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, accept_generation_tags(source))
             .map_err(|e| template_error("cannot compile the chat template", &e))?;
-        Ok(Self {
-            env,
-            bos_token: bos_token.to_string(),
-            eos_token: eos_token.to_string(),
-            clock,
-        })
+        Ok(Self { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string(), clock })
     }
 
     /// The GGUF's `tokenizer.chat_template`, with `bos_token`/`eos_token` set to the vocabulary
     /// strings of the tokenizer's BOS/EOS (empty when it has none). `Ok(None)` when the file
     /// has no template (see [`ChatTemplate::chatml`] for a fallback).
     pub fn from_metadata(md: &Metadata, tok: &Tokenizer) -> Result<Option<Self>> {
-        let Some(source) = md.get_str("tokenizer.chat_template")? else {
-            return Ok(None);
-        };
+        let Some(source) = md.get_str("tokenizer.chat_template")? else { return Ok(None) };
         let piece = |id: Option<u32>| id.and_then(|id| tok.token_str(id)).unwrap_or("");
         Self::new(source, piece(tok.bos_id()), piece(tok.eos_id())).map(Some)
     }
@@ -143,8 +124,7 @@ impl ChatTemplate {
     /// Fixes the time `strftime_now` reports (Unix seconds, formatted as UTC); `None` = the
     /// system clock (in the browser, `Date.now()`).
     pub fn set_time(&self, unix_secs: Option<i64>) {
-        self.clock
-            .store(unix_secs.unwrap_or(i64::MIN), Ordering::Relaxed);
+        self.clock.store(unix_secs.unwrap_or(i64::MIN), Ordering::Relaxed);
     }
 
     pub fn bos_token(&self) -> &str {
@@ -170,14 +150,9 @@ impl ChatTemplate {
             tools => JValue::from(()),
             documents => JValue::from(()),
         };
-        let mut out = CappedWriter {
-            buf: Vec::new(),
-            limit: MAX_OUTPUT_BYTES,
-        };
-        tmpl.render_captured_to(ctx, &mut out)
-            .map_err(|e| template_error("rendering the chat template failed", &e))?;
-        String::from_utf8(out.buf)
-            .map_err(|_| Error::Template("the chat template produced invalid UTF-8".into()))
+        let mut out = CappedWriter { buf: Vec::new(), limit: MAX_OUTPUT_BYTES };
+        tmpl.render_captured_to(ctx, &mut out).map_err(|e| template_error("rendering the chat template failed", &e))?;
+        String::from_utf8(out.buf).map_err(|_| Error::Template("the chat template produced invalid UTF-8".into()))
     }
 }
 
@@ -238,9 +213,7 @@ fn accept_generation_tags(source: &str) -> String {
             return out;
         };
         let inner = &tag[2..end];
-        let body = inner
-            .trim_start_matches(['-', '+'])
-            .trim_end_matches(['-', '+']);
+        let body = inner.trim_start_matches(['-', '+']).trim_end_matches(['-', '+']);
         let replacement = match body.trim() {
             "generation" => Some("if true"),
             "endgeneration" => Some("endif"),
@@ -271,37 +244,17 @@ fn system_time() -> std::result::Result<i64, minijinja::Error> {
     web_time::SystemTime::now()
         .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .map_err(|_| {
-            minijinja::Error::new(ErrorKind::InvalidOperation, "system clock is before 1970")
-        })
+        .map_err(|_| minijinja::Error::new(ErrorKind::InvalidOperation, "system clock is before 1970"))
 }
 
 /// Python's `strftime` for a UTC Unix time, for the common directives
 /// (`%Y %y %m %d %e %H %I %M %S %p %j %a %A %b %B %h %Z %z %F %T %D %%`). Unknown directives
 /// are copied as written.
 fn strftime(fmt: &str, unix_secs: i64) -> String {
-    const DAYS: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
+    const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
     const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+        "November", "December",
     ];
     let days = unix_secs.div_euclid(86_400);
     let secs = unix_secs.rem_euclid(86_400);
@@ -380,11 +333,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False, indent=indent,
 /// separators=separators, sort_keys=sort_keys)`.
-fn tojson(
-    value: &JValue,
-    indent: Option<JValue>,
-    kwargs: Kwargs,
-) -> std::result::Result<JValue, minijinja::Error> {
+fn tojson(value: &JValue, indent: Option<JValue>, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
     let indent = match indent {
         Some(v) => Some(v),
         None => kwargs.get::<Option<JValue>>("indent")?,
@@ -395,10 +344,7 @@ fn tojson(
         Some(v) => match v.kind() {
             ValueKind::String => Some(v.as_str().unwrap_or_default().to_string()),
             _ => Some(" ".repeat(usize::try_from(v).map_err(|_| {
-                minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    "tojson: indent must be an integer or a string",
-                )
+                minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: indent must be an integer or a string")
             })?)),
         },
     };
@@ -409,21 +355,12 @@ fn tojson(
     let (item_sep, key_sep) = match separators {
         Some(s) if s.len() == 2 => (s[0].clone(), s[1].clone()),
         Some(_) => {
-            return Err(minijinja::Error::new(
-                ErrorKind::InvalidOperation,
-                "tojson: separators must be a pair",
-            ))
+            return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: separators must be a pair"))
         }
         None if indent.is_some() => (",".to_string(), ": ".to_string()),
         None => (", ".to_string(), ": ".to_string()),
     };
-    let opts = JsonOpts {
-        indent,
-        item_sep,
-        key_sep,
-        sort_keys,
-        ensure_ascii,
-    };
+    let opts = JsonOpts { indent, item_sep, key_sep, sort_keys, ensure_ascii };
     let mut out = String::new();
     json_value(&mut out, value, &opts, 0, 0)?;
     Ok(JValue::from(out))
@@ -445,10 +382,7 @@ fn json_value(
     depth: usize,
 ) -> std::result::Result<(), minijinja::Error> {
     if depth > 128 {
-        return Err(minijinja::Error::new(
-            ErrorKind::InvalidOperation,
-            "tojson: value nested too deeply",
-        ));
+        return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: value nested too deeply"));
     }
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
@@ -575,10 +509,7 @@ mod tests {
         // 2024-07-26 13:05:09 UTC, a Friday.
         let t = 1_722_000_000 - 1_722_000_000 % 86_400 + 13 * 3600 + 5 * 60 + 9;
         assert_eq!(strftime("%d %b %Y", t), "26 Jul 2024");
-        assert_eq!(
-            strftime("%A %B %e %H:%M:%S %p %j %y %%", t),
-            "Friday July 26 13:05:09 PM 208 24 %"
-        );
+        assert_eq!(strftime("%A %B %e %H:%M:%S %p %j %y %%", t), "Friday July 26 13:05:09 PM 208 24 %");
         assert_eq!(strftime("%F %T %I", 0), "1970-01-01 00:00:00 12");
         assert_eq!(strftime("%Y-%m-%d %a", -1), "1969-12-31 Wed");
         assert_eq!(strftime("%Y-%m-%d", 951_782_400), "2000-02-29");
@@ -603,7 +534,9 @@ mod tests {
         .unwrap();
         let env = &t.env;
         let tmpl = env.get_template(TEMPLATE_NAME).unwrap();
-        let out = tmpl.render(minijinja::context! {}).unwrap();
+        let out = tmpl
+            .render(minijinja::context! {})
+            .unwrap();
         assert_eq!(
             out,
             "{\"b\": [1, 2.5, \"x\\n<y>\"], \"a\": {}, \"c\": [], \"d\": null, \"e\": true}|\

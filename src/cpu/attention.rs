@@ -7,15 +7,7 @@ use crate::quant::{axpy, dot_f32};
 /// `q`: the batch's query vectors (positions `start..start + n`); `k_cache`/`v_cache`: every
 /// position up to the batch's last. A query at position p sees keys `p − window < p' <= p`
 /// (all up to p when `window` is 0). Writes one `head_dim` slice of `out` per (token, head).
-pub fn attend(
-    c: &ModelConfig,
-    q: &[f32],
-    k_cache: &[f32],
-    v_cache: &[f32],
-    start: usize,
-    window: usize,
-    out: &mut [f32],
-) {
+pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], start: usize, window: usize, out: &mut [f32]) {
     let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
     let n = q.len() / q_dim;
     let group = c.n_head / c.n_head_kv;
@@ -26,14 +18,9 @@ pub fn attend(
         let kv_off = (h / group) * hd;
         let qv = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
         let len = start + t + 1;
-        let first = if window > 0 {
-            len.saturating_sub(window)
-        } else {
-            0
-        };
-        let mut scores: Vec<f32> = (first..len)
-            .map(|j| dot_f32(qv, &k_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd]) * scale)
-            .collect();
+        let first = if window > 0 { len.saturating_sub(window) } else { 0 };
+        let mut scores: Vec<f32> =
+            (first..len).map(|j| dot_f32(qv, &k_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd]) * scale).collect();
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for s in scores.iter_mut() {
@@ -43,11 +30,7 @@ pub fn attend(
         let o = unsafe { shared.slice(t * q_dim + h * hd, hd) };
         o.fill(0.0);
         for (j, &p) in (first..).zip(&scores) {
-            axpy(
-                p / sum,
-                &v_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd],
-                o,
-            );
+            axpy(p / sum, &v_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd], o);
         }
     });
 }
@@ -91,15 +74,7 @@ mod tests {
         let mut windowed = vec![0.0; c.q_dim()];
         attend(&c, &q, &k, &v, len - 1, 3, &mut windowed);
         let mut last_three = vec![0.0; c.q_dim()];
-        attend(
-            &c,
-            &q,
-            &k[(len - 3) * kv..],
-            &v[(len - 3) * kv..],
-            2,
-            0,
-            &mut last_three,
-        );
+        attend(&c, &q, &k[(len - 3) * kv..], &v[(len - 3) * kv..], 2, 0, &mut last_three);
         assert_eq!(windowed, last_three);
         let mut full = vec![0.0; c.q_dim()];
         attend(&c, &q, &k, &v, len - 1, 0, &mut full);

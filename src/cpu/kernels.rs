@@ -57,11 +57,7 @@ impl RopeTable {
 
     /// A table from explicit rows of `spec.half()` (cos, sin) pairs.
     pub fn from_rows(spec: &RopeSpec, cos_sin: Vec<[f32; 2]>) -> Self {
-        Self {
-            cos_sin,
-            half: spec.half(),
-            style: spec.style,
-        }
+        Self { cos_sin, half: spec.half(), style: spec.style }
     }
 }
 

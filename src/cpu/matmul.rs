@@ -49,17 +49,12 @@ pub fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], accumulate: boo
         }
         let row = |i: usize| &deq[i * k..(i + 1) * k];
         let tok = |t: usize| &x[t * k..(t + 1) * k];
-        let put = |i: usize, t: usize, v: f32| unsafe {
-            shared.write(t * m + rows.start + i, v, accumulate)
-        };
+        let put = |i: usize, t: usize, v: f32| unsafe { shared.write(t * m + rows.start + i, v, accumulate) };
         let full_t = n / TILE_COLS * TILE_COLS;
         let full_r = rows.len() / TILE_ROWS * TILE_ROWS;
         for t0 in (0..full_t).step_by(TILE_COLS) {
             for r0 in (0..full_r).step_by(TILE_ROWS) {
-                let tile = dot_f32_tile(
-                    std::array::from_fn(|i| row(r0 + i)),
-                    std::array::from_fn(|j| tok(t0 + j)),
-                );
+                let tile = dot_f32_tile(std::array::from_fn(|i| row(r0 + i)), std::array::from_fn(|j| tok(t0 + j)));
                 for (i, vals) in tile.iter().enumerate() {
                     for (j, &v) in vals.iter().enumerate() {
                         put(r0 + i, t0 + j, v);

@@ -23,49 +23,28 @@ pub struct CpuWeights {
 
 impl CpuWeights {
     pub fn new(plan: &ForwardPlan) -> Self {
-        Self {
-            tensors: (0..plan.weights.len()).map(|_| None).collect(),
-        }
+        Self { tensors: (0..plan.weights.len()).map(|_| None).collect() }
     }
 
     /// Stores a tensor's bytes as they come from the GGUF stream: the whole tensor, or rows
     /// from byte `offset` on, appended to the rows before them.
-    pub fn put(
-        &mut self,
-        plan: &ForwardPlan,
-        id: WeightId,
-        offset: usize,
-        data: Vec<u8>,
-    ) -> Result<()> {
+    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, offset: usize, data: Vec<u8>) -> Result<()> {
         let spec = &plan.weights[id.0];
         let expected = spec.rows * (spec.cols / spec.ty.block_len() * spec.ty.block_bytes());
         let slot = &mut self.tensors[id.0];
         let have = slot.as_ref().map_or(0, |t| t.data.len());
         if offset != have || offset + data.len() > expected {
-            return Err(Error::Model(format!(
-                "tensor {:?}: bytes {offset}..{} do not continue the {have} stored",
-                spec.name,
-                offset + data.len()
-            )));
+            return Err(Error::Model(format!("tensor {:?}: bytes {offset}..{} do not continue the {have} stored", spec.name, offset + data.len())));
         }
         match slot {
             Some(t) if offset > 0 => t.data.extend_from_slice(&data),
-            _ => {
-                *slot = Some(QTensor {
-                    ty: spec.ty,
-                    rows: spec.rows,
-                    cols: spec.cols,
-                    data,
-                })
-            }
+            _ => *slot = Some(QTensor { ty: spec.ty, rows: spec.rows, cols: spec.cols, data }),
         }
         Ok(())
     }
 
     fn get(&self, id: WeightId) -> &QTensor {
-        self.tensors[id.0]
-            .as_ref()
-            .expect("every weight is loaded before the backend runs")
+        self.tensors[id.0].as_ref().expect("every weight is loaded before the backend runs")
     }
 
     /// Loads a GGUF file into host memory, reporting progress.
@@ -73,13 +52,7 @@ impl CpuWeights {
         path: &std::path::Path,
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(Model, CpuWeights)> {
-        crate::model::load_model_file(
-            path,
-            Box::new(|plan| Ok(CpuWeights::new(plan))),
-            Box::new(CpuWeights::put),
-            None,
-            progress,
-        )
+        crate::model::load_model_file(path, Box::new(|plan| Ok(CpuWeights::new(plan))), Box::new(CpuWeights::put), None, progress)
     }
 }
 
@@ -100,17 +73,8 @@ pub struct CpuBackend {
 impl CpuBackend {
     pub fn new(plan: ForwardPlan, weights: Arc<CpuWeights>, max_context: usize) -> Self {
         let n_layer = plan.config.n_layer;
-        let cache = KvCache {
-            k: vec![Vec::new(); n_layer],
-            v: vec![Vec::new(); n_layer],
-            len: 0,
-        };
-        Self {
-            plan,
-            weights,
-            cache,
-            max_context,
-        }
+        let cache = KvCache { k: vec![Vec::new(); n_layer], v: vec![Vec::new(); n_layer], len: 0 };
+        Self { plan, weights, cache, max_context }
     }
 }
 
@@ -121,19 +85,11 @@ struct Acts {
 
 impl Acts {
     fn new(plan: &ForwardPlan, n: usize) -> Self {
-        Self {
-            bufs: Act::ALL
-                .iter()
-                .map(|&a| vec![0.0f32; n * plan.width(a)])
-                .collect(),
-        }
+        Self { bufs: Act::ALL.iter().map(|&a| vec![0.0f32; n * plan.width(a)]).collect() }
     }
 
     fn idx(a: Act) -> usize {
-        Act::ALL
-            .iter()
-            .position(|&x| x == a)
-            .expect("every activation is in Act::ALL")
+        Act::ALL.iter().position(|&x| x == a).expect("every activation is in Act::ALL")
     }
 
     fn get(&self, a: Act) -> &[f32] {
@@ -197,24 +153,13 @@ impl Backend for CpuBackend {
 
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
         let c = &self.plan.config;
-        crate::backend::check_batch(
-            tokens,
-            start,
-            self.cache.len,
-            self.max_context,
-            usize::MAX,
-            c.n_vocab,
-        )?;
+        crate::backend::check_batch(tokens, start, self.cache.len, self.max_context, usize::MAX, c.n_vocab)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
         let n = tokens.len();
         let mut acts = Acts::new(&self.plan, n);
-        let ropes: Vec<kernels::RopeTable> = c
-            .ropes()
-            .iter()
-            .map(|r| kernels::RopeTable::new(r, start, n))
-            .collect();
+        let ropes: Vec<kernels::RopeTable> = c.ropes().iter().map(|r| kernels::RopeTable::new(r, start, n)).collect();
         let mut logits = Vec::new();
         for op in &self.plan.ops {
             match *op {
@@ -230,9 +175,7 @@ impl Backend for CpuBackend {
                 Op::HeadNorm { target, weight, .. } => {
                     kernels::head_norm(acts.get_mut(target), self.weights.get(weight), c.rms_eps);
                 }
-                Op::AddBias { target, bias } => {
-                    kernels::add_bias(acts.get_mut(target), self.weights.get(bias))
-                }
+                Op::AddBias { target, bias } => kernels::add_bias(acts.get_mut(target), self.weights.get(bias)),
                 Op::Add { input, out } => {
                     let (x, y) = acts.pair(input, out);
                     kernels::add(x, y);
@@ -242,43 +185,19 @@ impl Backend for CpuBackend {
                     let (x, y) = acts.pair(input, out);
                     kernels::rms_norm(x, w, c.rms_eps, y);
                 }
-                Op::MatMul {
-                    weight,
-                    input,
-                    out,
-                    accumulate,
-                } => {
+                Op::MatMul { weight, input, out, accumulate } => {
                     let (x, y) = acts.pair(input, out);
                     matmul::matmul(self.weights.get(weight), x, n, y, accumulate);
                 }
-                Op::Rope {
-                    target,
-                    n_heads,
-                    rope,
-                } => {
+                Op::Rope { target, n_heads, rope } => {
                     kernels::rope(acts.get_mut(target), n_heads, c.head_dim, &ropes[rope]);
                 }
-                Op::Attention {
-                    layer,
-                    q,
-                    k,
-                    v,
-                    out,
-                    window,
-                } => {
+                Op::Attention { layer, q, k, v, out, window } => {
                     let kv_dim = c.kv_dim();
                     self.cache.k[layer].extend_from_slice(&acts.get(k)[..n * kv_dim]);
                     self.cache.v[layer].extend_from_slice(&acts.get(v)[..n * kv_dim]);
                     let (qs, o) = acts.pair(q, out);
-                    attention::attend(
-                        c,
-                        qs,
-                        &self.cache.k[layer],
-                        &self.cache.v[layer],
-                        start,
-                        window,
-                        o,
-                    );
+                    attention::attend(c, qs, &self.cache.k[layer], &self.cache.v[layer], start, window, o);
                 }
                 Op::Glu { gate, up, act } => {
                     let (u, g) = acts.pair(up, gate);
@@ -313,10 +232,8 @@ mod tests {
     /// which is the approximation every context shift makes.)
     #[test]
     fn shift_moves_and_rerotates_the_cache() {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-        let (model, weights) =
-            CpuWeights::load_file(&path, |_| {}).expect("the default model (./build.sh model)");
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let (model, weights) = CpuWeights::load_file(&path, |_| {}).expect("the default model (./build.sh model)");
         let weights = Arc::new(weights);
         let tokens: Vec<u32> = (0..20u32).map(|i| 300 + i * 37).collect();
         let mut shifted = CpuBackend::new(model.plan.clone(), weights.clone(), 32);
@@ -326,22 +243,9 @@ mod tests {
         let mut fresh = CpuBackend::new(model.plan.clone(), weights, 32);
         fresh.forward(&kept, 0, LogitsFor::None).unwrap();
         assert_eq!(shifted.cache.len, fresh.cache.len);
-        let close = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
-        };
-        assert!(
-            close(&shifted.cache.k[0], &fresh.cache.k[0]),
-            "layer-0 keys"
-        );
-        assert_eq!(
-            shifted.cache.v[0], fresh.cache.v[0],
-            "layer-0 values move unchanged"
-        );
-        assert!(
-            !close(&shifted.cache.k[1], &fresh.cache.k[1]),
-            "deeper layers remember the dropped tokens"
-        );
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()));
+        assert!(close(&shifted.cache.k[0], &fresh.cache.k[0]), "layer-0 keys");
+        assert_eq!(shifted.cache.v[0], fresh.cache.v[0], "layer-0 values move unchanged");
+        assert!(!close(&shifted.cache.k[1], &fresh.cache.k[1]), "deeper layers remember the dropped tokens");
     }
 }

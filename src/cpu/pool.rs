@@ -81,11 +81,7 @@ impl Pool {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .filter(|&n: &usize| n > 0)
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                });
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             Pool::new(n)
         })
     }
@@ -108,20 +104,12 @@ impl Pool {
         } else {
             for _ in 1..n_threads.max(1) {
                 let s = shared.clone();
-                if std::thread::Builder::new()
-                    .name("hearth-worker".into())
-                    .spawn(move || worker(&s))
-                    .is_ok()
-                {
+                if std::thread::Builder::new().name("hearth-worker".into()).spawn(move || worker(&s)).is_ok() {
                     started += 1;
                 }
             }
         }
-        Self {
-            shared,
-            n_threads: started,
-            driver: Mutex::new(()),
-        }
+        Self { shared, n_threads: started, driver: Mutex::new(()) }
     }
 
     pub fn threads(&self) -> usize {
@@ -176,10 +164,7 @@ fn work(s: &Shared) {
         if next >= n {
             return;
         }
-        if s.state
-            .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
+        if s.state.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             // SAFETY: a claimed task keeps its region's caller inside `run`, and the caller
             // stored this region's job before opening it; the next job cannot be stored before
             // this task is counted done.

@@ -37,11 +37,7 @@ impl GgufHeader {
 
     /// File size implied by the header: the end of the last tensor's bytes.
     pub fn data_end(&self) -> u64 {
-        self.tensors
-            .iter()
-            .map(|t| self.data_offset + t.offset + t.n_bytes)
-            .max()
-            .unwrap_or(self.data_offset)
+        self.tensors.iter().map(|t| self.data_offset + t.offset + t.n_bytes).max().unwrap_or(self.data_offset)
     }
 }
 
@@ -84,12 +80,7 @@ pub enum GgufError {
     #[error("file ends early at byte {at} while reading {what}")]
     Truncated { at: u64, what: String },
     #[error("{what} count {count} at byte {at} is larger than allowed ({max})")]
-    CountTooLarge {
-        what: &'static str,
-        count: u64,
-        max: u64,
-        at: u64,
-    },
+    CountTooLarge { what: &'static str, count: u64, max: u64, at: u64 },
     #[error("string of {len} bytes at byte {at} is longer than allowed ({max})")]
     StringTooLong { len: u64, max: u64, at: u64 },
     #[error("string at byte {at} is not valid UTF-8")]
@@ -105,48 +96,25 @@ pub enum GgufError {
     #[error("metadata key {0:?} is missing")]
     MissingKey(String),
     #[error("metadata key {key:?} is a {found}, expected {expected}")]
-    WrongValueType {
-        key: String,
-        expected: &'static str,
-        found: &'static str,
-    },
+    WrongValueType { key: String, expected: &'static str, found: &'static str },
     #[error("general.alignment {0} is not a non-zero power of two")]
     BadAlignment(u64),
     #[error("tensor {name:?} has {n_dims} dimensions (at most {MAX_DIMS} allowed)")]
     TooManyDims { name: String, n_dims: u32 },
     #[error("tensor {name:?} has an empty or overflowing shape {dims:?}")]
     BadShape { name: String, dims: Vec<u64> },
-    #[error(
-        "tensor {name:?} has element type {ty_name} (id {ty}), which this build does not support"
-    )]
-    UnsupportedTensorType {
-        name: String,
-        ty: u32,
-        ty_name: &'static str,
-    },
+    #[error("tensor {name:?} has element type {ty_name} (id {ty}), which this build does not support")]
+    UnsupportedTensorType { name: String, ty: u32, ty_name: &'static str },
     #[error("tensor {name:?}: row length {row} is not a multiple of the {ty} block size {block}")]
-    BadRowLength {
-        name: String,
-        row: u64,
-        ty: &'static str,
-        block: usize,
-    },
+    BadRowLength { name: String, row: u64, ty: &'static str, block: usize },
     #[error("tensor {0:?} appears twice")]
     DuplicateTensor(String),
     #[error("tensor {name:?} offset {offset} is not a multiple of the alignment {alignment}")]
-    MisalignedTensor {
-        name: String,
-        offset: u64,
-        alignment: u64,
-    },
+    MisalignedTensor { name: String, offset: u64, alignment: u64 },
     #[error("tensors {a:?} and {b:?} overlap in the data section")]
     OverlappingTensors { a: String, b: String },
     #[error("tensor {name:?} ends at byte {end}, past the end of the file ({file_len} bytes)")]
-    TensorOutOfBounds {
-        name: String,
-        end: u64,
-        file_len: u64,
-    },
+    TensorOutOfBounds { name: String, end: u64, file_len: u64 },
     #[error("reader used after an error or after the end of the file")]
     Finished,
 }

@@ -134,10 +134,7 @@ impl GgufReader {
     /// A reader that knows the file's length up front (e.g. from `Content-Length`), which lets
     /// it reject impossible counts and out-of-bounds tensors before their bytes arrive.
     pub fn with_total_len(total_len: u64) -> Self {
-        Self {
-            total_len: Some(total_len),
-            ..Self::new()
-        }
+        Self { total_len: Some(total_len), ..Self::new() }
     }
 
     /// Delivers tensor data as [`GgufEvent::TensorPart`]s of whole rows, about `bytes` each
@@ -181,33 +178,17 @@ impl GgufReader {
             Stage::Failed => return Err(GgufError::Finished),
             Stage::Preamble => "the file header".to_string(),
             Stage::KvKey | Stage::KvType | Stage::KvValue(_) | Stage::ArrayHeader => {
-                format!(
-                    "metadata ({} of {} keys read)",
-                    self.metadata.len(),
-                    self.n_kv
-                )
+                format!("metadata ({} of {} keys read)", self.metadata.len(), self.n_kv)
             }
             Stage::TensorName | Stage::TensorRest(_) => {
-                format!(
-                    "tensor infos ({} of {} read)",
-                    self.tensors.len(),
-                    self.n_tensors
-                )
+                format!("tensor infos ({} of {} read)", self.tensors.len(), self.n_tensors)
             }
             Stage::Data => {
                 let t = &self.tensors[self.order[self.next]];
-                format!(
-                    "the data of tensor {:?} ({} of {} tensors complete)",
-                    t.name,
-                    self.next,
-                    self.order.len()
-                )
+                format!("the data of tensor {:?} ({} of {} tensors complete)", t.name, self.next, self.order.len())
             }
         };
-        Err(GgufError::Truncated {
-            at: self.position(),
-            what,
-        })
+        Err(GgufError::Truncated { at: self.position(), what })
     }
 
     fn push_inner(&mut self, chunk: &[u8]) -> Result<(), GgufError> {
@@ -243,47 +224,26 @@ impl GgufReader {
     }
 
     fn peek_u32(&self, off: usize) -> u32 {
-        u32::from_le_bytes(
-            self.buf[self.pos + off..self.pos + off + 4]
-                .try_into()
-                .unwrap(),
-        )
+        u32::from_le_bytes(self.buf[self.pos + off..self.pos + off + 4].try_into().unwrap())
     }
 
     fn peek_u64(&self, off: usize) -> u64 {
-        u64::from_le_bytes(
-            self.buf[self.pos + off..self.pos + off + 8]
-                .try_into()
-                .unwrap(),
-        )
+        u64::from_le_bytes(self.buf[self.pos + off..self.pos + off + 8].try_into().unwrap())
     }
 
     /// Checks a claimed count against its limit and, when the file's length is known, against
     /// the bytes the file can still hold (a file too short for its claims is truncated).
-    fn check_fits(
-        &self,
-        what: &'static str,
-        count: u64,
-        min_size: u64,
-        max: u64,
-    ) -> Result<(), GgufError> {
+    fn check_fits(&self, what: &'static str, count: u64, min_size: u64, max: u64) -> Result<(), GgufError> {
         let at = self.at();
         if count > max {
-            return Err(GgufError::CountTooLarge {
-                what,
-                count,
-                max,
-                at,
-            });
+            return Err(GgufError::CountTooLarge { what, count, max, at });
         }
         if let Some(total) = self.total_len {
             let left = total.saturating_sub(at);
             if count.saturating_mul(min_size) > left {
                 return Err(GgufError::Truncated {
                     at: total,
-                    what: format!(
-                        "{count} {what}s claimed at byte {at}, with only {left} bytes left"
-                    ),
+                    what: format!("{count} {what}s claimed at byte {at}, with only {left} bytes left"),
                 });
             }
         }
@@ -297,26 +257,17 @@ impl GgufReader {
         }
         let len = self.peek_u64(0);
         if len > MAX_STRING {
-            return Err(GgufError::StringTooLong {
-                len,
-                max: MAX_STRING,
-                at: self.at(),
-            });
+            return Err(GgufError::StringTooLong { len, max: MAX_STRING, at: self.at() });
         }
         if let Some(total) = self.total_len.filter(|&t| self.at() + 8 + len > t) {
-            return Err(GgufError::Truncated {
-                at: total,
-                what: format!("a string of {len} bytes at byte {}", self.at()),
-            });
+            return Err(GgufError::Truncated { at: total, what: format!("a string of {len} bytes at byte {}", self.at()) });
         }
         if (self.available() as u64) < 8 + len {
             return Ok(None);
         }
         let start = self.pos + 8;
         let bytes = &self.buf[start..start + len as usize];
-        let s = std::str::from_utf8(bytes)
-            .map_err(|_| GgufError::InvalidUtf8 { at: self.at() })?
-            .to_owned();
+        let s = std::str::from_utf8(bytes).map_err(|_| GgufError::InvalidUtf8 { at: self.at() })?.to_owned();
         self.pos = start + len as usize;
         Ok(Some(s))
     }
@@ -329,9 +280,7 @@ impl GgufReader {
                     self.stage = Stage::Preamble;
                     // Reject a wrong magic as soon as 4 bytes are in, not only after 24.
                     if self.available() >= 4 && self.buf[self.pos..self.pos + 4] != MAGIC {
-                        return Err(GgufError::BadMagic(
-                            self.buf[self.pos..self.pos + 4].try_into().unwrap(),
-                        ));
+                        return Err(GgufError::BadMagic(self.buf[self.pos..self.pos + 4].try_into().unwrap()));
                     }
                     return Ok(false);
                 }
@@ -373,10 +322,7 @@ impl GgufReader {
                     return Ok(false);
                 }
                 let id = self.peek_u32(0);
-                let ty = ValueType::from_id(id).ok_or_else(|| GgufError::BadValueType {
-                    key: self.key.clone(),
-                    ty: id,
-                })?;
+                let ty = ValueType::from_id(id).ok_or_else(|| GgufError::BadValueType { key: self.key.clone(), ty: id })?;
                 self.pos += 4;
                 self.stage = self.value_stage(ty);
                 Ok(true)
@@ -397,31 +343,16 @@ impl GgufReader {
                     return Ok(false);
                 }
                 let id = self.peek_u32(0);
-                let elem = ValueType::from_id(id).ok_or_else(|| GgufError::BadValueType {
-                    key: self.key.clone(),
-                    ty: id,
-                })?;
+                let elem = ValueType::from_id(id).ok_or_else(|| GgufError::BadValueType { key: self.key.clone(), ty: id })?;
                 let count = self.peek_u64(4);
                 self.pos += 12;
                 if self.arrays.len() >= MAX_ARRAY_DEPTH {
                     return Err(GgufError::NestedTooDeep(self.key.clone()));
                 }
-                let min_size =
-                    elem.scalar_size()
-                        .unwrap_or(if elem == ValueType::String { 8 } else { 12 })
-                        as u64;
-                self.check_fits(
-                    "array element",
-                    count,
-                    min_size,
-                    MAX_ARRAY_ELEMENTS - self.array_elements,
-                )?;
+                let min_size = elem.scalar_size().unwrap_or(if elem == ValueType::String { 8 } else { 12 }) as u64;
+                self.check_fits("array element", count, min_size, MAX_ARRAY_ELEMENTS - self.array_elements)?;
                 self.array_elements += count;
-                self.arrays.push(ArrayFrame {
-                    elem,
-                    remaining: count,
-                    items: Vec::new(),
-                });
+                self.arrays.push(ArrayFrame { elem, remaining: count, items: Vec::new() });
                 self.stage = self.next_array_element()?;
                 Ok(true)
             }
@@ -449,9 +380,7 @@ impl GgufReader {
                     self.stage = Stage::TensorRest(name);
                     return Ok(false);
                 }
-                let dims: Vec<u64> = (0..n_dims as usize)
-                    .map(|i| self.peek_u64(4 + 8 * i))
-                    .collect();
+                let dims: Vec<u64> = (0..n_dims as usize).map(|i| self.peek_u64(4 + 8 * i)).collect();
                 let ty_id = self.peek_u32(4 + 8 * n_dims as usize);
                 let offset = self.peek_u64(8 + 8 * n_dims as usize);
                 self.pos += need;
@@ -460,11 +389,7 @@ impl GgufReader {
                     return Err(GgufError::DuplicateTensor(info.name));
                 }
                 self.tensors.push(info);
-                self.stage = if (self.tensors.len() as u64) < self.n_tensors {
-                    Stage::TensorName
-                } else {
-                    self.start_data()?
-                };
+                self.stage = if (self.tensors.len() as u64) < self.n_tensors { Stage::TensorName } else { self.start_data()? };
                 Ok(!matches!(self.stage, Stage::Data | Stage::Done))
             }
             s @ (Stage::Data | Stage::Done | Stage::Failed) => {
@@ -506,12 +431,7 @@ impl GgufReader {
             ValueType::I8 => Value::I8(b[0] as i8),
             ValueType::Bool => match b[0] {
                 0 | 1 => Value::Bool(b[0] == 1),
-                value => {
-                    return Err(GgufError::BadBool {
-                        key: self.key.clone(),
-                        value,
-                    })
-                }
+                value => return Err(GgufError::BadBool { key: self.key.clone(), value }),
             },
             ValueType::U16 => Value::U16(u16::from_le_bytes([b[0], b[1]])),
             ValueType::I16 => Value::I16(i16::from_le_bytes([b[0], b[1]])),
@@ -573,15 +493,9 @@ impl GgufReader {
         for (k, &i) in order.iter().enumerate() {
             let t = &self.tensors[i];
             if !t.offset.is_multiple_of(alignment) {
-                return Err(GgufError::MisalignedTensor {
-                    name: t.name.clone(),
-                    offset: t.offset,
-                    alignment,
-                });
+                return Err(GgufError::MisalignedTensor { name: t.name.clone(), offset: t.offset, alignment });
             }
-            let end = data_offset
-                .checked_add(t.offset)
-                .and_then(|s| s.checked_add(t.n_bytes));
+            let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.n_bytes));
             let file_len = self.total_len.unwrap_or(u64::MAX);
             match end {
                 Some(end) if end <= file_len => {}
@@ -596,10 +510,7 @@ impl GgufReader {
             if let Some(&j) = order.get(k + 1) {
                 let u = &self.tensors[j];
                 if t.offset + t.n_bytes > u.offset {
-                    return Err(GgufError::OverlappingTensors {
-                        a: t.name.clone(),
-                        b: u.name.clone(),
-                    });
+                    return Err(GgufError::OverlappingTensors { a: t.name.clone(), b: u.name.clone() });
                 }
             }
         }
@@ -613,11 +524,7 @@ impl GgufReader {
         self.order = order;
         self.data_offset = data_offset;
         self.cursor = header_end;
-        Ok(if self.order.is_empty() {
-            Stage::Done
-        } else {
-            Stage::Data
-        })
+        Ok(if self.order.is_empty() { Stage::Done } else { Stage::Data })
     }
 
     /// Data phase: skip padding, collect the current tensor, emit it when complete.
@@ -660,13 +567,7 @@ impl GgufReader {
                 let last = self.delivered == info.n_bytes;
                 self.events.push_back(match self.piece_bytes {
                     None => GgufEvent::Tensor(TensorData { index, info, bytes }),
-                    Some(_) => GgufEvent::TensorPart(TensorPart {
-                        index,
-                        info,
-                        offset,
-                        bytes,
-                        last,
-                    }),
+                    Some(_) => GgufEvent::TensorPart(TensorPart { index, info, offset, bytes, last }),
                 });
                 if last {
                     self.delivered = 0;
@@ -681,48 +582,22 @@ impl GgufReader {
     }
 }
 
-fn tensor_info(
-    name: String,
-    dims: Vec<u64>,
-    ty_id: u32,
-    offset: u64,
-) -> Result<TensorInfo, GgufError> {
-    let n = dims.iter().try_fold(
-        1u64,
-        |acc, &d| if d == 0 { None } else { acc.checked_mul(d) },
-    );
+fn tensor_info(name: String, dims: Vec<u64>, ty_id: u32, offset: u64) -> Result<TensorInfo, GgufError> {
+    let n = dims.iter().try_fold(1u64, |acc, &d| if d == 0 { None } else { acc.checked_mul(d) });
     let Some(n) = n.filter(|_| !dims.is_empty()) else {
         return Err(GgufError::BadShape { name, dims });
     };
     let Some(ty) = GgmlType::from_id(ty_id) else {
-        return Err(GgufError::UnsupportedTensorType {
-            name,
-            ty: ty_id,
-            ty_name: GgmlType::name_of_id(ty_id),
-        });
+        return Err(GgufError::UnsupportedTensorType { name, ty: ty_id, ty_name: GgmlType::name_of_id(ty_id) });
     };
     if !dims[0].is_multiple_of(ty.block_len() as u64) {
-        return Err(GgufError::BadRowLength {
-            name,
-            row: dims[0],
-            ty: ty.name(),
-            block: ty.block_len(),
-        });
+        return Err(GgufError::BadRowLength { name, row: dims[0], ty: ty.name(), block: ty.block_len() });
     }
-    let n_bytes = ty.bytes_for(n).ok_or_else(|| GgufError::BadShape {
-        name: name.clone(),
-        dims: dims.clone(),
-    })?;
+    let n_bytes = ty.bytes_for(n).ok_or_else(|| GgufError::BadShape { name: name.clone(), dims: dims.clone() })?;
     if n_bytes > isize::MAX as u64 {
         return Err(GgufError::BadShape { name, dims });
     }
-    Ok(TensorInfo {
-        name,
-        dims,
-        ty,
-        offset,
-        n_bytes,
-    })
+    Ok(TensorInfo { name, dims, ty, offset, n_bytes })
 }
 
 /// Drives a [`GgufReader`] from any `Read`, handing each event to `on_event` as it completes.
@@ -762,27 +637,15 @@ pub fn read_all<R: Read>(
 
 /// Reads only the header (metadata and tensor infos) of a GGUF file.
 pub fn read_header_file(path: &std::path::Path) -> crate::Result<GgufHeader> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
     let len = file.metadata()?.len();
     let mut header = None;
-    read_all(
-        std::io::BufReader::new(file),
-        1 << 16,
-        Some(len),
-        |ev, _| {
-            if let GgufEvent::Header(h) = ev {
-                header = Some(h);
-            }
-            Ok(header.is_none())
-        },
-    )?;
-    header.ok_or_else(|| {
-        GgufError::Truncated {
-            at: len,
-            what: "the header".into(),
+    read_all(std::io::BufReader::new(file), 1 << 16, Some(len), |ev, _| {
+        if let GgufEvent::Header(h) = ev {
+            header = Some(h);
         }
-        .into()
-    })
+        Ok(header.is_none())
+    })?;
+    header.ok_or_else(|| GgufError::Truncated { at: len, what: "the header".into() }.into())
 }

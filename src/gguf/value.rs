@@ -183,8 +183,7 @@ impl Metadata {
     /// Sets a string value (replacing the key where it exists): for tests and tools that vary
     /// one setting of a real file.
     pub fn set_str(&mut self, key: &str, value: &str) {
-        self.map
-            .insert(key.to_string(), Value::String(value.to_string()));
+        self.map.insert(key.to_string(), Value::String(value.to_string()));
     }
 
     /// Removes a key and returns its value.
@@ -195,11 +194,7 @@ impl Metadata {
     /// Removes an array of strings and returns its strings (moved, not copied); `Ok(None)`
     /// when absent, an error when present with another type.
     pub fn take_strings(&mut self, key: &str) -> Result<Option<Vec<String>>, GgufError> {
-        let wrong = |found: &'static str| GgufError::WrongValueType {
-            key: key.to_string(),
-            expected: "array of strings",
-            found,
-        };
+        let wrong = |found: &'static str| GgufError::WrongValueType { key: key.to_string(), expected: "array of strings", found };
         match self.map.remove(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items
@@ -258,9 +253,7 @@ impl Metadata {
         want: &'static str,
         f: impl Fn(&'a Value) -> Option<T>,
     ) -> Result<Option<Vec<T>>, GgufError> {
-        let Some(items) = self.get_array(key)? else {
-            return Ok(None);
-        };
+        let Some(items) = self.get_array(key)? else { return Ok(None) };
         items
             .iter()
             .map(|v| {

@@ -42,9 +42,7 @@ pub(super) fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer
     ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(4),
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     })
 }
@@ -52,12 +50,7 @@ pub(super) fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer
 impl GpuBackend {
     /// Builds every buffer, bind group and pipeline the plan needs, for batches of up to
     /// `max_batch` tokens and a cache of `max_context` positions.
-    pub fn new(
-        plan: ForwardPlan,
-        weights: Arc<GpuWeights>,
-        max_batch: usize,
-        max_context: usize,
-    ) -> Result<Self> {
+    pub fn new(plan: ForwardPlan, weights: Arc<GpuWeights>, max_batch: usize, max_context: usize) -> Result<Self> {
         let ctx = weights.ctx.clone();
         let c = plan.config.clone();
         // In u64: a context size from JS must not wrap a 32-bit usize (wasm32).
@@ -73,24 +66,12 @@ impl GpuBackend {
         // 151,936 logits under a 128 MiB limit); longer prompts are evaluated in several calls.
         let max_batch = max_batch.min((ctx.max_binding() / (c.n_vocab as u64 * 4)) as usize);
         if max_batch == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "{} logits do not fit this GPU's binding limit",
-                c.n_vocab
-            )));
+            return Err(Error::InvalidArgument(format!("{} logits do not fit this GPU's binding limit", c.n_vocab)));
         }
         let logits_bytes = (max_batch * c.n_vocab * 4) as u64;
         let acts: Vec<(Act, wgpu::Buffer)> = Act::ALL
             .into_iter()
-            .map(|a| {
-                (
-                    a,
-                    storage(
-                        &ctx,
-                        &format!("{a:?}"),
-                        (max_batch * plan.width(a) * 4) as u64,
-                    ),
-                )
-            })
+            .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
             .collect();
         let tokens = storage(&ctx, "tokens", (max_batch * 4) as u64);
         let step = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -118,44 +99,18 @@ impl GpuBackend {
             .iter()
             .map(|r| {
                 let table = r.cos_sin(0, max_context);
-                let buf = storage(
-                    &ctx,
-                    "rope table",
-                    std::mem::size_of_val(table.as_slice()) as u64,
-                );
-                ctx.queue
-                    .write_buffer(&buf, 0, bytemuck::cast_slice(&table));
+                let buf = storage(&ctx, "rope table", std::mem::size_of_val(table.as_slice()) as u64);
+                ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&table));
                 buf
             })
             .collect();
-        let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer)
-            .map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes))
-            .collect();
-        let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer)
-            .map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes))
-            .collect();
+        let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
+        let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
 
-        let buffers = Buffers {
-            acts,
-            tokens,
-            step,
-            logits,
-            argmax,
-            rope_tables,
-            k_cache,
-            v_cache,
-        };
+        let buffers = Buffers { acts, tokens, step, logits, argmax, rope_tables, k_cache, v_cache };
         let dispatches = lower(&ctx, &plan, &weights, &buffers);
         let fusion = super::lower::fusion_notes(&plan, &weights);
-        let Buffers {
-            tokens,
-            step,
-            logits,
-            argmax,
-            k_cache,
-            v_cache,
-            ..
-        } = buffers;
+        let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
         let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab);
         // Out of memory while building the buffers, or a pipeline the device refused.
         ctx.check()?;
@@ -183,37 +138,19 @@ impl GpuBackend {
 
     /// Number of compute dispatches one greedy decoding step records.
     pub fn dispatches_per_token(&self) -> usize {
-        self.dispatches
-            .iter()
-            .filter(|d| d.role != Role::LogitsAll)
-            .count()
+        self.dispatches.iter().filter(|d| d.role != Role::LogitsAll).count()
     }
 
     /// The per-forward inputs: token ids and the step record.
     fn write_inputs(&self, tokens: &[u32], start: usize) {
         let q = &self.ctx.queue;
         q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
-        q.write_buffer(
-            &self.step,
-            0,
-            bytemuck::bytes_of(&params::Step {
-                n_tokens: tokens.len() as u32,
-                start_pos: start as u32,
-                _pad: [0; 2],
-            }),
-        );
+        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&params::Step { n_tokens: tokens.len() as u32, start_pos: start as u32, _pad: [0; 2] }));
     }
 
     fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
         self.ctx.check()?;
-        crate::backend::check_batch(
-            tokens,
-            start,
-            self.len,
-            self.max_context,
-            self.max_batch,
-            self.plan.config.n_vocab,
-        )
+        crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)
     }
 
     /// Records one compute pass over the dispatches `wanted` selects (then, with `top_k`, the
@@ -232,23 +169,10 @@ impl GpuBackend {
         let q = &self.ctx.queue;
         self.write_inputs(tokens, start);
         let mut dispatched = 0;
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("forward"),
-            });
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("forward"),
-                timestamp_writes: None,
-            });
-            for d in self
-                .dispatches
-                .iter()
-                .filter(|d| wanted(d.role))
-                .map(|d| d.for_tokens(n))
-            {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+            for d in self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)) {
                 record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
                 dispatched += 1;
             }
@@ -271,12 +195,7 @@ impl GpuBackend {
         self.traffic.readback_bytes += bytes as f64;
     }
 
-    async fn forward_impl(
-        &mut self,
-        tokens: &[u32],
-        start: usize,
-        which: LogitsFor,
-    ) -> Result<Vec<f32>> {
+    async fn forward_impl(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
         self.check(tokens, start)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
@@ -294,11 +213,7 @@ impl GpuBackend {
             Role::Argmax => false,
         };
         let (logits, staging) = (self.logits.clone(), self.staging.clone());
-        let copies: &[_] = if floats > 0 {
-            &[(&logits, &staging, (floats * 4) as u64)]
-        } else {
-            &[]
-        };
+        let copies: &[_] = if floats > 0 { &[(&logits, &staging, (floats * 4) as u64)] } else { &[] };
         self.submit(tokens, start, wanted, None, copies);
         if floats == 0 {
             return Ok(Vec::new());
@@ -321,30 +236,17 @@ impl GpuBackend {
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
-    async fn forward_top_k_impl(
-        &mut self,
-        tokens: &[u32],
-        start: usize,
-        k: usize,
-    ) -> Result<Vec<(u32, f32)>> {
+    async fn forward_top_k_impl(&mut self, tokens: &[u32], start: usize, k: usize) -> Result<Vec<(u32, f32)>> {
         self.check(tokens, start)?;
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to evaluate".into()));
         }
         if !(1..=MAX_TOP_K).contains(&k) {
-            return Err(Error::InvalidArgument(format!(
-                "the GPU selects from 1 to {MAX_TOP_K} candidates, not {k}"
-            )));
+            return Err(Error::InvalidArgument(format!("the GPU selects from 1 to {MAX_TOP_K} candidates, not {k}")));
         }
         let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast);
         let (result, staging) = (self.top_k.result(k).clone(), self.top_k.staging.clone());
-        self.submit(
-            tokens,
-            start,
-            wanted,
-            Some(k),
-            &[(&result, &staging, (k * 8) as u64)],
-        );
+        self.submit(tokens, start, wanted, Some(k), &[(&result, &staging, (k * 8) as u64)]);
         self.count_readback(k * 8);
         let bytes = read_back_async(&self.ctx, &staging, k * 8).await?;
         Ok(top_k::decode(&bytes, self.plan.config.n_vocab))
@@ -354,11 +256,7 @@ impl GpuBackend {
 /// Maps the first `len` bytes of a MAP_READ buffer once the queued work is done and copies
 /// them out. Natively this polls the device; in the browser the mapping resolves on the
 /// event loop.
-pub(super) async fn read_back_async(
-    ctx: &GpuContext,
-    buffer: &wgpu::Buffer,
-    len: usize,
-) -> Result<Vec<u8>> {
+pub(super) async fn read_back_async(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
     // A fault in the work just recorded (a validation error, a lost device) makes its results
     // meaningless: report it rather than read them.
     ctx.check()?;
@@ -374,10 +272,7 @@ pub(super) async fn read_back_async(
     rx.await
         .map_err(|_| ctx.fault_or(Error::Gpu("readback was dropped".into())))?
         .map_err(|e| ctx.fault_or(e.into()))?;
-    let out = slice
-        .get_mapped_range()
-        .map_err(|e| ctx.fault_or(Error::Gpu(format!("readback failed: {e}"))))?
-        .to_vec();
+    let out = slice.get_mapped_range().map_err(|e| ctx.fault_or(Error::Gpu(format!("readback failed: {e}"))))?.to_vec();
     buffer.unmap();
     ctx.check()?;
     Ok(out)
@@ -389,12 +284,7 @@ pub(super) fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> 
 }
 
 /// Records one dispatch of `groups` workgroups (folded into 2-D past the per-dimension limit).
-pub(super) fn record(
-    pass: &mut wgpu::ComputePass,
-    pipeline: &wgpu::ComputePipeline,
-    bind_group: &wgpu::BindGroup,
-    groups: u32,
-) {
+pub(super) fn record(pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline, bind_group: &wgpu::BindGroup, groups: u32) {
     let (x, y) = fold(groups);
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind_group, &[]);
@@ -411,11 +301,7 @@ pub(super) fn fold(groups: u32) -> (u32, u32) {
 
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
-        format!(
-            "{}, {} dispatches per token",
-            self.ctx.describe(),
-            self.dispatches_per_token()
-        )
+        format!("{}, {} dispatches per token", self.ctx.describe(), self.dispatches_per_token())
     }
 
     fn traffic(&self) -> Option<Traffic> {
@@ -445,67 +331,32 @@ impl Backend for GpuBackend {
             let row = (c.kv_dim() * 4) as u64;
             let bytes = moved as u64 * row;
             let device = &self.ctx.device;
-            let (scratch_k, scratch_v) = (
-                storage(&self.ctx, "shift keys", bytes),
-                storage(&self.ctx, "shift values", bytes),
-            );
-            let step_buf = uniform(
-                &self.ctx,
-                &params::Step {
-                    n_tokens: moved as u32,
-                    start_pos: 0,
-                    _pad: [0; 2],
-                },
-            );
-            let pipeline = super::shaders::Pipelines::default()
-                .get(device, super::shaders::Kernel::Rope, None)
-                .clone();
+            let (scratch_k, scratch_v) = (storage(&self.ctx, "shift keys", bytes), storage(&self.ctx, "shift values", bytes));
+            let step_buf = uniform(&self.ctx, &params::Step { n_tokens: moved as u32, start_pos: 0, _pad: [0; 2] });
+            let pipeline = super::shaders::Pipelines::default().get(device, super::shaders::Kernel::Rope, None).clone();
             // One rotation per RoPE variant (gemma3's local and global layers differ).
             let rotations: Vec<(wgpu::BindGroup, u32)> = c
                 .ropes()
                 .iter()
                 .map(|r| {
                     let table = r.unshift_rows(drop, moved);
-                    let table_buf = storage(
-                        &self.ctx,
-                        "shift rope table",
-                        std::mem::size_of_val(table.as_slice()) as u64,
-                    );
-                    self.ctx
-                        .queue
-                        .write_buffer(&table_buf, 0, bytemuck::cast_slice(&table));
+                    let table_buf = storage(&self.ctx, "shift rope table", std::mem::size_of_val(table.as_slice()) as u64);
+                    self.ctx.queue.write_buffer(&table_buf, 0, bytemuck::cast_slice(&table));
                     let neox = (r.style == crate::model::RopeStyle::Neox) as u32;
-                    let rope = params::Rope {
-                        n_heads: c.n_head_kv as u32,
-                        head_dim: c.head_dim as u32,
-                        half: r.half() as u32,
-                        neox,
-                    };
+                    let rope = params::Rope { n_heads: c.n_head_kv as u32, head_dim: c.head_dim as u32, half: r.half() as u32, neox };
                     let params_buf = uniform(&self.ctx, &rope);
                     let groups = (moved * c.n_head_kv * r.half()).div_ceil(64) as u32;
-                    (
-                        bind_group(
-                            &self.ctx,
-                            &pipeline,
-                            &[&scratch_k, &table_buf, &params_buf, &step_buf],
-                        ),
-                        groups,
-                    )
+                    (bind_group(&self.ctx, &pipeline, &[&scratch_k, &table_buf, &params_buf, &step_buf]), groups)
                 })
                 .collect();
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("shift"),
-            });
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("shift") });
             let (from, to) = ((keep + drop) as u64 * row, keep as u64 * row);
             for (l, (k, v)) in self.k_cache.iter().zip(&self.v_cache).enumerate() {
                 let (bind_group, groups) = &rotations[c.layer_rope_index(l)];
                 encoder.copy_buffer_to_buffer(k, from, &scratch_k, 0, bytes);
                 encoder.copy_buffer_to_buffer(v, from, &scratch_v, 0, bytes);
                 {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("shift"),
-                        timestamp_writes: None,
-                    });
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("shift"), timestamp_writes: None });
                     record(&mut pass, &pipeline, bind_group, *groups);
                 }
                 encoder.copy_buffer_to_buffer(&scratch_k, 0, k, to, bytes);
@@ -523,12 +374,7 @@ impl Backend for GpuBackend {
         block_on(self.forward_impl(tokens, start, which))
     }
 
-    fn forward_async<'a>(
-        &'a mut self,
-        tokens: &'a [u32],
-        start: usize,
-        which: LogitsFor,
-    ) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn forward_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, which: LogitsFor) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(self.forward_impl(tokens, start, which))
     }
 
@@ -536,11 +382,7 @@ impl Backend for GpuBackend {
         block_on(self.forward_argmax_impl(tokens, start))
     }
 
-    fn forward_argmax_async<'a>(
-        &'a mut self,
-        tokens: &'a [u32],
-        start: usize,
-    ) -> BoxFuture<'a, Result<u32>> {
+    fn forward_argmax_async<'a>(&'a mut self, tokens: &'a [u32], start: usize) -> BoxFuture<'a, Result<u32>> {
         Box::pin(self.forward_argmax_impl(tokens, start))
     }
 
@@ -552,12 +394,7 @@ impl Backend for GpuBackend {
         block_on(self.forward_top_k_impl(tokens, start, k))
     }
 
-    fn forward_top_k_async<'a>(
-        &'a mut self,
-        tokens: &'a [u32],
-        start: usize,
-        k: usize,
-    ) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
+    fn forward_top_k_async<'a>(&'a mut self, tokens: &'a [u32], start: usize, k: usize) -> BoxFuture<'a, Result<Vec<(u32, f32)>>> {
         Box::pin(self.forward_top_k_impl(tokens, start, k))
     }
 
@@ -566,16 +403,8 @@ impl Backend for GpuBackend {
     }
 
     fn profile(&mut self, tokens: &[u32], start: usize) -> Result<Vec<KernelTime>> {
-        if !self
-            .ctx
-            .device
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-        {
-            return Err(Error::Gpu(format!(
-                "{} has no timestamp queries",
-                self.ctx.describe()
-            )));
+        if !self.ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Gpu(format!("{} has no timestamp queries", self.ctx.describe())));
         }
         self.len = self.len.min(start);
         self.check(tokens, start)?;
@@ -584,27 +413,14 @@ impl Backend for GpuBackend {
         }
         let n = tokens.len() as u32;
         let greedy = n == 1;
-        let wanted =
-            |r: Role| r == Role::Always || (greedy && matches!(r, Role::LogitsLast | Role::Argmax));
-        let ds: Vec<&Dispatch> = self
-            .dispatches
-            .iter()
-            .filter(|d| wanted(d.role))
-            .map(|d| d.for_tokens(n))
-            .collect();
+        let wanted = |r: Role| r == Role::Always || (greedy && matches!(r, Role::LogitsLast | Role::Argmax));
+        let ds: Vec<&Dispatch> = self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)).collect();
         let queries = 2 * ds.len() as u32;
         if queries > wgpu::QUERY_SET_MAX_QUERIES {
-            return Err(Error::Gpu(format!(
-                "{} dispatches are too many to time in one query set",
-                ds.len()
-            )));
+            return Err(Error::Gpu(format!("{} dispatches are too many to time in one query set", ds.len())));
         }
         let device = &self.ctx.device;
-        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("profile"),
-            ty: wgpu::QueryType::Timestamp,
-            count: queries,
-        });
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: queries });
         let bytes = queries as u64 * 8;
         let resolved = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("profile"),
@@ -620,9 +436,7 @@ impl Backend for GpuBackend {
         });
         let q = &self.ctx.queue;
         self.write_inputs(tokens, start);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("profile"),
-        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         // One pass per dispatch, so each gets its own begin and end timestamps.
         for (i, d) in ds.iter().enumerate() {
             let timestamps = wgpu::ComputePassTimestampWrites {
@@ -630,17 +444,13 @@ impl Backend for GpuBackend {
                 beginning_of_pass_write_index: Some(2 * i as u32),
                 end_of_pass_write_index: Some(2 * i as u32 + 1),
             };
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: Some(timestamps),
-            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: Some(timestamps) });
             record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
         }
         encoder.resolve_query_set(&set, 0..queries, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);
         q.submit([encoder.finish()]);
-        let ticks: Vec<u64> =
-            bytemuck::pod_collect_to_vec(&read_back(&self.ctx, &readback, bytes as usize)?);
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&read_back(&self.ctx, &readback, bytes as usize)?);
         let period_s = q.get_timestamp_period() as f64 * 1e-9;
         let mut out: Vec<KernelTime> = Vec::new();
         for (d, t) in ds.iter().zip(ticks.chunks(2)) {
@@ -651,11 +461,7 @@ impl Backend for GpuBackend {
                     k.dispatches += 1;
                     k.seconds += seconds;
                 }
-                None => out.push(KernelTime {
-                    kernel: name,
-                    dispatches: 1,
-                    seconds,
-                }),
+                None => out.push(KernelTime { kernel: name, dispatches: 1, seconds }),
             }
         }
         out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));

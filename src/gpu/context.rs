@@ -33,8 +33,7 @@ impl Faults {
 impl GpuContext {
     /// The first high-performance adapter, or an error saying why there is none.
     pub async fn new_async() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -64,20 +63,10 @@ impl GpuContext {
             .map_err(|e| Error::Gpu(format!("device request failed: {e}")))?;
         let faults = Arc::new(Faults::default());
         let f = faults.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            Faults::note(&f.error, one_line(&e.to_string()))
-        }));
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| Faults::note(&f.error, one_line(&e.to_string()))));
         let f = faults.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            Faults::note(&f.lost, format!("{reason:?}: {}", one_line(&message)))
-        });
-        Ok(Self {
-            device,
-            queue,
-            info,
-            limits,
-            faults,
-        })
+        device.set_device_lost_callback(move |reason, message| Faults::note(&f.lost, format!("{reason:?}: {}", one_line(&message))));
+        Ok(Self { device, queue, info, limits, faults })
     }
 
     /// The first fault since the last check, as an error: [`Error::GpuLost`] once the device

@@ -82,27 +82,17 @@ impl From<wgpu::BufferAsyncError> for Error {
 /// largest with their ids, largest first.
 pub fn top_k(ctx: &GpuContext, logits: &[f32], k: usize) -> Result<Vec<(u32, f32)>> {
     if !(1..=super::top_k::MAX_TOP_K).contains(&k) || logits.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "top-k of {k} from {} logits",
-            logits.len()
-        )));
+        return Err(Error::InvalidArgument(format!("top-k of {k} from {} logits", logits.len())));
     }
     let buffer = super::backend::storage(ctx, "logits", std::mem::size_of_val(logits) as u64);
-    ctx.queue
-        .write_buffer(&buffer, 0, bytemuck::cast_slice(logits));
+    ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(logits));
     let selection = super::top_k::TopK::new(ctx, &mut Pipelines::default(), &buffer, logits.len());
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
         selection.record(&ctx.queue, &mut pass, k);
     }
-    encoder.copy_buffer_to_buffer(
-        selection.result(k),
-        0,
-        &selection.staging,
-        0,
-        (k * 8) as u64,
-    );
+    encoder.copy_buffer_to_buffer(selection.result(k), 0, &selection.staging, 0, (k * 8) as u64);
     ctx.queue.submit([encoder.finish()]);
     let bytes = super::backend::read_back(ctx, &selection.staging, k * 8)?;
     Ok(super::top_k::decode(&bytes, logits.len()))

@@ -83,25 +83,14 @@ pub(super) struct Buffers {
 }
 
 /// Binds `bufs` to bindings 0, 1, … of a pipeline's group 0.
-pub(super) fn bind_group(
-    ctx: &GpuContext,
-    pipeline: &wgpu::ComputePipeline,
-    bufs: &[&wgpu::Buffer],
-) -> wgpu::BindGroup {
+pub(super) fn bind_group(ctx: &GpuContext, pipeline: &wgpu::ComputePipeline, bufs: &[&wgpu::Buffer]) -> wgpu::BindGroup {
     let entries: Vec<wgpu::BindGroupEntry> = bufs
         .iter()
         .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
+        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
         .collect();
     let layout = pipeline.get_bind_group_layout(0);
-    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &layout,
-        entries: &entries,
-    })
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries })
 }
 
 pub(super) fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
@@ -146,41 +135,20 @@ fn dead_after(ops: &[Op], from: usize, act: Act) -> bool {
 /// How the fusions applied to a plan: what `hearth bench --profile` reports besides the times.
 pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<String> {
     let groups = super::weights::stack_groups(plan);
-    let stacked = |ws: &[WeightId]| {
-        weights.get(ws[0]).stack.is_some()
-            && ws.iter().all(|&w| {
-                weights.get(w).stack.map(|s| s.0) == weights.get(ws[0]).stack.map(|s| s.0)
-            })
-    };
+    let stacked = |ws: &[WeightId]| weights.get(ws[0]).stack.is_some() && ws.iter().all(|&w| weights.get(w).stack.map(|s| s.0) == weights.get(ws[0]).stack.map(|s| s.0));
     let (mut whole, mut split, mut extra) = (0, 0, 0);
     let mut mixes = std::collections::BTreeSet::new();
-    for (start, ws) in plan
-        .matmul_runs()
-        .into_iter()
-        .filter(|(_, ws)| ws.len() == 3)
-    {
-        let dispatches = 3 - groups
-            .iter()
-            .filter(|(j, g)| *j >= start && *j < start + 3 && stacked(g))
-            .map(|(_, g)| g.len() - 1)
-            .sum::<usize>();
+    for (start, ws) in plan.matmul_runs().into_iter().filter(|(_, ws)| ws.len() == 3) {
+        let dispatches = 3 - groups.iter().filter(|(j, g)| *j >= start && *j < start + 3 && stacked(g)).map(|(_, g)| g.len() - 1).sum::<usize>();
         if dispatches == 1 {
             whole += 1;
         } else {
             split += 1;
             extra += dispatches - 1;
-            mixes.insert(
-                ws.iter()
-                    .map(|w| plan.weights[w.0].ty.name())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
+            mixes.insert(ws.iter().map(|w| plan.weights[w.0].ty.name()).collect::<Vec<_>>().join("/"));
         }
     }
-    let mut notes = vec![format!(
-        "Q/K/V projections in one dispatch in {whole} of {} layers",
-        whole + split
-    )];
+    let mut notes = vec![format!("Q/K/V projections in one dispatch in {whole} of {} layers", whole + split)];
     if split > 0 {
         notes.push(format!(
             "{split} layers mix formats ({}): their Q/K/V take {extra} more dispatches per token in all (Q and K still \
@@ -192,20 +160,9 @@ pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<Stri
 }
 
 /// Every dispatch of one forward pass, in order.
-pub(super) fn lower(
-    ctx: &GpuContext,
-    plan: &ForwardPlan,
-    weights: &GpuWeights,
-    b: &Buffers,
-) -> Vec<Dispatch> {
+pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, b: &Buffers) -> Vec<Dispatch> {
     let c = &plan.config;
-    let act = |a: Act| {
-        &b.acts
-            .iter()
-            .find(|(x, _)| *x == a)
-            .expect("every activation has a buffer")
-            .1
-    };
+    let act = |a: Act| &b.acts.iter().find(|(x, _)| *x == a).expect("every activation has a buffer").1;
     let (tokens, step, logits, argmax) = (&b.tokens, &b.step, &b.logits, &b.argmax);
     let (k_cache, v_cache) = (&b.k_cache, &b.v_cache);
     // Bound as the norm weight of matmuls without a folded norm, and as the bias of matmuls
@@ -215,36 +172,19 @@ pub(super) fn lower(
     let no_out2 = storage(ctx, "no second output", 16);
     let no_out3 = storage(ctx, "no third output", 16);
     // Copies that fill stacked bias buffers, submitted once at the end.
-    let mut copies = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("stacked biases"),
-        });
+    let mut copies = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stacked biases") });
     let mut pipes = Pipelines::default();
     let mut dispatches = Vec::new();
     let mut build = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
         let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
         let bind_group = bind_group(ctx, &pipeline, bufs);
-        Dispatch {
-            kernel,
-            pipeline,
-            bind_group,
-            grid,
-            role,
-            batched: None,
-        }
+        Dispatch { kernel, pipeline, bind_group, grid, role, batched: None }
     };
     let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
         let mut d = build(kernel, ty, bufs, grid, role);
         // Matmuls over every token also get the tiled form for prefill.
         if let Grid::MatMul(Kernel::MatMul, rows) = grid {
-            let tiled = build(
-                Kernel::MatMulTiled,
-                ty,
-                bufs,
-                Grid::MatMul(Kernel::MatMulTiled, rows),
-                role,
-            );
+            let tiled = build(Kernel::MatMulTiled, ty, bufs, Grid::MatMul(Kernel::MatMulTiled, rows), role);
             d.batched = Some(Box::new(tiled));
         }
         dispatches.push(d);
@@ -289,12 +229,8 @@ pub(super) fn lower(
     // Whether the weights sit back to back, in order, in one stacked buffer.
     let same_stack = |ws: &[WeightId]| {
         let st: Vec<_> = ws.iter().map(|&w| weights.get(w).stack).collect();
-        st.iter()
-            .all(|s| s.is_some_and(|(k, _)| Some(k) == st[0].map(|(k0, _)| k0)))
-            && ws
-                .windows(2)
-                .zip(st.windows(2))
-                .all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
+        st.iter().all(|s| s.is_some_and(|(k, _)| Some(k) == st[0].map(|(k0, _)| k0)))
+            && ws.windows(2).zip(st.windows(2)).all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
     };
     let bias_buf = |w: WeightId| &weights.get(w).parts[0].buffer;
     for (i, op) in plan.ops.iter().enumerate() {
@@ -322,13 +258,7 @@ pub(super) fn lower(
                         _pad: [0; 3],
                     };
                     let pb = uniform(ctx, &p);
-                    add(
-                        Kernel::Embed,
-                        Some(t.ty),
-                        &[&part.buffer, tokens, act(out), &pb, step],
-                        Grid::Threads(t.cols as u32),
-                        Role::Always,
-                    );
+                    add(Kernel::Embed, Some(t.ty), &[&part.buffer, tokens, act(out), &pb, step], Grid::Threads(t.cols as u32), Role::Always);
                 }
             }
             Op::RmsNorm { input, weight, out } if plan.norm_folds_into_matmuls(i) => {
@@ -339,108 +269,42 @@ pub(super) fn lower(
                 // A post-norm whose result is only added to the residual stream: norm and add
                 // in one dispatch.
                 let (dest, accumulate) = match plan.ops.get(i + 1) {
-                    Some(&Op::Add { input: x, out: y })
-                        if x == out && y != input && dead_after(&plan.ops, i + 2, out) =>
-                    {
+                    Some(&Op::Add { input: x, out: y }) if x == out && y != input && dead_after(&plan.ops, i + 2, out) => {
                         done[i + 1] = true;
                         (y, 1)
                     }
                     _ => (out, 0),
                 };
-                let pb = uniform(
-                    ctx,
-                    &params::RmsNorm {
-                        dim: w.cols as u32,
-                        eps: c.rms_eps,
-                        accumulate,
-                        _pad: 0,
-                    },
-                );
-                add(
-                    Kernel::RmsNorm,
-                    None,
-                    &[act(input), &w.parts[0].buffer, act(dest), &pb, step],
-                    Grid::PerToken(1),
-                    Role::Always,
-                );
+                let pb = uniform(ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, accumulate, _pad: 0 });
+                add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(dest), &pb, step], Grid::PerToken(1), Role::Always);
             }
-            Op::HeadNorm {
-                target,
-                weight,
-                n_heads,
-            } => {
+            Op::HeadNorm { target, weight, n_heads } => {
                 let w = &weights.get(weight).parts[0].buffer;
                 // Q's and K's norms side by side: one dispatch for both.
                 let (x2, w2, n2) = match plan.ops.get(i + 1) {
-                    Some(&Op::HeadNorm {
-                        target: t2,
-                        weight: w2,
-                        n_heads: n2,
-                    }) if t2 != target => {
+                    Some(&Op::HeadNorm { target: t2, weight: w2, n_heads: n2 }) if t2 != target => {
                         done[i + 1] = true;
                         (act(t2), &weights.get(w2).parts[0].buffer, n2)
                     }
                     _ => (&no_out2, &no_norm, 0),
                 };
-                let p = params::HeadNorm {
-                    n_heads: n_heads as u32,
-                    n_heads2: n2 as u32,
-                    head_dim: c.head_dim as u32,
-                    eps: c.rms_eps,
-                };
+                let p = params::HeadNorm { n_heads: n_heads as u32, n_heads2: n2 as u32, head_dim: c.head_dim as u32, eps: c.rms_eps };
                 let pb = uniform(ctx, &p);
-                add(
-                    Kernel::HeadNorm,
-                    None,
-                    &[act(target), w, x2, w2, &pb, step],
-                    Grid::PerToken((n_heads + n2) as u32),
-                    Role::Always,
-                );
+                add(Kernel::HeadNorm, None, &[act(target), w, x2, w2, &pb, step], Grid::PerToken((n_heads + n2) as u32), Role::Always);
             }
             Op::AddBias { target, bias } => {
                 let w = weights.get(bias);
-                let pb = uniform(
-                    ctx,
-                    &params::Add {
-                        width: w.cols as u32,
-                        broadcast: 1,
-                        _pad: [0; 2],
-                    },
-                );
-                add(
-                    Kernel::Add,
-                    None,
-                    &[&w.parts[0].buffer, act(target), &pb, step],
-                    Grid::Threads(w.cols as u32),
-                    Role::Always,
-                );
+                let pb = uniform(ctx, &params::Add { width: w.cols as u32, broadcast: 1, _pad: [0; 2] });
+                add(Kernel::Add, None, &[&w.parts[0].buffer, act(target), &pb, step], Grid::Threads(w.cols as u32), Role::Always);
             }
             Op::Add { input, out } => {
                 let width = plan.width(out) as u32;
-                let pb = uniform(
-                    ctx,
-                    &params::Add {
-                        width,
-                        broadcast: 0,
-                        _pad: [0; 2],
-                    },
-                );
-                add(
-                    Kernel::Add,
-                    None,
-                    &[act(input), act(out), &pb, step],
-                    Grid::Threads(width),
-                    Role::Always,
-                );
+                let pb = uniform(ctx, &params::Add { width, broadcast: 0, _pad: [0; 2] });
+                add(Kernel::Add, None, &[act(input), act(out), &pb, step], Grid::Threads(width), Role::Always);
             }
             // Gate and up stacked in one buffer, then the gated activation: one dispatch for all three.
-            Op::MatMul { input, out, .. }
-                if glu
-                    .iter()
-                    .any(|&(j, g, u, _)| j == i && same_stack(&[g, u])) =>
-            {
-                let &(_, g, u, activation) =
-                    glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
+            Op::MatMul { input, out, .. } if glu.iter().any(|&(j, g, u, _)| j == i && same_stack(&[g, u])) => {
+                let &(_, g, u, activation) = glu.iter().find(|&&(j, ..)| j == i).expect("matched above");
                 let (gw, uw) = (weights.get(g), weights.get(u));
                 let (g_row, u_row) = (gw.stack.expect("stacked").1, uw.stack.expect("stacked").1);
                 let (src, norm) = norm_for(input);
@@ -453,42 +317,19 @@ pub(super) fn lower(
                         Activation::GeluTanh => 2,
                     },
                     glu_rows: u_row - g_row,
-                    ..params::MatMul::plain(
-                        gw.rows as u32,
-                        gw.cols as u32,
-                        gw.row_words,
-                        gw.rows as u32,
-                    )
+                    ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
                 };
                 let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                let bufs = [
-                    &gw.parts[0].buffer,
-                    act(src),
-                    act(out),
-                    &pb,
-                    step,
-                    norm_buf,
-                    &no_out2,
-                    &no_out3,
-                    &no_norm,
-                ];
-                add(
-                    Kernel::MatMul,
-                    Some(gw.ty),
-                    &bufs,
-                    Grid::MatMul(Kernel::MatMul, gw.rows as u32),
-                    Role::Always,
-                );
+                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, &no_norm];
+                add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::MatMul(Kernel::MatMul, gw.rows as u32), Role::Always);
                 done[i + 1] = true;
                 done[i + 2] = true;
             }
             // Two or three matmuls of one input stacked in one buffer (Q, K, V): one
             // dispatch, its output rows routed to each op's buffer, their biases stacked alike.
             Op::MatMul { input, .. }
-                if runs
-                    .iter()
-                    .any(|(j, ws)| *j == i && (2..=3).contains(&ws.len()) && same_stack(ws)) =>
+                if runs.iter().any(|(j, ws)| *j == i && (2..=3).contains(&ws.len()) && same_stack(ws)) =>
             {
                 let (_, ws) = runs.iter().find(|(j, _)| *j == i).expect("matched above");
                 let outs: Vec<Act> = plan.ops[i..i + ws.len()]
@@ -498,28 +339,18 @@ pub(super) fn lower(
                         _ => unreachable!("a run holds matmuls only"),
                     })
                     .collect();
-                let ts: Vec<&super::weights::GpuTensor> =
-                    ws.iter().map(|&w| weights.get(w)).collect();
+                let ts: Vec<&super::weights::GpuTensor> = ws.iter().map(|&w| weights.get(w)).collect();
                 let rows: Vec<u32> = ts.iter().map(|t| t.rows as u32).collect();
                 let (src, norm) = norm_for(input);
                 let first = ts[0];
                 let total: u32 = rows.iter().sum();
-                let biases: Vec<Option<(usize, WeightId)>> = outs
-                    .iter()
-                    .map(|&o| bias_after(&plan.ops, i + ws.len(), o))
-                    .collect();
+                let biases: Vec<Option<(usize, WeightId)>> = outs.iter().map(|&o| bias_after(&plan.ops, i + ws.len(), o)).collect();
                 let stacked_bias = biases.iter().any(Option::is_some).then(|| {
                     let buf = storage(ctx, "stacked bias", total as u64 * 4);
                     let mut base = 0u64;
                     for (bias, &r) in biases.iter().zip(&rows) {
                         if let Some((j, w)) = *bias {
-                            copies.copy_buffer_to_buffer(
-                                bias_buf(w),
-                                0,
-                                &buf,
-                                base * 4,
-                                r as u64 * 4,
-                            );
+                            copies.copy_buffer_to_buffer(bias_buf(w), 0, &buf, base * 4, r as u64 * 4);
                             done[j] = true;
                         }
                         base += r as u64;
@@ -531,11 +362,7 @@ pub(super) fn lower(
                     eps: c.rms_eps,
                     w_base: first.stack.expect("stacked").1 * first.row_words,
                     split1: rows[0],
-                    split2: if rows.len() == 3 {
-                        rows[0] + rows[1]
-                    } else {
-                        u32::MAX
-                    },
+                    split2: if rows.len() == 3 { rows[0] + rows[1] } else { u32::MAX },
                     stride2: rows[1],
                     stride3: rows.get(2).copied().unwrap_or(0),
                     bias: stacked_bias.is_some() as u32,
@@ -545,34 +372,13 @@ pub(super) fn lower(
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                 let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
                 let bias = stacked_bias.as_ref().unwrap_or(&no_norm);
-                let bufs = [
-                    &first.parts[0].buffer,
-                    act(src),
-                    act(outs[0]),
-                    &pb,
-                    step,
-                    norm_buf,
-                    act(outs[1]),
-                    y3,
-                    bias,
-                ];
-                add(
-                    Kernel::MatMul,
-                    Some(first.ty),
-                    &bufs,
-                    Grid::MatMul(Kernel::MatMul, total),
-                    Role::Always,
-                );
+                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3, bias];
+                add(Kernel::MatMul, Some(first.ty), &bufs, Grid::MatMul(Kernel::MatMul, total), Role::Always);
                 for d in &mut done[i..i + ws.len()] {
                     *d = true;
                 }
             }
-            Op::MatMul {
-                weight,
-                input,
-                out,
-                accumulate,
-            } => {
+            Op::MatMul { weight, input, out, accumulate } => {
                 let w = weights.get(weight);
                 let (src, norm) = norm_for(input);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
@@ -589,94 +395,30 @@ pub(super) fn lower(
                         eps: c.rms_eps,
                         w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
                         bias: bias.is_some() as u32,
-                        ..params::MatMul::plain(
-                            part.rows,
-                            w.cols as u32,
-                            w.row_words,
-                            w.rows as u32,
-                        )
+                        ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                     };
                     let pb = uniform(ctx, &p);
-                    let bufs = [
-                        &part.buffer,
-                        act(src),
-                        act(out),
-                        &pb,
-                        step,
-                        norm_buf,
-                        &no_out2,
-                        &no_out3,
-                        bias_bind,
-                    ];
-                    add(
-                        Kernel::MatMul,
-                        Some(w.ty),
-                        &bufs,
-                        Grid::MatMul(Kernel::MatMul, part.rows),
-                        Role::Always,
-                    );
+                    let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, bias_bind];
+                    add(Kernel::MatMul, Some(w.ty), &bufs, Grid::MatMul(Kernel::MatMul, part.rows), Role::Always);
                 }
             }
             // RoPE on Q and K followed by attention over them: rotate both, store K and V
             // in the cache in one dispatch, then attend.
-            Op::Rope {
-                target: qa, rope, ..
-            } if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
+            Op::Rope { target: qa, rope, .. }
+                if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
                     (Some(Op::Rope { target: ka, rope: r2, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka && *r2 == rope) =>
             {
-                let Some(&Op::Attention {
-                    layer,
-                    q,
-                    k,
-                    v,
-                    out,
-                    window,
-                }) = plan.ops.get(i + 2)
-                else {
-                    unreachable!()
-                };
+                let Some(&Op::Attention { layer, q, k, v, out, window }) = plan.ops.get(i + 2) else { unreachable!() };
                 let per_token = (c.n_head * ropes[rope].half() + 2 * c.kv_dim()) as u32;
-                let bufs = [
-                    act(q),
-                    act(k),
-                    act(v),
-                    &k_cache[layer],
-                    &v_cache[layer],
-                    &b.rope_tables[rope],
-                    &rope_kv_params[rope],
-                    step,
-                ];
-                add(
-                    Kernel::RopeKv,
-                    None,
-                    &bufs,
-                    Grid::Threads(per_token),
-                    Role::Always,
-                );
+                let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &b.rope_tables[rope], &rope_kv_params[rope], step];
+                add(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
                 let pa = attention_params(window);
-                let bufs = [
-                    act(q),
-                    &k_cache[layer],
-                    &v_cache[layer],
-                    act(out),
-                    &pa,
-                    step,
-                ];
-                add(
-                    Kernel::Attention,
-                    None,
-                    &bufs,
-                    Grid::PerToken(c.n_head as u32),
-                    Role::Always,
-                );
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step];
+                add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
                 done[i + 1] = true;
                 done[i + 2] = true;
             }
-            Op::Rope {
-                target,
-                n_heads,
-                rope,
-            } => {
+            Op::Rope { target, n_heads, rope } => {
                 let r = ropes[rope];
                 let p = params::Rope {
                     n_heads: n_heads as u32,
@@ -686,71 +428,19 @@ pub(super) fn lower(
                 };
                 let pb = uniform(ctx, &p);
                 let bufs = [act(target), &b.rope_tables[rope], &pb, step];
-                add(
-                    Kernel::Rope,
-                    None,
-                    &bufs,
-                    Grid::Threads((n_heads * r.half()) as u32),
-                    Role::Always,
-                );
+                add(Kernel::Rope, None, &bufs, Grid::Threads((n_heads * r.half()) as u32), Role::Always);
             }
-            Op::Attention {
-                layer,
-                q,
-                k,
-                v,
-                out,
-                window,
-            } => {
-                let pb = uniform(
-                    ctx,
-                    &params::Width {
-                        width: kv,
-                        _pad: [0; 3],
-                    },
-                );
-                add(
-                    Kernel::KvStore,
-                    None,
-                    &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step],
-                    Grid::Threads(kv),
-                    Role::Always,
-                );
+            Op::Attention { layer, q, k, v, out, window } => {
+                let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
+                add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step], Grid::Threads(kv), Role::Always);
                 let pa = attention_params(window);
-                let bufs = [
-                    act(q),
-                    &k_cache[layer],
-                    &v_cache[layer],
-                    act(out),
-                    &pa,
-                    step,
-                ];
-                add(
-                    Kernel::Attention,
-                    None,
-                    &bufs,
-                    Grid::PerToken(c.n_head as u32),
-                    Role::Always,
-                );
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step];
+                add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
-            Op::Glu {
-                gate,
-                up,
-                act: activation,
-            } => {
-                let p = params::Glu {
-                    width: c.n_ff as u32,
-                    act: (activation == Activation::GeluTanh) as u32,
-                    _pad: [0; 2],
-                };
+            Op::Glu { gate, up, act: activation } => {
+                let p = params::Glu { width: c.n_ff as u32, act: (activation == Activation::GeluTanh) as u32, _pad: [0; 2] };
                 let pb = uniform(ctx, &p);
-                add(
-                    Kernel::Glu,
-                    None,
-                    &[act(gate), act(up), &pb, step],
-                    Grid::Threads(c.n_ff as u32),
-                    Role::Always,
-                );
+                add(Kernel::Glu, None, &[act(gate), act(up), &pb, step], Grid::Threads(c.n_ff as u32), Role::Always);
             }
             Op::Logits { weight, input } => {
                 let w = weights.get(weight);
@@ -763,12 +453,7 @@ pub(super) fn lower(
                             row_offset: part.row_offset,
                             norm: norm.is_some() as u32,
                             eps: c.rms_eps,
-                            ..params::MatMul::plain(
-                                part.rows,
-                                w.cols as u32,
-                                w.row_words,
-                                w.rows as u32,
-                            )
+                            ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                         };
                         let pb = uniform(ctx, &p);
                         let grid = if last_only == 1 {
@@ -776,34 +461,12 @@ pub(super) fn lower(
                         } else {
                             Grid::MatMul(Kernel::MatMul, part.rows)
                         };
-                        let bufs = [
-                            &part.buffer,
-                            act(src),
-                            logits,
-                            &pb,
-                            step,
-                            norm_buf,
-                            &no_out2,
-                            &no_out3,
-                            &no_norm,
-                        ];
+                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3, &no_norm];
                         add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                     }
                 }
-                let pb = uniform(
-                    ctx,
-                    &params::Width {
-                        width: c.n_vocab as u32,
-                        _pad: [0; 3],
-                    },
-                );
-                add(
-                    Kernel::Argmax,
-                    None,
-                    &[logits, argmax, &pb],
-                    Grid::Once(1),
-                    Role::Argmax,
-                );
+                let pb = uniform(ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
+                add(Kernel::Argmax, None, &[logits, argmax, &pb], Grid::Once(1), Role::Argmax);
             }
         }
     }

@@ -114,18 +114,10 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
-    pub fn get(
-        &mut self,
-        device: &wgpu::Device,
-        kernel: Kernel,
-        ty: Option<GgmlType>,
-    ) -> &wgpu::ComputePipeline {
+    pub fn get(&mut self, device: &wgpu::Device, kernel: Kernel, ty: Option<GgmlType>) -> &wgpu::ComputePipeline {
         let ty = if kernel.reads_weights() { ty } else { None };
         self.cache.entry((kernel, ty)).or_insert_with(|| {
-            let label = format!(
-                "{kernel:?}{}",
-                ty.map(|t| format!("/{}", t.name())).unwrap_or_default()
-            );
+            let label = format!("{kernel:?}{}", ty.map(|t| format!("/{}", t.name())).unwrap_or_default());
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&label),
                 source: wgpu::ShaderSource::Wgsl(assemble(kernel, ty).into()),

@@ -39,35 +39,15 @@ pub fn levels(n: usize, k: usize) -> Vec<(usize, usize)> {
 }
 
 impl TopK {
-    pub fn new(
-        ctx: &GpuContext,
-        pipelines: &mut Pipelines,
-        logits: &wgpu::Buffer,
-        n_vocab: usize,
-    ) -> Self {
+    pub fn new(ctx: &GpuContext, pipelines: &mut Pipelines, logits: &wgpu::Buffer, n_vocab: usize) -> Self {
         let pipeline = pipelines.get(&ctx.device, Kernel::TopK, None).clone();
         let pair_bytes = |n: usize| (n * 8) as u64;
         let most = n_vocab.div_ceil(TILE) * MAX_TOP_K;
-        let outputs = [
-            storage(ctx, "top-k a", pair_bytes(most)),
-            storage(ctx, "top-k b", pair_bytes(most)),
-        ];
+        let outputs = [storage(ctx, "top-k a", pair_bytes(most)), storage(ctx, "top-k b", pair_bytes(most))];
         let levels = (0..levels(n_vocab, MAX_TOP_K).len())
             .map(|l| {
-                let p = uniform(
-                    ctx,
-                    &params::TopK {
-                        n: 0,
-                        k: 0,
-                        from_logits: 0,
-                        _pad: 0,
-                    },
-                );
-                let (src, dst) = if l % 2 == 0 {
-                    (&outputs[1], &outputs[0])
-                } else {
-                    (&outputs[0], &outputs[1])
-                };
+                let p = uniform(ctx, &params::TopK { n: 0, k: 0, from_logits: 0, _pad: 0 });
+                let (src, dst) = if l % 2 == 0 { (&outputs[1], &outputs[0]) } else { (&outputs[0], &outputs[1]) };
                 let bg = bind_group(ctx, &pipeline, &[logits, src, dst, &p]);
                 (p, bg)
             })
@@ -78,13 +58,7 @@ impl TopK {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Self {
-            pipeline,
-            levels,
-            outputs,
-            staging,
-            n_vocab,
-        }
+        Self { pipeline, levels, outputs, staging, n_vocab }
     }
 
     /// Writes the level parameters for `k` and records the levels.
@@ -93,16 +67,7 @@ impl TopK {
         let levels = levels(self.n_vocab, k);
         for (l, &(n, groups)) in levels.iter().enumerate() {
             let (p, bg) = &self.levels[l];
-            queue.write_buffer(
-                p,
-                0,
-                bytemuck::bytes_of(&params::TopK {
-                    n: n as u32,
-                    k: k as u32,
-                    from_logits: (l == 0) as u32,
-                    _pad: 0,
-                }),
-            );
+            queue.write_buffer(p, 0, bytemuck::bytes_of(&params::TopK { n: n as u32, k: k as u32, from_logits: (l == 0) as u32, _pad: 0 }));
             record(pass, &self.pipeline, bg, groups as u32);
         }
         levels.len()
@@ -116,11 +81,7 @@ impl TopK {
 
 /// The logit a sort key stands for (the inverse of `sort_key` in the shader).
 pub fn logit_of_key(key: u32) -> f32 {
-    f32::from_bits(if key >> 31 == 1 {
-        key & 0x7fff_ffff
-    } else {
-        !key
-    })
+    f32::from_bits(if key >> 31 == 1 { key & 0x7fff_ffff } else { !key })
 }
 
 /// Decodes the read-back (key, id) pairs, dropping padding.

@@ -60,61 +60,29 @@ impl GpuWeights {
             .into_iter()
             .filter_map(|(_, members)| {
                 let first = &plan.weights[members[0].0];
-                let base_rows: Vec<usize> = members
-                    .iter()
-                    .scan(0, |acc, m| {
-                        Some(std::mem::replace(acc, *acc + plan.weights[m.0].rows))
-                    })
-                    .collect();
-                let total_rows = members
-                    .iter()
-                    .map(|m| plan.weights[m.0].rows)
-                    .sum::<usize>();
+                let base_rows: Vec<usize> =
+                    members.iter().scan(0, |acc, m| Some(std::mem::replace(acc, *acc + plan.weights[m.0].rows))).collect();
+                let total_rows = members.iter().map(|m| plan.weights[m.0].rows).sum::<usize>();
                 let bytes = (total_rows * row_bytes(first.ty, first.cols)) as u64;
-                (gpu_supports_cols(first.ty, first.cols) && bytes <= limit).then_some(Stack {
-                    members,
-                    base_rows,
-                    total_rows,
-                    buffer: None,
-                })
+                (gpu_supports_cols(first.ty, first.cols) && bytes <= limit)
+                    .then_some(Stack { members, base_rows, total_rows, buffer: None })
             })
             .collect();
-        Self {
-            ctx,
-            tensors: (0..plan.weights.len()).map(|_| None).collect(),
-            stacks,
-            part_limit: limit,
-        }
+        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect(), stacks, part_limit: limit }
     }
 
     pub fn get(&self, id: WeightId) -> &GpuTensor {
-        self.tensors[id.0]
-            .as_ref()
-            .expect("every weight is uploaded before the backend runs")
+        self.tensors[id.0].as_ref().expect("every weight is uploaded before the backend runs")
     }
 
     /// Uploads rows of one tensor: bytes in file layout starting at byte `offset` of the
     /// tensor, a whole number of rows (the whole tensor, or pieces in order). Norm weights (one
     /// row) are expanded to f32; matrices keep their quantized blocks in the GPU layout.
-    pub fn put(
-        &mut self,
-        plan: &ForwardPlan,
-        id: WeightId,
-        offset: usize,
-        bytes: Vec<u8>,
-    ) -> Result<()> {
+    pub fn put(&mut self, plan: &ForwardPlan, id: WeightId, offset: usize, bytes: Vec<u8>) -> Result<()> {
         let spec = &plan.weights[id.0];
         let file_row = spec.cols / spec.ty.block_len() * spec.ty.block_bytes();
-        if file_row == 0
-            || !offset.is_multiple_of(file_row)
-            || !bytes.len().is_multiple_of(file_row)
-            || offset + bytes.len() > spec.rows * file_row
-        {
-            return Err(Error::Model(format!(
-                "tensor {:?}: bytes {offset}..{} are not whole rows of it",
-                spec.name,
-                offset + bytes.len()
-            )));
+        if file_row == 0 || !offset.is_multiple_of(file_row) || !bytes.len().is_multiple_of(file_row) || offset + bytes.len() > spec.rows * file_row {
+            return Err(Error::Model(format!("tensor {:?}: bytes {offset}..{} are not whole rows of it", spec.name, offset + bytes.len())));
         }
         let (ty, bytes) = if spec.rows == 1 && spec.ty != GgmlType::F32 {
             let mut v = vec![0.0f32; spec.cols];
@@ -124,12 +92,7 @@ impl GpuWeights {
             (spec.ty, bytes)
         };
         if !gpu_supports_cols(ty, spec.cols) {
-            return Err(Error::Unsupported(format!(
-                "tensor {:?}: {} rows of odd length {}",
-                spec.name,
-                ty.name(),
-                spec.cols
-            )));
+            return Err(Error::Unsupported(format!("tensor {:?}: {} rows of odd length {}", spec.name, ty.name(), spec.cols)));
         }
         if offset == 0 || self.tensors[id.0].is_none() {
             let t = self.allocate(spec, id, ty);
@@ -142,18 +105,11 @@ impl GpuWeights {
         // A stacked tensor starts `base` rows into its buffer; split ones span several parts.
         let base = t.stack.map_or(0, |(_, row)| row as usize);
         for part in &t.parts {
-            let (p0, p1) = (
-                part.row_offset as usize,
-                (part.row_offset + part.rows) as usize,
-            );
+            let (p0, p1) = (part.row_offset as usize, (part.row_offset + part.rows) as usize);
             let (r0, r1) = (first.max(p0), (first + n).min(p1));
             if r0 < r1 {
                 let src = &gpu[(r0 - first) * row_bytes..(r1 - first) * row_bytes];
-                self.ctx.queue.write_buffer(
-                    &part.buffer,
-                    ((base + r0 - p0) * row_bytes) as u64,
-                    src,
-                );
+                self.ctx.queue.write_buffer(&part.buffer, ((base + r0 - p0) * row_bytes) as u64, src);
             }
         }
         // Out of GPU memory, or a lost device, while uploading.
@@ -162,19 +118,10 @@ impl GpuWeights {
 
     /// Creates the buffers of one tensor: a share of its stack's buffer, or its own buffers,
     /// split by rows where it exceeds the binding limit.
-    fn allocate(
-        &mut self,
-        spec: &crate::model::WeightSpec,
-        id: WeightId,
-        ty: GgmlType,
-    ) -> GpuTensor {
+    fn allocate(&mut self, spec: &crate::model::WeightSpec, id: WeightId, ty: GgmlType) -> GpuTensor {
         let row_bytes = row_bytes(ty, spec.cols);
         let row_words = (row_bytes / 4) as u32;
-        let stacked = self
-            .stacks
-            .iter()
-            .enumerate()
-            .find_map(|(s, st)| st.members.iter().position(|&m| m == id).map(|k| (s, k)));
+        let stacked = self.stacks.iter().enumerate().find_map(|(s, st)| st.members.iter().position(|&m| m == id).map(|k| (s, k)));
         if let Some((s, k)) = stacked {
             let ctx = &self.ctx;
             let stack = &mut self.stacks[s];
@@ -187,19 +134,8 @@ impl GpuWeights {
                     mapped_at_creation: false,
                 })
             });
-            let part = GpuTensorPart {
-                row_offset: 0,
-                rows: spec.rows as u32,
-                buffer: buffer.clone(),
-            };
-            return GpuTensor {
-                stack: Some((s, base_row as u32)),
-                ty,
-                rows: spec.rows,
-                cols: spec.cols,
-                row_words,
-                parts: vec![part],
-            };
+            let part = GpuTensorPart { row_offset: 0, rows: spec.rows as u32, buffer: buffer.clone() };
+            return GpuTensor { stack: Some((s, base_row as u32)), ty, rows: spec.rows, cols: spec.cols, row_words, parts: vec![part] };
         }
         let rows_per_part = (self.part_limit / row_bytes as u64).max(1) as usize;
         let parts = (0..spec.rows)
@@ -207,32 +143,17 @@ impl GpuWeights {
             .map(|start| {
                 let rows = rows_per_part.min(spec.rows - start);
                 // Vectors (norms, biases) may be copied into stacked bias buffers.
-                let copy_src = if spec.rows == 1 {
-                    wgpu::BufferUsages::COPY_SRC
-                } else {
-                    wgpu::BufferUsages::empty()
-                };
+                let copy_src = if spec.rows == 1 { wgpu::BufferUsages::COPY_SRC } else { wgpu::BufferUsages::empty() };
                 let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&spec.name),
                     size: (rows * row_bytes) as u64,
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | copy_src,
                     mapped_at_creation: false,
                 });
-                GpuTensorPart {
-                    row_offset: start as u32,
-                    rows: rows as u32,
-                    buffer,
-                }
+                GpuTensorPart { row_offset: start as u32, rows: rows as u32, buffer }
             })
             .collect();
-        GpuTensor {
-            stack: None,
-            ty,
-            rows: spec.rows,
-            cols: spec.cols,
-            row_words,
-            parts,
-        }
+        GpuTensor { stack: None, ty, rows: spec.rows, cols: spec.cols, row_words, parts }
     }
 
     /// Streams a GGUF file into GPU buffers.
@@ -243,13 +164,7 @@ impl GpuWeights {
         progress: impl FnMut(crate::model::LoadProgress),
     ) -> Result<(crate::model::Model, GpuWeights)> {
         let new = Box::new(move |plan: &_| Ok(GpuWeights::new(ctx.clone(), plan)));
-        crate::model::load_model_file(
-            path,
-            new,
-            Box::new(GpuWeights::put),
-            Some(UPLOAD_PIECE),
-            progress,
-        )
+        crate::model::load_model_file(path, new, Box::new(GpuWeights::put), Some(UPLOAD_PIECE), progress)
     }
 }
 

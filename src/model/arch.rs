@@ -61,18 +61,10 @@ const LLAMA: ArchSpec = ArchSpec {
 
 const ARCHS: &[ArchSpec] = &[
     LLAMA,
-    ArchSpec {
-        name: "mistral",
-        ..LLAMA
-    },
+    ArchSpec { name: "mistral", ..LLAMA },
     // Q/K/V biases are read wherever a file has them (llama.cpp treats them as optional in
     // every one of these architectures); Qwen2 files always do.
-    ArchSpec {
-        name: "qwen2",
-        rope: RopeStyle::Neox,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    ArchSpec { name: "qwen2", rope: RopeStyle::Neox, rope_freqs: false, ..LLAMA },
     // Gemma 3 as llama.cpp computes it (src/models/gemma3.cpp). Where that differs from the
     // paper and the reference implementation: the GGUF's norm weights already hold Gemma's
     // `1 + w` (convert_hf_to_gguf adds the 1), so they are used as stored; GELU is the tanh

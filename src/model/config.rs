@@ -46,43 +46,19 @@ pub struct ModelConfig {
 /// what it is, the values that leave the math unchanged)`: any other value is refused.
 const REFUSED: &[(&str, &str, &[f64])] = &[
     ("expert_count", "mixture of experts", &[0.0]),
-    (
-        "attn_logit_softcapping",
-        "attention logit soft-capping",
-        &[0.0],
-    ),
-    (
-        "final_logit_softcapping",
-        "final logit soft-capping",
-        &[0.0],
-    ),
+    ("attn_logit_softcapping", "attention logit soft-capping", &[0.0]),
+    ("final_logit_softcapping", "final logit soft-capping", &[0.0]),
     ("logit_scale", "logit scaling", &[0.0, 1.0]),
     ("residual_scale", "residual scaling", &[0.0, 1.0]),
     ("embedding_scale", "embedding scaling", &[0.0, 1.0]),
     ("attention.scale", "a custom attention scale", &[0.0]),
-    (
-        "attention.output_scale",
-        "attention output scaling",
-        &[0.0, 1.0],
-    ),
-    (
-        "attention.value_scale",
-        "attention value scaling",
-        &[0.0, 1.0],
-    ),
-    (
-        "attention.temperature_scale",
-        "attention temperature scaling",
-        &[0.0],
-    ),
+    ("attention.output_scale", "attention output scaling", &[0.0, 1.0]),
+    ("attention.value_scale", "attention value scaling", &[0.0, 1.0]),
+    ("attention.temperature_scale", "attention temperature scaling", &[0.0]),
     ("attention.clamp_kqv", "Q/K/V clamping", &[0.0]),
     ("swiglu_clamp_exp", "SwiGLU clamping", &[0.0]),
     ("rope.dimension_sections", "multi-section RoPE", &[]),
-    (
-        "rope.scaling.yarn_log_multiplier",
-        "YaRN with a log multiplier",
-        &[0.0],
-    ),
+    ("rope.scaling.yarn_log_multiplier", "YaRN with a log multiplier", &[0.0]),
 ];
 
 impl ModelConfig {
@@ -104,9 +80,7 @@ impl ModelConfig {
 
     /// The RoPE variants in use: the global one first, then the local one if any.
     pub fn ropes(&self) -> Vec<&RopeSpec> {
-        std::iter::once(&self.rope)
-            .chain(&self.rope_local)
-            .collect()
+        std::iter::once(&self.rope).chain(&self.rope_local).collect()
     }
 
     /// Index into [`ropes`](Self::ropes) of layer `l`'s variant.
@@ -126,10 +100,9 @@ impl ModelConfig {
         let key = |k: &str| format!("{arch_name}.{k}");
         let req = |k: &str| -> Result<usize> {
             let v = md.require_u64(&key(k))?;
-            usize::try_from(v)
-                .ok()
-                .filter(|&v| v > 0 && v <= 1 << 24)
-                .ok_or_else(|| Error::Model(format!("{} = {v} is out of range", key(k))))
+            usize::try_from(v).ok().filter(|&v| v > 0 && v <= 1 << 24).ok_or_else(|| {
+                Error::Model(format!("{} = {v} is out of range", key(k)))
+            })
         };
         let opt = |k: &str| -> Result<Option<usize>> {
             Ok(match md.get_u64(&key(k))? {
@@ -147,39 +120,24 @@ impl ModelConfig {
         let head_dim = opt("attention.key_length")?.unwrap_or(n_embd / n_head);
         let value_dim = opt("attention.value_length")?.unwrap_or(head_dim);
         let rope_dim = opt("rope.dimension_count")?.unwrap_or(head_dim);
-        for (k, v) in [
-            ("attention.key_length_swa", head_dim),
-            ("attention.value_length_swa", head_dim),
-            ("rope.dimension_count_swa", rope_dim),
-        ] {
+        for (k, v) in [("attention.key_length_swa", head_dim), ("attention.value_length_swa", head_dim), ("rope.dimension_count_swa", rope_dim)] {
             if opt(k)?.is_some_and(|x| x != v) {
-                return Err(Error::Unsupported(format!(
-                    "{} differing from the other layers' ({v})",
-                    key(k)
-                )));
+                return Err(Error::Unsupported(format!("{} differing from the other layers' ({v})", key(k))));
             }
         }
         let rms_eps = md.require_f64(&key("attention.layer_norm_rms_epsilon"))? as f32;
         let base = md.get_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0);
         if value_dim != head_dim {
-            return Err(Error::Unsupported(format!(
-                "value heads of {value_dim} dims with key heads of {head_dim}"
-            )));
+            return Err(Error::Unsupported(format!("value heads of {value_dim} dims with key heads of {head_dim}")));
         }
-        if n_head % n_head_kv != 0
-            || rope_dim > head_dim
-            || rope_dim % 2 != 0
-            || (spec.name == "llama" && rope_dim != head_dim)
-        {
+        if n_head % n_head_kv != 0 || rope_dim > head_dim || rope_dim % 2 != 0 || (spec.name == "llama" && rope_dim != head_dim) {
             return Err(Error::Model(format!(
                 "inconsistent attention shape: {n_head} heads, {n_head_kv} KV heads, head size {head_dim}, \
                  rope dims {rope_dim}, embedding {n_embd}"
             )));
         }
         if !(rms_eps > 0.0 && rms_eps < 1.0 && base > 0.0 && base.is_finite()) {
-            return Err(Error::Model(format!(
-                "bad norm epsilon {rms_eps} or rope base {base}"
-            )));
+            return Err(Error::Model(format!("bad norm epsilon {rms_eps} or rope base {base}")));
         }
         let rope = global_rope(md, arch_name, rope_dim, spec, base, n_ctx_train)?;
 
@@ -192,16 +150,10 @@ impl ModelConfig {
             let local = local_layers(md, arch_name, n_layer, spec.swa_period.unwrap_or(0))?;
             let base_swa = md.get_f64(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0);
             if !(base_swa > 0.0 && base_swa.is_finite()) {
-                return Err(Error::Model(format!(
-                    "bad {} {base_swa}",
-                    key("rope.freq_base_swa")
-                )));
+                return Err(Error::Model(format!("bad {} {base_swa}", key("rope.freq_base_swa"))));
             }
             let windows = local.iter().map(|&l| if l { window } else { 0 }).collect();
-            (
-                windows,
-                Some(RopeSpec::plain(rope_dim, spec.rope, base_swa)),
-            )
+            (windows, Some(RopeSpec::plain(rope_dim, spec.rope, base_swa)))
         } else {
             (vec![0; n_layer], None)
         };
@@ -210,12 +162,9 @@ impl ModelConfig {
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
-        let embd = h.tensor(super::arch::names::TOKEN_EMBD).ok_or_else(|| {
-            Error::Model(format!(
-                "tensor {:?} is missing",
-                super::arch::names::TOKEN_EMBD
-            ))
-        })?;
+        let embd = h
+            .tensor(super::arch::names::TOKEN_EMBD)
+            .ok_or_else(|| Error::Model(format!("tensor {:?} is missing", super::arch::names::TOKEN_EMBD)))?;
         let n_vocab = embd.rows_cols().0;
         Ok(Self {
             architecture: arch_name.to_string(),
@@ -258,14 +207,7 @@ fn refuse_unimplemented(md: &Metadata, arch: &str) -> Result<()> {
 
 /// The RoPE of the global layers: the file's base, frequency factors (filled in when
 /// `rope_freqs.weight` arrives) and scaling.
-fn global_rope(
-    md: &Metadata,
-    arch: &str,
-    dims: usize,
-    spec: &ArchSpec,
-    base: f64,
-    n_ctx_train: usize,
-) -> Result<RopeSpec> {
+fn global_rope(md: &Metadata, arch: &str, dims: usize, spec: &ArchSpec, base: f64, n_ctx_train: usize) -> Result<RopeSpec> {
     let key = |k: &str| format!("{arch}.{k}");
     let mut rope = RopeSpec::plain(dims, spec.rope, base);
     let kind = md.get_str(&key("rope.scaling.type"))?.unwrap_or("linear");
@@ -274,18 +216,11 @@ fn global_rope(
         None => md.get_f64(&key("rope.scale_linear"))?.unwrap_or(0.0),
     };
     if !(factor == 0.0 || (factor.is_finite() && factor > 0.0)) {
-        return Err(Error::Model(format!(
-            "bad {} {factor}",
-            key("rope.scaling.factor")
-        )));
+        return Err(Error::Model(format!("bad {} {factor}", key("rope.scaling.factor"))));
     }
     rope.attn_factor = md.get_f64(&key("rope.scaling.attn_factor"))?.unwrap_or(1.0);
     if !(rope.attn_factor.is_finite() && rope.attn_factor > 0.0) {
-        return Err(Error::Model(format!(
-            "bad {} {}",
-            key("rope.scaling.attn_factor"),
-            rope.attn_factor
-        )));
+        return Err(Error::Model(format!("bad {} {}", key("rope.scaling.attn_factor"), rope.attn_factor)));
     }
     let freq_scale = if factor == 0.0 { 1.0 } else { 1.0 / factor };
     match kind {
@@ -293,21 +228,11 @@ fn global_rope(
         "linear" => rope.freq_scale = freq_scale,
         "yarn" => {
             rope.freq_scale = freq_scale;
-            let orig = md
-                .get_u64(&key("rope.scaling.original_context_length"))?
-                .unwrap_or(n_ctx_train as u64);
-            rope.yarn = Some(Yarn {
-                ext_factor: 1.0,
-                orig_ctx: orig.max(1) as f64,
-                beta_fast: 32.0,
-                beta_slow: 1.0,
-            });
+            let orig = md.get_u64(&key("rope.scaling.original_context_length"))?.unwrap_or(n_ctx_train as u64);
+            rope.yarn = Some(Yarn { ext_factor: 1.0, orig_ctx: orig.max(1) as f64, beta_fast: 32.0, beta_slow: 1.0 });
         }
         other => {
-            return Err(Error::Unsupported(format!(
-                "RoPE scaling type {other:?} ({}; supported: none, linear, yarn)",
-                key("rope.scaling.type")
-            )))
+            return Err(Error::Unsupported(format!("RoPE scaling type {other:?} ({}; supported: none, linear, yarn)", key("rope.scaling.type"))))
         }
     }
     Ok(rope)
@@ -316,24 +241,14 @@ fn global_rope(
 /// Which layers use the sliding window: `attention.sliding_window_pattern` as an array of
 /// flags, or a period P (layer `il` is local iff `il % P < P − 1`; 0 makes every layer local),
 /// defaulting to the architecture's period.
-fn local_layers(
-    md: &Metadata,
-    arch: &str,
-    n_layer: usize,
-    default_period: usize,
-) -> Result<Vec<bool>> {
+fn local_layers(md: &Metadata, arch: &str, n_layer: usize, default_period: usize) -> Result<Vec<bool>> {
     let key = format!("{arch}.attention.sliding_window_pattern");
     if let Some(flags) = md.get_array_of(&key, "bool", |v| v.as_bool())? {
         if flags.len() < n_layer {
-            return Err(Error::Model(format!(
-                "{key} has {} entries for {n_layer} layers",
-                flags.len()
-            )));
+            return Err(Error::Model(format!("{key} has {} entries for {n_layer} layers", flags.len())));
         }
         return Ok(flags[..n_layer].to_vec());
     }
     let period = md.get_u64(&key)?.map_or(default_period, |p| p as usize);
-    Ok((0..n_layer)
-        .map(|il| period == 0 || il % period < period - 1)
-        .collect())
+    Ok((0..n_layer).map(|il| period == 0 || il % period < period - 1).collect())
 }

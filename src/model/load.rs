@@ -7,8 +7,8 @@ use std::path::Path;
 use super::arch::{names::ROPE_FREQS, ArchSpec};
 use super::config::ModelConfig;
 use super::plan::ForwardPlan;
-use super::stream::{ModelStream, NewWeights, PutWeight};
 use crate::chat::{ChatMessage, ChatTemplate};
+use super::stream::{ModelStream, NewWeights, PutWeight};
 use crate::gguf::GgufHeader;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -43,12 +43,7 @@ impl Model {
             )));
         }
         let chat_template = ChatTemplate::from_metadata(&header.metadata, &tokenizer)?;
-        Ok(Self {
-            header,
-            plan,
-            tokenizer,
-            chat_template,
-        })
+        Ok(Self { header, plan, tokenizer, chat_template })
     }
 
     /// Token ids of a raw text prompt: special tokens in the text are parsed, and BOS is
@@ -69,28 +64,14 @@ impl Model {
         let template = match &self.chat_template {
             Some(t) => t,
             None => {
-                let piece = |id: Option<u32>| {
-                    id.and_then(|i| self.tokenizer.token_str(i))
-                        .unwrap_or("")
-                        .to_string()
-                };
-                fallback = ChatTemplate::chatml(
-                    &piece(self.tokenizer.bos_id()),
-                    &piece(self.tokenizer.eos_id()),
-                );
+                let piece = |id: Option<u32>| id.and_then(|i| self.tokenizer.token_str(i)).unwrap_or("").to_string();
+                fallback = ChatTemplate::chatml(&piece(self.tokenizer.bos_id()), &piece(self.tokenizer.eos_id()));
                 &fallback
             }
         };
         // Message text is tokenized as plain text: only the template may write control tokens.
-        let guarded: Vec<ChatMessage> = messages
-            .iter()
-            .map(|m| {
-                ChatMessage::new(
-                    self.tokenizer.guard(&m.role),
-                    self.tokenizer.guard(&m.content),
-                )
-            })
-            .collect();
+        let guarded: Vec<ChatMessage> =
+            messages.iter().map(|m| ChatMessage::new(self.tokenizer.guard(&m.role), self.tokenizer.guard(&m.content))).collect();
         let text = template.render(&guarded, true)?;
         let mut ids = self.tokenizer.encode_rendered(&text)?;
         // Templates often write BOS themselves; add it only when the model wants it and it is absent.
@@ -110,11 +91,7 @@ fn check_every_tensor_used(header: &GgufHeader, plan: &ForwardPlan) -> Result<()
     for t in &header.tensors {
         if t.name == ROPE_FREQS && ArchSpec::lookup(&c.architecture).is_some_and(|a| a.rope_freqs) {
             if t.rows_cols() != (1, c.rope.half()) || t.dims.len() != 1 {
-                return Err(Error::Model(format!(
-                    "tensor {ROPE_FREQS:?} has shape {:?}, expected [{}]",
-                    t.dims,
-                    c.rope.half()
-                )));
+                return Err(Error::Model(format!("tensor {ROPE_FREQS:?} has shape {:?}, expected [{}]", t.dims, c.rope.half())));
             }
             continue;
         }
@@ -136,9 +113,8 @@ pub struct LoadProgress {
 
 /// Opens a model file, with a clear error when it cannot be read.
 pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
     let len = file.metadata()?.len();
     Ok((file, len))
 }
@@ -166,10 +142,7 @@ pub fn load_model_file<W>(
             Err(e) => return Err(e.into()),
         };
         stream.push(&buf[..n])?;
-        progress(LoadProgress {
-            loaded: stream.loaded(),
-            total: Some(len),
-        });
+        progress(LoadProgress { loaded: stream.loaded(), total: Some(len) });
     }
     stream.finish()
 }

@@ -4,15 +4,15 @@
 mod arch;
 mod config;
 mod load;
+mod stream;
 mod plan;
 mod rope;
-mod stream;
 mod weights;
 
 pub use arch::{names::TOKEN_EMBD, Activation, ArchSpec, RopeStyle};
+pub use rope::{RopeSpec, Yarn};
 pub use config::ModelConfig;
 pub use load::{load_model_file, open_file, LoadProgress, Model};
-pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};
-pub use rope::{RopeSpec, Yarn};
 pub use stream::{ModelStream, NewWeights, PutWeight};
+pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};
 pub use weights::QTensor;

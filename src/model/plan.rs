@@ -44,69 +44,31 @@ pub enum Act {
 }
 
 impl Act {
-    pub const ALL: [Act; 9] = [
-        Act::Hidden,
-        Act::Normed,
-        Act::Q,
-        Act::K,
-        Act::V,
-        Act::Attn,
-        Act::Gate,
-        Act::Up,
-        Act::Proj,
-    ];
+    pub const ALL: [Act; 9] = [Act::Hidden, Act::Normed, Act::Q, Act::K, Act::V, Act::Attn, Act::Gate, Act::Up, Act::Proj];
 }
 
 #[derive(Clone, Debug)]
 pub enum Op {
     /// `out[t] = dequant(table[token[t]]) · scale`.
-    Embed {
-        table: WeightId,
-        out: Act,
-        scale: f32,
-    },
+    Embed { table: WeightId, out: Act, scale: f32 },
     /// `out[t] = x[t] / rms(x[t]) * weight`.
-    RmsNorm {
-        input: Act,
-        weight: WeightId,
-        out: Act,
-    },
+    RmsNorm { input: Act, weight: WeightId, out: Act },
     /// RMSNorm of each `head_dim` slice of `target` (`n_heads` per token) in place, times the
     /// `head_dim`-long `weight`.
-    HeadNorm {
-        target: Act,
-        weight: WeightId,
-        n_heads: usize,
-    },
+    HeadNorm { target: Act, weight: WeightId, n_heads: usize },
     /// `out[t] = W · x[t]`, or `out[t] += W · x[t]` when `accumulate` (fused residual add).
-    MatMul {
-        weight: WeightId,
-        input: Act,
-        out: Act,
-        accumulate: bool,
-    },
+    MatMul { weight: WeightId, input: Act, out: Act, accumulate: bool },
     /// `target[t] += bias`.
     AddBias { target: Act, bias: WeightId },
     /// `out[t] += input[t]` (a residual add).
     Add { input: Act, out: Act },
     /// Rotates each head of `target` in place by its token's position, with RoPE variant
     /// `rope` of [`ModelConfig::ropes`].
-    Rope {
-        target: Act,
-        n_heads: usize,
-        rope: usize,
-    },
+    Rope { target: Act, n_heads: usize, rope: usize },
     /// Stores `k`, `v` into layer `layer`'s cache at the batch positions, then causal
     /// attention of every query head over the cache up to its own position, scaled by the
     /// config's `attn_scale`, over the last `window` positions only when `window > 0`.
-    Attention {
-        layer: usize,
-        q: Act,
-        k: Act,
-        v: Act,
-        out: Act,
-        window: usize,
-    },
+    Attention { layer: usize, q: Act, k: Act, v: Act, out: Act, window: usize },
     /// `gate[t] = act(gate[t]) * up[t]`.
     Glu { gate: Act, up: Act, act: Activation },
     /// Logits for the requested tokens: `W · x[t]`, W with `n_vocab` rows.
@@ -119,21 +81,8 @@ impl Op {
         match *self {
             Op::Embed { .. } => vec![],
             Op::RmsNorm { input, .. } | Op::Logits { input, .. } => vec![input],
-            Op::MatMul {
-                input,
-                out,
-                accumulate,
-                ..
-            } => {
-                if accumulate {
-                    vec![input, out]
-                } else {
-                    vec![input]
-                }
-            }
-            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => {
-                vec![target]
-            }
+            Op::MatMul { input, out, accumulate, .. } => if accumulate { vec![input, out] } else { vec![input] },
+            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => vec![target],
             Op::Add { input, out } => vec![input, out],
             Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Glu { gate, up, .. } => vec![gate, up],
@@ -143,14 +92,8 @@ impl Op {
     /// Activation buffers the op writes.
     pub fn writes(&self) -> Vec<Act> {
         match *self {
-            Op::Embed { out, .. }
-            | Op::RmsNorm { out, .. }
-            | Op::MatMul { out, .. }
-            | Op::Attention { out, .. }
-            | Op::Add { out, .. } => vec![out],
-            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => {
-                vec![target]
-            }
+            Op::Embed { out, .. } | Op::RmsNorm { out, .. } | Op::MatMul { out, .. } | Op::Attention { out, .. } | Op::Add { out, .. } => vec![out],
+            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => vec![target],
             Op::Glu { gate, .. } => vec![gate],
             Op::Logits { .. } => vec![],
         }
@@ -179,9 +122,7 @@ impl ForwardPlan {
     /// Whether the RMSNorm at `ops[i]` can be folded into the ops that read its output: they
     /// are all matmuls (or the logits) and run before anything changes the norm's input.
     pub fn norm_folds_into_matmuls(&self, i: usize) -> bool {
-        let Op::RmsNorm { input, out, .. } = self.ops[i] else {
-            return false;
-        };
+        let Op::RmsNorm { input, out, .. } = self.ops[i] else { return false };
         let (mut input_changed, mut any_reader) = (false, false);
         for op in &self.ops[i + 1..] {
             if op.reads().contains(&out) {
@@ -207,12 +148,7 @@ impl ForwardPlan {
         let mut runs = Vec::new();
         let mut i = 0;
         while i < self.ops.len() {
-            let Op::MatMul {
-                input,
-                accumulate: false,
-                ..
-            } = self.ops[i]
-            else {
+            let Op::MatMul { input, accumulate: false, .. } = self.ops[i] else {
                 i += 1;
                 continue;
             };
@@ -220,12 +156,7 @@ impl ForwardPlan {
             let mut outs: Vec<Act> = Vec::new();
             for op in &self.ops[i..] {
                 match *op {
-                    Op::MatMul {
-                        weight,
-                        input: x,
-                        out,
-                        accumulate: false,
-                    } if x == input && out != input && !outs.contains(&out) => {
+                    Op::MatMul { weight, input: x, out, accumulate: false } if x == input && out != input && !outs.contains(&out) => {
                         weights.push(weight);
                         outs.push(out);
                     }
@@ -248,17 +179,7 @@ impl ForwardPlan {
             .windows(3)
             .enumerate()
             .filter_map(|(i, w)| match *w {
-                [Op::MatMul {
-                    weight: g,
-                    input: a,
-                    out: go,
-                    accumulate: false,
-                }, Op::MatMul {
-                    weight: u,
-                    input: b,
-                    out: uo,
-                    accumulate: false,
-                }, Op::Glu { gate, up, act }]
+                [Op::MatMul { weight: g, input: a, out: go, accumulate: false }, Op::MatMul { weight: u, input: b, out: uo, accumulate: false }, Op::Glu { gate, up, act }]
                     if a == b && go == gate && uo == up =>
                 {
                     Some((i, g, u, act))
@@ -269,54 +190,27 @@ impl ForwardPlan {
     }
 
     pub fn weight_index(&self, name: &str) -> Option<WeightId> {
-        self.weights
-            .iter()
-            .position(|w| w.name == name)
-            .map(WeightId)
+        self.weights.iter().position(|w| w.name == name).map(WeightId)
     }
 
     /// Builds the plan of `config`'s architecture, checking that every tensor it needs exists
     /// with the right shape. Reading this function top to bottom is reading the model.
     pub fn build(config: ModelConfig, header: &GgufHeader) -> Result<Self> {
-        let mut b = Builder {
-            header,
-            weights: Vec::new(),
-        };
+        let mut b = Builder { header, weights: Vec::new() };
         let c = &config;
         let embd = b.weight(names::TOKEN_EMBD, c.n_vocab, c.n_embd)?;
-        let mut ops = vec![Op::Embed {
-            table: embd,
-            out: Act::Hidden,
-            scale: c.embed_scale.unwrap_or(1.0),
-        }];
+        let mut ops = vec![Op::Embed { table: embd, out: Act::Hidden, scale: c.embed_scale.unwrap_or(1.0) }];
         for l in 0..c.n_layer {
-            let w = |b: &mut Builder, what: &str, rows, cols| {
-                b.weight(&names::layer(l, what), rows, cols)
-            };
-            let bias = |b: &mut Builder, what: &str, cols| {
-                b.optional(&names::layer_bias(l, what), 1, cols)
-            };
+            let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&names::layer(l, what), rows, cols);
+            let bias = |b: &mut Builder, what: &str, cols| b.optional(&names::layer_bias(l, what), 1, cols);
             // Attention: norm, Q/K/V projections (with biases where the file has them), per-head
             // Q/K norms, RoPE, attention, output projection.
             let attn_norm = w(&mut b, "attn_norm", 1, c.n_embd)?;
-            ops.push(Op::RmsNorm {
-                input: Act::Hidden,
-                weight: attn_norm,
-                out: Act::Normed,
-            });
+            ops.push(Op::RmsNorm { input: Act::Hidden, weight: attn_norm, out: Act::Normed });
             let mut biases = Vec::new();
-            for (what, out, rows) in [
-                ("attn_q", Act::Q, c.q_dim()),
-                ("attn_k", Act::K, c.kv_dim()),
-                ("attn_v", Act::V, c.kv_dim()),
-            ] {
+            for (what, out, rows) in [("attn_q", Act::Q, c.q_dim()), ("attn_k", Act::K, c.kv_dim()), ("attn_v", Act::V, c.kv_dim())] {
                 let weight = w(&mut b, what, rows, c.n_embd)?;
-                ops.push(Op::MatMul {
-                    weight,
-                    input: Act::Normed,
-                    out,
-                    accumulate: false,
-                });
+                ops.push(Op::MatMul { weight, input: Act::Normed, out, accumulate: false });
                 if let Some(bias) = bias(&mut b, what, rows)? {
                     biases.push(Op::AddBias { target: out, bias });
                 }
@@ -325,45 +219,18 @@ impl ForwardPlan {
             if c.qk_norm {
                 let q_norm = w(&mut b, "attn_q_norm", 1, c.head_dim)?;
                 let k_norm = w(&mut b, "attn_k_norm", 1, c.head_dim)?;
-                ops.push(Op::HeadNorm {
-                    target: Act::Q,
-                    weight: q_norm,
-                    n_heads: c.n_head,
-                });
-                ops.push(Op::HeadNorm {
-                    target: Act::K,
-                    weight: k_norm,
-                    n_heads: c.n_head_kv,
-                });
+                ops.push(Op::HeadNorm { target: Act::Q, weight: q_norm, n_heads: c.n_head });
+                ops.push(Op::HeadNorm { target: Act::K, weight: k_norm, n_heads: c.n_head_kv });
             }
             let rope = c.layer_rope_index(l);
             ops.extend([
-                Op::Rope {
-                    target: Act::Q,
-                    n_heads: c.n_head,
-                    rope,
-                },
-                Op::Rope {
-                    target: Act::K,
-                    n_heads: c.n_head_kv,
-                    rope,
-                },
-                Op::Attention {
-                    layer: l,
-                    q: Act::Q,
-                    k: Act::K,
-                    v: Act::V,
-                    out: Act::Attn,
-                    window: c.windows[l],
-                },
+                Op::Rope { target: Act::Q, n_heads: c.n_head, rope },
+                Op::Rope { target: Act::K, n_heads: c.n_head_kv, rope },
+                Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn, window: c.windows[l] },
             ]);
             let wo = w(&mut b, "attn_output", c.n_embd, c.q_dim())?;
             let bo = bias(&mut b, "attn_output", c.n_embd)?;
-            let post = if c.post_norms {
-                Some(w(&mut b, "post_attention_norm", 1, c.n_embd)?)
-            } else {
-                None
-            };
+            let post = if c.post_norms { Some(w(&mut b, "post_attention_norm", 1, c.n_embd)?) } else { None };
             residual(&mut ops, wo, Act::Attn, bo, post);
             // Feed-forward: norm, gated activation, down projection.
             let ffn_norm = w(&mut b, "ffn_norm", 1, c.n_embd)?;
@@ -371,104 +238,41 @@ impl ForwardPlan {
             let up = w(&mut b, "ffn_up", c.n_ff, c.n_embd)?;
             let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
             ops.extend([
-                Op::RmsNorm {
-                    input: Act::Hidden,
-                    weight: ffn_norm,
-                    out: Act::Normed,
-                },
-                Op::MatMul {
-                    weight: gate,
-                    input: Act::Normed,
-                    out: Act::Gate,
-                    accumulate: false,
-                },
-                Op::MatMul {
-                    weight: up,
-                    input: Act::Normed,
-                    out: Act::Up,
-                    accumulate: false,
-                },
-                Op::Glu {
-                    gate: Act::Gate,
-                    up: Act::Up,
-                    act: c.activation,
-                },
+                Op::RmsNorm { input: Act::Hidden, weight: ffn_norm, out: Act::Normed },
+                Op::MatMul { weight: gate, input: Act::Normed, out: Act::Gate, accumulate: false },
+                Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false },
+                Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
             ]);
-            let post = if c.post_norms {
-                Some(w(&mut b, "post_ffw_norm", 1, c.n_embd)?)
-            } else {
-                None
-            };
+            let post = if c.post_norms { Some(w(&mut b, "post_ffw_norm", 1, c.n_embd)?) } else { None };
             residual(&mut ops, down, Act::Gate, None, post);
         }
         let out_norm = b.weight(names::OUTPUT_NORM, 1, c.n_embd)?;
-        let head = if c.tied_output {
-            embd
-        } else {
-            b.weight(names::OUTPUT, c.n_vocab, c.n_embd)?
-        };
-        ops.push(Op::RmsNorm {
-            input: Act::Hidden,
-            weight: out_norm,
-            out: Act::Normed,
-        });
-        ops.push(Op::Logits {
-            weight: head,
-            input: Act::Normed,
-        });
-        Ok(Self {
-            config,
-            weights: b.weights,
-            ops,
-        })
+        let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
+        ops.push(Op::RmsNorm { input: Act::Hidden, weight: out_norm, out: Act::Normed });
+        ops.push(Op::Logits { weight: head, input: Act::Normed });
+        Ok(Self { config, weights: b.weights, ops })
     }
 }
 
 /// A block's output projection joining the residual stream: accumulated straight into it, or
 /// first into `Proj` to be biased and/or normed (gemma3's post-norms), then added.
-fn residual(
-    ops: &mut Vec<Op>,
-    weight: WeightId,
-    input: Act,
-    bias: Option<WeightId>,
-    post_norm: Option<WeightId>,
-) {
+fn residual(ops: &mut Vec<Op>, weight: WeightId, input: Act, bias: Option<WeightId>, post_norm: Option<WeightId>) {
     if bias.is_none() && post_norm.is_none() {
-        ops.push(Op::MatMul {
-            weight,
-            input,
-            out: Act::Hidden,
-            accumulate: true,
-        });
+        ops.push(Op::MatMul { weight, input, out: Act::Hidden, accumulate: true });
         return;
     }
-    ops.push(Op::MatMul {
-        weight,
-        input,
-        out: Act::Proj,
-        accumulate: false,
-    });
+    ops.push(Op::MatMul { weight, input, out: Act::Proj, accumulate: false });
     if let Some(bias) = bias {
-        ops.push(Op::AddBias {
-            target: Act::Proj,
-            bias,
-        });
+        ops.push(Op::AddBias { target: Act::Proj, bias });
     }
     let joined = match post_norm {
         Some(weight) => {
-            ops.push(Op::RmsNorm {
-                input: Act::Proj,
-                weight,
-                out: Act::Normed,
-            });
+            ops.push(Op::RmsNorm { input: Act::Proj, weight, out: Act::Normed });
             Act::Normed
         }
         None => Act::Proj,
     };
-    ops.push(Op::Add {
-        input: joined,
-        out: Act::Hidden,
-    });
+    ops.push(Op::Add { input: joined, out: Act::Hidden });
 }
 
 struct Builder<'a> {
@@ -478,10 +282,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn weight(&mut self, name: &str, rows: usize, cols: usize) -> Result<WeightId> {
-        let info = self
-            .header
-            .tensor(name)
-            .ok_or_else(|| Error::Model(format!("tensor {name:?} is missing")))?;
+        let info = self.header.tensor(name).ok_or_else(|| Error::Model(format!("tensor {name:?} is missing")))?;
         let (r, c) = info.rows_cols();
         if (r, c) != (rows, cols) || info.dims.len() > 2 {
             return Err(Error::Model(format!(
@@ -489,12 +290,7 @@ impl Builder<'_> {
                 info.dims
             )));
         }
-        self.weights.push(WeightSpec {
-            name: name.to_string(),
-            rows,
-            cols,
-            ty: info.ty,
-        });
+        self.weights.push(WeightSpec { name: name.to_string(), rows, cols, ty: info.ty });
         Ok(WeightId(self.weights.len() - 1))
     }
 

@@ -48,15 +48,7 @@ pub struct RopeSpec {
 impl RopeSpec {
     /// Plain RoPE: no scaling, no factors.
     pub fn plain(dims: usize, style: RopeStyle, base: f64) -> Self {
-        Self {
-            dims,
-            style,
-            base,
-            freq_scale: 1.0,
-            freq_factors: None,
-            yarn: None,
-            attn_factor: 1.0,
-        }
+        Self { dims, style, base, freq_scale: 1.0, freq_factors: None, yarn: None, attn_factor: 1.0 }
     }
 
     /// Rotated pairs per head.
@@ -67,22 +59,14 @@ impl RopeSpec {
     /// YaRN's correction range of pair indices (ggml's `ggml_rope_yarn_corr_dims`).
     fn yarn_corr_dims(&self, y: &Yarn) -> [f64; 2] {
         let n = self.dims as f64;
-        let corr = |rot: f64| {
-            n * (y.orig_ctx / (rot * 2.0 * std::f64::consts::PI)).ln() / (2.0 * self.base.ln())
-        };
-        [
-            corr(y.beta_fast).floor().max(0.0),
-            corr(y.beta_slow).ceil().min(n - 1.0),
-        ]
+        let corr = |rot: f64| n * (y.orig_ctx / (rot * 2.0 * std::f64::consts::PI)).ln() / (2.0 * self.base.ln());
+        [corr(y.beta_fast).floor().max(0.0), corr(y.beta_slow).ceil().min(n - 1.0)]
     }
 
     /// The rotation angles of every pair at position `p`, and the magnitude the rotation is
     /// scaled by.
     fn angles(&self, p: usize) -> (Vec<f64>, f64) {
-        let corr = self
-            .yarn
-            .as_ref()
-            .map(|y| (y.ext_factor, self.yarn_corr_dims(y)));
+        let corr = self.yarn.as_ref().map(|y| (y.ext_factor, self.yarn_corr_dims(y)));
         let mut magnitude = self.attn_factor;
         if corr.is_some_and(|(ext, _)| ext != 0.0) {
             magnitude *= 1.0 + 0.1 * (1.0 / self.freq_scale).ln();
@@ -94,8 +78,7 @@ impl RopeSpec {
                 let interp = self.freq_scale * extrap;
                 match corr {
                     Some((ext, [lo, hi])) if ext != 0.0 => {
-                        let mix =
-                            ext * (1.0 - ((i as f64 - lo) / (hi - lo).max(0.001)).clamp(0.0, 1.0));
+                        let mix = ext * (1.0 - ((i as f64 - lo) / (hi - lo).max(0.001)).clamp(0.0, 1.0));
                         interp * (1.0 - mix) + extrap * mix
                     }
                     _ => interp,
@@ -157,9 +140,6 @@ mod tests {
         r.freq_scale = 0.5;
         let t = r.cos_sin(5, 1);
         assert_eq!(t[0][1], (5.0f64 * 0.5).sin() as f32);
-        assert_eq!(
-            t[1][1],
-            (5.0f64 * 0.5 * 100f64.powf(-0.5) / 8.0).sin() as f32
-        );
+        assert_eq!(t[1][1], (5.0f64 * 0.5 * 100f64.powf(-0.5) / 8.0).sin() as f32);
     }
 }

@@ -14,8 +14,7 @@ use crate::{Error, Result};
 pub type NewWeights<W> = Box<dyn FnMut(&ForwardPlan) -> Result<W>>;
 /// Stores whole rows of one weight, in file layout, starting at a byte offset into it (0 and
 /// the whole tensor unless the stream was made with a piece size).
-pub type PutWeight<W> =
-    Box<dyn FnMut(&mut W, &ForwardPlan, WeightId, usize, Vec<u8>) -> Result<()>>;
+pub type PutWeight<W> = Box<dyn FnMut(&mut W, &ForwardPlan, WeightId, usize, Vec<u8>) -> Result<()>>;
 
 pub struct ModelStream<W> {
     reader: GgufReader,
@@ -35,17 +34,7 @@ impl<W> ModelStream<W> {
     /// impossible file before its bytes arrive.
     pub fn new(total_len: Option<u64>, new: NewWeights<W>, put: PutWeight<W>) -> Self {
         let reader = total_len.map_or_else(GgufReader::new, GgufReader::with_total_len);
-        Self {
-            reader,
-            model: None,
-            weights: None,
-            received: Vec::new(),
-            rope_freqs: None,
-            pushed: 0,
-            sha: Sha256::new(),
-            new,
-            put,
-        }
+        Self { reader, model: None, weights: None, received: Vec::new(), rope_freqs: None, pushed: 0, sha: Sha256::new(), new, put }
     }
 
     /// Hands weights over in pieces of whole rows of about `bytes` each, so that no tensor is
@@ -75,9 +64,7 @@ impl<W> ModelStream<W> {
                     self.model = Some(m);
                 }
                 GgufEvent::Tensor(t) => self.store(&t.info.name, 0, t.bytes, true)?,
-                GgufEvent::TensorPart(t) => {
-                    self.store(&t.info.name, t.offset as usize, t.bytes, t.last)?
-                }
+                GgufEvent::TensorPart(t) => self.store(&t.info.name, t.offset as usize, t.bytes, t.last)?,
             }
         }
         Ok(())
@@ -95,9 +82,7 @@ impl<W> ModelStream<W> {
                 let mut factors = vec![0.0f32; info.n_elements() as usize];
                 crate::quant::dequantize_row(info.ty, buf, &mut factors);
                 if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
-                    return Err(Error::Model(format!(
-                        "{ROPE_FREQS} holds {bad}; frequency factors must be positive"
-                    )));
+                    return Err(Error::Model(format!("{ROPE_FREQS} holds {bad}; frequency factors must be positive")));
                 }
                 m.plan.config.rope.freq_factors = Some(factors);
             }
@@ -127,12 +112,7 @@ impl<W> ModelStream<W> {
 
     /// Lowercase hex SHA-256 of every byte pushed so far.
     pub fn sha256_hex(&self) -> String {
-        self.sha
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.sha.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Ends the input: the model and its weights, or an error naming what is missing.
@@ -145,10 +125,7 @@ impl<W> ModelStream<W> {
             return Err(Error::Model(format!("tensor {ROPE_FREQS:?} never arrived")));
         }
         if let Some(i) = self.received.iter().position(|r| !r) {
-            return Err(Error::Model(format!(
-                "tensor {:?} never arrived",
-                model.plan.weights[i].name
-            )));
+            return Err(Error::Model(format!("tensor {:?} never arrived", model.plan.weights[i].name)));
         }
         Ok((model, weights))
     }

@@ -317,15 +317,9 @@ pub const TILE_COLS: usize = 3;
 
 /// All `TILE_ROWS × TILE_COLS` dot products of four rows with three vectors of equal length:
 /// the register-blocked inner kernel of batched matmuls (each loaded value feeds 3–4 FMAs).
-pub fn dot_f32_tile(
-    rows: [&[f32]; TILE_ROWS],
-    xs: [&[f32]; TILE_COLS],
-) -> [[f32; TILE_COLS]; TILE_ROWS] {
+pub fn dot_f32_tile(rows: [&[f32]; TILE_ROWS], xs: [&[f32]; TILE_COLS]) -> [[f32; TILE_COLS]; TILE_ROWS] {
     let k = rows[0].len();
-    assert!(
-        rows.iter().all(|r| r.len() == k) && xs.iter().all(|x| x.len() == k),
-        "tile operands differ in length"
-    );
+    assert!(rows.iter().all(|r| r.len() == k) && xs.iter().all(|x| x.len() == k), "tile operands differ in length");
     #[cfg(target_arch = "x86_64")]
     if simd::has_avx2() {
         // SAFETY: the CPU supports avx2 and fma (checked just above); lengths checked above.

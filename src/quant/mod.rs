@@ -10,9 +10,7 @@ pub mod blocks;
 pub mod gpu_layout;
 pub mod int16;
 
-pub use blocks::{
-    axpy, dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS,
-};
+pub use blocks::{axpy, dequantize_row, dot_f32, dot_f32_tile, dot_row, BlockFormat, TILE_COLS, TILE_ROWS};
 
 /// Element type ids as stored in GGUF tensor infos (ggml's `enum ggml_type`), named as ggml
 /// names them.

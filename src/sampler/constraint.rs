@@ -48,14 +48,7 @@ impl ResponseFormat {
 
     /// A `json_schema` format around a bare schema.
     pub fn schema(schema: serde_json::Value) -> Self {
-        Self::JsonSchema {
-            json_schema: JsonSchemaFormat {
-                name: None,
-                description: None,
-                schema,
-                strict: None,
-            },
-        }
+        Self::JsonSchema { json_schema: JsonSchemaFormat { name: None, description: None, schema, strict: None } }
     }
 
     /// The schema the reply must follow, `None` for free text. Unless the schema sets its own
@@ -80,11 +73,7 @@ impl ResponseFormat {
 /// pattern).
 fn bad(why: impl std::fmt::Display) -> Error {
     let why = why.to_string();
-    let lines: Vec<&str> = why
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && l.chars().any(char::is_alphanumeric))
-        .collect();
+    let lines: Vec<&str> = why.lines().map(str::trim).filter(|l| !l.is_empty() && l.chars().any(char::is_alphanumeric)).collect();
     Error::InvalidArgument(format!("response_format: {}", lines.join(" ")))
 }
 
@@ -104,20 +93,11 @@ impl Grammars {
     /// `n_vocab` is the width of the model's logits (it may exceed the tokenizer's vocabulary;
     /// the extra ids are never allowed).
     pub fn new(tokenizer: &Tokenizer, n_vocab: usize) -> Result<Self> {
-        let words: Vec<Vec<u8>> = (0..n_vocab as u32)
-            .map(|id| token_word(tokenizer, id))
-            .collect();
+        let words: Vec<Vec<u8>> = (0..n_vocab as u32).map(|id| token_word(tokenizer, id)).collect();
         let digits = Arc::new(DigitRuns::new(&words));
-        let end = tokenizer
-            .eos_id()
-            .or(tokenizer.eot_id())
-            .filter(|&id| (id as usize) < n_vocab);
-        let end =
-            end.ok_or_else(|| bad("the model has no end-of-turn or end-of-sequence token"))?;
-        let info = TokRxInfo {
-            tok_end_of_turn: tokenizer.eot_id(),
-            ..TokRxInfo::new(n_vocab as u32, end)
-        };
+        let end = tokenizer.eos_id().or(tokenizer.eot_id()).filter(|&id| (id as usize) < n_vocab);
+        let end = end.ok_or_else(|| bad("the model has no end-of-turn or end-of-sequence token"))?;
+        let info = TokRxInfo { tok_end_of_turn: tokenizer.eot_id(), ..TokRxInfo::new(n_vocab as u32, end) };
         let env = Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)));
         let mut factory = ParserFactory::new_simple(&(env as _)).map_err(bad)?;
         factory.quiet();
@@ -130,20 +110,12 @@ impl Grammars {
         let Some(schema) = format.grammar_schema() else {
             return Ok(None);
         };
-        let parser = self
-            .factory
-            .create_parser(TopLevelGrammar::from_json_schema(schema))
-            .map_err(bad)?;
+        let parser = self.factory.create_parser(TopLevelGrammar::from_json_schema(schema)).map_err(bad)?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {
             return Err(bad(e));
         }
-        Ok(Some(Constraint {
-            matcher,
-            digits: self.digits.clone(),
-            run: 0,
-            stats: ConstraintStats::default(),
-        }))
+        Ok(Some(Constraint { matcher, digits: self.digits.clone(), run: 0, stats: ConstraintStats::default() }))
     }
 }
 
@@ -188,24 +160,11 @@ struct DigitRuns {
 
 impl DigitRuns {
     fn new(words: &[Vec<u8>]) -> Self {
-        let digits =
-            |w: &mut dyn Iterator<Item = &u8>| w.take_while(|b| b.is_ascii_digit()).count();
-        let mut leading: Vec<(usize, u32)> = words
-            .iter()
-            .enumerate()
-            .map(|(id, w)| (digits(&mut w.iter()), id as u32))
-            .filter(|&(n, _)| n > 0)
-            .collect();
+        let digits = |w: &mut dyn Iterator<Item = &u8>| w.take_while(|b| b.is_ascii_digit()).count();
+        let mut leading: Vec<(usize, u32)> =
+            words.iter().enumerate().map(|(id, w)| (digits(&mut w.iter()), id as u32)).filter(|&(n, _)| n > 0).collect();
         leading.sort_unstable_by(|a, b| b.cmp(a));
-        let trailing = words
-            .iter()
-            .map(|w| {
-                (
-                    digits(&mut w.iter().rev()),
-                    !w.is_empty() && w.iter().all(u8::is_ascii_digit),
-                )
-            })
-            .collect();
+        let trailing = words.iter().map(|w| (digits(&mut w.iter().rev()), !w.is_empty() && w.iter().all(u8::is_ascii_digit))).collect();
         Self { leading, trailing }
     }
 
@@ -220,11 +179,7 @@ impl DigitRuns {
 
     /// Forbids the tokens whose leading digits would make the run longer than the cap.
     fn cap(&self, run: usize, logits: &mut [f32]) {
-        for &(_, id) in self
-            .leading
-            .iter()
-            .take_while(|&&(n, _)| run + n > MAX_DIGIT_RUN)
-        {
+        for &(_, id) in self.leading.iter().take_while(|&&(n, _)| run + n > MAX_DIGIT_RUN) {
             if let Some(l) = logits.get_mut(id as usize) {
                 *l = f32::NEG_INFINITY;
             }
@@ -246,10 +201,7 @@ impl Constraint {
     /// [`MAX_DIGIT_RUN`] digits in a row, to −∞.
     pub fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
         let t0 = Instant::now();
-        let allowed = self
-            .matcher
-            .compute_mask_or_eos()
-            .map_err(|e| self.failure(e))?;
+        let allowed = self.matcher.compute_mask_or_eos().map_err(|e| self.failure(e))?;
         self.digits.cap(self.run, logits);
         apply_mask(&allowed, logits)?;
         self.stats.masks += 1;
@@ -278,10 +230,7 @@ impl Constraint {
     /// The first line of llguidance's message (the rest is a dump of its parser state).
     fn failure(&self, e: impl std::fmt::Display) -> Error {
         let why = self.matcher.get_error().unwrap_or_else(|| e.to_string());
-        Error::InvalidArgument(format!(
-            "structured output: {}",
-            why.lines().next().unwrap_or("")
-        ))
+        Error::InvalidArgument(format!("structured output: {}", why.lines().next().unwrap_or("")))
     }
 }
 
@@ -297,8 +246,6 @@ fn apply_mask(allowed: &SimpleVob, logits: &mut [f32]) -> Result<()> {
     if any {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(
-            "structured output: the grammar allows no token here".into(),
-        ))
+        Err(Error::InvalidArgument("structured output: the grammar allows no token here".into()))
     }
 }

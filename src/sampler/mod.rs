@@ -54,16 +54,10 @@ impl Default for SamplerConfig {
 
 impl SamplerConfig {
     fn validate(&self) -> Result<()> {
-        let bad = |what: &str, v: f32| {
-            Err(Error::InvalidArgument(format!(
-                "{what} {v} is out of range"
-            )))
-        };
+        let bad = |what: &str, v: f32| Err(Error::InvalidArgument(format!("{what} {v} is out of range")));
         let t = self.temperature;
         if !(t >= 0.0 && t.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "temperature must be a finite number >= 0, got {t}"
-            )));
+            return Err(Error::InvalidArgument(format!("temperature must be a finite number >= 0, got {t}")));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad("top_p (0 < top_p <= 1)", self.top_p);
@@ -74,27 +68,19 @@ impl SamplerConfig {
         if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
             return bad("repeat_penalty (> 0)", self.repeat_penalty);
         }
-        for (what, v) in [
-            ("frequency_penalty (-2 to 2)", self.frequency_penalty),
-            ("presence_penalty (-2 to 2)", self.presence_penalty),
-        ] {
+        for (what, v) in [("frequency_penalty (-2 to 2)", self.frequency_penalty), ("presence_penalty (-2 to 2)", self.presence_penalty)] {
             if !(-2.0..=2.0).contains(&v) {
                 return bad(what, v);
             }
         }
         if let Some(&(id, b)) = self.logit_bias.iter().find(|(_, b)| !b.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "logit_bias for token {id} is {b}"
-            )));
+            return Err(Error::InvalidArgument(format!("logit_bias for token {id} is {b}")));
         }
         Ok(())
     }
 
     fn changes_logits(&self) -> bool {
-        !self.logit_bias.is_empty()
-            || self.repeat_penalty != 1.0
-            || self.frequency_penalty != 0.0
-            || self.presence_penalty != 0.0
+        !self.logit_bias.is_empty() || self.repeat_penalty != 1.0 || self.frequency_penalty != 0.0 || self.presence_penalty != 0.0
     }
 }
 
@@ -107,21 +93,13 @@ pub struct Sampler {
 impl Sampler {
     /// Plain temperature sampling (no truncation, no penalties).
     pub fn new(temperature: f32, seed: u64) -> Result<Self> {
-        Self::from_config(SamplerConfig {
-            temperature,
-            seed,
-            ..SamplerConfig::default()
-        })
+        Self::from_config(SamplerConfig { temperature, seed, ..SamplerConfig::default() })
     }
 
     pub fn from_config(config: SamplerConfig) -> Result<Self> {
         config.validate()?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        Ok(Self {
-            config,
-            rng,
-            constraint: None,
-        })
+        Ok(Self { config, rng, constraint: None })
     }
 
     /// Restricts the draws from now on to what `constraint` allows (applied before every other
@@ -191,17 +169,14 @@ impl Sampler {
     /// nothing that changes logits first), so a backend can select them where it computes them.
     pub fn top_k_only(&self) -> Option<usize> {
         let c = &self.config;
-        (c.top_k > 0 && c.temperature > 0.0 && !c.changes_logits() && self.constraint.is_none())
-            .then_some(c.top_k)
+        (c.top_k > 0 && c.temperature > 0.0 && !c.changes_logits() && self.constraint.is_none()).then_some(c.top_k)
     }
 
     /// The draw [`sample`](Self::sample) makes, from the `top_k` largest logits with their ids,
     /// largest first (lower id among equals): the same token for the same seed.
     pub fn sample_top_k(&mut self, candidates: Vec<(u32, f32)>) -> Result<u32> {
         if candidates.is_empty() {
-            return Err(Error::InvalidArgument(
-                "no candidates to sample from".into(),
-            ));
+            return Err(Error::InvalidArgument("no candidates to sample from".into()));
         }
         let mut c = candidates;
         p::top_k(&mut c, self.config.top_k);
@@ -219,13 +194,7 @@ impl Sampler {
         let mut l = logits.to_vec();
         p::apply_logit_bias(&mut l, &c.logit_bias);
         let window = &history[history.len().saturating_sub(c.repeat_last_n)..];
-        p::apply_penalties(
-            &mut l,
-            window,
-            c.repeat_penalty,
-            c.frequency_penalty,
-            c.presence_penalty,
-        );
+        p::apply_penalties(&mut l, window, c.repeat_penalty, c.frequency_penalty, c.presence_penalty);
         if c.temperature == 0.0 {
             return Ok((vec![1.0], vec![argmax(&l)]));
         }

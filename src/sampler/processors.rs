@@ -22,13 +22,7 @@ pub fn apply_logit_bias(logits: &mut [f32], bias: &[(u32, f32)]) {
 }
 
 /// Repetition, frequency and presence penalties over `window` (the most recent tokens).
-pub fn apply_penalties(
-    logits: &mut [f32],
-    window: &[u32],
-    repeat: f32,
-    frequency: f32,
-    presence: f32,
-) {
+pub fn apply_penalties(logits: &mut [f32], window: &[u32], repeat: f32, frequency: f32, presence: f32) {
     if window.is_empty() || (repeat == 1.0 && frequency == 0.0 && presence == 0.0) {
         return;
     }
@@ -42,9 +36,7 @@ pub fn apply_penalties(
         }
     }
     for (id, n) in counts {
-        let Some(l) = logits.get_mut(id as usize) else {
-            continue;
-        };
+        let Some(l) = logits.get_mut(id as usize) else { continue };
         if repeat != 1.0 {
             *l = if *l > 0.0 { *l / repeat } else { *l * repeat };
         }
@@ -60,11 +52,7 @@ pub fn candidates(logits: &[f32]) -> Vec<Candidate> {
 /// The `k` best candidates, sorted (0: all). Selecting before sorting keeps top-k sampling
 /// from sorting the whole vocabulary every token.
 pub fn best_candidates(logits: &[f32], k: usize) -> Vec<Candidate> {
-    let mut c: Vec<Candidate> = logits
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| (i as u32, l))
-        .collect();
+    let mut c: Vec<Candidate> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
     if k > 0 && k < c.len() {
         c.select_nth_unstable_by(k - 1, order);
         c.truncate(k);
@@ -121,14 +109,9 @@ pub fn min_p(c: &mut Vec<Candidate>, p: f32) {
 
 /// The probabilities a draw at `temperature` uses for sorted candidates.
 pub fn tempered(c: &[Candidate], temperature: f32) -> Vec<f64> {
-    let Some(&(_, max)) = c.first() else {
-        return Vec::new();
-    };
+    let Some(&(_, max)) = c.first() else { return Vec::new() };
     let inv_t = 1.0 / temperature as f64;
-    let w: Vec<f64> = c
-        .iter()
-        .map(|&(_, l)| ((l - max) as f64 * inv_t).exp())
-        .collect();
+    let w: Vec<f64> = c.iter().map(|&(_, l)| ((l - max) as f64 * inv_t).exp()).collect();
     let total: f64 = w.iter().sum();
     w.into_iter().map(|x| x / total).collect()
 }

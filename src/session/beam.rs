@@ -22,12 +22,7 @@ pub struct BeamOptions {
 
 impl Default for BeamOptions {
     fn default() -> Self {
-        Self {
-            num_beams: 4,
-            max_tokens: 256,
-            length_penalty: 1.0,
-            early_stopping: true,
-        }
+        Self { num_beams: 4, max_tokens: 256, length_penalty: 1.0, early_stopping: true }
     }
 }
 
@@ -51,25 +46,15 @@ fn score(logprob: f64, len: usize, penalty: f64) -> f64 {
     logprob / (len.max(1) as f64).powf(penalty)
 }
 
-pub fn beam_search(
-    session: &mut Session,
-    tokenizer: &Tokenizer,
-    prompt: &[u32],
-    opts: &BeamOptions,
-) -> Result<BeamResult> {
+pub fn beam_search(session: &mut Session, tokenizer: &Tokenizer, prompt: &[u32], opts: &BeamOptions) -> Result<BeamResult> {
     if opts.num_beams == 0 {
-        return Err(Error::InvalidArgument(
-            "num_beams must be at least 1".into(),
-        ));
+        return Err(Error::InvalidArgument("num_beams must be at least 1".into()));
     }
     if prompt.is_empty() {
         return Err(Error::InvalidArgument("empty prompt".into()));
     }
     let width = opts.num_beams;
-    let mut live = vec![Beam {
-        ids: Vec::new(),
-        logprob: 0.0,
-    }];
+    let mut live = vec![Beam { ids: Vec::new(), logprob: 0.0 }];
     let mut finished: Vec<Beam> = Vec::new();
     let mut seq = prompt.to_vec();
     for _ in 0..opts.max_tokens {
@@ -123,16 +108,7 @@ pub fn beam_search(
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .ok_or_else(|| Error::InvalidArgument("max_tokens must be at least 1".into()))?;
     let (score, beam) = best;
-    let end = beam
-        .ids
-        .iter()
-        .position(|&id| tokenizer.is_end_of_generation(id))
-        .unwrap_or(beam.ids.len());
+    let end = beam.ids.iter().position(|&id| tokenizer.is_end_of_generation(id)).unwrap_or(beam.ids.len());
     let text = tokenizer.decode(&beam.ids[..end], false)?;
-    Ok(BeamResult {
-        ids: beam.ids,
-        text,
-        logprob: beam.logprob,
-        score,
-    })
+    Ok(BeamResult { ids: beam.ids, text, logprob: beam.logprob, score })
 }

@@ -26,22 +26,14 @@ pub struct Perplexity {
 
 pub fn logsumexp(logits: &[f32]) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    max + logits
-        .iter()
-        .map(|&l| (l as f64 - max).exp())
-        .sum::<f64>()
-        .ln()
+    max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln()
 }
 
 /// The `k` largest logits, ties broken towards the lower id.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     let k = k.min(idx.len());
-    let cmp = |a: &u32, b: &u32| {
-        logits[*b as usize]
-            .total_cmp(&logits[*a as usize])
-            .then(a.cmp(b))
-    };
+    let cmp = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
     if k < idx.len() && k > 0 {
         idx.select_nth_unstable_by(k - 1, cmp);
     }
@@ -53,11 +45,7 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
 impl Session {
     /// Evaluates `tokens` from an empty cache and calls `each(position, logits)` for every
     /// position, chunk by chunk.
-    async fn for_each_position(
-        &mut self,
-        tokens: &[u32],
-        mut each: impl FnMut(usize, &[f32]),
-    ) -> Result<()> {
+    async fn for_each_position(&mut self, tokens: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<()> {
         self.clear();
         let n_vocab = self.n_vocab;
         let chunk = self.chunk_len();
@@ -73,12 +61,7 @@ impl Session {
     /// Teacher-forced scores for every position of `tokens`.
     pub fn score(&mut self, tokens: &[u32], k: usize) -> Result<Vec<PositionScore>> {
         let mut out = Vec::with_capacity(tokens.len());
-        block_on(self.for_each_position(tokens, |_, row| {
-            out.push(PositionScore {
-                top: top_k(row, k),
-                logsumexp: logsumexp(row),
-            })
-        }))?;
+        block_on(self.for_each_position(tokens, |_, row| out.push(PositionScore { top: top_k(row, k), logsumexp: logsumexp(row) })))?;
         Ok(out)
     }
 
@@ -92,27 +75,14 @@ impl Session {
     /// `stride` tokens, each scoring only the tokens no earlier window scored (so every token
     /// after the first is scored once, with at least `window - stride` tokens of context
     /// once the first window is past).
-    pub fn perplexity_windowed(
-        &mut self,
-        tokens: &[u32],
-        window: usize,
-        stride: usize,
-    ) -> Result<Perplexity> {
+    pub fn perplexity_windowed(&mut self, tokens: &[u32], window: usize, stride: usize) -> Result<Perplexity> {
         block_on(self.perplexity_async(tokens, window, stride))
     }
 
     /// [`perplexity_windowed`](Self::perplexity_windowed) without blocking (the browser).
-    pub async fn perplexity_async(
-        &mut self,
-        tokens: &[u32],
-        window: usize,
-        stride: usize,
-    ) -> Result<Perplexity> {
+    pub async fn perplexity_async(&mut self, tokens: &[u32], window: usize, stride: usize) -> Result<Perplexity> {
         if tokens.len() < 2 {
-            return Err(Error::InvalidArgument(format!(
-                "perplexity needs at least 2 tokens, got {}",
-                tokens.len()
-            )));
+            return Err(Error::InvalidArgument(format!("perplexity needs at least 2 tokens, got {}", tokens.len())));
         }
         if window < 2 || stride == 0 || stride > window {
             return Err(Error::InvalidArgument(format!("perplexity windows need 2 <= window and 1 <= stride <= window, got {window} and {stride}")));
@@ -134,11 +104,6 @@ impl Session {
             begin += stride;
         }
         let mean_nll = nll / scored as f64;
-        Ok(Perplexity {
-            ppl: mean_nll.exp(),
-            n_tokens: tokens.len(),
-            n_scored: scored,
-            mean_nll,
-        })
+        Ok(Perplexity { ppl: mean_nll.exp(), n_tokens: tokens.len(), n_scored: scored, mean_nll })
     }
 }

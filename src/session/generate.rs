@@ -91,18 +91,9 @@ pub struct Reply<T: AsRef<Tokenizer>> {
 impl<T: AsRef<Tokenizer>> Reply<T> {
     pub fn new(tokenizer: T, opts: &GenerateOptions) -> Result<Self> {
         if opts.max_tokens == 0 {
-            return Err(Error::InvalidArgument(
-                "max_tokens must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("max_tokens must be at least 1".into()));
         }
-        Ok(Self {
-            decoder: StreamDecoder::new(tokenizer),
-            stops: StopMatcher::new(&opts.stop),
-            max_tokens: opts.max_tokens,
-            ids: Vec::new(),
-            text: String::new(),
-            finish: None,
-        })
+        Ok(Self { decoder: StreamDecoder::new(tokenizer), stops: StopMatcher::new(&opts.stop), max_tokens: opts.max_tokens, ids: Vec::new(), text: String::new(), finish: None })
     }
 
     /// Takes the next sampled token. `room` says whether the session can take one more token.
@@ -118,31 +109,19 @@ impl<T: AsRef<Tokenizer>> Reply<T> {
         if matched.stopped {
             self.text.push_str(&matched.emit);
             self.finish = Some(StopReason::Stop);
-            return Ok(Step {
-                id: Some(id),
-                text: matched.emit,
-                finish: self.finish,
-            });
+            return Ok(Step { id: Some(id), text: matched.emit, finish: self.finish });
         }
         if self.ids.len() >= self.max_tokens || !room {
             return Ok(self.end(Some(id), matched.emit, StopReason::Length));
         }
         self.text.push_str(&matched.emit);
-        Ok(Step {
-            id: Some(id),
-            text: matched.emit,
-            finish: None,
-        })
+        Ok(Step { id: Some(id), text: matched.emit, finish: None })
     }
 
     /// Ends the reply at the caller's request, releasing the text held back.
     pub fn cancel(&mut self) -> Step {
         match self.finish {
-            Some(_) => Step {
-                id: None,
-                text: String::new(),
-                finish: self.finish,
-            },
+            Some(_) => Step { id: None, text: String::new(), finish: self.finish },
             None => self.end(None, String::new(), StopReason::Cancelled),
         }
     }
@@ -161,11 +140,7 @@ impl<T: AsRef<Tokenizer>> Reply<T> {
         }
         self.text.push_str(&text);
         self.finish = Some(reason);
-        Step {
-            id,
-            text,
-            finish: self.finish,
-        }
+        Step { id, text, finish: self.finish }
     }
 
     pub fn ids(&self) -> &[u32] {

@@ -32,13 +32,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(backend: Box<dyn Backend>, n_vocab: usize) -> Self {
-        Self {
-            backend,
-            tokens: Vec::new(),
-            n_vocab,
-            prefill_chunk: DEFAULT_PREFILL_CHUNK,
-            context_shift: None,
-        }
+        Self { backend, tokens: Vec::new(), n_vocab, prefill_chunk: DEFAULT_PREFILL_CHUNK, context_shift: None }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -67,10 +61,7 @@ impl Session {
             Some(sinks) => self.backend.max_context().saturating_sub(sinks).max(1),
             None => usize::MAX,
         };
-        self.prefill_chunk
-            .min(self.backend.max_batch())
-            .min(room)
-            .max(1)
+        self.prefill_chunk.min(self.backend.max_batch()).min(room).max(1)
     }
 
     /// Whether one more token fits: the context has a free position, or it shifts.
@@ -82,10 +73,7 @@ impl Session {
     fn check_room(&self, extra: usize) -> Result<()> {
         let limit = self.backend.max_context();
         if self.context_shift.is_none() && self.tokens.len() + extra > limit {
-            return Err(Error::ContextLengthExceeded {
-                needed: self.tokens.len() + extra,
-                limit,
-            });
+            return Err(Error::ContextLengthExceeded { needed: self.tokens.len() + extra, limit });
         }
         Ok(())
     }
@@ -94,14 +82,9 @@ impl Session {
     fn shift_for(&mut self, n: usize) -> Result<()> {
         let limit = self.backend.max_context();
         let len = self.tokens.len();
-        let Some(sinks) = self.context_shift.filter(|_| len + n > limit) else {
-            return Ok(());
-        };
+        let Some(sinks) = self.context_shift.filter(|_| len + n > limit) else { return Ok(()) };
         if sinks + n > limit || len < sinks {
-            return Err(Error::ContextLengthExceeded {
-                needed: sinks + n,
-                limit,
-            });
+            return Err(Error::ContextLengthExceeded { needed: sinks + n, limit });
         }
         let drop = (len + n - limit).max((len - sinks) / 2).min(len - sinks);
         self.backend.shift(sinks, drop)?;
@@ -116,27 +99,12 @@ impl Session {
         let limit = self.backend.max_context();
         let start = self.tokens.len();
         if start + part.len() > limit {
-            return Err(Error::ContextLengthExceeded {
-                needed: start + part.len(),
-                limit,
-            });
+            return Err(Error::ContextLengthExceeded { needed: start + part.len(), limit });
         }
         let result = match want {
-            Want::Logits(which) => self
-                .backend
-                .forward_async(part, start, which)
-                .await
-                .map(Got::Logits),
-            Want::Argmax => self
-                .backend
-                .forward_argmax_async(part, start)
-                .await
-                .map(Got::Id),
-            Want::TopK(k) => self
-                .backend
-                .forward_top_k_async(part, start, k)
-                .await
-                .map(Got::Candidates),
+            Want::Logits(which) => self.backend.forward_async(part, start, which).await.map(Got::Logits),
+            Want::Argmax => self.backend.forward_argmax_async(part, start).await.map(Got::Id),
+            Want::TopK(k) => self.backend.forward_top_k_async(part, start, k).await.map(Got::Candidates),
         };
         match result {
             Ok(v) => {
@@ -173,22 +141,12 @@ impl Session {
             self.check_room(tokens.len())?;
             // Checked and fallible: on wasm32 a long text's logits can exceed the address space,
             // and a failed allocation there would trap the whole engine.
-            let too_big = || {
-                Error::InvalidArgument(format!(
-                    "logits for {} tokens of {} ids do not fit in memory",
-                    tokens.len(),
-                    self.n_vocab
-                ))
-            };
+            let too_big = || Error::InvalidArgument(format!("logits for {} tokens of {} ids do not fit in memory", tokens.len(), self.n_vocab));
             let floats = tokens.len().checked_mul(self.n_vocab).ok_or_else(too_big)?;
             let mut out = Vec::new();
             out.try_reserve_exact(floats).map_err(|_| too_big())?;
             for part in tokens.chunks(self.chunk_len()) {
-                out.extend(
-                    self.step(part, Want::Logits(LogitsFor::All))
-                        .await?
-                        .logits(),
-                );
+                out.extend(self.step(part, Want::Logits(LogitsFor::All)).await?.logits());
             }
             return Ok(out);
         }
@@ -219,11 +177,7 @@ impl Session {
 
     /// How many leading tokens of `tokens` the cache already holds.
     pub fn common_prefix(&self, tokens: &[u32]) -> usize {
-        self.tokens
-            .iter()
-            .zip(tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
+        self.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count()
     }
 
     /// [`set_tokens`](Self::set_tokens), then the next token drawn by `sampler`. A greedy
@@ -233,11 +187,7 @@ impl Session {
     }
 
     /// [`set_tokens_and_sample`](Self::set_tokens_and_sample) without blocking.
-    pub async fn set_tokens_and_sample_async(
-        &mut self,
-        tokens: &[u32],
-        sampler: &mut Sampler,
-    ) -> Result<u32> {
+    pub async fn set_tokens_and_sample_async(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
         let rest = self.reuse_prefix(tokens)?;
         self.append_and_sample_async(rest, sampler).await
     }
@@ -250,22 +200,12 @@ impl Session {
     }
 
     /// [`append_and_sample`](Self::append_and_sample) without blocking.
-    pub async fn append_and_sample_async(
-        &mut self,
-        tokens: &[u32],
-        sampler: &mut Sampler,
-    ) -> Result<u32> {
+    pub async fn append_and_sample_async(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
         if sampler.is_greedy() {
             return self.append_greedy_async(tokens).await;
         }
-        if let Some(k) = sampler
-            .top_k_only()
-            .filter(|&k| k <= self.backend.device_top_k())
-        {
-            let candidates = self
-                .append_for_last(tokens, Want::TopK(k))
-                .await?
-                .candidates();
+        if let Some(k) = sampler.top_k_only().filter(|&k| k <= self.backend.device_top_k()) {
+            let candidates = self.append_for_last(tokens, Want::TopK(k)).await?.candidates();
             return sampler.sample_top_k(candidates);
         }
         let logits = self.append_async(tokens, LogitsFor::Last).await?;

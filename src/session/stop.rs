@@ -16,27 +16,16 @@ pub struct Matched {
 
 impl StopMatcher {
     pub fn new(stops: &[String]) -> Self {
-        Self {
-            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
-            held: String::new(),
-        }
+        Self { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), held: String::new() }
     }
 
     pub fn push(&mut self, piece: &str) -> Matched {
         self.held.push_str(piece);
         // The earliest complete stop string ends the reply.
-        if let Some(at) = self
-            .stops
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-        {
+        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
             let emit = self.held[..at].to_string();
             self.held.clear();
-            return Matched {
-                emit,
-                stopped: true,
-            };
+            return Matched { emit, stopped: true };
         }
         // Hold back the longest tail that begins some stop string.
         let keep = self
@@ -47,10 +36,7 @@ impl StopMatcher {
             .unwrap_or(self.held.len());
         let emit = self.held[..keep].to_string();
         self.held.drain(..keep);
-        Matched {
-            emit,
-            stopped: false,
-        }
+        Matched { emit, stopped: false }
     }
 
     /// Text still held back when the reply ends for another reason.

@@ -19,10 +19,7 @@ use std::collections::HashMap;
 use super::{TokenType, Tokenizer};
 
 fn is_control(tok: &Tokenizer, id: u32) -> bool {
-    matches!(
-        tok.types[id as usize],
-        TokenType::Control | TokenType::Unknown
-    )
+    matches!(tok.types[id as usize], TokenType::Control | TokenType::Unknown)
 }
 
 /// A break no special token is matched across, removed before tokenizing: U+FDD0, a Unicode
@@ -58,29 +55,19 @@ impl Controls {
 
     /// The control texts with character `c` at byte `i`, as (text, i).
     fn with_char(&self, c: char) -> impl Iterator<Item = (&str, usize)> {
-        self.at_char
-            .get(&c)
-            .into_iter()
-            .flatten()
-            .map(|&(n, i)| (self.texts[n as usize].as_str(), i as usize))
+        self.at_char.get(&c).into_iter().flatten().map(|&(n, i)| (self.texts[n as usize].as_str(), i as usize))
     }
 
     /// Whether text before `core` could end with the start of a control text that `core`
     /// continues: some proper suffix of a control text and `core` agree on their common length.
     fn completes_before(&self, core: &str) -> bool {
-        let Some(c) = core.chars().next() else {
-            return false;
-        };
-        self.with_char(c)
-            .filter(|&(_, i)| i > 0)
-            .any(|(t, i)| core.starts_with(&t[i..]) || t[i..].starts_with(core))
+        let Some(c) = core.chars().next() else { return false };
+        self.with_char(c).filter(|&(_, i)| i > 0).any(|(t, i)| core.starts_with(&t[i..]) || t[i..].starts_with(core))
     }
 
     /// Whether text after `core` could complete a control text that `core` ends the start of.
     fn completes_after(&self, core: &str) -> bool {
-        let Some(c) = core.chars().next_back() else {
-            return false;
-        };
+        let Some(c) = core.chars().next_back() else { return false };
         self.with_char(c).any(|(t, i)| {
             let end = i + c.len_utf8();
             end < t.len() && (core.ends_with(&t[..end]) || t[..end].ends_with(core))
@@ -103,10 +90,7 @@ impl Tokenizer {
         let start = text.len() - text.trim_start().len();
         let end = start + text.trim().len();
         let core = &text[start..end];
-        let (before, after) = (
-            controls.completes_before(core),
-            controls.completes_after(core),
-        );
+        let (before, after) = (controls.completes_before(core), controls.completes_after(core));
         let mut out = String::with_capacity(text.len() + 8);
         for (at, c) in text.char_indices() {
             if at == start && before {
@@ -114,11 +98,7 @@ impl Tokenizer {
             }
             out.push(c);
             // After the first character of every control text that starts here.
-            if self
-                .special_index()
-                .starting_at(&text, at)
-                .any(|id| is_control(self, id))
-            {
+            if self.special_index().starting_at(&text, at).any(|id| is_control(self, id)) {
                 out.push(NO_SPECIAL);
             }
             if at + c.len_utf8() == end && after {

@@ -111,13 +111,7 @@ const EOT_TEXTS: &[&str] = &[
 ];
 const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP_TEXTS: &[&str] = &[
-    "<|fim_repo|>",
-    "<|repo_name|>",
-    "<fim-repo>",
-    "<REPO>",
-    "<reponame>",
-];
+const FIM_REP_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 const FIM_PRE_TEXTS: &[&str] = &[
     "<|fim_prefix|>",
@@ -154,10 +148,7 @@ const FIM_MID_TEXTS: &[&str] = &[
 #[derive(Clone, Debug)]
 enum Kind {
     /// Byte-level BPE on HF `tokenizers`.
-    Bpe {
-        hf: Box<tokenizers::Tokenizer>,
-        bytes: Box<ByteDecoder>,
-    },
+    Bpe { hf: Box<tokenizers::Tokenizer>, bytes: Box<ByteDecoder> },
     /// SentencePiece BPE.
     Spm(Box<Spm>),
 }
@@ -220,11 +211,7 @@ impl Tokenizer {
         };
         // llama.cpp ignores the pre-tokenizer of SentencePiece vocabularies.
         let pre_name = md.get_str("tokenizer.ggml.pre")?.map(str::to_string);
-        let pre = if spm {
-            None
-        } else {
-            Some(PreConfig::for_pre(pre_name.as_deref())?)
-        };
+        let pre = if spm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
 
         let mut tokens = md
             .take_strings("tokenizer.ggml.tokens")?
@@ -234,9 +221,7 @@ impl Tokenizer {
             return Err(Error::Tokenizer("tokenizer.ggml.tokens is empty".into()));
         }
         if n > i32::MAX as usize {
-            return Err(Error::Tokenizer(format!(
-                "vocabulary of {n} tokens is too large"
-            )));
+            return Err(Error::Tokenizer(format!("vocabulary of {n} tokens is too large")));
         }
         for (i, t) in tokens.iter_mut().enumerate() {
             if t.is_empty() {
@@ -267,11 +252,7 @@ impl Tokenizer {
         };
         md.take("tokenizer.ggml.token_type");
 
-        let vocab: Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
+        let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         if vocab.len() != n {
             let mut seen = std::collections::HashMap::with_capacity(n);
             for (i, t) in tokens.iter().enumerate() {
@@ -291,27 +272,20 @@ impl Tokenizer {
         // Special ids named by the GGUF (SentencePiece vocabularies default to llama.cpp's
         // BOS 1 and EOS 2).
         let id_key = |key: &str, default: Option<u32>| -> Result<Option<u32>> {
-            let Some(v) = md.get(key) else {
-                return Ok(default.filter(|&d| (d as usize) < n));
-            };
+            let Some(v) = md.get(key) else { return Ok(default.filter(|&d| (d as usize) < n)) };
             match (v.as_u64(), v.as_i64()) {
                 (Some(id), _) if id < n as u64 => Ok(Some(id as u32)),
-                (Some(id), _) => Err(Error::Tokenizer(format!(
-                    "{key} = {id} is out of range (vocabulary of {n} tokens)"
-                ))),
+                (Some(id), _) => {
+                    Err(Error::Tokenizer(format!("{key} = {id} is out of range (vocabulary of {n} tokens)")))
+                }
                 // -1 means "none" in some converters.
                 (None, Some(_)) => Ok(None),
-                (None, None) => Err(Error::Tokenizer(format!(
-                    "{key} is a {}, expected an integer",
-                    v.type_name()
-                ))),
+                (None, None) => {
+                    Err(Error::Tokenizer(format!("{key} is a {}, expected an integer", v.type_name())))
+                }
             }
         };
-        let (bos_default, eos_default) = if spm {
-            (Some(1), Some(2))
-        } else {
-            (None, None)
-        };
+        let (bos_default, eos_default) = if spm { (Some(1), Some(2)) } else { (None, None) };
         let mut bos = id_key("tokenizer.ggml.bos_token_id", bos_default)?;
         let eos = id_key("tokenizer.ggml.eos_token_id", eos_default)?;
         let mut eot = id_key("tokenizer.ggml.eot_token_id", None)?;
@@ -327,13 +301,9 @@ impl Tokenizer {
         if pre.no_bos {
             bos = None;
         }
-        let add_bos = md
-            .get_bool("tokenizer.ggml.add_bos_token")?
-            .unwrap_or(spm || pre.add_bos_default);
+        let add_bos = md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(spm || pre.add_bos_default);
         if add_bos && bos.is_none() {
-            return Err(Error::Tokenizer(
-                "tokenizer.ggml.add_bos_token is true but there is no BOS token".into(),
-            ));
+            return Err(Error::Tokenizer("tokenizer.ggml.add_bos_token is true but there is no BOS token".into()));
         }
 
         // llama.cpp's text-based detection: unset EOT/EOM/FIM ids are found by their text, and
@@ -367,26 +337,14 @@ impl Tokenizer {
         for id in make_control {
             types[id as usize] = TokenType::Control;
         }
-        eog.extend(
-            [fim_pad, fim_rep, fim_sep, eos, eot, eom]
-                .into_iter()
-                .flatten(),
-        );
+        eog.extend([fim_pad, fim_rep, fim_sep, eos, eot, eom].into_iter().flatten());
 
         let mut specials: Vec<u32> = (0..n as u32)
             .filter(|&id| {
-                matches!(
-                    types[id as usize],
-                    TokenType::Control | TokenType::UserDefined | TokenType::Unknown
-                )
+                matches!(types[id as usize], TokenType::Control | TokenType::UserDefined | TokenType::Unknown)
             })
             .collect();
-        specials.sort_by(|&a, &b| {
-            tokens[b as usize]
-                .len()
-                .cmp(&tokens[a as usize].len())
-                .then(a.cmp(&b))
-        });
+        specials.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
 
         tokens.shrink_to_fit();
         Ok(Tokenizer {
@@ -443,14 +401,10 @@ impl Tokenizer {
                     };
                     match &self.kind {
                         Kind::Bpe { hf, .. } => {
-                            let enc = hf
-                                .encode_fast(t, false)
-                                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                            let enc = hf.encode_fast(t, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
                             out.extend_from_slice(enc.get_ids());
                         }
-                        Kind::Spm(spm) => {
-                            spm.tokenize(t, spm.add_space_prefix && after_special, &mut out)?
-                        }
+                        Kind::Spm(spm) => spm.tokenize(t, spm.add_space_prefix && after_special, &mut out)?,
                     }
                     after_special = false;
                 }
@@ -460,8 +414,7 @@ impl Tokenizer {
     }
 
     pub(crate) fn special_index(&self) -> &special_index::SpecialIndex {
-        self.special_index
-            .get_or_init(|| special_index::SpecialIndex::new(&self.tokens, &self.specials))
+        self.special_index.get_or_init(|| special_index::SpecialIndex::new(&self.tokens, &self.specials))
     }
 
     /// llama.cpp's special-token partition: for each candidate, longest first, split every
@@ -475,22 +428,14 @@ impl Tokenizer {
         // Only the specials the text contains can split it (later fragments are substrings),
         // taken in the order of `specials`: longest text first, then lower id.
         let mut present: Vec<u32> = self.special_index().occurring(text).into_iter().collect();
-        present.sort_by(|&a, &b| {
-            self.tokens[b as usize]
-                .len()
-                .cmp(&self.tokens[a as usize].len())
-                .then(a.cmp(&b))
-        });
+        present.sort_by(|&a, &b| self.tokens[b as usize].len().cmp(&self.tokens[a as usize].len()).then(a.cmp(&b)));
         for id in present {
             let ty = self.types[id as usize];
             if !parse_special && matches!(ty, TokenType::Control | TokenType::Unknown) {
                 continue;
             }
             let pat = self.tokens[id as usize].as_str();
-            if !frags
-                .iter()
-                .any(|f| matches!(f, Fragment::Text(t) if t.contains(pat)))
-            {
+            if !frags.iter().any(|f| matches!(f, Fragment::Text(t) if t.contains(pat))) {
                 continue;
             }
             let mut next = Vec::with_capacity(frags.len() + 2);
@@ -540,16 +485,12 @@ impl Tokenizer {
     }
 
     fn out_of_range(&self, id: u32) -> Error {
-        Error::Tokenizer(format!(
-            "token id {id} is out of range (vocabulary of {} tokens)",
-            self.tokens.len()
-        ))
+        Error::Tokenizer(format!("token id {id} is out of range (vocabulary of {} tokens)", self.tokens.len()))
     }
 
     /// Appends the bytes of one token (llama.cpp's `token_to_piece`); `false` if `id` is out of range.
     pub(crate) fn piece_into(&self, id: u32, render_special: bool, out: &mut Vec<u8>) -> bool {
-        let (Some(text), Some(ty)) = (self.tokens.get(id as usize), self.types.get(id as usize))
-        else {
+        let (Some(text), Some(ty)) = (self.tokens.get(id as usize), self.types.get(id as usize)) else {
             return false;
         };
         match ty {
@@ -656,9 +597,9 @@ impl Tokenizer {
 
 /// The byte-level BPE model: the GGUF's merges and the pre-tokenizer's regexes on HF `tokenizers`.
 fn bpe_model(md: &mut Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
-    let raw_merges = md.take_strings("tokenizer.ggml.merges")?.ok_or_else(|| {
-        Error::Tokenizer("tokenizer.ggml.merges is missing (required for gpt2 BPE)".into())
-    })?;
+    let raw_merges = md
+        .take_strings("tokenizer.ggml.merges")?
+        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing (required for gpt2 BPE)".into()))?;
     let mut merges = Vec::with_capacity(raw_merges.len());
     let mut joined = String::new();
     for (i, m) in raw_merges.into_iter().enumerate() {
@@ -693,10 +634,7 @@ fn bpe_model(md: &mut Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
         .map_err(|e| Error::Tokenizer(format!("building BPE model: {e}")))?;
     let mut hf = tokenizers::Tokenizer::new(bpe);
     hf.with_pre_tokenizer(Some(pre.build()?));
-    Ok(Kind::Bpe {
-        hf: Box::new(hf),
-        bytes: Box::new(ByteDecoder::new()),
-    })
+    Ok(Kind::Bpe { hf: Box::new(hf), bytes: Box::new(ByteDecoder::new()) })
 }
 
 /// The SentencePiece model: every piece with its score.
@@ -705,20 +643,11 @@ fn spm_model(md: &mut Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
         .get_array_of("tokenizer.ggml.scores", "number", Value::as_f64)?
         .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs a score per piece)".into()))?;
     if scores.len() != n {
-        return Err(Error::Tokenizer(format!(
-            "tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}",
-            scores.len()
-        )));
+        return Err(Error::Tokenizer(format!("tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}", scores.len())));
     }
     md.take("tokenizer.ggml.scores");
-    let add_space_prefix = md
-        .get_bool("tokenizer.ggml.add_space_prefix")?
-        .unwrap_or(true);
-    Ok(Kind::Spm(Box::new(Spm::new(
-        vocab,
-        scores.into_iter().map(|s| s as f32).collect(),
-        add_space_prefix,
-    )?)))
+    let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+    Ok(Kind::Spm(Box::new(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?)))
 }
 
 impl AsRef<Tokenizer> for Tokenizer {

@@ -48,10 +48,7 @@ impl PreConfig {
             no_bos: false,
         };
         let Some(pre) = pre else {
-            return Ok(PreConfig {
-                regexes: DEFAULT,
-                ..base
-            });
+            return Ok(PreConfig { regexes: DEFAULT, ..base });
         };
         const DEFAULT: &[&str] = &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"];
         Ok(match pre {
@@ -94,12 +91,8 @@ impl PreConfig {
         }
         let mut steps: Vec<PreTokenizerWrapper> = Vec::with_capacity(self.regexes.len() + 1);
         for re in self.regexes {
-            let split = Split::new(
-                SplitPattern::Regex((*re).to_string()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex {re:?}: {e}")))?;
+            let split = Split::new(SplitPattern::Regex((*re).to_string()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex {re:?}: {e}")))?;
             steps.push(split.into());
         }
         steps.push(ByteLevel::new(false, false, false).into());

@@ -25,34 +25,18 @@ impl SpecialIndex {
             }
         }
         let max_len = ids.keys().map(String::len).max().unwrap_or(0);
-        Self {
-            ids,
-            max_len,
-            first_byte,
-        }
+        Self { ids, max_len, first_byte }
     }
 
     /// The specials whose text starts at byte `at` of `text` (a character boundary).
-    pub(crate) fn starting_at<'a>(
-        &'a self,
-        text: &'a str,
-        at: usize,
-    ) -> impl Iterator<Item = u32> + 'a {
+    pub(crate) fn starting_at<'a>(&'a self, text: &'a str, at: usize) -> impl Iterator<Item = u32> + 'a {
         let candidate = self.first_byte[text.as_bytes()[at] as usize];
-        let end = if candidate {
-            (at + self.max_len).min(text.len())
-        } else {
-            at
-        };
-        (at + 1..=end)
-            .filter(move |&e| text.is_char_boundary(e))
-            .filter_map(move |e| self.ids.get(&text[at..e]).copied())
+        let end = if candidate { (at + self.max_len).min(text.len()) } else { at };
+        (at + 1..=end).filter(move |&e| text.is_char_boundary(e)).filter_map(move |e| self.ids.get(&text[at..e]).copied())
     }
 
     /// Every special whose text occurs somewhere in `text`.
     pub(crate) fn occurring(&self, text: &str) -> HashSet<u32> {
-        text.char_indices()
-            .flat_map(|(at, _)| self.starting_at(text, at))
-            .collect()
+        text.char_indices().flat_map(|(at, _)| self.starting_at(text, at)).collect()
     }
 }

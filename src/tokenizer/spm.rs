@@ -64,9 +64,7 @@ impl PartialOrd for Bigram {
 impl Ord for Bigram {
     /// The heap's top is the highest score, then the leftmost pair.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then(other.left.cmp(&self.left))
+        self.score.total_cmp(&other.score).then(other.left.cmp(&self.left))
     }
 }
 
@@ -78,12 +76,7 @@ impl std::fmt::Debug for Spm {
 
 impl Clone for Spm {
     fn clone(&self) -> Self {
-        Self {
-            ids: self.ids.clone(),
-            scores: self.scores.clone(),
-            byte_tokens: self.byte_tokens,
-            add_space_prefix: self.add_space_prefix,
-        }
+        Self { ids: self.ids.clone(), scores: self.scores.clone(), byte_tokens: self.byte_tokens, add_space_prefix: self.add_space_prefix }
     }
 }
 
@@ -92,10 +85,7 @@ impl Spm {
     /// score per id.
     pub(crate) fn new(ids: Vocab, scores: Vec<f32>, add_space_prefix: bool) -> Result<Self> {
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-            return Err(Error::Tokenizer(format!(
-                "tokenizer.ggml.scores[{i}] = {} is not a finite number",
-                scores[i]
-            )));
+            return Err(Error::Tokenizer(format!("tokenizer.ggml.scores[{i}] = {} is not a finite number", scores[i])));
         }
         let mut byte_tokens = [None; 256];
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
@@ -104,12 +94,7 @@ impl Spm {
                 *slot = ids.get(char::from(b as u8).to_string().as_str()).copied();
             }
         }
-        Ok(Self {
-            ids,
-            scores,
-            byte_tokens,
-            add_space_prefix,
-        })
+        Ok(Self { ids, scores, byte_tokens, add_space_prefix })
     }
 
     pub(crate) fn id(&self, piece: &str) -> Option<u32> {
@@ -119,19 +104,12 @@ impl Spm {
     /// The byte a `<0xNN>` piece stands for.
     pub(crate) fn byte_of(piece: &str) -> Option<u8> {
         let hex = piece.strip_prefix("<0x")?.strip_suffix('>')?;
-        (hex.len() == 2)
-            .then(|| u8::from_str_radix(hex, 16).ok())
-            .flatten()
+        (hex.len() == 2).then(|| u8::from_str_radix(hex, 16).ok()).flatten()
     }
 
     /// Tokenizes one fragment of text (no special tokens in it): spaces become `▁`, then the
     /// score-ordered merges.
-    pub(crate) fn tokenize(
-        &self,
-        text: &str,
-        space_prefix: bool,
-        out: &mut Vec<u32>,
-    ) -> Result<()> {
+    pub(crate) fn tokenize(&self, text: &str, space_prefix: bool, out: &mut Vec<u32>) -> Result<()> {
         let mut escaped = String::with_capacity(text.len() + 3);
         if space_prefix {
             escaped.push(SPACE);
@@ -153,22 +131,12 @@ impl Spm {
             });
         }
         let mut queue = BinaryHeap::new();
-        let try_add = |left: Option<usize>,
-                       right: Option<usize>,
-                       symbols: &[Symbol],
-                       queue: &mut BinaryHeap<Bigram>| {
-            let (Some(l), Some(r)) = (left, right) else {
-                return;
-            };
+        let try_add = |left: Option<usize>, right: Option<usize>, symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>| {
+            let (Some(l), Some(r)) = (left, right) else { return };
             let (a, b) = (symbols[l], symbols[r]);
             let piece = &text[a.start..a.start + a.len + b.len];
             if let Some(&id) = self.ids.get(piece) {
-                queue.push(Bigram {
-                    left: l,
-                    right: r,
-                    score: self.scores[id as usize],
-                    len: piece.len(),
-                });
+                queue.push(Bigram { left: l, right: r, score: self.scores[id as usize], len: piece.len() });
             }
         };
         for i in 1..symbols.len() {
@@ -177,10 +145,7 @@ impl Spm {
         while let Some(bigram) = queue.pop() {
             let (l, r) = (bigram.left, bigram.right);
             // Skip pairs one of whose symbols has merged since.
-            if symbols[l].len == 0
-                || symbols[r].len == 0
-                || symbols[l].len + symbols[r].len != bigram.len
-            {
+            if symbols[l].len == 0 || symbols[r].len == 0 || symbols[l].len + symbols[r].len != bigram.len {
                 continue;
             }
             symbols[l].len += symbols[r].len;
@@ -201,9 +166,7 @@ impl Spm {
                 None => {
                     for &b in piece.as_bytes() {
                         let id = self.byte_tokens[b as usize].ok_or_else(|| {
-                            Error::Tokenizer(format!(
-                                "the vocabulary has no token for byte 0x{b:02X} (<0x{b:02X}>)"
-                            ))
+                            Error::Tokenizer(format!("the vocabulary has no token for byte 0x{b:02X} (<0x{b:02X}>)"))
                         })?;
                         out.push(id);
                     }

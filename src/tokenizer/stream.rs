@@ -23,11 +23,7 @@ impl<T: AsRef<Tokenizer>> StreamDecoder<T> {
     }
 
     pub fn with_render_special(tok: T, render_special: bool) -> Self {
-        Self {
-            tok,
-            render_special,
-            pending: Vec::new(),
-        }
+        Self { tok, render_special, pending: Vec::new() }
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -76,10 +72,7 @@ impl<T: AsRef<Tokenizer>> StreamDecoder<T> {
                 Err(e) => {
                     let valid = e.valid_up_to();
                     // from_utf8 validated this prefix, so this cannot fail.
-                    out.push_str(
-                        std::str::from_utf8(&self.pending[start..start + valid])
-                            .unwrap_or_default(),
-                    );
+                    out.push_str(std::str::from_utf8(&self.pending[start..start + valid]).unwrap_or_default());
                     match e.error_len() {
                         // Incomplete sequence at the end: wait for more bytes.
                         None => {

@@ -12,31 +12,8 @@ fn strs(v: &[&str]) -> Value {
 /// the space 'Ġ', and a few merges.
 fn base() -> Vec<(&'static str, Value)> {
     let tokens = [
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<tool>",
-        "a",
-        "b",
-        "c",
-        "h",
-        "i",
-        "Ġ",
-        "1",
-        "2",
-        "<",
-        ">",
-        "|",
-        "_",
-        "m",
-        "s",
-        "t",
-        "r",
-        "ab",
-        "abc",
-        "Ġh",
-        "Ġhi",
-        "ĠĠ",
+        "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool>", "a", "b", "c", "h", "i", "Ġ", "1", "2", "<", ">",
+        "|", "_", "m", "s", "t", "r", "ab", "abc", "Ġh", "Ġhi", "ĠĠ",
     ];
     let mut types = vec![3i32, 3, 3, 4];
     types.resize(tokens.len(), 1);
@@ -44,14 +21,8 @@ fn base() -> Vec<(&'static str, Value)> {
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String("smollm".into())),
         ("tokenizer.ggml.tokens", strs(&tokens)),
-        (
-            "tokenizer.ggml.token_type",
-            Value::Array(types.into_iter().map(Value::I32).collect()),
-        ),
-        (
-            "tokenizer.ggml.merges",
-            strs(&["a b", "ab c", "Ġ h", "Ġh i", "Ġ Ġ"]),
-        ),
+        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.merges", strs(&["a b", "ab c", "Ġ h", "Ġh i", "Ġ Ġ"])),
         ("tokenizer.ggml.bos_token_id", Value::U32(1)),
         ("tokenizer.ggml.eos_token_id", Value::U32(2)),
         ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
@@ -99,20 +70,11 @@ fn tiny_vocab_encodes_and_decodes() {
 fn control_tokens_need_parse_special_user_defined_do_not() {
     let t = build(base()).unwrap();
     let plain = t.encode("<|im_start|>ab<tool>", false).unwrap();
-    assert_eq!(
-        plain,
-        vec![12, 14, 8, 16, 15, 17, 18, 4, 19, 18, 14, 13, 20, 3]
-    );
-    assert_eq!(
-        t.encode("<|im_start|>ab<tool>", true).unwrap(),
-        vec![1, 20, 3]
-    );
+    assert_eq!(plain, vec![12, 14, 8, 16, 15, 17, 18, 4, 19, 18, 14, 13, 20, 3]);
+    assert_eq!(t.encode("<|im_start|>ab<tool>", true).unwrap(), vec![1, 20, 3]);
     // Rendering: control tokens only with render_special; user-defined always.
     assert_eq!(t.decode(&[1, 20, 3, 2], false).unwrap(), "ab<tool>");
-    assert_eq!(
-        t.decode(&[1, 20, 3, 2], true).unwrap(),
-        "<|im_start|>ab<tool><|im_end|>"
-    );
+    assert_eq!(t.decode(&[1, 20, 3, 2], true).unwrap(), "<|im_start|>ab<tool><|im_end|>");
     assert_eq!(t.token_bytes(1).unwrap(), b"<|im_start|>");
     assert_eq!(t.token_bytes(9).unwrap(), b" ");
     assert_eq!(t.token_bytes(25), None);
@@ -141,14 +103,8 @@ fn decode_rejects_out_of_range_ids() {
 #[test]
 fn stream_decoder_holds_back_split_characters() {
     // "é" is bytes C3 A9 = byte-level chars 'Ã' (U+00C3) and '©' (U+00A9).
-    let kv = with(
-        "tokenizer.ggml.tokens",
-        strs(&["Ã", "©", "x", "ðŁ", "¦", "Ļ"]),
-    );
-    let kv = kv
-        .into_iter()
-        .filter(|(k, _)| !k.ends_with("token_type") && !k.ends_with("merges"))
-        .collect::<Vec<_>>();
+    let kv = with("tokenizer.ggml.tokens", strs(&["Ã", "©", "x", "ðŁ", "¦", "Ļ"]));
+    let kv = kv.into_iter().filter(|(k, _)| !k.ends_with("token_type") && !k.ends_with("merges")).collect::<Vec<_>>();
     let mut kv = kv;
     kv.push(("tokenizer.ggml.merges", strs(&[])));
     kv.retain(|(k, _)| !k.ends_with("_token_id"));
@@ -176,82 +132,32 @@ fn stream_decoder_holds_back_split_characters() {
 fn bad_metadata_is_an_error_not_a_panic() {
     let cases: Vec<(Vec<(&'static str, Value)>, &str)> = vec![
         (without("tokenizer.ggml.model"), "tokenizer.ggml.model"),
-        (
-            with("tokenizer.ggml.model", Value::String("bert".into())),
-            "\"bert\"",
-        ),
-        (
-            with("tokenizer.ggml.model", Value::String("llama".into())),
-            "tokenizer.ggml.scores is missing",
-        ),
-        (
-            with("tokenizer.ggml.model", Value::U32(7)),
-            "tokenizer.ggml.model",
-        ),
-        (
-            with("tokenizer.ggml.pre", Value::String("no-such-pre".into())),
-            "no-such-pre",
-        ),
-        (
-            without("tokenizer.ggml.tokens"),
-            "tokenizer.ggml.tokens is missing",
-        ),
+        (with("tokenizer.ggml.model", Value::String("bert".into())), "\"bert\""),
+        (with("tokenizer.ggml.model", Value::String("llama".into())), "tokenizer.ggml.scores is missing"),
+        (with("tokenizer.ggml.model", Value::U32(7)), "tokenizer.ggml.model"),
+        (with("tokenizer.ggml.pre", Value::String("no-such-pre".into())), "no-such-pre"),
+        (without("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens is missing"),
         (with("tokenizer.ggml.tokens", strs(&[])), "empty"),
+        (with("tokenizer.ggml.tokens", Value::Array(vec![Value::U32(1)])), "tokenizer.ggml.tokens"),
+        (with("tokenizer.ggml.tokens", Value::String("abc".into())), "tokenizer.ggml.tokens"),
+        (with("tokenizer.ggml.token_type", Value::Array(vec![Value::I32(1); 3])), "3 entries"),
         (
-            with("tokenizer.ggml.tokens", Value::Array(vec![Value::U32(1)])),
-            "tokenizer.ggml.tokens",
-        ),
-        (
-            with("tokenizer.ggml.tokens", Value::String("abc".into())),
-            "tokenizer.ggml.tokens",
-        ),
-        (
-            with(
-                "tokenizer.ggml.token_type",
-                Value::Array(vec![Value::I32(1); 3]),
-            ),
-            "3 entries",
-        ),
-        (
-            with(
-                "tokenizer.ggml.token_type",
-                Value::Array(vec![Value::String("x".into()); 25]),
-            ),
+            with("tokenizer.ggml.token_type", Value::Array(vec![Value::String("x".into()); 25])),
             "token_type",
         ),
         (without("tokenizer.ggml.merges"), "merges is missing"),
-        (
-            with("tokenizer.ggml.merges", strs(&["ab"])),
-            "not of the form",
-        ),
-        (
-            with("tokenizer.ggml.merges", strs(&["a "])),
-            "not of the form",
-        ),
+        (with("tokenizer.ggml.merges", strs(&["ab"])), "not of the form"),
+        (with("tokenizer.ggml.merges", strs(&["a "])), "not of the form"),
         (with("tokenizer.ggml.merges", strs(&["a z"])), "\"z\""),
         (with("tokenizer.ggml.merges", strs(&["b a"])), "\"ba\""),
-        (
-            with("tokenizer.ggml.bos_token_id", Value::U32(25)),
-            "out of range",
-        ),
-        (
-            with("tokenizer.ggml.eos_token_id", Value::U64(u64::MAX)),
-            "out of range",
-        ),
-        (
-            with("tokenizer.ggml.padding_token_id", Value::String("2".into())),
-            "padding_token_id",
-        ),
-        (
-            with("tokenizer.ggml.add_bos_token", Value::U8(1)),
-            "add_bos_token",
-        ),
+        (with("tokenizer.ggml.bos_token_id", Value::U32(25)), "out of range"),
+        (with("tokenizer.ggml.eos_token_id", Value::U64(u64::MAX)), "out of range"),
+        (with("tokenizer.ggml.padding_token_id", Value::String("2".into())), "padding_token_id"),
+        (with("tokenizer.ggml.add_bos_token", Value::U8(1)), "add_bos_token"),
         (
             with("tokenizer.ggml.tokens", strs(&["a", "b", "a"]))
                 .into_iter()
-                .filter(|(k, _)| {
-                    !k.ends_with("token_type") && !k.ends_with("merges") && !k.ends_with("_id")
-                })
+                .filter(|(k, _)| !k.ends_with("token_type") && !k.ends_with("merges") && !k.ends_with("_id"))
                 .chain([("tokenizer.ggml.merges", strs(&[]))])
                 .collect(),
             "twice",
@@ -259,10 +165,7 @@ fn bad_metadata_is_an_error_not_a_panic() {
     ];
     for (kv, needle) in cases {
         let msg = err_text(build(kv));
-        assert!(
-            msg.contains(needle),
-            "error {msg:?} does not mention {needle:?}"
-        );
+        assert!(msg.contains(needle), "error {msg:?} does not mention {needle:?}");
     }
 }
 
@@ -279,9 +182,7 @@ fn add_bos_without_bos_is_an_error() {
 fn empty_token_strings_are_renamed_like_llama_cpp() {
     let kv = with("tokenizer.ggml.tokens", strs(&["a", "", "b", ""]))
         .into_iter()
-        .filter(|(k, _)| {
-            !k.ends_with("token_type") && !k.ends_with("merges") && !k.ends_with("_id")
-        })
+        .filter(|(k, _)| !k.ends_with("token_type") && !k.ends_with("merges") && !k.ends_with("_id"))
         .chain([("tokenizer.ggml.merges", strs(&[]))])
         .collect();
     let t = build(kv).unwrap();
@@ -293,14 +194,7 @@ fn empty_token_strings_are_renamed_like_llama_cpp() {
 fn pre_tokenizer_alias_and_default() {
     // Each value's ids are checked against llama.cpp in tests/tokenizer_golden.rs; "gpt2" is
     // hearth's alias of llama.cpp's "gpt-2", and no `pre` key is llama.cpp's "default".
-    let enc =
-        |kv: Vec<(&'static str, Value)>| build(kv).unwrap().encode("abc hi 12345", false).unwrap();
-    assert_eq!(
-        enc(with("tokenizer.ggml.pre", Value::String("gpt2".into()))),
-        enc(with("tokenizer.ggml.pre", Value::String("gpt-2".into())))
-    );
-    assert_eq!(
-        enc(without("tokenizer.ggml.pre")),
-        enc(with("tokenizer.ggml.pre", Value::String("default".into())))
-    );
+    let enc = |kv: Vec<(&'static str, Value)>| build(kv).unwrap().encode("abc hi 12345", false).unwrap();
+    assert_eq!(enc(with("tokenizer.ggml.pre", Value::String("gpt2".into()))), enc(with("tokenizer.ggml.pre", Value::String("gpt-2".into()))));
+    assert_eq!(enc(without("tokenizer.ggml.pre")), enc(with("tokenizer.ggml.pre", Value::String("default".into()))));
 }

@@ -112,65 +112,44 @@ impl Loader {
         let (ctx, notice) = match backend.as_str() {
             "cpu" => (None, None),
             "gpu" => (Some(GpuContext::new_async().await.map_err(js_err)?), None),
-            "auto" | "" => {
-                match GpuContext::new_async().await {
-                    // A software renderer (SwiftShader) is many times slower than the wasm CPU
-                    // path; "gpu" still selects it.
-                    Ok(ctx) if ctx.is_software() => {
-                        // A device frees its memory when destroyed, not when wgpu drops it.
-                        ctx.destroy();
-                        let why = "this browser's WebGPU is a software renderer, slower than the CPU; running on the CPU (choose the GPU backend to use it anyway)";
-                        (None, Some(why.to_string()))
-                    }
-                    Ok(ctx) => (Some(ctx), None),
-                    Err(e) => {
-                        // wgpu's message lists every backend it tried; the page needs one line.
-                        let why = if matches!(&e, crate::Error::Gpu(m) if m.starts_with("no adapter"))
-                        {
-                            "this browser offers no WebGPU adapter".to_string()
-                        } else {
-                            e.to_string()
-                        };
-                        (None, Some(format!("WebGPU is not available ({why}); running on the CPU, which is slower")))
-                    }
+            "auto" | "" => match GpuContext::new_async().await {
+                // A software renderer (SwiftShader) is many times slower than the wasm CPU
+                // path; "gpu" still selects it.
+                Ok(ctx) if ctx.is_software() => {
+                    // A device frees its memory when destroyed, not when wgpu drops it.
+                    ctx.destroy();
+                    let why = "this browser's WebGPU is a software renderer, slower than the CPU; running on the CPU (choose the GPU backend to use it anyway)";
+                    (None, Some(why.to_string()))
                 }
-            }
-            other => {
-                return Err(JsError::new(&format!(
-                    "unknown backend {other:?}: use \"auto\", \"gpu\" or \"cpu\""
-                )))
-            }
+                Ok(ctx) => (Some(ctx), None),
+                Err(e) => {
+                    // wgpu's message lists every backend it tried; the page needs one line.
+                    let why = if matches!(&e, crate::Error::Gpu(m) if m.starts_with("no adapter")) {
+                        "this browser offers no WebGPU adapter".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    (None, Some(format!("WebGPU is not available ({why}); running on the CPU, which is slower")))
+                }
+            },
+            other => return Err(JsError::new(&format!("unknown backend {other:?}: use \"auto\", \"gpu\" or \"cpu\""))),
         };
-        let total = total_len
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(|n| n as u64);
+        let total = total_len.filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64);
         let mut device = Device(None);
         let (describe, stream) = match ctx {
             Some(ctx) => {
                 let ctx = Arc::new(ctx);
                 device.0 = Some(ctx.clone());
                 let describe = ctx.describe();
-                let new =
-                    Box::new(move |plan: &_| Ok(Weights::Gpu(GpuWeights::new(ctx.clone(), plan))));
-                (
-                    describe,
-                    ModelStream::new(total, new, Box::new(put)).in_pieces(crate::gpu::UPLOAD_PIECE),
-                )
+                let new = Box::new(move |plan: &_| Ok(Weights::Gpu(GpuWeights::new(ctx.clone(), plan))));
+                (describe, ModelStream::new(total, new, Box::new(put)).in_pieces(crate::gpu::UPLOAD_PIECE))
             }
             None => {
                 let new = Box::new(|plan: &_| Ok(Weights::Cpu(CpuWeights::new(plan))));
-                (
-                    "cpu".to_string(),
-                    ModelStream::new(total, new, Box::new(put)),
-                )
+                ("cpu".to_string(), ModelStream::new(total, new, Box::new(put)))
             }
         };
-        Ok(Loader {
-            stream,
-            backend: describe,
-            notice,
-            device,
-        })
+        Ok(Loader { stream, backend: describe, notice, device })
     }
 
     #[wasm_bindgen(getter)]
@@ -204,48 +183,21 @@ impl Loader {
     pub fn finish(self, max_context: u32, prefill_chunk: u32) -> Result<Engine, JsError> {
         let (model, weights) = self.stream.finish().map_err(js_err)?;
         let train = model.config().n_ctx_train.max(1);
-        let ctx = if max_context == 0 {
-            DEFAULT_CONTEXT.min(train)
-        } else {
-            max_context as usize
-        };
-        let chunk = if prefill_chunk == 0 {
-            GPU_BATCH
-        } else {
-            prefill_chunk as usize
-        };
+        let ctx = if max_context == 0 { DEFAULT_CONTEXT.min(train) } else { max_context as usize };
+        let chunk = if prefill_chunk == 0 { GPU_BATCH } else { prefill_chunk as usize };
         let backend: Box<dyn Backend> = match weights {
-            Weights::Gpu(w) => Box::new(
-                GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?,
-            ),
+            Weights::Gpu(w) => Box::new(GpuBackend::new(model.plan.clone(), Arc::new(w), chunk, ctx).map_err(js_err)?),
             Weights::Cpu(w) => Box::new(CpuBackend::new(model.plan.clone(), Arc::new(w), ctx)),
         };
         let model = Rc::new(model);
         let mut session = Session::new(backend, model.config().n_vocab);
         session.prefill_chunk = chunk;
-        let state = State {
-            session,
-            sampler: Sampler::greedy(),
-            reply: None,
-        };
-        Ok(Engine {
-            model,
-            state: Rc::new(RefCell::new(state)),
-            grammars: RefCell::new(None),
-            backend: self.backend,
-            notice: self.notice,
-            gpu: self.device,
-        })
+        let state = State { session, sampler: Sampler::greedy(), reply: None };
+        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice, gpu: self.device })
     }
 }
 
-fn put(
-    w: &mut Weights,
-    plan: &crate::model::ForwardPlan,
-    id: crate::model::WeightId,
-    offset: usize,
-    bytes: Vec<u8>,
-) -> crate::Result<()> {
+fn put(w: &mut Weights, plan: &crate::model::ForwardPlan, id: crate::model::WeightId, offset: usize, bytes: Vec<u8>) -> crate::Result<()> {
     match w {
         Weights::Gpu(g) => g.put(plan, id, offset, bytes),
         Weights::Cpu(c) => c.put(plan, id, offset, bytes),
@@ -316,11 +268,7 @@ impl Engine {
     /// completed, not chatted).
     pub fn info(&self) -> String {
         let c = self.model.config();
-        let ctx = self
-            .state
-            .try_borrow()
-            .map(|s| s.session.backend().max_context())
-            .unwrap_or(0);
+        let ctx = self.state.try_borrow().map(|s| s.session.backend().max_context()).unwrap_or(0);
         serde_json::json!({
             "name": c.name,
             "architecture": c.architecture,
@@ -338,11 +286,8 @@ impl Engine {
     /// and the assistant's generation prompt.
     #[wasm_bindgen(js_name = chatPrompt)]
     pub fn chat_prompt(&self, messages_json: &str) -> Result<Vec<u32>, JsError> {
-        let messages: Vec<ChatMessage> = serde_json::from_str(messages_json).map_err(|e| {
-            JsError::new(&format!(
-                "messages must be an array of {{role, content}} strings: {e}"
-            ))
-        })?;
+        let messages: Vec<ChatMessage> = serde_json::from_str(messages_json)
+            .map_err(|e| JsError::new(&format!("messages must be an array of {{role, content}} strings: {e}")))?;
         self.model.chat_prompt(&messages).map_err(js_err)
     }
 
@@ -360,15 +305,9 @@ impl Engine {
     /// `response_format` is OpenAI's (JSON; empty for free text); `options` is
     /// `{"max_tokens", "stop"}`. The reply follows the native loop's rules
     /// ([`Reply`](crate::session::Reply)).
-    pub fn start(
-        &self,
-        prompt: Vec<u32>,
-        sampling: &str,
-        response_format: &str,
-        options: &str,
-    ) -> Result<js_sys::Promise, JsError> {
-        let config: crate::sampler::SamplerConfig = serde_json::from_str(sampling)
-            .map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
+    pub fn start(&self, prompt: Vec<u32>, sampling: &str, response_format: &str, options: &str) -> Result<js_sys::Promise, JsError> {
+        let config: crate::sampler::SamplerConfig =
+            serde_json::from_str(sampling).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
         let mut sampler = Sampler::from_config(config).map_err(js_err)?;
         if !response_format.is_empty() {
             let format = ResponseFormat::from_json(response_format).map_err(js_err)?;
@@ -376,16 +315,8 @@ impl Engine {
                 sampler.set_constraint(self.grammars()?.constrain(&format).map_err(js_err)?);
             }
         }
-        let options: ReplyOptions = serde_json::from_str(options)
-            .map_err(|e| JsError::new(&format!("reply options: {e}")))?;
-        let reply = Reply::new(
-            Shared(self.model.clone()),
-            &GenerateOptions {
-                max_tokens: options.max_tokens,
-                stop: options.stop,
-            },
-        )
-        .map_err(js_err)?;
+        let options: ReplyOptions = serde_json::from_str(options).map_err(|e| JsError::new(&format!("reply options: {e}")))?;
+        let reply = Reply::new(Shared(self.model.clone()), &GenerateOptions { max_tokens: options.max_tokens, stop: options.stop }).map_err(js_err)?;
         if prompt.is_empty() {
             return Err(JsError::new("the prompt is empty"));
         }
@@ -395,11 +326,7 @@ impl Engine {
             let s = &mut *s;
             s.reply = None;
             s.sampler = sampler;
-            let id = s
-                .session
-                .set_tokens_and_sample_async(&prompt, &mut s.sampler)
-                .await
-                .map_err(js_val)?;
+            let id = s.session.set_tokens_and_sample_async(&prompt, &mut s.sampler).await.map_err(js_val)?;
             let reply = s.reply.insert(reply);
             step_json(reply.push(id, s.session.has_room()))
         }))
@@ -411,16 +338,9 @@ impl Engine {
         let state = self.state.clone();
         future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
-            let State {
-                session,
-                sampler,
-                reply,
-            } = &mut *s;
+            let State { session, sampler, reply } = &mut *s;
             let none = || js_val("no reply is in progress: call start() first");
-            let r = reply
-                .as_mut()
-                .filter(|r| r.finish().is_none())
-                .ok_or_else(none)?;
+            let r = reply.as_mut().filter(|r| r.finish().is_none()).ok_or_else(none)?;
             let last = *r.ids().last().ok_or_else(none)?;
             match session.append_and_sample_async(&[last], sampler).await {
                 Ok(id) => step_json(r.push(id, session.has_room())),
@@ -435,17 +355,10 @@ impl Engine {
     /// Ends the reply in progress at the caller's request; returns the last step (JSON) with
     /// the text held back so far and `finish` "cancelled" (or the reason it had already ended).
     pub fn cancel(&self) -> Result<String, JsError> {
-        let mut s = self
-            .state
-            .try_borrow_mut()
-            .map_err(|_| JsError::new("the engine is busy"))?;
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
         let step = match &mut s.reply {
             Some(r) => r.cancel(),
-            None => crate::session::Step {
-                id: None,
-                text: String::new(),
-                finish: Some(crate::session::StopReason::Cancelled),
-            },
+            None => crate::session::Step { id: None, text: String::new(), finish: Some(crate::session::StopReason::Cancelled) },
         };
         serde_json::to_string(&step).map_err(js_err)
     }
@@ -453,11 +366,7 @@ impl Engine {
     /// Milliseconds spent on structured-output masks in the current reply (0 without one).
     #[wasm_bindgen(js_name = grammarMs)]
     pub fn grammar_ms(&self) -> f64 {
-        let stats = self
-            .state
-            .try_borrow()
-            .ok()
-            .and_then(|s| s.sampler.constraint_stats());
+        let stats = self.state.try_borrow().ok().and_then(|s| s.sampler.constraint_stats());
         stats.map_or(0.0, |s| s.seconds * 1e3)
     }
 
@@ -466,9 +375,7 @@ impl Engine {
         if let Some(g) = &*cached {
             return Ok(g.clone());
         }
-        let g = Rc::new(
-            Grammars::new(&self.model.tokenizer, self.model.config().n_vocab).map_err(js_err)?,
-        );
+        let g = Rc::new(Grammars::new(&self.model.tokenizer, self.model.config().n_vocab).map_err(js_err)?);
         *cached = Some(g.clone());
         Ok(g)
     }
@@ -486,11 +393,7 @@ impl Engine {
         future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
             let ctx = s.session.backend().max_context();
-            let window = if window == 0 {
-                ctx.min(ids.len())
-            } else {
-                window as usize
-            };
+            let window = if window == 0 { ctx.min(ids.len()) } else { window as usize };
             let stride = if stride == 0 { window } else { stride as usize };
             s.reply = None;
             let result = s.session.perplexity_async(&ids, window, stride).await;
@@ -502,10 +405,7 @@ impl Engine {
 
     /// Forgets the conversation's KV cache.
     pub fn reset(&self) -> Result<(), JsError> {
-        let mut s = self
-            .state
-            .try_borrow_mut()
-            .map_err(|_| JsError::new("the engine is busy"))?;
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
         s.session.clear();
         s.reply = None;
         Ok(())
@@ -513,20 +413,14 @@ impl Engine {
 
     /// Tokens in the cache.
     pub fn position(&self) -> u32 {
-        self.state
-            .try_borrow()
-            .map(|s| s.session.tokens().len() as u32)
-            .unwrap_or(0)
+        self.state.try_borrow().map(|s| s.session.tokens().len() as u32).unwrap_or(0)
     }
 
     /// `sinks` >= 0: when the context is full, drop the oldest tokens after the first `sinks`
     /// and go on; negative: a full context is an error (the default).
     #[wasm_bindgen(js_name = setContextShift)]
     pub fn set_context_shift(&self, sinks: i32) -> Result<(), JsError> {
-        let mut s = self
-            .state
-            .try_borrow_mut()
-            .map_err(|_| JsError::new("the engine is busy"))?;
+        let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
         s.session.context_shift = usize::try_from(sinks).ok();
         Ok(())
     }
@@ -534,17 +428,11 @@ impl Engine {
     /// Whether the context shift is on.
     #[wasm_bindgen(js_name = contextShift)]
     pub fn context_shift(&self) -> bool {
-        self.state
-            .try_borrow()
-            .map(|s| s.session.context_shift.is_some())
-            .unwrap_or(false)
+        self.state.try_borrow().map(|s| s.session.context_shift.is_some()).unwrap_or(false)
     }
 
     #[wasm_bindgen(js_name = contextLength)]
     pub fn context_length(&self) -> u32 {
-        self.state
-            .try_borrow()
-            .map(|s| s.session.backend().max_context() as u32)
-            .unwrap_or(0)
+        self.state.try_borrow().map(|s| s.session.backend().max_context() as u32).unwrap_or(0)
     }
 }

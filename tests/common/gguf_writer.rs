@@ -37,16 +37,11 @@ impl GgufFile {
             dims: vec![n],
             ty: 0,
             offset,
-            data: (0..n as u32)
-                .flat_map(|i| (i as f32).to_le_bytes())
-                .collect(),
+            data: (0..n as u32).flat_map(|i| (i as f32).to_le_bytes()).collect(),
         };
         Self {
             version: 3,
-            kvs: vec![
-                ("general.architecture".into(), Val::Str("llama".into())),
-                ("x.count".into(), Val::U32(7)),
-            ],
+            kvs: vec![("general.architecture".into(), Val::Str("llama".into())), ("x.count".into(), Val::U32(7))],
             tensors: vec![t("a", 8, 0), t("b", 4, 32)],
             alignment: 32,
         }
@@ -76,8 +71,7 @@ impl GgufFile {
                     out.extend_from_slice(&9u32.to_le_bytes());
                     out.extend_from_slice(&4u32.to_le_bytes());
                     out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-                    a.iter()
-                        .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+                    a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
                 }
                 Val::Raw(ty, payload) => {
                     out.extend_from_slice(&ty.to_le_bytes());
@@ -88,9 +82,7 @@ impl GgufFile {
         for t in &self.tensors {
             put_str(&mut out, &t.name);
             out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-            t.dims
-                .iter()
-                .for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
+            t.dims.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
             out.extend_from_slice(&t.ty.to_le_bytes());
             out.extend_from_slice(&t.offset.to_le_bytes());
         }
@@ -134,12 +126,7 @@ impl GgufFile {
     pub fn parse(b: &[u8]) -> Self {
         let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-        let str_at = |i: usize| {
-            (
-                String::from_utf8(b[i + 8..i + 8 + u64_at(i) as usize].to_vec()).unwrap(),
-                i + 8 + u64_at(i) as usize,
-            )
-        };
+        let str_at = |i: usize| (String::from_utf8(b[i + 8..i + 8 + u64_at(i) as usize].to_vec()).unwrap(), i + 8 + u64_at(i) as usize);
         assert_eq!(&b[..4], b"GGUF");
         let (n_tensors, n_kv) = (u64_at(8), u64_at(16));
         let mut at = 24;
@@ -171,21 +158,10 @@ impl GgufFile {
                 let t = hearth::quant::GgmlType::from_id(ty).expect("a supported type");
                 let len = t.bytes_for(dims.iter().product()).unwrap() as usize;
                 let start = data + offset as usize;
-                Tensor {
-                    name,
-                    dims,
-                    ty,
-                    offset,
-                    data: b[start..start + len].to_vec(),
-                }
+                Tensor { name, dims, ty, offset, data: b[start..start + len].to_vec() }
             })
             .collect();
-        Self {
-            version: u32_at(4),
-            kvs,
-            tensors,
-            alignment,
-        }
+        Self { version: u32_at(4), kvs, tensors, alignment }
     }
 
     /// Sets a key (replacing it where it exists).
@@ -198,21 +174,10 @@ impl GgufFile {
 
     /// Appends an F32 tensor after the others.
     pub fn add_f32_tensor(&mut self, name: &str, values: &[f32]) {
-        let end = self
-            .tensors
-            .iter()
-            .map(|t| t.offset + t.data.len() as u64)
-            .max()
-            .unwrap_or(0);
+        let end = self.tensors.iter().map(|t| t.offset + t.data.len() as u64).max().unwrap_or(0);
         let offset = end.div_ceil(self.alignment) * self.alignment;
         let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push(Tensor {
-            name: name.into(),
-            dims: vec![values.len() as u64],
-            ty: 0,
-            offset,
-            data,
-        });
+        self.tensors.push(Tensor { name: name.into(), dims: vec![values.len() as u64], ty: 0, offset, data });
     }
 }
 

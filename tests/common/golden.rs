@@ -9,24 +9,12 @@ use hearth::session::{generate, GenerateOptions};
 /// Teacher-forced over prompt + float64 continuation: argmax equal to float64's wherever its
 /// margin exceeds 0.1, and the centered logit RMS over the probe ids at most `max_rms`.
 pub fn teacher_forced(session: &mut Session, n_vocab: usize, max_rms: f64) {
-    teacher_forced_on(
-        session,
-        &golden_json("chat_greedy.json"),
-        n_vocab,
-        max_rms,
-        None,
-    );
+    teacher_forced_on(session, &golden_json("chat_greedy.json"), n_vocab, max_rms, None);
 }
 
 /// [`teacher_forced`] against any golden greedy file, over its first `limit` positions (all
 /// when `None`): the model is causal, so a prefix of the sequence gives the same logits there.
-pub fn teacher_forced_on(
-    session: &mut Session,
-    gold: &serde_json::Value,
-    n_vocab: usize,
-    max_rms: f64,
-    limit: Option<usize>,
-) {
+pub fn teacher_forced_on(session: &mut Session, gold: &serde_json::Value, n_vocab: usize, max_rms: f64, limit: Option<usize>) {
     let tf = &gold["teacher_forced"];
     let all = ids(&tf["sequence"]);
     let seq = &all[..limit.unwrap_or(all.len()).min(all.len())];
@@ -40,11 +28,7 @@ pub fn teacher_forced_on(
         let row = &logits[p * n_vocab..(p + 1) * n_vocab];
         let f64_top = top_list(&pos["f64_top10"]);
         if pos["f64_margin"].as_f64().unwrap() > 0.1 {
-            assert_eq!(
-                argmax(row),
-                f64_top[0].0,
-                "argmax differs from float64 at position {p}"
-            );
+            assert_eq!(argmax(row), f64_top[0].0, "argmax differs from float64 at position {p}");
             checked += 1;
         }
         let ours: Vec<f64> = probes.iter().map(|&i| row[i as usize] as f64).collect();
@@ -61,10 +45,7 @@ pub fn teacher_forced_on(
          max {worst_rms:.2e} mean {:.2e} (llama.cpp: max 0.234); top-10 log-prob error max {worst_lp:.2e}",
         sum_rms / positions.len() as f64
     );
-    assert!(
-        worst_rms <= max_rms,
-        "centered logit RMS {worst_rms} exceeds {max_rms}"
-    );
+    assert!(worst_rms <= max_rms, "centered logit RMS {worst_rms} exceeds {max_rms}");
     assert!(worst_lp <= 0.05, "top-10 log-prob error {worst_lp}");
 }
 
@@ -82,48 +63,25 @@ pub fn greedy_steps_match_float64(session: &mut Session, gold: &serde_json::Valu
     let mut checked = 0;
     for (k, &want) in expected.iter().enumerate() {
         if margins[k] > 0.1 {
-            assert_eq!(
-                argmax(&logits),
-                want,
-                "greedy step {k} (float64 margin {})",
-                margins[k]
-            );
+            assert_eq!(argmax(&logits), want, "greedy step {k} (float64 margin {})", margins[k]);
             checked += 1;
         }
         if k + 1 < expected.len() {
-            logits = session
-                .append(&[want], LogitsFor::Last)
-                .expect("decode step");
+            logits = session.append(&[want], LogitsFor::Last).expect("decode step");
         }
     }
-    eprintln!(
-        "greedy steps: argmax = float64's at {checked}/{checked} steps with margin > 0.1 (of {})",
-        expected.len()
-    );
+    eprintln!("greedy steps: argmax = float64's at {checked}/{checked} steps with margin > 0.1 (of {})", expected.len());
     assert!(checked * 2 > expected.len(), "most steps are checked");
 }
 
 /// The generation loop (`generate`: sampler, stop at the end-of-generation token) on the golden
 /// chat prompt, greedy: the ids the CPU engine gives, and the reply text they decode to. Not an
 /// oracle check: `reference` is the native CPU engine's output.
-pub fn greedy_generation(
-    session: &mut Session,
-    model: &hearth::model::Model,
-) -> hearth::session::Generation {
+pub fn greedy_generation(session: &mut Session, model: &hearth::model::Model) -> hearth::session::Generation {
     let gold = golden_json("chat_greedy.json");
     session.clear();
-    generate(
-        session,
-        &model.tokenizer,
-        &ids(&gold["prompt_ids"]),
-        &GenerateOptions {
-            max_tokens: 64,
-            stop: Vec::new(),
-        },
-        &mut Sampler::greedy(),
-        |_| true,
-    )
-    .expect("generation")
+    generate(session, &model.tokenizer, &ids(&gold["prompt_ids"]), &GenerateOptions { max_tokens: 64, stop: Vec::new() }, &mut Sampler::greedy(), |_| true)
+        .expect("generation")
 }
 
 /// Perplexity over the golden paragraph within `max_rel` of float64's.
@@ -133,13 +91,7 @@ pub fn perplexity(session: &mut Session, n_vocab: usize, max_rel: f64) {
 
 /// [`perplexity`] against any golden `ppl.json`, over its first `limit` tokens (the reference
 /// then from float64's per-token NLL of those tokens).
-pub fn perplexity_on(
-    session: &mut Session,
-    gold: &serde_json::Value,
-    n_vocab: usize,
-    max_rel: f64,
-    limit: Option<usize>,
-) {
+pub fn perplexity_on(session: &mut Session, gold: &serde_json::Value, n_vocab: usize, max_rel: f64, limit: Option<usize>) {
     let all = ids(&gold["token_ids"]);
     let toks = &all[..limit.unwrap_or(all.len()).min(all.len())];
     session.clear();
@@ -159,12 +111,6 @@ pub fn perplexity_on(
         (per_token[..toks.len() - 1].iter().sum::<f64>() / (toks.len() - 1) as f64).exp()
     };
     let rel = (ppl - reference).abs() / reference;
-    eprintln!(
-        "perplexity {ppl:.4} vs float64 {reference:.4} ({:+.4} %)",
-        100.0 * (ppl - reference) / reference
-    );
-    assert!(
-        rel <= max_rel,
-        "perplexity {ppl} is {rel:.4} away from {reference}"
-    );
+    eprintln!("perplexity {ppl:.4} vs float64 {reference:.4} ({:+.4} %)", 100.0 * (ppl - reference) / reference);
+    assert!(rel <= max_rel, "perplexity {ppl} is {rel:.4} away from {reference}");
 }

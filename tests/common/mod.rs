@@ -23,12 +23,8 @@ pub fn golden_model_dir() -> PathBuf {
 
 pub fn golden_json(rel: &str) -> serde_json::Value {
     let path = golden_model_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "golden file {} is missing ({e}); set HEARTH_GOLDEN",
-            path.display()
-        )
-    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {} is missing ({e}); set HEARTH_GOLDEN", path.display()));
     serde_json::from_str(&text).expect("golden JSON parses")
 }
 
@@ -36,14 +32,8 @@ pub fn golden_json(rel: &str) -> serde_json::Value {
 pub fn model_path() -> PathBuf {
     let path = std::env::var_os("HEARTH_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.exists(),
-        "model {} is missing: run `./build.sh model` first",
-        path.display()
-    );
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(path.exists(), "model {} is missing: run `./build.sh model` first", path.display());
     path
 }
 
@@ -56,41 +46,23 @@ pub struct RealModel {
     pub golden: &'static str,
 }
 
-pub const QWEN: RealModel = RealModel {
-    file: "qwen2.5-coder-0.5b-instruct.gguf",
-    fetch: "qwen2.5-coder",
-    golden: "qwen2.5-coder-0.5b-instruct",
-};
-pub const GEMMA: RealModel = RealModel {
-    file: "gemma-3-270m-q4_k_m.gguf",
-    fetch: "gemma3",
-    golden: "gemma-3-270m",
-};
+pub const QWEN: RealModel =
+    RealModel { file: "qwen2.5-coder-0.5b-instruct.gguf", fetch: "qwen2.5-coder", golden: "qwen2.5-coder-0.5b-instruct" };
+pub const GEMMA: RealModel = RealModel { file: "gemma-3-270m-q4_k_m.gguf", fetch: "gemma3", golden: "gemma-3-270m" };
 
 impl RealModel {
     /// The model file; tests fail loudly rather than skip when it is absent.
     pub fn path(&self) -> PathBuf {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("models")
-            .join(self.file);
-        assert!(
-            path.exists(),
-            "model {} is missing: run `./build.sh model {}` first",
-            path.display(),
-            self.fetch
-        );
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models").join(self.file);
+        assert!(path.exists(), "model {} is missing: run `./build.sh model {}` first", path.display(), self.fetch);
         path
     }
 
     /// A file of its golden directory, parsed.
     pub fn json(&self, file: &str) -> serde_json::Value {
         let path = golden_dir().join(self.golden).join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "golden file {} is missing ({e}); set HEARTH_GOLDEN",
-                path.display()
-            )
-        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("golden file {} is missing ({e}); set HEARTH_GOLDEN", path.display()));
         serde_json::from_str(&text).expect("golden JSON parses")
     }
 }
@@ -103,19 +75,11 @@ pub fn load_cpu(path: &std::path::Path) -> (Model, Session) {
 }
 
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .expect("array of ids")
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    v.as_array().expect("array of ids").iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array of numbers")
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    v.as_array().expect("array of numbers").iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
 /// `[[id, logit], ...]` pairs.
@@ -137,11 +101,7 @@ pub fn centered_rms(ours: &[f64], reference: &[f64]) -> f64 {
 
 pub fn logsumexp(logits: &[f32]) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    max + logits
-        .iter()
-        .map(|&l| (l as f64 - max).exp())
-        .sum::<f64>()
-        .ln()
+    max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln()
 }
 
 pub fn argmax(logits: &[f32]) -> u32 {
@@ -159,10 +119,7 @@ pub fn gpu_context() -> Option<Arc<hearth::gpu::GpuContext>> {
             Some(Arc::new(ctx))
         }
         Err(e) => {
-            let test = std::thread::current()
-                .name()
-                .unwrap_or("a test")
-                .to_string();
+            let test = std::thread::current().name().unwrap_or("a test").to_string();
             if std::env::var_os("HEARTH_REQUIRE_GPU").is_some_and(|v| v == "1") {
                 panic!("{test}: no GPU adapter ({e}) although HEARTH_REQUIRE_GPU=1: install mesa-vulkan-drivers for lavapipe");
             }
@@ -170,11 +127,7 @@ pub fn gpu_context() -> Option<Arc<hearth::gpu::GpuContext>> {
             let line = format!("SKIPPED {test}: no GPU adapter ({e})");
             let _ = writeln!(std::io::stderr(), "\n*** {line} ***\n");
             let skips = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gpu-skips.txt");
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(skips)
-            {
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(skips) {
                 let _ = writeln!(f, "{line}");
             }
             None
@@ -183,10 +136,8 @@ pub fn gpu_context() -> Option<Arc<hearth::gpu::GpuContext>> {
 }
 
 pub fn load_gpu(ctx: Arc<hearth::gpu::GpuContext>, path: &std::path::Path) -> (Model, Session) {
-    let (model, weights) =
-        hearth::gpu::GpuWeights::load_file(ctx, path, |_| {}).expect("model uploads");
-    let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), Arc::new(weights), 64, 512)
-        .expect("GPU backend");
+    let (model, weights) = hearth::gpu::GpuWeights::load_file(ctx, path, |_| {}).expect("model uploads");
+    let backend = hearth::gpu::GpuBackend::new(model.plan.clone(), Arc::new(weights), 64, 512).expect("GPU backend");
     let session = Session::new(Box::new(backend), model.config().n_vocab);
     (model, session)
 }

@@ -9,8 +9,8 @@ use clap::Args;
 use hearth::backend::KernelTime;
 use hearth::chat::ChatMessage;
 use hearth::gguf::read_header_file;
-use hearth::model::Model;
 use hearth::model::ModelConfig;
+use hearth::model::Model;
 use hearth::sampler::{Grammars, ResponseFormat, Sampler};
 use hearth::session::{beam_search, generate as run_generation, BeamOptions, GenerateOptions};
 use hearth::tokenizer::Tokenizer;
@@ -41,18 +41,13 @@ fn utf8(arg: &OsString, name: &str) -> Result<String> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::InvalidArgument(format!("{} is not valid JSON: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Error::InvalidArgument(format!("{} is not valid JSON: {e}", path.display())))
 }
 
 fn print_json(v: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string(v).expect("JSON values serialize")
-    );
+    println!("{}", serde_json::to_string(v).expect("JSON values serialize"));
 }
 
 pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
@@ -63,12 +58,7 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
     }
     let weight_bytes: u64 = header.tensors.iter().map(|t| t.n_bytes).sum();
     let config = ModelConfig::from_header(&header);
-    let arch = header
-        .metadata
-        .get_str("general.architecture")
-        .ok()
-        .flatten()
-        .unwrap_or("unknown");
+    let arch = header.metadata.get_str("general.architecture").ok().flatten().unwrap_or("unknown");
     if json_out {
         let (hparams, problem) = match &config {
             Ok(c) => (serde_json::to_value(c).expect("config serializes"), None),
@@ -97,10 +87,7 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
             }
             println!("layers:        {}", c.n_layer);
             println!("embedding:     {}", c.n_embd);
-            println!(
-                "heads:         {} ({} KV, head size {})",
-                c.n_head, c.n_head_kv, c.head_dim
-            );
+            println!("heads:         {} ({} KV, head size {})", c.n_head, c.n_head_kv, c.head_dim);
             println!("feed-forward:  {}", c.n_ff);
             println!("vocabulary:    {}", c.n_vocab);
             println!("context:       {}", c.n_ctx_train);
@@ -111,50 +98,20 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
                 (None, None, s) if s != 1.0 => format!(", linear ×{}", 1.0 / s),
                 _ => String::new(),
             };
-            println!(
-                "rope:          base {}, {} dims, {:?}{scaling}",
-                r.base, r.dims, r.style
-            );
+            println!("rope:          base {}, {} dims, {:?}{scaling}", r.base, r.dims, r.style);
             if let Some(local) = &c.rope_local {
-                let layers: Vec<String> = (0..c.n_layer)
-                    .filter(|&l| c.windows[l] > 0)
-                    .map(|l| l.to_string())
-                    .collect();
+                let layers: Vec<String> = (0..c.n_layer).filter(|&l| c.windows[l] > 0).map(|l| l.to_string()).collect();
                 let window = c.windows.iter().copied().max().unwrap_or(0);
-                println!(
-                    "local layers:  {} (window {window}, rope base {})",
-                    layers.join(" "),
-                    local.base
-                );
+                println!("local layers:  {} (window {window}, rope base {})", layers.join(" "), local.base);
             }
-            println!(
-                "activation:    {:?}{}",
-                c.activation,
-                if c.qk_norm {
-                    ", per-head Q/K norms"
-                } else {
-                    ""
-                }
-            );
+            println!("activation:    {:?}{}", c.activation, if c.qk_norm { ", per-head Q/K norms" } else { "" });
             println!("rms eps:       {:e}", c.rms_eps);
-            println!(
-                "output head:   {}",
-                if c.tied_output {
-                    "tied to token_embd"
-                } else {
-                    "output.weight"
-                }
-            );
+            println!("output head:   {}", if c.tied_output { "tied to token_embd" } else { "output.weight" });
         }
         Err(e) => println!("cannot run:    {e}"),
     }
     let hist: Vec<String> = types.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
-    println!(
-        "tensors:       {} ({}), {:.1} MB",
-        header.tensors.len(),
-        hist.join(", "),
-        weight_bytes as f64 / 1e6
-    );
+    println!("tensors:       {} ({}), {:.1} MB", header.tensors.len(), hist.join(", "), weight_bytes as f64 / 1e6);
     Ok(())
 }
 
@@ -184,22 +141,13 @@ pub fn generate(
     let mut sampler = Sampler::from_config(sample.config())?;
     let format = sample.response_format()?;
     if sample.beams > 1 && format != ResponseFormat::Text {
-        return Err(Error::InvalidArgument(
-            "--beams cannot be combined with --json-object or --json-schema".into(),
-        ));
+        return Err(Error::InvalidArgument("--beams cannot be combined with --json-object or --json-schema".into()));
     }
     let messages = match (&input.prompt, &input.chat, &input.messages) {
-        (_, Some(m), _) => Some(vec![ChatMessage {
-            role: "user".into(),
-            content: utf8(m, "chat")?,
-        }]),
+        (_, Some(m), _) => Some(vec![ChatMessage { role: "user".into(), content: utf8(m, "chat")? }]),
         (_, _, Some(file)) => Some(
-            serde_json::from_value::<Vec<ChatMessage>>(read_json(file)?).map_err(|e| {
-                Error::InvalidArgument(format!(
-                    "{}: expected [{{\"role\", \"content\"}}, …]: {e}",
-                    file.display()
-                ))
-            })?,
+            serde_json::from_value::<Vec<ChatMessage>>(read_json(file)?)
+                .map_err(|e| Error::InvalidArgument(format!("{}: expected [{{\"role\", \"content\"}}, …]: {e}", file.display())))?,
         ),
         _ => None,
     };
@@ -210,12 +158,7 @@ pub fn generate(
         (None, None) => unreachable!("clap requires one prompt input"),
     };
     if sample.beams > 1 {
-        let opts = BeamOptions {
-            num_beams: sample.beams,
-            max_tokens,
-            length_penalty: sample.length_penalty,
-            early_stopping: true,
-        };
+        let opts = BeamOptions { num_beams: sample.beams, max_tokens, length_penalty: sample.length_penalty, early_stopping: true };
         let out = beam_search(&mut session, &model.tokenizer, &prompt_ids, &opts)?;
         if json_out {
             print_json(&json!({
@@ -228,31 +171,15 @@ pub fn generate(
         return Ok(());
     }
     let grammars = grammars_for(&model, &format)?;
-    sampler.set_constraint(
-        grammars
-            .as_ref()
-            .map(|g| g.constrain(&format))
-            .transpose()?
-            .flatten(),
-    );
+    sampler.set_constraint(grammars.as_ref().map(|g| g.constrain(&format)).transpose()?.flatten());
     let mut stdout = std::io::stdout();
-    let out = run_generation(
-        &mut session,
-        &model.tokenizer,
-        &prompt_ids,
-        &GenerateOptions {
-            max_tokens,
-            stop: sample.stop.clone(),
-        },
-        &mut sampler,
-        |piece| {
-            if !json_out {
-                let _ = stdout.write_all(piece.as_bytes());
-                let _ = stdout.flush();
-            }
-            true
-        },
-    )?;
+    let out = run_generation(&mut session, &model.tokenizer, &prompt_ids, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
+        if !json_out {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+        true
+    })?;
     let grammar_ms = sampler.constraint_stats().map(|s| s.ms_per_token());
     if json_out {
         print_json(&json!({
@@ -269,9 +196,7 @@ pub fn generate(
         }));
     } else {
         println!();
-        let grammar = grammar_ms
-            .map(|ms| format!(", grammar {ms:.2} ms/token"))
-            .unwrap_or_default();
+        let grammar = grammar_ms.map(|ms| format!(", grammar {ms:.2} ms/token")).unwrap_or_default();
         eprintln!(
             "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {:?}{grammar}, {}]",
             out.prompt_ids.len(),
@@ -285,18 +210,9 @@ pub fn generate(
     Ok(())
 }
 
-pub fn ppl(
-    path: &Path,
-    file: &Path,
-    stride: Option<usize>,
-    run: &RunArgs,
-    json_out: bool,
-) -> Result<()> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display()))
-    })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", file.display())))?;
+pub fn ppl(path: &Path, file: &Path, stride: Option<usize>, run: &RunArgs, json_out: bool) -> Result<()> {
+    let bytes = std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", file.display())))?;
     let (model, mut session) = load(path, run)?;
     let tokens = model.tokenizer.encode(&text, false)?;
     let t0 = std::time::Instant::now();
@@ -311,47 +227,28 @@ pub fn ppl(
             "window": window, "stride": stride, "seconds": secs,
         }));
     } else {
-        println!(
-            "perplexity {:.4} over {} tokens ({:.1} tok/s)",
-            p.ppl,
-            p.n_tokens,
-            p.n_tokens as f64 / secs
-        );
+        println!("perplexity {:.4} over {} tokens ({:.1} tok/s)", p.ppl, p.n_tokens, p.n_tokens as f64 / secs);
     }
     Ok(())
 }
 
-pub fn score(
-    path: &Path,
-    tokens_file: &Path,
-    top_k: usize,
-    run: &RunArgs,
-    json_out: bool,
-) -> Result<()> {
+pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_out: bool) -> Result<()> {
     let v = read_json(tokens_file)?;
     let list = v.get("ids").unwrap_or(&v);
     let ids: Vec<u32> = serde_json::from_value(list.clone()).map_err(|_| {
-        Error::InvalidArgument(format!(
-            "{}: expected a JSON array of token ids",
-            tokens_file.display()
-        ))
+        Error::InvalidArgument(format!("{}: expected a JSON array of token ids", tokens_file.display()))
     })?;
     if ids.is_empty() {
         return Err(Error::InvalidArgument("no tokens to score".into()));
     }
     let n_vocab = ModelConfig::from_header(&read_header_file(path)?)?.n_vocab;
     if let Some(bad) = ids.iter().find(|&&id| id as usize >= n_vocab) {
-        return Err(Error::InvalidArgument(format!(
-            "token id {bad} is outside the vocabulary ({n_vocab} tokens)"
-        )));
+        return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
     }
     let (_model, mut session) = load(path, run)?;
     let positions = session.score(&ids, top_k)?;
     if json_out {
-        let positions: Vec<_> = positions
-            .iter()
-            .map(|p| json!({ "top": p.top, "logsumexp": p.logsumexp }))
-            .collect();
+        let positions: Vec<_> = positions.iter().map(|p| json!({ "top": p.top, "logsumexp": p.logsumexp })).collect();
         print_json(&json!({ "positions": positions }));
     } else {
         for (i, p) in positions.iter().enumerate() {
@@ -362,30 +259,17 @@ pub fn score(
     Ok(())
 }
 
-pub fn bench(
-    path: &Path,
-    prompt_tokens: usize,
-    gen_tokens: usize,
-    profile: bool,
-    run: &RunArgs,
-    json_out: bool,
-) -> Result<()> {
+pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool, run: &RunArgs, json_out: bool) -> Result<()> {
     if prompt_tokens == 0 {
-        return Err(Error::InvalidArgument(
-            "--prompt-tokens must be at least 1".into(),
-        ));
+        return Err(Error::InvalidArgument("--prompt-tokens must be at least 1".into()));
     }
     let (model, mut session) = load(path, run)?;
     let needed = prompt_tokens + gen_tokens;
     if needed > session.backend().max_context() {
-        return Err(Error::ContextLengthExceeded {
-            needed,
-            limit: session.backend().max_context(),
-        });
+        return Err(Error::ContextLengthExceeded { needed, limit: session.backend().max_context() });
     }
     // Ordinary text, repeated to length: realistic token ids without a prompt file.
-    let text =
-        "The printing press changed how knowledge spread across Europe, and 1450 was its year. ";
+    let text = "The printing press changed how knowledge spread across Europe, and 1450 was its year. ";
     let base = model.tokenizer.encode(text, false)?;
     let prompt: Vec<u32> = base.iter().copied().cycle().take(prompt_tokens).collect();
     let t0 = std::time::Instant::now();
@@ -398,11 +282,7 @@ pub fn bench(
     }
     let decode_s = t1.elapsed().as_secs_f64();
     // Per decoded token: what the host asked of the device (GPU backends).
-    let traffic = session
-        .backend()
-        .traffic()
-        .zip(before)
-        .map(|(after, before)| after.per(&before, gen_tokens));
+    let traffic = session.backend().traffic().zip(before).map(|(after, before)| after.per(&before, gen_tokens));
     // Per decoded token every matrix is read once; the embedding table only for its one row
     // unless it doubles as the output head.
     let plan = &model.plan;
@@ -423,15 +303,9 @@ pub fn bench(
     let profiles = if profile {
         let decode = session.profile(&[id])?;
         session.clear();
-        let chunk = prompt
-            .len()
-            .min(session.backend().max_batch())
-            .min(session.prefill_chunk);
+        let chunk = prompt.len().min(session.backend().max_batch()).min(session.prefill_chunk);
         let prefill = session.profile(&prompt[..chunk])?;
-        Some([
-            ("decode step", 1, decode),
-            ("prefill chunk", chunk, prefill),
-        ])
+        Some([("decode step", 1, decode), ("prefill chunk", chunk, prefill)])
     } else {
         None
     };
@@ -454,14 +328,8 @@ pub fn bench(
     } else {
         println!("backend:  {backend}");
         println!("prefill:  {prompt_tokens} tokens at {prefill_tok_s:.1} tok/s");
-        println!(
-            "decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)",
-            1e3 / decode_tok_s
-        );
-        println!(
-            "weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective",
-            bytes as f64 / 1e6
-        );
+        println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)", 1e3 / decode_tok_s);
+        println!("weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective", bytes as f64 / 1e6);
         if let Some(t) = traffic {
             println!(
                 "per token: {:.1} dispatches, {:.2} submits, {:.2} readbacks ({:.0} bytes), {:.0} µs encoding on the host",
@@ -475,18 +343,9 @@ pub fn bench(
         }
         for (what, n, ks) in profiles.iter().flatten() {
             let total: f64 = ks.iter().map(|k| k.seconds).sum();
-            println!(
-                "profile of one {what} ({n} tokens, kernels timed one by one: {:.3} ms):",
-                total * 1e3
-            );
+            println!("profile of one {what} ({n} tokens, kernels timed one by one: {:.3} ms):", total * 1e3);
             for k in ks {
-                println!(
-                    "  {:<12} {:>4} dispatches {:>9.3} ms {:>5.1} %",
-                    k.kernel,
-                    k.dispatches,
-                    k.seconds * 1e3,
-                    100.0 * k.seconds / total
-                );
+                println!("  {:<12} {:>4} dispatches {:>9.3} ms {:>5.1} %", k.kernel, k.dispatches, k.seconds * 1e3, 100.0 * k.seconds / total);
             }
         }
     }
@@ -495,53 +354,22 @@ pub fn bench(
 
 /// Time to first token of a conversation's last turn, with the KV cache kept from the turns
 /// before (only the new part is evaluated) and from an empty cache.
-pub fn bench_turns(
-    path: &Path,
-    turns: usize,
-    reply_tokens: usize,
-    run: &RunArgs,
-    json_out: bool,
-) -> Result<()> {
+pub fn bench_turns(path: &Path, turns: usize, reply_tokens: usize, run: &RunArgs, json_out: bool) -> Result<()> {
     if turns == 0 {
         return Err(Error::InvalidArgument("--turns must be at least 1".into()));
     }
     let (model, mut session) = load(path, run)?;
-    let questions = [
-        "What is the capital of France?",
-        "And of Italy?",
-        "Which of the two is larger?",
-        "Name a famous museum in each.",
-        "Summarise our conversation.",
-    ];
+    let questions = ["What is the capital of France?", "And of Italy?", "Which of the two is larger?", "Name a famous museum in each.", "Summarise our conversation."];
     let mut messages = Vec::new();
     let mut sampler = Sampler::greedy();
-    let opts = GenerateOptions {
-        max_tokens: reply_tokens.max(1),
-        stop: Vec::new(),
-    };
+    let opts = GenerateOptions { max_tokens: reply_tokens.max(1), stop: Vec::new() };
     for t in 0..turns - 1 {
-        messages.push(ChatMessage {
-            role: "user".into(),
-            content: questions[t % questions.len()].into(),
-        });
+        messages.push(ChatMessage { role: "user".into(), content: questions[t % questions.len()].into() });
         let prompt = model.chat_prompt(&messages)?;
-        let reply = run_generation(
-            &mut session,
-            &model.tokenizer,
-            &prompt,
-            &opts,
-            &mut sampler,
-            |_| true,
-        )?;
-        messages.push(ChatMessage {
-            role: "assistant".into(),
-            content: reply.text.trim().to_string(),
-        });
+        let reply = run_generation(&mut session, &model.tokenizer, &prompt, &opts, &mut sampler, |_| true)?;
+        messages.push(ChatMessage { role: "assistant".into(), content: reply.text.trim().to_string() });
     }
-    messages.push(ChatMessage {
-        role: "user".into(),
-        content: questions[(turns - 1) % questions.len()].into(),
-    });
+    messages.push(ChatMessage { role: "user".into(), content: questions[(turns - 1) % questions.len()].into() });
     let prompt = model.chat_prompt(&messages)?;
     let reused = session.common_prefix(&prompt);
     let t0 = std::time::Instant::now();
@@ -552,9 +380,7 @@ pub fn bench_turns(
     let fresh = session.set_tokens_greedy(&prompt)?;
     let ttft_fresh = t1.elapsed().as_secs_f64();
     if with_reuse != fresh {
-        return Err(Error::InvalidArgument(format!(
-            "reuse changed the first token ({with_reuse} vs {fresh})"
-        )));
+        return Err(Error::InvalidArgument(format!("reuse changed the first token ({with_reuse} vs {fresh})")));
     }
     let backend = session.backend().describe();
     if json_out {
@@ -564,43 +390,20 @@ pub fn bench_turns(
         }));
     } else {
         println!("backend:  {backend}");
-        println!(
-            "turn {turns}: {} prompt tokens, {reused} already in the cache",
-            prompt.len()
-        );
-        println!(
-            "time to first token: {:.1} ms with the cache kept, {:.1} ms from an empty cache",
-            ttft_reuse * 1e3,
-            ttft_fresh * 1e3
-        );
+        println!("turn {turns}: {} prompt tokens, {reused} already in the cache", prompt.len());
+        println!("time to first token: {:.1} ms with the cache kept, {:.1} ms from an empty cache", ttft_reuse * 1e3, ttft_fresh * 1e3);
     }
     Ok(())
 }
 
-pub fn chat(
-    path: &Path,
-    sample: &SampleArgs,
-    max_tokens: usize,
-    system: Option<String>,
-    run: &RunArgs,
-) -> Result<()> {
+pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
     let mut sampler = Sampler::from_config(sample.config())?;
     let format = sample.response_format()?;
     let (model, mut session) = load(path, run)?;
     let grammars = grammars_for(&model, &format)?;
-    let mut messages: Vec<ChatMessage> = system
-        .into_iter()
-        .map(|s| ChatMessage {
-            role: "system".into(),
-            content: s,
-        })
-        .collect();
+    let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
     let system_len = messages.len();
-    eprintln!(
-        "chatting with {} on {} — /reset starts over, /exit or Ctrl-D quits",
-        model.config().name.as_deref().unwrap_or("the model"),
-        session.backend().describe()
-    );
+    eprintln!("chatting with {} on {} — /reset starts over, /exit or Ctrl-D quits", model.config().name.as_deref().unwrap_or("the model"), session.backend().describe());
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     let mut line = Vec::new();
@@ -626,40 +429,18 @@ pub fn chat(
             }
             _ => {}
         }
-        messages.push(ChatMessage {
-            role: "user".into(),
-            content: text.to_string(),
-        });
+        messages.push(ChatMessage { role: "user".into(), content: text.to_string() });
         let prompt = model.chat_prompt(&messages)?;
-        sampler.set_constraint(
-            grammars
-                .as_ref()
-                .map(|g| g.constrain(&format))
-                .transpose()?
-                .flatten(),
-        );
-        let reply = run_generation(
-            &mut session,
-            &model.tokenizer,
-            &prompt,
-            &GenerateOptions {
-                max_tokens,
-                stop: sample.stop.clone(),
-            },
-            &mut sampler,
-            |piece| {
-                let _ = stdout.write_all(piece.as_bytes());
-                let _ = stdout.flush();
-                true
-            },
-        );
+        sampler.set_constraint(grammars.as_ref().map(|g| g.constrain(&format)).transpose()?.flatten());
+        let reply = run_generation(&mut session, &model.tokenizer, &prompt, &GenerateOptions { max_tokens, stop: sample.stop.clone() }, &mut sampler, |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+            true
+        });
         match reply {
             Ok(out) => {
                 println!();
-                messages.push(ChatMessage {
-                    role: "assistant".into(),
-                    content: out.text.trim().to_string(),
-                });
+                messages.push(ChatMessage { role: "assistant".into(), content: out.text.trim().to_string() });
             }
             Err(e) => {
                 // Keep the conversation usable: drop the turn that failed.

@@ -11,11 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use hearth::sampler::ResponseFormat;
 
 #[derive(Parser)]
-#[command(
-    name = "hearth",
-    version,
-    about = "Run GGUF language models: inspect, tokenize, generate, score, chat"
-)]
+#[command(name = "hearth", version, about = "Run GGUF language models: inspect, tokenize, generate, score, chat")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,16 +98,11 @@ impl SampleArgs {
         };
         let text = match arg.to_str() {
             Some(s) if s.trim_start().starts_with('{') => s.to_string(),
-            _ => std::fs::read_to_string(arg).map_err(|e| {
-                hearth::Error::InvalidArgument(format!(
-                    "--json-schema {}: {e}",
-                    arg.to_string_lossy()
-                ))
-            })?,
+            _ => std::fs::read_to_string(arg)
+                .map_err(|e| hearth::Error::InvalidArgument(format!("--json-schema {}: {e}", arg.to_string_lossy())))?,
         };
-        let schema = serde_json::from_str(&text).map_err(|e| {
-            hearth::Error::InvalidArgument(format!("--json-schema is not JSON: {e}"))
-        })?;
+        let schema = serde_json::from_str(&text)
+            .map_err(|e| hearth::Error::InvalidArgument(format!("--json-schema is not JSON: {e}")))?;
         Ok(ResponseFormat::schema(schema))
     }
 
@@ -232,58 +223,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { model, json } => commands::inspect(&model, json),
-        Command::Tokenize {
-            model,
-            text,
-            special,
-            json,
-        } => commands::tokenize(&model, text, special, json),
-        Command::Generate {
-            model,
-            input,
-            max_tokens,
-            sample,
-            run,
-            json,
-        } => commands::generate(&model, &input, max_tokens, &sample, &run, json),
-        Command::Ppl {
-            model,
-            file,
-            stride,
-            run,
-            json,
-        } => commands::ppl(&model, &file, stride, &run, json),
-        Command::Score {
-            model,
-            tokens,
-            top_k,
-            run,
-            json,
-        } => commands::score(&model, &tokens, top_k, &run, json),
-        Command::Bench {
-            model,
-            turns: Some(turns),
-            gen_tokens,
-            run,
-            json,
-            ..
-        } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
-        Command::Bench {
-            model,
-            prompt_tokens,
-            gen_tokens,
-            profile,
-            run,
-            json,
-            ..
-        } => commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json),
-        Command::Chat {
-            model,
-            sample,
-            max_tokens,
-            system,
-            run,
-        } => commands::chat(&model, &sample, max_tokens, system, &run),
+        Command::Tokenize { model, text, special, json } => commands::tokenize(&model, text, special, json),
+        Command::Generate { model, input, max_tokens, sample, run, json } => {
+            commands::generate(&model, &input, max_tokens, &sample, &run, json)
+        }
+        Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
+        Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
+        Command::Bench { model, turns: Some(turns), gen_tokens, run, json, .. } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
+        Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json, .. } => {
+            commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json)
+        }
+        Command::Chat { model, sample, max_tokens, system, run } => commands::chat(&model, &sample, max_tokens, system, &run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,17 +17,11 @@ use crate::{BackendKind, RunArgs};
 fn progress_bar(path: &Path) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template(
-            "loading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    bar.set_message(
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
+    bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
@@ -38,9 +32,7 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
         return Err(Error::InvalidArgument("--ctx must be at least 1".into()));
     }
     if run.prefill_chunk == 0 {
-        return Err(Error::InvalidArgument(
-            "--prefill-chunk must be at least 1".into(),
-        ));
+        return Err(Error::InvalidArgument("--prefill-chunk must be at least 1".into()));
     }
     // Check the file before the (slower) GPU setup so a bad file fails fast and plainly.
     hearth::gguf::read_header_file(path)?;
@@ -67,18 +59,11 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
         bar.set_position(p.loaded);
     };
     let result = match gpu {
-        Some(ctx) => {
-            GpuWeights::load_file(Arc::new(ctx), path, on_progress).and_then(|(model, weights)| {
-                let ctx = run.ctx.unwrap_or(model.config().n_ctx_train.min(4096));
-                let backend = GpuBackend::new(
-                    model.plan.clone(),
-                    Arc::new(weights),
-                    run.prefill_chunk,
-                    ctx,
-                )?;
-                Ok((model, Box::new(backend) as Box<dyn Backend>))
-            })
-        }
+        Some(ctx) => GpuWeights::load_file(Arc::new(ctx), path, on_progress).and_then(|(model, weights)| {
+            let ctx = run.ctx.unwrap_or(model.config().n_ctx_train.min(4096));
+            let backend = GpuBackend::new(model.plan.clone(), Arc::new(weights), run.prefill_chunk, ctx)?;
+            Ok((model, Box::new(backend) as Box<dyn Backend>))
+        }),
         None => CpuWeights::load_file(path, on_progress).map(|(model, weights)| {
             let ctx = run.ctx.unwrap_or(model.config().n_ctx_train);
             let backend = CpuBackend::new(model.plan.clone(), Arc::new(weights), ctx);

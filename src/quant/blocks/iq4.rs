@@ -16,9 +16,7 @@ use super::{f16_at, BlockFormat};
 use crate::quant::GgmlType;
 
 /// ggml's `kvalues_iq4nl`.
-pub const IQ4_LEVELS: [i8; 16] = [
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-];
+pub const IQ4_LEVELS: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// IQ4_XS sub-block `j`'s scale (−32..=31): 4 low bits from `scales_l`, 2 high bits from `scales_h`.
 #[inline(always)]

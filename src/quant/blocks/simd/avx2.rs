@@ -52,12 +52,7 @@ pub(crate) unsafe fn dot_row(ty: GgmlType, bytes: &[u8], x: &[f32]) -> f32 {
 pub(crate) unsafe fn dot_f32_tile(rows: [&[f32]; 4], xs: [&[f32]; 3]) -> [[f32; 3]; 4] {
     let k = rows[0].len();
     let body = k / 8 * 8;
-    let (w0, w1, w2, w3) = (
-        rows[0].as_ptr(),
-        rows[1].as_ptr(),
-        rows[2].as_ptr(),
-        rows[3].as_ptr(),
-    );
+    let (w0, w1, w2, w3) = (rows[0].as_ptr(), rows[1].as_ptr(), rows[2].as_ptr(), rows[3].as_ptr());
     let (x0, x1, x2) = (xs[0].as_ptr(), xs[1].as_ptr(), xs[2].as_ptr());
     // Twelve accumulators, three vectors and one row register: all sixteen ymm registers.
     let z = _mm256_setzero_ps();
@@ -111,10 +106,7 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
     let mut i = 0;
     while i < body {
-        _mm256_storeu_ps(
-            yp.add(i),
-            _mm256_fmadd_ps(av, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(yp.add(i))),
-        );
+        _mm256_storeu_ps(yp.add(i), _mm256_fmadd_ps(av, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(yp.add(i))));
         i += 8;
     }
     for j in body..n {
@@ -149,10 +141,7 @@ fn kernel<G: Group32>(bytes: &[u8], x: &[f32]) -> f32 {
                 unsafe { madd4(&mut acc, G::decode(block, i), xs) };
             }
         }
-        return hsum(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ));
+        return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     }
     // Shorter blocks: a group is `32 / bl` of them.
     let group_bytes = 32 / bl * bb;
@@ -182,10 +171,7 @@ fn kernel<G: Group32>(bytes: &[u8], x: &[f32]) -> f32 {
             *acc = _mm256_fmadd_ps(av, tv, *acc);
         }
     }
-    hsum(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ))
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
 }
 
 /// How far ahead of the bytes being read a row kernel prefetches. A decode step streams every

@@ -77,10 +77,7 @@ impl Group32 for b::Q3_K {
         let g = &g[..110];
         let d = f16_at(g, 108);
         let scales = &g[96..108];
-        let dl = [
-            d * scale_q3k(scales, 2 * i) as f32,
-            d * scale_q3k(scales, 2 * i + 1) as f32,
-        ];
+        let dl = [d * scale_q3k(scales, 2 * i) as f32, d * scale_q3k(scales, 2 * i + 1) as f32];
         let low = bits(widen32(g.as_ptr().add(32 + 32 * (i / 4))), 2 * (i % 4), 3);
         let high = bits(widen32(g.as_ptr()), i, 1);
         let mut q = low;
@@ -99,11 +96,7 @@ impl Group32 for b::Q4_K {
         let g = &g[..144];
         let (sc, m) = scale_min_k4(&g[4..16], i);
         let (dl, ml) = (f16_at(g, 0) * sc as f32, f16_at(g, 2) * m as f32);
-        let q = bits(
-            widen32(g.as_ptr().add(16 + 32 * (i / 2))),
-            4 * (i % 2),
-            0x0F,
-        );
+        let q = bits(widen32(g.as_ptr().add(16 + 32 * (i / 2))), 4 * (i % 2), 0x0F);
         scale32(q, dl, ml)
     }
 }
@@ -114,11 +107,7 @@ impl Group32 for b::Q5_K {
         let g = &g[..176];
         let (sc, m) = scale_min_k4(&g[4..16], i);
         let (dl, ml) = (f16_at(g, 0) * sc as f32, f16_at(g, 2) * m as f32);
-        let mut q = bits(
-            widen32(g.as_ptr().add(48 + 32 * (i / 2))),
-            4 * (i % 2),
-            0x0F,
-        );
+        let mut q = bits(widen32(g.as_ptr().add(48 + 32 * (i / 2))), 4 * (i % 2), 0x0F);
         let high = bits(widen32(g.as_ptr().add(16)), i, 1);
         for k in 0..4 {
             q[k] = _mm256_or_si256(q[k], _mm256_slli_epi32(high[k], 4));
@@ -133,29 +122,16 @@ impl Group32 for b::Q6_K {
         let g = &g[..210];
         let (half, local) = (i / 4, i % 4);
         let d = f16_at(g, 208);
-        let dl = [
-            d * (g[192 + 2 * i] as i8) as f32,
-            d * (g[193 + 2 * i] as i8) as f32,
-        ];
+        let dl = [d * (g[192 + 2 * i] as i8) as f32, d * (g[193 + 2 * i] as i8) as f32];
         // The 32 six-bit values are put together on bytes (one vector op each for all 32;
         // 16-bit shifts leak the neighbour byte's bits only into bits the masks clear), then
         // widened.
         let low = _mm256_loadu_si256(g.as_ptr().add(64 * half + 32 * (local % 2)).cast());
         let high = _mm256_loadu_si256(g.as_ptr().add(128 + 32 * half).cast());
-        let low = _mm256_and_si256(
-            _mm256_srl_epi16(low, _mm_cvtsi32_si128(4 * (local / 2) as i32)),
-            _mm256_set1_epi8(0x0F),
-        );
-        let high = _mm256_and_si256(
-            _mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * local as i32)),
-            _mm256_set1_epi8(3),
-        );
+        let low = _mm256_and_si256(_mm256_srl_epi16(low, _mm_cvtsi32_si128(4 * (local / 2) as i32)), _mm256_set1_epi8(0x0F));
+        let high = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * local as i32)), _mm256_set1_epi8(3));
         let six = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-        scale16(
-            widen_i8(_mm256_sub_epi8(six, _mm256_set1_epi8(32))),
-            dl,
-            None,
-        )
+        scale16(widen_i8(_mm256_sub_epi8(six, _mm256_set1_epi8(32))), dl, None)
     }
 }
 

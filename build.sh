@@ -103,9 +103,10 @@ ensure_wasm_tools() {
   fi
 }
 
-# cargo (wasm32) -> wasm-bindgen --target web -> www/pkg/, twice: the single-threaded package
-# (pkg/) and the multi-threaded one (pkg-mt/: shared memory and atomics, for cross-origin
-# isolated pages). The latter rebuilds std with atomics, which needs rust-src and
+# cargo (wasm32) -> wasm-bindgen --target web -> www/pkg*/: the single-threaded engine (pkg/),
+# the structured-output module it loads on first use (pkg-grammar/, the hearth-grammar crate)
+# and the multi-threaded engine (pkg-mt/: shared memory and atomics, for cross-origin isolated
+# pages). The latter rebuilds std with atomics, which needs rust-src and
 # RUSTC_BOOTSTRAP (-Z build-std) on the stable toolchain. wasm-opt runs only when npm's
 # binaryen is installed (node_modules/.bin/wasm-opt): Debian's wasm-opt 108 corrupts the output.
 WASM_MT_FLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals \
@@ -117,26 +118,29 @@ build_wasm() {
   ensure_wasm_tools
   log "building the browser package"
   cargo build --profile web -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
-  bindgen_opt target/wasm32-unknown-unknown/web/hearth.wasm www/pkg
+  bindgen_opt target/wasm32-unknown-unknown/web/hearth.wasm www/pkg hearth
+  log "building the structured-output module"
+  cargo build --profile web -j"$JOBS" -p hearth-grammar --lib --target wasm32-unknown-unknown
+  bindgen_opt target/wasm32-unknown-unknown/web/hearth_grammar.wasm www/pkg-grammar hearth_grammar
   log "building the multi-threaded browser package"
   rustup component add rust-src >/dev/null 2>&1 || rustup component add rust-src
   # Its own target dir: other RUSTFLAGS would rebuild everything each time.
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_MT_FLAGS" cargo build --profile web -j"$JOBS" --lib \
     --target wasm32-unknown-unknown --no-default-features -Z build-std=panic_abort,std \
     --target-dir target/wasm-mt
-  bindgen_opt target/wasm-mt/wasm32-unknown-unknown/web/hearth.wasm www/pkg-mt --enable-threads
+  bindgen_opt target/wasm-mt/wasm32-unknown-unknown/web/hearth.wasm www/pkg-mt hearth --enable-threads
 }
 
-# wasm-bindgen, then wasm-opt when npm's binaryen is there: bindgen_opt WASM OUT_DIR [FLAGS].
+# wasm-bindgen, then wasm-opt when npm's binaryen is there: bindgen_opt WASM OUT_DIR NAME [FLAGS].
 bindgen_opt() {
-  local wasm=$1 out=$2; shift 2
-  wasm-bindgen --target web --out-dir "$out" --out-name hearth "$wasm"
+  local wasm=$1 out=$2 name=$3; shift 3
+  wasm-bindgen --target web --out-dir "$out" --out-name "$name" "$wasm"
   if [ -x node_modules/.bin/wasm-opt ]; then
     node_modules/.bin/wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue "$@" \
-      "$out/hearth_bg.wasm" -o "$out/hearth_bg.wasm"
+      "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
   fi
-  log "$out/hearth_bg.wasm: $(wc -c <"$out/hearth_bg.wasm") bytes, $(gzip -9c "$out/hearth_bg.wasm" | wc -c) gzipped"
+  log "$out/${name}_bg.wasm: $(wc -c <"$out/${name}_bg.wasm") bytes, $(gzip -9c "$out/${name}_bg.wasm" | wc -c) gzipped"
 }
 
 ensure_node() {

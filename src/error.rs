@@ -31,3 +31,10 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A bad `response_format`, or a grammar that failed mid-reply: the caller's input.
+impl From<hearth_grammar::Error> for Error {
+    fn from(e: hearth_grammar::Error) -> Self {
+        Error::InvalidArgument(e.0)
+    }
+}

@@ -125,7 +125,7 @@ fn response_formats_parse_and_bad_ones_are_clear_errors() {
     assert_eq!(ResponseFormat::from_json(r#"{"type":"json_object"}"#).unwrap(), ResponseFormat::JsonObject);
     assert_eq!(ResponseFormat::from_json(r#"{"type":"text"}"#).unwrap(), ResponseFormat::Text);
     for bad in [r#"{"type":"yaml"}"#, r#"{"type":"json_schema"}"#, r#"{"type":"json_schema","json_schema":{}}"#, "[1]", "not json"] {
-        let e = ResponseFormat::from_json(bad).unwrap_err();
+        let e: Error = ResponseFormat::from_json(bad).unwrap_err().into();
         assert!(matches!(e, Error::InvalidArgument(ref m) if m.starts_with("response_format")), "{bad}: {e}");
     }
 

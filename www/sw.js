@@ -5,7 +5,7 @@
 // It handles only the shell's own paths: model files are left to the network and to the
 // worker's own model cache (Cache Storage 'hearth-models-v1').
 
-const SHELL_CACHE = 'hearth-shell-v2';
+const SHELL_CACHE = 'hearth-shell-v3';
 const SHELL = [
   'index.html',
   'app.js',
@@ -18,6 +18,8 @@ const SHELL = [
   'pkg/hearth_bg.wasm',
   'pkg-mt/hearth.js',
   'pkg-mt/hearth_bg.wasm',
+  'pkg-grammar/hearth_grammar.js',
+  'pkg-grammar/hearth_grammar_bg.wasm',
 ];
 
 // Same-origin resources need no CORP header under require-corp; models on other hosts are

@@ -139,6 +139,38 @@ async function startThreaded(n) {
   Loader = mod.Loader;
 }
 
+// Structured output: the grammar engine is a wasm module of its own (pkg-grammar/), loaded on
+// the first reply with a response_format; it turns the engine's vocabulary into a trie once per
+// model and hands the engine an allowed-token mask before every draw.
+let grammarModule = null;
+let vocabulary = null; // {engine, vocab}: the loaded model's grammar vocabulary
+
+async function constrain(format) {
+  if (!grammarModule) {
+    try {
+      const mod = await import('./pkg-grammar/hearth_grammar.js');
+      await mod.default();
+      grammarModule = mod;
+    } catch (e) {
+      throw new Error(`could not load the structured-output module (pkg-grammar/): ${messageOf(e)}`);
+    }
+  }
+  if (!vocabulary || vocabulary.engine !== engine) {
+    freeVocabulary();
+    vocabulary = { engine, vocab: new grammarModule.Vocabulary(engine.grammarVocab()) };
+  }
+  return vocabulary.vocab.constrain(JSON.stringify(format)) ?? null;
+}
+
+function freeVocabulary() {
+  try {
+    vocabulary?.vocab.free();
+  } catch {
+    /* already gone */
+  }
+  vocabulary = null;
+}
+
 const heapBytes = () => (wasm && wasm.memory ? wasm.memory.buffer.byteLength : 0);
 
 self.onmessage = (event) => {
@@ -198,6 +230,7 @@ function freeEngine() {
   if (!engine) return;
   const e = engine;
   engine = null;
+  freeVocabulary();
   try {
     e.free();
   } catch {
@@ -494,20 +527,34 @@ async function generate(msg) {
   } else {
     throw new Error('generate needs messages or a prompt string');
   }
-  const nPrompt = ids.length;
 
+  // {type: 'text'} alone needs no grammar (anything else, even a malformed format, goes to the
+  // grammar module, which validates it).
+  const format = msg.response_format;
+  const plain = format == null || (format.type === 'text' && Object.keys(format).length === 1);
+  const grammar = plain ? null : await constrain(format);
+  try {
+    await replyLoop(msg, ids, grammar, temperature, seed, maxTokens);
+  } finally {
+    grammar?.free();
+  }
+}
+
+async function replyLoop(msg, ids, grammar, temperature, seed, maxTokens) {
   // The engine runs the native reply loop's rules one step at a time (when the reply ends,
-  // which text it shows); this loop only awaits each step, streams it and checks for an abort.
+  // which text it shows); this loop only awaits each step, streams it and checks for an abort
+  // (and, for structured output, passes the grammar's mask in and the drawn token back).
+  const { id } = msg;
+  const nPrompt = ids.length;
   const stop = msg.stop == null ? [] : (Array.isArray(msg.stop) ? msg.stop : [msg.stop]).filter((x) => typeof x === 'string');
   const options = JSON.stringify({ max_tokens: maxTokens, stop });
-  const format = msg.response_format == null ? '' : JSON.stringify(msg.response_format);
   const emit = (step) => {
     if (step.id != null || step.text) post({ type: 'token', id, text: step.text, tokenId: step.id });
   };
   let decodeMs = 0;
   let decodeTokens = 0; // steps after the first token, each one sampled token
   const t0 = performance.now();
-  let step = JSON.parse(await engine.start(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }), format, options));
+  let step = JSON.parse(await engine.start(ids, JSON.stringify({ ...(msg.sampling || {}), temperature, seed }), grammar?.allowed(), options));
   const prefillMs = performance.now() - t0;
   for (;;) {
     emit(step);
@@ -519,7 +566,12 @@ async function generate(msg) {
       break;
     }
     const t1 = performance.now();
-    step = JSON.parse(await engine.step());
+    let mask;
+    if (grammar) {
+      grammar.commit(step.id);
+      mask = grammar.allowed();
+    }
+    step = JSON.parse(await engine.step(mask));
     decodeMs += performance.now() - t1;
     decodeTokens++;
   }
@@ -528,7 +580,7 @@ async function generate(msg) {
     id,
     finish_reason: FINISH[step.finish],
     usage: { prompt_tokens: nPrompt, completion_tokens: decodeTokens + 1, total_tokens: nPrompt + decodeTokens + 1 },
-    timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens, grammar_ms: round1(engine.grammarMs()) },
+    timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens, grammar_ms: round1(grammar ? grammar.maskMs() : 0) },
     memory: heapBytes(),
   });
 }

@@ -9,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::{Error, Result};
-pub use constraint::{Constraint, ConstraintStats, Grammars, ResponseFormat};
+pub use constraint::{Constraint, ConstraintStats, ResponseFormat};
+#[cfg(not(target_arch = "wasm32"))]
+pub use constraint::Grammars;
 use processors as p;
 
 /// Sampling settings; the defaults turn every processor off except temperature 1.
@@ -106,6 +108,12 @@ impl Sampler {
     /// processor) and advances it with each drawn token; one constraint serves one reply.
     pub fn set_constraint(&mut self, constraint: Option<Constraint>) {
         self.constraint = constraint;
+    }
+
+    /// The constraint of the reply in progress, if any (to [`supply`](Constraint::supply) an
+    /// external one's next mask).
+    pub fn constraint_mut(&mut self) -> Option<&mut Constraint> {
+        self.constraint.as_mut()
     }
 
     /// Time spent on constraint masks so far, if there is a constraint.

@@ -23,7 +23,7 @@ use crate::chat::ChatMessage;
 use crate::cpu::{CpuBackend, CpuWeights};
 use crate::gpu::{GpuBackend, GpuContext, GpuWeights};
 use crate::model::{Model, ModelStream};
-use crate::sampler::{Grammars, ResponseFormat, Sampler};
+use crate::sampler::{Constraint, Sampler};
 use crate::session::{GenerateOptions, Reply, Session};
 use crate::tokenizer::Tokenizer;
 
@@ -193,7 +193,7 @@ impl Loader {
         let mut session = Session::new(backend, model.config().n_vocab);
         session.prefill_chunk = chunk;
         let state = State { session, sampler: Sampler::greedy(), reply: None };
-        Ok(Engine { model, state: Rc::new(RefCell::new(state)), grammars: RefCell::new(None), backend: self.backend, notice: self.notice, gpu: self.device })
+        Ok(Engine { model, state: Rc::new(RefCell::new(state)), backend: self.backend, notice: self.notice, gpu: self.device })
     }
 }
 
@@ -239,8 +239,6 @@ fn step_json(step: crate::Result<crate::session::Step>) -> Result<JsValue, JsVal
 pub struct Engine {
     model: Rc<Model>,
     state: Rc<RefCell<State>>,
-    /// The vocabulary trie for structured output, built on first use.
-    grammars: RefCell<Option<Rc<Grammars>>>,
     backend: String,
     notice: Option<String>,
     /// The GPU device, on the GPU path.
@@ -302,18 +300,19 @@ impl Engine {
     /// (`{"id", "text", "finish"}`; `finish` is null until the reply ends, then "eos",
     /// "stop", "length" or "cancelled"). `sampling` is a JSON object of
     /// [`SamplerConfig`](crate::sampler::SamplerConfig) fields (temperature 0 is greedy);
-    /// `response_format` is OpenAI's (JSON; empty for free text); `options` is
-    /// `{"max_tokens", "stop"}`. The reply follows the native loop's rules
-    /// ([`Reply`](crate::session::Reply)).
-    pub fn start(&self, prompt: Vec<u32>, sampling: &str, response_format: &str, options: &str) -> Result<js_sys::Promise, JsError> {
+    /// `mask`, for structured output, is the first draw's allowed tokens from the grammar
+    /// module (`pkg-grammar/`, token `id` is bit `id % 32` of word `id / 32`; see
+    /// [`grammar_vocab`](Engine::grammar_vocab)): with it every [`step`](Engine::step) needs
+    /// its own. `options` is `{"max_tokens", "stop"}`. The reply follows the native loop's
+    /// rules ([`Reply`](crate::session::Reply)).
+    pub fn start(&self, prompt: Vec<u32>, sampling: &str, mask: Option<Vec<u32>>, options: &str) -> Result<js_sys::Promise, JsError> {
         let config: crate::sampler::SamplerConfig =
             serde_json::from_str(sampling).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
         let mut sampler = Sampler::from_config(config).map_err(js_err)?;
-        if !response_format.is_empty() {
-            let format = ResponseFormat::from_json(response_format).map_err(js_err)?;
-            if format != ResponseFormat::Text {
-                sampler.set_constraint(self.grammars()?.constrain(&format).map_err(js_err)?);
-            }
+        if let Some(bits) = mask {
+            let mut c = Constraint::external();
+            c.supply(bits);
+            sampler.set_constraint(Some(c));
         }
         let options: ReplyOptions = serde_json::from_str(options).map_err(|e| JsError::new(&format!("reply options: {e}")))?;
         let reply = Reply::new(Shared(self.model.clone()), &GenerateOptions { max_tokens: options.max_tokens, stop: options.stop }).map_err(js_err)?;
@@ -333,12 +332,16 @@ impl Engine {
     }
 
     /// Appends the reply's last token, samples the next and resolves to its step (JSON, as
-    /// from [`start`](Engine::start)).
-    pub fn step(&self) -> js_sys::Promise {
+    /// from [`start`](Engine::start)). `mask`: the draw's allowed tokens, for a reply started
+    /// with one.
+    pub fn step(&self, mask: Option<Vec<u32>>) -> js_sys::Promise {
         let state = self.state.clone();
         future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
             let State { session, sampler, reply } = &mut *s;
+            if let (Some(bits), Some(c)) = (mask, sampler.constraint_mut()) {
+                c.supply(bits);
+            }
             let none = || js_val("no reply is in progress: call start() first");
             let r = reply.as_mut().filter(|r| r.finish().is_none()).ok_or_else(none)?;
             let last = *r.ids().last().ok_or_else(none)?;
@@ -363,21 +366,10 @@ impl Engine {
         serde_json::to_string(&step).map_err(js_err)
     }
 
-    /// Milliseconds spent on structured-output masks in the current reply (0 without one).
-    #[wasm_bindgen(js_name = grammarMs)]
-    pub fn grammar_ms(&self) -> f64 {
-        let stats = self.state.try_borrow().ok().and_then(|s| s.sampler.constraint_stats());
-        stats.map_or(0.0, |s| s.seconds * 1e3)
-    }
-
-    fn grammars(&self) -> Result<Rc<Grammars>, JsError> {
-        let mut cached = self.grammars.borrow_mut();
-        if let Some(g) = &*cached {
-            return Ok(g.clone());
-        }
-        let g = Rc::new(Grammars::new(&self.model.tokenizer, self.model.config().n_vocab).map_err(js_err)?);
-        *cached = Some(g.clone());
-        Ok(g)
+    /// The vocabulary as the grammar module (`pkg-grammar/`) takes it, for structured output.
+    #[wasm_bindgen(js_name = grammarVocab)]
+    pub fn grammar_vocab(&self) -> Vec<u8> {
+        crate::sampler::constraint::packed_vocabulary(&self.model.tokenizer, self.model.config().n_vocab)
     }
 
     /// Token ids of text as it is (no BOS, special tokens not parsed): what perplexity scores.

@@ -186,7 +186,7 @@ async function launch({ webgpu = true } = {}) {
     args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : [])],
     viewport: { width: 1100, height: 800 },
   });
-  context.on('request', (r) => requests.push({ url: r.url(), from: 'context' }));
+  context.on('request', (r) => requests.push({ url: r.url(), from: r.serviceWorker() ? 'sw' : 'context' }));
   context.on('response', (r) => {
     if (r.fromServiceWorker()) servedBySw.add(r.url());
   });
@@ -690,9 +690,13 @@ const tests = [
     },
   },
   {
-    name: 'json: response_format replies parse and validate, seeded ones equal the native ids; a bad schema is a clear error; the page\'s JSON option (CPU backend)',
+    name: 'json: response_format replies parse and validate, seeded ones equal the native ids; a bad schema is a clear error; the page\'s JSON option; the grammar module is fetched on the first format, not before (CPU backend)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
+      // The service worker caches every shell file when it installs; the engine's own fetches
+      // of the structured-output module come from the page or its workers.
+      const grammarFetches = () => requests.filter((r) => r.from !== 'sw' && r.url.includes('/pkg-grammar/')).length;
+      check(grammarFetches() === 0, 'the structured-output module was fetched before any reply asked for a format');
       const schema = {
         type: 'object',
         properties: {
@@ -757,6 +761,8 @@ const tests = [
       } catch {}
       check(parsed && typeof parsed === 'object' && !Array.isArray(parsed), `json_object reply ${JSON.stringify(obj)} is not an object`);
       log(`json_object, greedy: ${obj}`);
+      log(`structured-output module fetches after the first format: ${grammarFetches()}`);
+      check(grammarFetches() > 0, 'the structured-output module was never fetched');
       check(r.badSchema.isError && /response_format/.test(r.badSchema.message), `unsatisfiable schema: ${JSON.stringify(r.badSchema)}`);
       check(r.badType.name === 'TypeError' && /response_format/.test(r.badType.message), `type yaml: ${JSON.stringify(r.badType)}`);
       log(`bad schema -> ${r.badSchema.message}`);

@@ -1314,6 +1314,18 @@ const tests = [
     },
   },
   {
+    name: 'size: the engine module every page loads is at most 1.0 MB gzipped (single- and multi-threaded); the grammar module is separate',
+    async run() {
+      // Measured as build.sh reports it: GNU gzip -9 (node's zlib comes out ~2.5 % larger).
+      for (const f of ['pkg/hearth_bg.wasm', 'pkg-mt/hearth_bg.wasm', 'pkg-grammar/hearth_grammar_bg.wasm']) {
+        const bytes = fs.readFileSync(path.join(WWW, f));
+        const gz = execFileSync('gzip', ['-9c', path.join(WWW, f)], { maxBuffer: 1 << 26 }).length;
+        log(`${f}: ${bytes.length} bytes, ${gz} gzipped`);
+        if (!f.startsWith('pkg-grammar')) check(gz <= 1_000_000, `${f} is ${gz} bytes gzipped, over the 1.0 MB budget`);
+      }
+    },
+  },
+  {
     name: 'network: every request of the run went to the local origin',
     async run({ page }) {
       await ensureLoaded(page, 'cpu'); // a model fetch to observe (when run alone too)

@@ -47,6 +47,31 @@ pub trait Backend {
         Box::pin(std::future::ready(self.forward_argmax(tokens, start)))
     }
 
+    /// Most greedy steps [`greedy_run`](Self::greedy_run) computes per call without the host in
+    /// the loop (1: none; it would only repeat [`forward_argmax`](Self::forward_argmax)).
+    fn greedy_run_len(&self) -> usize {
+        1
+    }
+
+    /// Greedy decoding of `steps` tokens in one go: evaluates `token` at position `start`, then
+    /// each step's argmax at the next position, and returns the `steps` ids drawn (each the
+    /// argmax of the logits after the one before). The cache then holds `start + steps`
+    /// positions; a caller that uses fewer of the ids truncates it.
+    fn greedy_run(&mut self, token: u32, start: usize, steps: usize) -> Result<Vec<u32>> {
+        let mut ids = Vec::with_capacity(steps);
+        let mut next = token;
+        for i in 0..steps {
+            next = self.forward_argmax(&[next], start + i)?;
+            ids.push(next);
+        }
+        Ok(ids)
+    }
+
+    /// [`greedy_run`](Self::greedy_run) without blocking.
+    fn greedy_run_async<'a>(&'a mut self, token: u32, start: usize, steps: usize) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(std::future::ready(self.greedy_run(token, start, steps)))
+    }
+
     /// The largest k for which [`forward_top_k`](Self::forward_top_k) selects on the device
     /// (0: it reads the logits back like [`forward`](Self::forward)).
     fn device_top_k(&self) -> usize {

@@ -59,17 +59,53 @@ fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
         }
         Err(e) => eprintln!("SKIPPED the profile checks: {e}"),
     }
-    // Profiling did not disturb the cached sequence: the next greedy step is unchanged.
+    // Profiling did not disturb the cached sequence: the next greedy steps are unchanged.
     assert_eq!(session.tokens(), &ids[..]);
     let mut fresh = gpu_session().unwrap().1;
+    fresh.lookahead = 1; // one forward call per token: the host in the loop
     fresh.append_greedy(&ids).unwrap();
     let before = session.backend().traffic().unwrap();
-    assert_eq!(session.append_greedy(&[next]).unwrap(), fresh.append_greedy(&[next]).unwrap());
-    // What one greedy decode step cost the host: one submission of every dispatch, one
-    // readback of the 4-byte id.
-    let step = session.backend().traffic().unwrap().per(&before, 1);
-    assert_eq!((step.dispatches, step.submits, step.readbacks, step.readback_bytes), (per_token as f64, 1.0, 1.0, 4.0), "{step:?}");
-    assert!(step.encode_us > 0.0);
+    let (mut a, mut b) = (next, next);
+    let n = 2 * hearth::gpu::GREEDY_RUN;
+    for _ in 0..n {
+        a = session.append_greedy(&[a]).unwrap();
+        b = fresh.append_greedy(&[b]).unwrap();
+        assert_eq!(a, b);
+    }
+    assert_eq!(session.tokens(), fresh.tokens());
+    // What a greedy token cost the host: every dispatch of the plan, but one submission and
+    // one readback (of the run's 4-byte ids) per run of GREEDY_RUN tokens.
+    let step = session.backend().traffic().unwrap().per(&before, n);
+    let per_run = 1.0 / hearth::gpu::GREEDY_RUN as f64;
+    assert_eq!((step.dispatches, step.submits, step.readbacks, step.readback_bytes), (per_token as f64, per_run, per_run, 4.0), "{step:?}");
+    assert!(step.submits <= 0.25 && step.encode_us > 0.0);
+}
+
+/// A greedy run computes past where a reply ends (here its end token); the next turn drops
+/// those positions and continues exactly as the CPU engine does, step by step.
+#[test]
+fn greedy_runs_past_the_end_of_a_reply_leave_the_next_turn_unchanged() {
+    let Some((model, mut gpu)) = gpu_session() else { return };
+    let (_, mut cpu) = load_cpu(&model_path());
+    let opts = hearth::session::GenerateOptions { max_tokens: 40, stop: Vec::new() };
+    let mut turns = Vec::new();
+    for session in [&mut gpu, &mut cpu] {
+        let mut messages = vec![hearth::chat::ChatMessage::new("user", "What is the capital of France?")];
+        let mut out = Vec::new();
+        for next in ["And of Italy?", "Thanks!"] {
+            let prompt = model.chat_prompt(&messages).unwrap();
+            let g = hearth::session::generate(session, &model.tokenizer, &prompt, &opts, &mut hearth::sampler::Sampler::greedy(), |_| true).unwrap();
+            messages.push(hearth::chat::ChatMessage::new("assistant", &g.text));
+            messages.push(hearth::chat::ChatMessage::new("user", next));
+            out.push((g.ids, g.stop_reason));
+        }
+        turns.push(out);
+    }
+    eprintln!("two greedy turns: {:?}", turns[0]);
+    // Each turn ends on its end token; at least one mid-run, so that the run computed past it.
+    assert!(turns[0].iter().all(|(_, reason)| *reason == hearth::session::StopReason::Eos), "{:?}", turns[0]);
+    assert!(turns[0].iter().any(|(ids, _)| ids.len() % hearth::gpu::GREEDY_RUN != 1), "{:?}", turns[0]);
+    assert_eq!(turns[0], turns[1]);
 }
 
 #[test]

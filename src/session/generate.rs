@@ -147,6 +147,12 @@ impl<T: AsRef<Tokenizer>> Reply<T> {
         &self.ids
     }
 
+    /// Tokens the reply may still draw before `max_tokens` ends it: how far ahead a greedy
+    /// run may usefully compute ([`Session::lookahead`]).
+    pub fn remaining(&self) -> usize {
+        self.max_tokens.saturating_sub(self.ids.len())
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -186,7 +192,10 @@ pub fn generate(
             }
             break;
         }
-        next = session.append_and_sample(&[next], sampler)?;
+        session.lookahead = reply.remaining();
+        let sampled = session.append_and_sample(&[next], sampler);
+        session.lookahead = usize::MAX;
+        next = sampled?;
     }
     Ok(Generation {
         prompt_ids: prompt_ids.to_vec(),

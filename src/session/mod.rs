@@ -21,6 +21,14 @@ pub const DEFAULT_PREFILL_CHUNK: usize = 256;
 pub struct Session {
     backend: Box<dyn Backend>,
     tokens: Vec<u32>,
+    /// Greedy ids a run computed beyond the one last returned ([`Session::append_greedy`]);
+    /// the backend's cache holds `tokens.len() + ahead.len()` positions meanwhile.
+    ahead: std::collections::VecDeque<u32>,
+    /// The id last returned by a greedy run, which the caller appends next.
+    ahead_of: u32,
+    /// The most greedy tokens the caller may still use: a run computes no more than this
+    /// ahead (the reply loop sets it from `max_tokens`; unlimited by default).
+    pub lookahead: usize,
     n_vocab: usize,
     pub prefill_chunk: usize,
     /// Off (`None`, the default): a sequence longer than the context is a
@@ -32,7 +40,16 @@ pub struct Session {
 
 impl Session {
     pub fn new(backend: Box<dyn Backend>, n_vocab: usize) -> Self {
-        Self { backend, tokens: Vec::new(), n_vocab, prefill_chunk: DEFAULT_PREFILL_CHUNK, context_shift: None }
+        Self {
+            backend,
+            tokens: Vec::new(),
+            ahead: Default::default(),
+            ahead_of: 0,
+            lookahead: usize::MAX,
+            n_vocab,
+            prefill_chunk: DEFAULT_PREFILL_CHUNK,
+            context_shift: None,
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -42,6 +59,7 @@ impl Session {
     /// Device time per kernel family for evaluating `tokens` after the sequence, which stays
     /// as it was (see [`Backend::profile`]).
     pub fn profile(&mut self, tokens: &[u32]) -> Result<Vec<crate::backend::KernelTime>> {
+        self.settle();
         let start = self.tokens.len();
         self.backend.profile(tokens, start)
     }
@@ -51,7 +69,16 @@ impl Session {
         &self.tokens
     }
 
+    /// Drops what a greedy run computed ahead: the cache holds `tokens` again.
+    fn settle(&mut self) {
+        if !self.ahead.is_empty() {
+            self.ahead.clear();
+            self.backend.truncate(self.tokens.len());
+        }
+    }
+
     pub fn clear(&mut self) {
+        self.ahead.clear();
         self.backend.truncate(0);
         self.tokens.clear();
     }
@@ -95,6 +122,7 @@ impl Session {
     /// Runs one forward call on `part` at the end of the sequence, keeping the session
     /// consistent when it fails.
     async fn step(&mut self, part: &[u32], want: Want) -> Result<Got> {
+        self.settle();
         self.shift_for(part.len())?;
         let limit = self.backend.max_context();
         let start = self.tokens.len();
@@ -161,7 +189,41 @@ impl Session {
     }
 
     /// [`append_greedy`](Self::append_greedy) without blocking.
+    /// Appends `tokens` and returns the argmax of the last one's logits. Appending one token,
+    /// on a backend that runs greedy steps without the host ([`Backend::greedy_run`]), computes
+    /// up to that many ids at once and serves the next calls from them while each appends the
+    /// id returned before; anything else first drops them (the cache is truncated back).
     pub async fn append_greedy_async(&mut self, tokens: &[u32]) -> Result<u32> {
+        if let [token] = *tokens {
+            if let Some(id) = self.ahead.front().copied().filter(|_| token == self.ahead_of) {
+                self.ahead.pop_front();
+                self.tokens.push(token);
+                self.ahead_of = id;
+                return Ok(id);
+            }
+            self.settle();
+            let start = self.tokens.len();
+            let room = self.backend.max_context().saturating_sub(start);
+            let steps = self.backend.greedy_run_len().min(self.lookahead).min(room);
+            if steps > 1 {
+                crate::backend::check_batch(tokens, start, start, self.backend.max_context(), 1, self.n_vocab)?;
+                let ids = match self.backend.greedy_run_async(token, start, steps).await {
+                    Ok(ids) if ids.len() == steps => ids,
+                    Ok(_) => {
+                        self.backend.truncate(start);
+                        return Err(Error::Gpu("a greedy run returned the wrong number of ids".into()));
+                    }
+                    Err(e) => {
+                        self.backend.truncate(start);
+                        return Err(e);
+                    }
+                };
+                self.tokens.push(token);
+                self.ahead = ids[1..].iter().copied().collect();
+                self.ahead_of = ids[0];
+                return Ok(ids[0]);
+            }
+        }
         Ok(self.append_for_last(tokens, Want::Argmax).await?.id())
     }
 
@@ -218,6 +280,7 @@ impl Session {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("empty prompt".into()));
         }
+        self.settle();
         let common = self.common_prefix(tokens);
         let keep = common.min(tokens.len() - 1);
         self.backend.truncate(keep);

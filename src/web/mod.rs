@@ -345,7 +345,10 @@ impl Engine {
             let none = || js_val("no reply is in progress: call start() first");
             let r = reply.as_mut().filter(|r| r.finish().is_none()).ok_or_else(none)?;
             let last = *r.ids().last().ok_or_else(none)?;
-            match session.append_and_sample_async(&[last], sampler).await {
+            session.lookahead = r.remaining();
+            let sampled = session.append_and_sample_async(&[last], sampler).await;
+            session.lookahead = usize::MAX;
+            match sampled {
                 Ok(id) => step_json(r.push(id, session.has_room())),
                 Err(e) => {
                     *reply = None;

@@ -1,6 +1,12 @@
 // Causal attention of each query head over the layer's cache (one workgroup per token and
 // head, online softmax over tiles). With `window` > 0, a query at position p sees only the
 // keys at p − window < p' <= p (sliding-window layers).
+//
+// With `fused` (decoding one token) it also does rope_kv.wgsl's work, saving that dispatch:
+// it rotates its query head and the new key in workgroup memory, the first query head of
+// each KV group stores the rotated key and the value at the new position, and every head
+// attends to the new position from workgroup memory (the cache row is being written in this
+// very dispatch) and to the earlier ones from the cache.
 
 struct Params {
     n_head: u32,
@@ -9,21 +15,56 @@ struct Params {
     kv_dim: u32,
     scale: f32,
     window: u32,
+    fused: u32,
+    // RoPE (with `fused`): rotated pairs per head; 0: adjacent pairs, 1: NeoX pairs.
+    half: u32,
+    neox: u32,
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(2) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(1) var<storage, read_write> k_cache: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v_cache: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
+// With `fused`: the new token's keys and values (before RoPE) and the cos/sin table.
+@group(0) @binding(6) var<storage, read> k_new: array<f32>;
+@group(0) @binding(7) var<storage, read> v_new: array<f32>;
+@group(0) @binding(8) var<storage, read> table: array<vec2<f32>>;
 
 const WG: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 64>;
+var<workgroup> kn: array<f32, 256>;
+var<workgroup> vn: array<f32, 256>;
+
+// Element indices (within a head) of rotation pair `i`.
+fn pair(i: u32) -> vec2<u32> {
+    return select(vec2<u32>(2u * i, 2u * i + 1u), vec2<u32>(i, i + p.half), p.neox == 1u);
+}
+
+// Rotates the pairs of a head held in `qs` (which = 0) or `kn` (which = 1) for position `pos`.
+fn rotate(which: u32, pos: u32, lid: u32) {
+    for (var i = lid; i < p.half; i += WG) {
+        let ab = pair(i);
+        let cs = table[pos * p.half + i];
+        if (which == 0u) {
+            let x0 = qs[ab.x];
+            let x1 = qs[ab.y];
+            qs[ab.x] = x0 * cs.x - x1 * cs.y;
+            qs[ab.y] = x0 * cs.y + x1 * cs.x;
+        } else {
+            let x0 = kn[ab.x];
+            let x1 = kn[ab.y];
+            kn[ab.x] = x0 * cs.x - x1 * cs.y;
+            kn[ab.y] = x0 * cs.y + x1 * cs.x;
+        }
+    }
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -35,12 +76,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let h = group % p.n_head;
     let hd = p.head_dim;
-    let kv_off = (h / (p.n_head / p.n_head_kv)) * hd;
+    let group_size = p.n_head / p.n_head_kv;
+    let kv_off = (h / group_size) * hd;
     let pos = step.start_pos + t;
+    let fused = p.fused == 1u;
     for (var d = lid; d < hd; d += WG) {
         qs[d] = q[(t * p.n_head + h) * hd + d];
+        if (fused) {
+            kn[d] = k_new[kv_off + d];
+            vn[d] = v_new[kv_off + d];
+        }
     }
     workgroupBarrier();
+    if (fused) {
+        rotate(0u, pos, lid);
+        rotate(1u, pos, lid);
+        workgroupBarrier();
+        if (h % group_size == 0u) {
+            for (var d = lid; d < hd; d += WG) {
+                k_cache[pos * p.kv_dim + kv_off + d] = kn[d];
+                v_cache[pos * p.kv_dim + kv_off + d] = vn[d];
+            }
+        }
+    }
     var m = -3.0e38;
     var l = 0.0;
     var acc = vec4<f32>(0.0);
@@ -51,8 +109,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (j <= pos) {
             var dot = 0.0;
             let kb = j * p.kv_dim + kv_off;
-            for (var d = 0u; d < hd; d++) {
-                dot += qs[d] * k_cache[kb + d];
+            if (fused && j == pos) {
+                for (var d = 0u; d < hd; d++) {
+                    dot += qs[d] * kn[d];
+                }
+            } else {
+                for (var d = 0u; d < hd; d++) {
+                    dot += qs[d] * k_cache[kb + d];
+                }
             }
             s = dot * p.scale;
         }
@@ -70,10 +134,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let e = exp(sc[jj] - tmax);
             l += e;
             let vb = (base + jj) * p.kv_dim + kv_off;
+            let from_new = fused && base + jj == pos;
             for (var c = 0u; c < 4u; c++) {
                 let d = lid + c * WG;
                 if (d < hd) {
-                    acc[c] += e * v_cache[vb + d];
+                    // Not a select: the cache row of the new position is being written now.
+                    if (from_new) {
+                        acc[c] += e * vn[d];
+                    } else {
+                        acc[c] += e * v_cache[vb + d];
+                    }
                 }
             }
         }

@@ -425,7 +425,10 @@ fn kv_store_and_attention_over_several_tiles() {
         kv_dim: kv_dim as u32,
         scale: scale_f,
         window: window as u32,
-        _pad: [0; 2],
+        fused: 0,
+        half: 0,
+        neox: 0,
+        _pad: [0; 3],
     };
     let out = run_kernel(
         &ctx,
@@ -438,6 +441,9 @@ fn kv_store_and_attention_over_several_tiles() {
             Binding::Storage(poison(n * n_head * hd)),
             Binding::Uniform(bytes_of(&pa).to_vec()),
             step(n as u32, start as u32),
+            Binding::Storage(poison(4)),
+            Binding::Storage(poison(4)),
+            Binding::Storage(poison(4)),
         ],
         (n * n_head) as u32,
     )
@@ -613,6 +619,98 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
         assert_close(&format!("rope_kv q neox={neox}"), &f32s(&out[0]), &f64s(&want_q), &ones(want_q.len()));
         assert_close(&format!("rope_kv k cache neox={neox}"), &f32s(&out[3]), &f64s(&want_k), &ones(want_k.len()));
         assert_eq!(f32s(&out[4]), want_v, "rope_kv v cache neox={neox}");
+    }
+}
+
+/// Decoding one token, attention also rotates its query and the new key and stores the key
+/// and value (rope_kv.wgsl's work, fused): against f64 RoPE and attention, with grouped
+/// queries, partial rotary dims, both pair layouts, a cache longer than one tile and windows.
+#[test]
+fn fused_decode_attention_rotates_stores_and_attends() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (n_head, n_kv, hd, rope_dim, start) = (4usize, 2usize, 10usize, 8usize, 70usize);
+    let (half, kv_dim) = (rope_dim / 2, n_kv * hd);
+    let table: Vec<f32> = (0..=start)
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
+        .collect();
+    let rotate = |x: &[f32], neox: bool| -> Vec<f64> {
+        let mut y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        for i in 0..half {
+            let (c, s) = (table[(start * half + i) * 2] as f64, table[(start * half + i) * 2 + 1] as f64);
+            let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+            let (x0, x1) = (x[a] as f64, x[b] as f64);
+            y[a] = x0 * c - x1 * s;
+            y[b] = x0 * s + x1 * c;
+        }
+        y
+    };
+    let scale_f = 1.0 / (hd as f32).sqrt();
+    for neox in [false, true] {
+        for window in [0usize, 3] {
+            let q = floats(&mut rng, n_head * hd);
+            let (k, v) = (floats(&mut rng, kv_dim), floats(&mut rng, kv_dim));
+            let (old_k, old_v) = (floats(&mut rng, start * kv_dim), floats(&mut rng, start * kv_dim));
+            let with_poison = |old: &[f32]| {
+                let mut c: Vec<u8> = cast_slice(old).to_vec();
+                c.extend(poison(kv_dim));
+                c
+            };
+            let pa = params::Attention {
+                n_head: n_head as u32,
+                n_head_kv: n_kv as u32,
+                head_dim: hd as u32,
+                kv_dim: kv_dim as u32,
+                scale: scale_f,
+                window: window as u32,
+                fused: 1,
+                half: half as u32,
+                neox: neox as u32,
+                _pad: [0; 3],
+            };
+            let out = run_kernel(
+                &ctx,
+                Kernel::Attention,
+                None,
+                &[
+                    Binding::Storage(cast_slice(&q).to_vec()),
+                    Binding::Storage(with_poison(&old_k)),
+                    Binding::Storage(with_poison(&old_v)),
+                    Binding::Storage(poison(n_head * hd)),
+                    Binding::Uniform(bytes_of(&pa).to_vec()),
+                    step(1, start as u32),
+                    Binding::Storage(cast_slice(&k).to_vec()),
+                    Binding::Storage(cast_slice(&v).to_vec()),
+                    Binding::Storage(cast_slice(&table).to_vec()),
+                ],
+                n_head as u32,
+            )
+            .unwrap();
+            let new_k: Vec<f64> = k.chunks(hd).flat_map(|h| rotate(h, neox)).collect();
+            let key = |j: usize, i: usize| if j == start { new_k[i] } else { old_k[j * kv_dim + i] as f64 };
+            let value = |j: usize, i: usize| if j == start { v[i] as f64 } else { old_v[j * kv_dim + i] as f64 };
+            let what = format!("neox={neox} window={window}");
+            let stored_k = &f32s(&out[1])[start * kv_dim..];
+            assert_close(&format!("fused attention: stored key, {what}"), stored_k, &new_k, &vec![1.0; kv_dim]);
+            assert_eq!(&f32s(&out[2])[start * kv_dim..], &v[..], "fused attention: stored value, {what}");
+            let mut want = Vec::new();
+            for h in 0..n_head {
+                let kvo = (h / (n_head / n_kv)) * hd;
+                let qh = rotate(&q[h * hd..(h + 1) * hd], neox);
+                let first = if window > 0 { (start + 1).saturating_sub(window) } else { 0 };
+                let s: Vec<f64> = (first..=start).map(|j| (0..hd).map(|d| qh[d] * key(j, kvo + d)).sum::<f64>() * scale_f as f64).collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..hd {
+                    want.push((first..=start).zip(&e).map(|(j, e)| e / z * value(j, kvo + d)).sum::<f64>());
+                }
+            }
+            assert_close(&format!("fused attention: output, {what}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+        }
     }
 }
 

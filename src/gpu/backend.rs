@@ -160,7 +160,7 @@ impl GpuBackend {
 
     /// Number of compute dispatches one greedy decoding step records.
     pub fn dispatches_per_token(&self) -> usize {
-        self.dispatches.iter().filter(|d| d.role != Role::LogitsAll).count()
+        self.dispatches.iter().filter(|d| d.role != Role::LogitsAll && d.for_tokens(1).is_some()).count()
     }
 
     /// The per-forward inputs: token ids and the step record.
@@ -212,7 +212,7 @@ impl GpuBackend {
     /// Records the dispatches `wanted` selects for a batch of `n` tokens; returns how many.
     fn record_forward(&self, pass: &mut wgpu::ComputePass, n: u32, wanted: &impl Fn(Role) -> bool) -> usize {
         let mut dispatched = 0;
-        for d in self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)) {
+        for d in self.dispatches.iter().filter(|d| wanted(d.role)).filter_map(|d| d.for_tokens(n)) {
             record(pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
             dispatched += 1;
         }
@@ -502,7 +502,7 @@ impl Backend for GpuBackend {
         let n = tokens.len() as u32;
         let greedy = n == 1;
         let wanted = |r: Role| r == Role::Always || (greedy && matches!(r, Role::LogitsLast | Role::Argmax));
-        let ds: Vec<&Dispatch> = self.dispatches.iter().filter(|d| wanted(d.role)).map(|d| d.for_tokens(n)).collect();
+        let ds: Vec<&Dispatch> = self.dispatches.iter().filter(|d| wanted(d.role)).filter_map(|d| d.for_tokens(n)).collect();
         let queries = 2 * ds.len() as u32;
         if queries > wgpu::QUERY_SET_MAX_QUERIES {
             return Err(Error::Gpu(format!("{} dispatches are too many to time in one query set", ds.len())));

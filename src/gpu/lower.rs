@@ -55,16 +55,24 @@ pub(super) struct Dispatch {
     pub bind_group: wgpu::BindGroup,
     pub grid: Grid,
     pub role: Role,
-    /// The same work for batches of `TILED_FROM` tokens or more (matmuls: the tiled kernel).
+    /// The same work for batches of `batched_from` tokens or more (matmuls: the tiled kernel
+    /// from `TILED_FROM`; attention: the unfused form from 2).
     pub batched: Option<Box<Dispatch>>,
+    pub batched_from: u32,
+    /// Recorded only for batches of at least this many tokens: for one token the next
+    /// dispatch does this work itself (RoPE and the KV store, in the fused attention).
+    pub min_tokens: u32,
 }
 
 impl Dispatch {
-    /// The form of this dispatch to record for `n` tokens.
-    pub fn for_tokens(&self, n: u32) -> &Dispatch {
+    /// The form of this dispatch to record for `n` tokens, if any.
+    pub fn for_tokens(&self, n: u32) -> Option<&Dispatch> {
+        if n < self.min_tokens {
+            return None;
+        }
         match &self.batched {
-            Some(b) if n >= TILED_FROM => b,
-            _ => self,
+            Some(b) if n >= self.batched_from => Some(b),
+            _ => Some(self),
         }
     }
 }
@@ -173,24 +181,26 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     let no_out3 = storage(ctx, "no third output", 16);
     // Copies that fill stacked bias buffers, submitted once at the end.
     let mut copies = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stacked biases") });
-    let mut pipes = Pipelines::default();
-    let mut dispatches = Vec::new();
-    let mut build = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
-        let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
+    let pipes = std::cell::RefCell::new(Pipelines::default());
+    // Shared by `add` and the fused forms that adjust the dispatch it just added.
+    let dispatches = std::cell::RefCell::new(Vec::new());
+    let build = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
+        let pipeline = pipes.borrow_mut().get(&ctx.device, kernel, ty).clone();
         let bind_group = bind_group(ctx, &pipeline, bufs);
-        Dispatch { kernel, pipeline, bind_group, grid, role, batched: None }
+        Dispatch { kernel, pipeline, bind_group, grid, role, batched: None, batched_from: TILED_FROM, min_tokens: 1 }
     };
-    let mut add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
+    let add = |kernel: Kernel, ty, bufs: &[&wgpu::Buffer], grid: Grid, role: Role| {
         let mut d = build(kernel, ty, bufs, grid, role);
         // Matmuls over every token also get the tiled form for prefill.
         if let Grid::MatMul(Kernel::MatMul, rows) = grid {
             let tiled = build(Kernel::MatMulTiled, ty, bufs, Grid::MatMul(Kernel::MatMulTiled, rows), role);
             d.batched = Some(Box::new(tiled));
         }
-        dispatches.push(d);
+        dispatches.borrow_mut().push(d);
     };
     let kv = c.kv_dim() as u32;
-    let attention_params = |window: usize| {
+    // `rope`: the fused decode form's RoPE variant (see attention.wgsl).
+    let attention_params = |window: usize, rope: Option<&crate::model::RopeSpec>| {
         uniform(
             ctx,
             &params::Attention {
@@ -200,10 +210,15 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 kv_dim: kv,
                 scale: c.attn_scale,
                 window: window as u32,
-                _pad: [0; 2],
+                fused: rope.is_some() as u32,
+                half: rope.map_or(0, |r| r.half() as u32),
+                neox: rope.is_some_and(|r| r.style == RopeStyle::Neox) as u32,
+                _pad: [0; 3],
             },
         )
     };
+    // Bindings the unfused attention does not read (the fused form's new K, V and table).
+    let unused = storage(ctx, "unused", 16);
     let ropes = c.ropes();
     let rope_kv_params: Vec<wgpu::Buffer> = ropes
         .iter()
@@ -402,8 +417,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     add(Kernel::MatMul, Some(w.ty), &bufs, Grid::MatMul(Kernel::MatMul, part.rows), Role::Always);
                 }
             }
-            // RoPE on Q and K followed by attention over them: rotate both, store K and V
-            // in the cache in one dispatch, then attend.
+            // RoPE on Q and K followed by attention over them. A batch rotates both and
+            // stores K and V in the cache in one dispatch, then attends; one token (decoding)
+            // does it all in the attention dispatch.
             Op::Rope { target: qa, rope, .. }
                 if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
                     (Some(Op::Rope { target: ka, rope: r2, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka && *r2 == rope) =>
@@ -411,10 +427,16 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let Some(&Op::Attention { layer, q, k, v, out, window }) = plan.ops.get(i + 2) else { unreachable!() };
                 let per_token = (c.n_head * ropes[rope].half() + 2 * c.kv_dim()) as u32;
                 let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &b.rope_tables[rope], &rope_kv_params[rope], step];
-                add(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
-                let pa = attention_params(window);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step];
-                add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
+                let mut rope_kv = build(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
+                rope_kv.min_tokens = 2;
+                let grid = Grid::PerToken(c.n_head as u32);
+                let (pf, pa) = (attention_params(window, Some(&ropes[rope])), attention_params(window, None));
+                let fused = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pf, step, act(k), act(v), &b.rope_tables[rope]];
+                let mut attention = build(Kernel::Attention, None, &fused, grid, Role::Always);
+                let batched = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &unused];
+                attention.batched = Some(Box::new(build(Kernel::Attention, None, &batched, grid, Role::Always)));
+                attention.batched_from = 2;
+                dispatches.borrow_mut().extend([rope_kv, attention]);
                 done[i + 1] = true;
                 done[i + 2] = true;
             }
@@ -433,8 +455,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             Op::Attention { layer, q, k, v, out, window } => {
                 let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
                 add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step], Grid::Threads(kv), Role::Always);
-                let pa = attention_params(window);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step];
+                let pa = attention_params(window, None);
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &unused];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
             Op::Glu { gate, up, act: activation } => {
@@ -471,5 +493,5 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
         }
     }
     ctx.queue.submit([copies.finish()]);
-    dispatches
+    dispatches.into_inner()
 }

@@ -134,7 +134,12 @@ pub struct Attention {
     pub scale: f32,
     /// Keys a query sees (its own position and `window − 1` before it); 0: all.
     pub window: u32,
-    pub _pad: [u32; 2],
+    /// 1: decoding one token, with RoPE on the query and the new key and the KV store done
+    /// here (`half`, `neox` as in [`RopeKv`]).
+    pub fused: u32,
+    pub half: u32,
+    pub neox: u32,
+    pub _pad: [u32; 3],
 }
 
 /// `kv_store` and `argmax` take one width.

@@ -1,7 +1,8 @@
 //! Lowering the forward plan to GPU dispatches: each op becomes a pre-built pipeline, bind
 //! group and grid, and patterns in the plan become fused kernels (a norm folded into the
 //! matmuls that read it; Q, K, V or gate and up from one stacked weight; biases added by the
-//! matmul that produces their target; RoPE with the KV write; gate/up with the gated
+//! matmul that produces their target; RoPE with the KV write, and for one token with the
+//! attention too; gate/up with the gated
 //! activation; a post-norm with its residual add).
 
 use super::backend::storage;
@@ -430,7 +431,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let mut rope_kv = build(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
                 rope_kv.min_tokens = 2;
                 let grid = Grid::PerToken(c.n_head as u32);
-                let (pf, pa) = (attention_params(window, Some(&ropes[rope])), attention_params(window, None));
+                let (pf, pa) = (attention_params(window, Some(ropes[rope])), attention_params(window, None));
                 let fused = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pf, step, act(k), act(v), &b.rope_tables[rope]];
                 let mut attention = build(Kernel::Attention, None, &fused, grid, Role::Always);
                 let batched = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &unused];

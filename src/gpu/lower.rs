@@ -2,8 +2,7 @@
 //! group and grid, and patterns in the plan become fused kernels (a norm folded into the
 //! matmuls that read it; Q, K, V or gate and up from one stacked weight; biases added by the
 //! matmul that produces their target; RoPE with the KV write, and for one token with the
-//! attention too; gate/up with the gated
-//! activation; a post-norm with its residual add).
+//! attention too; gate/up with the gated activation; a post-norm with its residual add).
 
 use super::backend::storage;
 use super::context::GpuContext;

@@ -48,6 +48,8 @@ const page = {
   lastFinishReason: null,
   lastUsage: null,
   lastTiming: null,
+  // The first reply's first token after a load, from the start of that load (ms).
+  firstTokenMs: null,
   lastSettings: null, // the settings the last reply was asked with (the request less messages)
   memorySamples: [],
   loadProgress: null,
@@ -178,6 +180,7 @@ async function loadModel() {
       },
     });
     page.engine = engine;
+    page.firstTokenMs = null;
     history = [];
     setMode(engine.info.chat_template ? 'chat' : 'completion');
     ui.status.textContent = statusText(engine.info);
@@ -315,7 +318,14 @@ async function send() {
       const n = page.lastUsage.completion_tokens;
       const speed = t.decode_tokens > 0 ? ` · ${(t.decode_tokens / (t.decode_ms / 1000)).toFixed(t.decode_ms > 1000 * t.decode_tokens ? 2 : 1)} tokens/s` : '';
       const who = page.mode === 'chat' ? 'Assistant' : 'Continuation';
-      reply.el.querySelector('.who').textContent = `${who} · ${n} token${n === 1 ? '' : 's'}${speed}`;
+      // Time to the first token: reading the prompt and drawing one token. For the first reply
+      // of a model also from the start of its load (from the network or the offline cache).
+      let first = ` · first token in ${(t.prefill_ms / 1000).toFixed(2)} s`;
+      if (page.firstTokenMs == null && engine.info?.load_ms != null) {
+        page.firstTokenMs = engine.info.load_ms + t.prefill_ms;
+        first += ` (${(page.firstTokenMs / 1000).toFixed(2)} s from the start of the${engine.info.from_cache ? ' cached' : ''} load)`;
+      }
+      reply.el.querySelector('.who').textContent = `${who} · ${n} token${n === 1 ? '' : 's'}${first}${speed}`;
     }
   } catch (e) {
     page.lastFinishReason = 'error';

@@ -1291,8 +1291,9 @@ const tests = [
       await ensureLoaded(page, 'cpu'); // the model is in the cache (when run alone too)
       const ready = await page.evaluate(async () => {
         const reg = await navigator.serviceWorker.ready;
-        const shell = await caches.open('hearth-shell-v1');
-        const names = ['index.html', 'app.js', 'hearth.js', 'worker.js', 'style.css', 'pkg/hearth.js', 'pkg/hearth_bg.wasm'];
+        const shell = await caches.open('hearth-shell-v3');
+        const names = ['index.html', 'app.js', 'hearth.js', 'worker.js', 'thread.js', 'style.css', 'pkg/hearth.js', 'pkg/hearth_bg.wasm',
+          'pkg-mt/hearth.js', 'pkg-mt/hearth_bg.wasm', 'pkg-grammar/hearth_grammar.js', 'pkg-grammar/hearth_grammar_bg.wasm'];
         const missing = [];
         for (const n of names) if (!(await shell.match(new URL(n, reg.scope).href))) missing.push(n);
         const models = (await (await caches.open('hearth-models-v1')).keys()).map((r) => r.url);
@@ -1309,8 +1310,11 @@ const tests = [
       check(s.info.from_cache, 'the model did not come from Cache Storage');
       const r = await uiSend(page, 'Hello!', { temperature: 0, maxTokens: 4 });
       check(!r.error && r.ids.length > 0, `offline reply: ${r.error}`);
-      log(`controlled by the service worker: ${controlled}; model from cache in ${ms(s.info.load_ms)}; reply ${JSON.stringify(r.text)}`);
+      // The page reports the time from the start of the cached load to the first token.
+      const first = await page.evaluate(() => ({ ms: window.hearthPage.firstTokenMs, who: [...document.querySelectorAll('#messages .assistant .who')].pop().textContent, isolated: self.crossOriginIsolated }));
+      log(`controlled by the service worker: ${controlled} (cross-origin isolated: ${first.isolated}, threads ${s.info.threads}); model from cache in ${ms(s.info.load_ms)}; reply ${JSON.stringify(r.text)}; "${first.who}"`);
       check(controlled, 'the reloaded page is not controlled by the service worker');
+      check(first.ms >= s.info.load_ms && /first token in [\d.]+ s \([\d.]+ s from the start of the cached load\)/.test(first.who), `first-token report: ${JSON.stringify(first)}`);
     },
   },
   {

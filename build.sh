@@ -197,7 +197,7 @@ run_tests() {
   log "running the Rust tests"
   # lavapipe is installed above: a GPU test that finds no adapter fails instead of skipping.
   rm -f target/tmp/gpu-skips.txt
-  HEARTH_REQUIRE_GPU=1 cargo test --release -j"$JOBS" -- --test-threads=2
+  HEARTH_REQUIRE_GPU=1 cargo test --release -j"$JOBS" --workspace -- --test-threads=2
   if [ -s target/tmp/gpu-skips.txt ]; then
     log "$(wc -l <target/tmp/gpu-skips.txt) GPU tests skipped:"; cat target/tmp/gpu-skips.txt
   fi

@@ -310,6 +310,9 @@ impl Engine {
             serde_json::from_str(sampling).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
         let mut sampler = Sampler::from_config(config).map_err(js_err)?;
         if let Some(bits) = mask {
+            if bits.len() * 32 < self.model.config().n_vocab {
+                return Err(JsError::new(&format!("the grammar mask has {} words; the vocabulary needs {}", bits.len(), self.model.config().n_vocab.div_ceil(32))));
+            }
             let mut c = Constraint::external();
             c.supply(bits);
             sampler.set_constraint(Some(c));

@@ -984,7 +984,7 @@ const tests = [
         const first = await engine();
         out.backend = JSON.parse(first.info()).backend;
         const opts = '{"max_tokens": 8}';
-        out.before = JSON.parse(await first.start(prompt, '{"temperature": 0}', '', opts)).id;
+        out.before = JSON.parse(await first.start(prompt, '{"temperature": 0}', undefined, opts)).id;
         first.__loseDeviceForTests();
         try {
           out.after = await first.step();
@@ -992,7 +992,7 @@ const tests = [
           out.error = String(e.message ?? e);
         }
         const second = await engine();
-        out.again = JSON.parse(await second.start(prompt, '{"temperature": 0}', '', opts)).id;
+        out.again = JSON.parse(await second.start(prompt, '{"temperature": 0}', undefined, opts)).id;
         return out;
       }, MODEL_REL);
       log(`backend ${r.backend}; first token ${r.before}; after the loss: ${JSON.stringify(r.error ?? r.after)}; reloaded: first token ${r.again}`);
@@ -1162,7 +1162,7 @@ const tests = [
             const loader = await m.Loader.create(bytes.length, 'gpu');
             for (let at = 0; at < bytes.length; at += 1 << 20) loader.push(bytes.subarray(at, at + (1 << 20)));
             const gpuEngine = loader.finish(64, 0);
-            const first = JSON.parse(await gpuEngine.start(Uint32Array.from([1, 9690, 198, 2683]), '{"temperature": 0}', '', '{"max_tokens": 2}'));
+            const first = JSON.parse(await gpuEngine.start(Uint32Array.from([1, 9690, 198, 2683]), '{"temperature": 0}', undefined, '{"max_tokens": 2}'));
             const second = JSON.parse(await gpuEngine.step());
             const loaded = count();
             gpuEngine.free();

@@ -277,9 +277,12 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     let prefill_s = t0.elapsed().as_secs_f64();
     let before = session.backend().traffic();
     let t1 = std::time::Instant::now();
-    for _ in 0..gen_tokens {
+    for i in 0..gen_tokens {
+        // As a reply of gen_tokens tokens would: no greedy run computes past the last one.
+        session.lookahead = gen_tokens - i;
         id = session.append_greedy(&[id])?;
     }
+    session.lookahead = usize::MAX;
     let decode_s = t1.elapsed().as_secs_f64();
     // Per decoded token: what the host asked of the device (GPU backends).
     let traffic = session.backend().traffic().zip(before).map(|(after, before)| after.per(&before, gen_tokens));

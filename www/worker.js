@@ -171,7 +171,9 @@ function freeVocabulary() {
   vocabulary = null;
 }
 
-const heapBytes = () => (wasm && wasm.memory ? wasm.memory.buffer.byteLength : 0);
+// The wasm heap's current size. grow(0) reads it afresh: with shared memory (the threaded
+// package) a cached `buffer` may still have the length from before another thread grew it.
+const heapBytes = () => (wasm && wasm.memory ? wasm.memory.grow(0) * 65536 : 0);
 
 self.onmessage = (event) => {
   const msg = event.data || {};

@@ -69,7 +69,7 @@ impl QuantizedActs {
 pub fn supports(ty: GgmlType) -> bool {
     matches!(
         ty,
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K
     )
 }
 
@@ -77,6 +77,8 @@ pub fn supports(ty: GgmlType) -> bool {
 /// an integer kernel (see [`supports`]) or a size mismatch.
 pub fn dot_row(ty: GgmlType, bytes: &[u8], x: &QuantizedActs) -> f32 {
     match ty {
+        GgmlType::Q4_K => dot_k::<144>(bytes, x, q4_k_sub),
+        GgmlType::Q6_K => dot_k::<210>(bytes, x, q6_k_sub),
         GgmlType::Q4_0 => dot::<18>(bytes, x, |b| (f16_at(b, 0), 0.0, nibbles(&b[2..18], 0, 8))),
         GgmlType::Q4_1 => dot::<20>(bytes, x, |b| {
             (f16_at(b, 0), f16_at(b, 2), nibbles(&b[4..20], 0, 0))
@@ -124,6 +126,55 @@ fn dot<const BYTES: usize>(
     lanes::sum(acc) + min_acc
 }
 
+/// The K-quants' loop over 256-element super-blocks: `decode(block, j)` gives activation block
+/// `j`'s 32 integer quants, the scales of its two halves (`d · sc`, equal where a sub-block
+/// has 32 elements) and the term per unit of activation (`−dmin · m`, or 0).
+#[inline(always)]
+fn dot_k<const BYTES: usize>(bytes: &[u8], x: &QuantizedActs, decode: impl Fn(&[u8], usize) -> ([f32; 2], f32, [i16; 32])) -> f32 {
+    assert!(bytes.len().is_multiple_of(BYTES) && bytes.len() / BYTES * 256 == x.len(), "int16 dot: size mismatch");
+    let mut acc = lanes::ZERO;
+    let mut min_acc = 0f32;
+    for (sb, block) in bytes.chunks_exact(BYTES).enumerate() {
+        for j in 0..8 {
+            let b = sb * 8 + j;
+            let ([da, db], m, q) = decode(block, j);
+            let xs = &x.q[b * QBLOCK..(b + 1) * QBLOCK];
+            let (qa, qb) = q.split_at(16);
+            acc = lanes::madd(acc, lanes::dot_i16x16(qa.try_into().unwrap(), xs[..16].try_into().unwrap()), da * x.scale[b]);
+            acc = lanes::madd(acc, lanes::dot_i16x16(qb.try_into().unwrap(), xs[16..].try_into().unwrap()), db * x.scale[b]);
+            min_acc += m * x.sum[b];
+        }
+    }
+    lanes::sum(acc) + min_acc
+}
+
+/// Q4_K (see `blocks::kquants`): sub-block `j` of 32 is the low (even `j`) or high nibbles of
+/// bytes `32·(j/2)..` of `qs`, with 6-bit scale and minimum.
+#[inline(always)]
+fn q4_k_sub(block: &[u8], j: usize) -> ([f32; 2], f32, [i16; 32]) {
+    let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
+    let (sc, m) = crate::quant::blocks::kquants::scale_min_k4(&block[4..16], j);
+    let bytes: &[u8; 32] = block[16 + 32 * (j / 2)..][..32].try_into().unwrap();
+    let shift = 4 * (j % 2);
+    let dl = d * sc as f32;
+    // The minimum is subtracted: `d·sc·q − dmin·m`.
+    ([dl, dl], -(dmin * m as f32), std::array::from_fn(|i| ((bytes[i] >> shift) & 0x0F) as i16))
+}
+
+/// Q6_K (see `blocks::kquants`): elements `32·j..` are 4 low bits from `ql` and 2 high bits
+/// from `qh`, less 32, in two sub-blocks of 16 with signed 8-bit scales.
+#[inline(always)]
+fn q6_k_sub(block: &[u8], j: usize) -> ([f32; 2], f32, [i16; 32]) {
+    let (ql, qh, scales) = (&block[..128], &block[128..192], &block[192..208]);
+    let d = f16_at(block, 208);
+    let (half, quarter) = (j / 4, j % 4);
+    let low: &[u8; 32] = ql[64 * half + 32 * (quarter % 2)..][..32].try_into().unwrap();
+    let high: &[u8; 32] = qh[32 * half..][..32].try_into().unwrap();
+    let (ls, hs) = (4 * (quarter / 2), 2 * quarter);
+    let q = std::array::from_fn(|i| (((low[i] >> ls) & 0x0F) | (((high[i] >> hs) & 3) << 4)) as i16 - 32);
+    ([d * (scales[2 * j] as i8) as f32, d * (scales[2 * j + 1] as i8) as f32], 0.0, q)
+}
+
 /// Four i32 / f32 lanes, as `i32x4.dot_i16x8_s` produces them: lane `l` of a 32-element dot
 /// sums the products of elements `8v + 2l` and `8v + 2l + 1` (exact: |q| ≤ 128,
 /// |xq| ≤ 32767). Each lane then adds `lane · ds` to its f32 accumulator (no fused multiply-add
@@ -132,6 +183,18 @@ fn dot<const BYTES: usize>(
 mod lanes {
     pub type F32x4 = [f32; 4];
     pub const ZERO: F32x4 = [0.0; 4];
+
+    #[inline(always)]
+    pub fn dot_i16x16(q: &[i16; 16], x: &[i16; 16]) -> [i32; 4] {
+        let mut lanes = [0i32; 4];
+        for v in 0..2 {
+            for (l, lane) in lanes.iter_mut().enumerate() {
+                let i = 8 * v + 2 * l;
+                *lane += q[i] as i32 * x[i] as i32 + q[i + 1] as i32 * x[i + 1] as i32;
+            }
+        }
+        lanes
+    }
 
     #[inline(always)]
     pub fn dot_i16x32(q: &[i16; 32], x: &[i16; 32]) -> [i32; 4] {
@@ -167,6 +230,13 @@ mod lanes {
     pub const ZERO: F32x4 = f32x4(0.0, 0.0, 0.0, 0.0);
 
     #[inline(always)]
+    pub fn dot_i16x16(q: &[i16; 16], x: &[i16; 16]) -> v128 {
+        // SAFETY: each load reads 8 i16 (16 bytes) inside a 16-element array.
+        let ld = |a: &[i16; 16], v: usize| unsafe { v128_load(a.as_ptr().add(8 * v) as *const v128) };
+        i32x4_add(i32x4_dot_i16x8(ld(q, 0), ld(x, 0)), i32x4_dot_i16x8(ld(q, 1), ld(x, 1)))
+    }
+
+    #[inline(always)]
     pub fn dot_i16x32(q: &[i16; 32], x: &[i16; 32]) -> v128 {
         // SAFETY: each load reads 8 i16 (16 bytes) inside a 32-element array.
         let ld =
@@ -191,6 +261,7 @@ mod lanes {
 }
 
 /// The 32 quants of a 4/5-bit block (low nibbles first, fifth bits from `qh`), less `offset`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn nibbles(qs: &[u8], qh: u32, offset: i16) -> [i16; 32] {
     let qs: &[u8; 16] = qs.try_into().unwrap();
@@ -198,6 +269,38 @@ fn nibbles(qs: &[u8], qh: u32, offset: i16) -> [i16; 32] {
     for j in 0..16 {
         q[j] = ((qs[j] & 0x0F) | (((qh >> j) as u8 & 1) << 4)) as i16 - offset;
         q[j + 16] = ((qs[j] >> 4) | (((qh >> (j + 16)) as u8 & 1) << 4)) as i16 - offset;
+    }
+    q
+}
+
+/// [`nibbles`] in wasm SIMD: wasm has no per-lane shifts, so the fifth bits are spread by
+/// broadcasting each byte of `qh` to 8 lanes and testing one bit per lane.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn nibbles(qs: &[u8], qh: u32, offset: i16) -> [i16; 32] {
+    use std::arch::wasm32::*;
+    let qs: &[u8; 16] = qs.try_into().unwrap();
+    // SAFETY: `qs` is 16 bytes; wasm loads need no alignment.
+    let v = unsafe { v128_load(qs.as_ptr() as *const v128) };
+    let (lo, hi) = (v128_and(v, u8x16_splat(0x0F)), u8x16_shr(v, 4));
+    let h = u32x4_splat(qh);
+    let bits = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    let fifth = |sel: v128| v128_and(u8x16_ne(v128_and(i8x16_swizzle(h, sel), bits), u8x16_splat(0)), u8x16_splat(0x10));
+    let lo = v128_or(lo, fifth(u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
+    let hi = v128_or(hi, fifth(u8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
+    let off = i16x8_splat(offset);
+    let mut q = [0i16; 32];
+    for (i, w) in [
+        u16x8_extend_low_u8x16(lo),
+        u16x8_extend_high_u8x16(lo),
+        u16x8_extend_low_u8x16(hi),
+        u16x8_extend_high_u8x16(hi),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // SAFETY: 8 i16 at 8·i inside the 32-element array.
+        unsafe { v128_store(q.as_mut_ptr().add(8 * i) as *mut v128, i16x8_sub(w, off)) };
     }
     q
 }
@@ -231,10 +334,11 @@ mod tests {
             for b in block.iter_mut() {
                 *b = lcg(seed) as u8;
             }
-            // Sane scales: d in ±[0.001, 0.1), m in ±0.5.
+            // Sane scales: d in ±[0.001, 0.1), m (and Q4_K's dmin) in ±0.5.
             let d = f16::from_f32((lcg(seed) % 1000) as f32 / 10_000.0 + 0.001);
-            block[..2].copy_from_slice(&d.to_le_bytes());
-            if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+            let at = if ty == GgmlType::Q6_K { 208 } else { 0 };
+            block[at..at + 2].copy_from_slice(&d.to_le_bytes());
+            if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K) {
                 let m = f16::from_f32((lcg(seed) % 1000) as f32 / 1000.0 - 0.5);
                 block[2..4].copy_from_slice(&m.to_le_bytes());
             }
@@ -255,6 +359,8 @@ mod tests {
             GgmlType::Q5_0,
             GgmlType::Q5_1,
             GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
         ] {
             assert!(supports(ty));
             for trial in 0..20 {
@@ -270,7 +376,7 @@ mod tests {
                         }
                     })
                     .collect();
-                let row = random_row(ty, k / 32, &mut seed);
+                let row = random_row(ty, k / ty.block_len(), &mut seed);
                 let mut xq = QuantizedActs::default();
                 xq.quantize(&x);
                 let got = dot_row(ty, &row, &xq);

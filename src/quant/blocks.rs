@@ -68,13 +68,13 @@ pub trait BlockFormat {
 /// `to_f32_const` is `half`'s portable conversion. Its `to_f32` would pick F16C at run time,
 /// but through an out-of-line call, which forces the kernels to spill their accumulators.
 #[inline(always)]
-fn f16_at(block: &[u8], at: usize) -> f32 {
+pub(crate) fn f16_at(block: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([block[at], block[at + 1]]).to_f32_const()
 }
 
 /// Reads the little-endian u32 at `block[at..at + 4]`.
 #[inline(always)]
-fn u32_at(block: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(block: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
 }
 

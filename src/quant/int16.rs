@@ -15,8 +15,8 @@
 //! exact i32 lane sums, and everything after them is the same f32 arithmetic in the same
 //! order, so both give bit-identical results.
 
-use half::f16;
 
+use super::blocks::{f16_at, u32_at};
 use super::GgmlType;
 
 /// Activations per scale: the block length of the formats with an integer kernel.
@@ -198,14 +198,9 @@ mod lanes {
 
     #[inline(always)]
     pub fn dot_i16x32(q: &[i16; 32], x: &[i16; 32]) -> [i32; 4] {
-        let mut lanes = [0i32; 4];
-        for v in 0..4 {
-            for (l, lane) in lanes.iter_mut().enumerate() {
-                let i = 8 * v + 2 * l;
-                *lane += q[i] as i32 * x[i] as i32 + q[i + 1] as i32 * x[i + 1] as i32;
-            }
-        }
-        lanes
+        let half = |a: &[i16; 32], h: usize| -> [i16; 16] { a[16 * h..16 * h + 16].try_into().unwrap() };
+        let (a, b) = (dot_i16x16(&half(q, 0), &half(x, 0)), dot_i16x16(&half(q, 1), &half(x, 1)));
+        std::array::from_fn(|l| a[l] + b[l])
     }
 
     #[inline(always)]
@@ -305,19 +300,10 @@ fn nibbles(qs: &[u8], qh: u32, offset: i16) -> [i16; 32] {
     q
 }
 
-#[inline(always)]
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([b[at], b[at + 1]]).to_f32_const()
-}
-
-#[inline(always)]
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
 
     /// A deterministic pseudo-random stream (no RNG crate needed for fixed test data).
     fn lcg(seed: &mut u64) -> u32 {

@@ -485,6 +485,37 @@ const tests = [
     },
   },
   {
+    name: 'coi-sw: on a host that sends no COOP/COEP headers the service worker supplies them: the page reloads once, is cross-origin isolated, and the CPU path runs one thread per core with the native greedy ids',
+    async run() {
+      const server = await startServer({ routes: { '/': WWW, '/models/': MODELS }, isolate: false });
+      const b = await launch({ webgpu: false });
+      try {
+        await b.page.goto(server.url, { waitUntil: 'load' });
+        // The page reloads itself once the service worker controls it; poll across that reload.
+        const deadline = Date.now() + 60_000;
+        let state = null;
+        while (Date.now() < deadline) {
+          state = await b.page
+            .evaluate(() => ({ isolated: self.crossOriginIsolated, controlled: !!navigator.serviceWorker.controller, ready: window.hearthPage !== undefined }))
+            .catch(() => null);
+          if (state?.isolated && state.ready) break;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        check(state?.isolated && state.controlled, `not cross-origin isolated through the service worker: ${JSON.stringify(state)}`);
+        const s = await uiLoad(b.page, MODEL_REL, 'cpu');
+        check(s.loaded, `load failed: ${s.error}`);
+        const cores = await b.page.evaluate(() => navigator.hardwareConcurrency);
+        const r = await uiSend(b.page, goldenMessage, { temperature: 0, maxTokens: GOLDEN_TOKENS });
+        log(`isolated by the service worker; ${s.info.threads} CPU threads on ${cores} cores; ids ${JSON.stringify(r.ids)}`);
+        check(s.info.threads === Math.min(cores, 8), `info.threads ${s.info.threads} (${s.info.threads_note || 'no note'})`);
+        check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's`);
+      } finally {
+        await b.close();
+        await server.close();
+      }
+    },
+  },
+  {
     name: 'api: non-streaming create, stop strings, context overflow, engine still usable (CPU backend, for speed)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');

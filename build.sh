@@ -107,8 +107,8 @@ ensure_wasm_tools() {
 # the structured-output module it loads on first use (pkg-grammar/, the hearth-grammar crate)
 # and the multi-threaded engine (pkg-mt/: shared memory and atomics, for cross-origin isolated
 # pages). The latter rebuilds std with atomics, which needs rust-src and
-# RUSTC_BOOTSTRAP (-Z build-std) on the stable toolchain. wasm-opt runs only when npm's
-# binaryen is installed (node_modules/.bin/wasm-opt): Debian's wasm-opt 108 corrupts the output.
+# RUSTC_BOOTSTRAP (-Z build-std) on the stable toolchain. wasm-opt is npm's binaryen
+# (node_modules/.bin/wasm-opt, installed first): Debian's wasm-opt 108 corrupts the output.
 WASM_MT_FLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals \
   -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
@@ -116,6 +116,8 @@ WASM_MT_FLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals
 
 build_wasm() {
   ensure_wasm_tools
+  # npm's binaryen (wasm-opt): without it the engine module is 1.19 MB gzipped, not 0.99.
+  ensure_node_packages
   log "building the browser package"
   cargo build --profile web -j"$JOBS" --lib --target wasm32-unknown-unknown --no-default-features
   bindgen_opt target/wasm32-unknown-unknown/web/hearth.wasm www/pkg hearth

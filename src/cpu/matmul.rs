@@ -20,23 +20,21 @@ pub fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], accumulate: boo
     }
     let shared = SharedOut::new(out);
     let tasks = m.div_ceil(ROWS_PER_TASK);
-    if n == 1 && INT16_DECODE && int16::supports(w.ty) {
+    // Decode's activations, quantized once for every row (where the integer kernels serve).
+    let xq = (n == 1 && INT16_DECODE && int16::supports(w.ty)).then(|| {
         let mut xq = QuantizedActs::default();
         xq.quantize(&x[..k]);
-        par::for_each(tasks, |task| {
-            for r in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(m) {
-                let v = int16::dot_row(w.ty, w.row(r), &xq);
-                unsafe { shared.write(r, v, accumulate) };
-            }
-        });
-        return;
-    }
+        xq
+    });
     par::for_each(tasks, |task| {
         let rows = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(m);
         if n == 1 {
             // Decode: one dot per row straight from the quantized bytes.
             for r in rows {
-                let v = dot_row(w.ty, w.row(r), &x[..k]);
+                let v = match &xq {
+                    Some(xq) => int16::dot_row(w.ty, w.row(r), xq),
+                    None => dot_row(w.ty, w.row(r), &x[..k]),
+                };
                 unsafe { shared.write(r, v, accumulate) };
             }
             return;

@@ -202,8 +202,14 @@ impl GpuBackend {
         for &(src, dst, bytes) in copies {
             encoder.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
         }
-        q.submit([encoder.finish()]);
-        self.len = start + tokens.len();
+        self.submitted(encoder, dispatched, t0, start + tokens.len());
+    }
+
+    /// Submits a recorded forward pass (or run) that leaves `len` positions cached, and counts
+    /// its dispatches, the submission and the host time since `t0`.
+    fn submitted(&mut self, encoder: wgpu::CommandEncoder, dispatched: usize, t0: web_time::Instant, len: usize) {
+        self.ctx.queue.submit([encoder.finish()]);
+        self.len = len;
         self.traffic.dispatches += dispatched as f64;
         self.traffic.submits += 1.0;
         self.traffic.encode_us += t0.elapsed().as_secs_f64() * 1e6;
@@ -252,11 +258,7 @@ impl GpuBackend {
             encoder.copy_buffer_to_buffer(&self.argmax, 0, &self.run_ids, i * 4, 4);
         }
         encoder.copy_buffer_to_buffer(&self.run_ids, 0, &self.run_staging, 0, steps as u64 * 4);
-        q.submit([encoder.finish()]);
-        self.len = start + steps;
-        self.traffic.dispatches += dispatched as f64;
-        self.traffic.submits += 1.0;
-        self.traffic.encode_us += t0.elapsed().as_secs_f64() * 1e6;
+        self.submitted(encoder, dispatched, t0, start + steps);
         self.count_readback(steps * 4);
         let bytes = read_back_async(&self.ctx, &self.run_staging, steps * 4).await?;
         Ok(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes))

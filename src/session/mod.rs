@@ -188,8 +188,8 @@ impl Session {
         block_on(self.append_greedy_async(tokens))
     }
 
-    /// [`append_greedy`](Self::append_greedy) without blocking.
-    /// Appends `tokens` and returns the argmax of the last one's logits. Appending one token,
+    /// [`append_greedy`](Self::append_greedy) without blocking: appends `tokens` and returns
+    /// the argmax of the last one's logits. Appending one token,
     /// on a backend that runs greedy steps without the host ([`Backend::greedy_run`]), computes
     /// up to that many ids at once and serves the next calls from them while each appends the
     /// id returned before; anything else first drops them (the cache is truncated back).
@@ -206,7 +206,6 @@ impl Session {
             let room = self.backend.max_context().saturating_sub(start);
             let steps = self.backend.greedy_run_len().min(self.lookahead).min(room);
             if steps > 1 {
-                crate::backend::check_batch(tokens, start, start, self.backend.max_context(), 1, self.n_vocab)?;
                 let ids = match self.backend.greedy_run_async(token, start, steps).await {
                     Ok(ids) if ids.len() == steps => ids,
                     Ok(_) => {

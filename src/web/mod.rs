@@ -41,13 +41,6 @@ pub fn panic_for_tests() {
     panic!("a deliberate panic for the panic-hook test");
 }
 
-/// Whether this is the multi-threaded build (shared memory; loadable only where the page is
-/// cross-origin isolated).
-#[wasm_bindgen(js_name = "isThreaded")]
-pub fn is_threaded() -> bool {
-    cfg!(target_feature = "atomics")
-}
-
 /// Sizes the CPU thread pool (the engine's own thread included), before any model is loaded.
 /// JavaScript then starts `n - 1` Web Workers on this module and its memory, each calling
 /// [`thread_pool_worker`]. Fails in the single-threaded build.

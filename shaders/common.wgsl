@@ -2,8 +2,9 @@
 struct Step {
     n_tokens: u32,
     start_pos: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // The Philox counter of a draw after this step (shaders/draw.wgsl), low word first.
+    draw_lo: u32,
+    draw_hi: u32,
 }
 
 // Dispatches above 65,535 workgroups are folded into 2-D; this recovers the linear index.

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::sampler::DeviceDraw;
 use crate::Result;
 
 /// A boxed future borrowing the backend: what the async forward calls return.
@@ -47,29 +48,36 @@ pub trait Backend {
         Box::pin(std::future::ready(self.forward_argmax(tokens, start)))
     }
 
-    /// Most greedy steps [`greedy_run`](Self::greedy_run) computes per call without the host in
-    /// the loop (1: none; it would only repeat [`forward_argmax`](Self::forward_argmax)).
-    fn greedy_run_len(&self) -> usize {
+    /// Most decoding steps [`decode_run`](Self::decode_run) computes per call without the host
+    /// in the loop (1: none; it would only repeat the single-step calls).
+    fn decode_run_len(&self) -> usize {
         1
     }
 
-    /// Greedy decoding of `steps` tokens in one go: evaluates `token` at position `start`, then
-    /// each step's argmax at the next position, and returns the `steps` ids drawn (each the
-    /// argmax of the logits after the one before). The cache then holds `start + steps`
-    /// positions; a caller that uses fewer of the ids truncates it.
-    fn greedy_run(&mut self, token: u32, start: usize, steps: usize) -> Result<Vec<u32>> {
+    /// Decodes `steps` tokens in one go: evaluates `token` at position `start`, then each
+    /// step's pick at the next position, and returns the `steps` ids picked. The pick is the
+    /// argmax (`draw` `None`) or the device draw `draw` describes, whose counter advances by
+    /// one per step. The cache then holds `start + steps` positions; a caller that uses fewer
+    /// of the ids truncates it.
+    fn decode_run(&mut self, token: u32, start: usize, steps: usize, draw: Option<DeviceDraw>) -> Result<Vec<u32>> {
         let mut ids = Vec::with_capacity(steps);
         let mut next = token;
         for i in 0..steps {
-            next = self.forward_argmax(&[next], start + i)?;
+            next = match draw {
+                None => self.forward_argmax(&[next], start + i)?,
+                Some(d) => {
+                    let candidates = self.forward_top_k(&[next], start + i, d.top_k)?;
+                    crate::sampler::draw_candidates(candidates, &DeviceDraw { counter: d.counter + i as u64, ..d })?
+                }
+            };
             ids.push(next);
         }
         Ok(ids)
     }
 
-    /// [`greedy_run`](Self::greedy_run) without blocking.
-    fn greedy_run_async<'a>(&'a mut self, token: u32, start: usize, steps: usize) -> BoxFuture<'a, Result<Vec<u32>>> {
-        Box::pin(std::future::ready(self.greedy_run(token, start, steps)))
+    /// [`decode_run`](Self::decode_run) without blocking.
+    fn decode_run_async<'a>(&'a mut self, token: u32, start: usize, steps: usize, draw: Option<DeviceDraw>) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(std::future::ready(self.decode_run(token, start, steps, draw)))
     }
 
     /// The largest k for which [`forward_top_k`](Self::forward_top_k) selects on the device

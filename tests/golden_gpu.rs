@@ -66,7 +66,7 @@ fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
     fresh.append_greedy(&ids).unwrap();
     let before = session.backend().traffic().unwrap();
     let (mut a, mut b) = (next, next);
-    let n = 2 * hearth::gpu::GREEDY_RUN;
+    let n = 2 * hearth::gpu::DECODE_RUN;
     for _ in 0..n {
         a = session.append_greedy(&[a]).unwrap();
         b = fresh.append_greedy(&[b]).unwrap();
@@ -74,9 +74,9 @@ fn profile_times_every_dispatch_and_leaves_the_sequence_alone() {
     }
     assert_eq!(session.tokens(), fresh.tokens());
     // What a greedy token cost the host: every dispatch of the plan, but one submission and
-    // one readback (of the run's 4-byte ids) per run of GREEDY_RUN tokens.
+    // one readback (of the run's 4-byte ids) per run of DECODE_RUN tokens.
     let step = session.backend().traffic().unwrap().per(&before, n);
-    let per_run = 1.0 / hearth::gpu::GREEDY_RUN as f64;
+    let per_run = 1.0 / hearth::gpu::DECODE_RUN as f64;
     assert_eq!((step.dispatches, step.submits, step.readbacks, step.readback_bytes), (per_token as f64, per_run, per_run, 4.0), "{step:?}");
     assert!(step.submits <= 0.25 && step.encode_us > 0.0);
 }
@@ -104,7 +104,7 @@ fn greedy_runs_past_the_end_of_a_reply_leave_the_next_turn_unchanged() {
     eprintln!("two greedy turns: {:?}", turns[0]);
     // Each turn ends on its end token; at least one mid-run, so that the run computed past it.
     assert!(turns[0].iter().all(|(_, reason)| *reason == hearth::session::StopReason::Eos), "{:?}", turns[0]);
-    assert!(turns[0].iter().any(|(ids, _)| ids.len() % hearth::gpu::GREEDY_RUN != 1), "{:?}", turns[0]);
+    assert!(turns[0].iter().any(|(ids, _)| ids.len() % hearth::gpu::DECODE_RUN != 1), "{:?}", turns[0]);
     assert_eq!(turns[0], turns[1]);
 }
 
@@ -133,4 +133,38 @@ fn top_k_sampling_selects_on_the_gpu_and_draws_what_the_full_logits_draw() {
     eprintln!("top-k 40 on the GPU: {selected:?} {:?}", model.tokenizer.decode(&selected, false).unwrap());
     assert_eq!(selected, full);
     assert!(selected.iter().collect::<std::collections::HashSet<_>>().len() > 2, "{selected:?}");
+}
+
+/// A seeded reply with temperature, top-k, top-p and min-p is drawn on the GPU (runs of
+/// DECODE_RUN steps, one 4-byte id per token read back) and is the CPU engine's reply token for
+/// token: both draw with Philox numbers of (seed, draw index).
+#[test]
+fn seeded_sampling_on_the_gpu_gives_the_cpu_engines_reply() {
+    let Some((model, mut gpu)) = gpu_session() else { return };
+    let (_, mut cpu) = load_cpu(&model_path());
+    let messages = [hearth::chat::ChatMessage::new("user", "Write a short poem about the sea.")];
+    let prompt = model.chat_prompt(&messages).unwrap();
+    let config = hearth::sampler::SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, seed: 1234, ..Default::default() };
+    let opts = hearth::session::GenerateOptions { max_tokens: 3 * hearth::gpu::DECODE_RUN + 1, stop: Vec::new() };
+    let mut replies = Vec::new();
+    for session in [&mut gpu, &mut cpu] {
+        let mut sampler = hearth::sampler::Sampler::from_config(config.clone()).unwrap();
+        let before = session.backend().traffic();
+        let g = hearth::session::generate(session, &model.tokenizer, &prompt, &opts, &mut sampler, |_| true).unwrap();
+        assert_eq!(sampler.draws(), g.ids.len() as u64);
+        if let (Some(before), Some(after)) = (before, session.backend().traffic()) {
+            // The first token comes from the prompt's forward call (its 40 candidates read back);
+            // the rest from three runs.
+            let decoded = g.ids.len() - 1;
+            let t = after.per(&before, decoded);
+            let runs = 3.0 / decoded as f64;
+            assert_eq!(decoded, 3 * hearth::gpu::DECODE_RUN, "{:?}", g.stop_reason);
+            assert!((t.submits - (1.0 + 3.0) / decoded as f64).abs() < 1e-9 && (t.readbacks - t.submits).abs() < 1e-9, "{t:?}");
+            assert!((t.readback_bytes - (40.0 * 8.0 + 4.0 * decoded as f64) / decoded as f64).abs() < 1e-9, "{t:?} ({runs} runs per token)");
+        }
+        replies.push((g.ids, g.text));
+    }
+    eprintln!("seeded sample on the GPU: {:?}", replies[0].1);
+    assert_eq!(replies[0], replies[1]);
+    assert!(replies[0].0.iter().collect::<std::collections::HashSet<_>>().len() > 8, "{:?}", replies[0]);
 }

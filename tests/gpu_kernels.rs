@@ -45,7 +45,7 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 fn step(n_tokens: u32, start_pos: u32) -> Binding {
-    Binding::Uniform(bytes_of(&params::Step { n_tokens, start_pos, _pad: [0; 2] }).to_vec())
+    Binding::Uniform(bytes_of(&params::Step { n_tokens, start_pos, draw: [0; 2] }).to_vec())
 }
 
 /// Random rows of `ty` in file layout: random quant bits with sane f16 scales.
@@ -551,6 +551,50 @@ fn top_k_selects_like_the_cpu_sampler() {
         }
     }
     assert!(hearth::gpu::harness::top_k(&ctx, &[1.0], 257).is_err());
+}
+
+/// The device draw: Philox on the GPU gives Random123's known answer and the CPU's words for
+/// any seed and counter; the token drawn is the CPU sampler's, except where the random number
+/// lies within f32 rounding of a cumulative-probability boundary.
+#[test]
+fn draw_picks_the_cpu_samplers_token_with_the_same_philox_numbers() {
+    use hearth::sampler::{draw_candidates, philox, processors as p, DeviceDraw};
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let d0 = DeviceDraw { top_k: 1, top_p: 1.0, min_p: 0.0, temperature: 1.0, seed: 0, counter: 0 };
+    let mut cases = vec![(vec![(5, 1.0)], d0)];
+    for case in 0..60 {
+        let k = [1usize, 2, 7, 40, 256][case % 5];
+        let spread = [0.5f32, 2.0, 8.0][case % 3];
+        let logits: Vec<f32> = (0..k + 50).map(|_| uniform(&mut rng) * spread).collect();
+        let cands = p::best_candidates(&logits, k);
+        let (top_p, min_p) = [(1.0, 0.0), (0.9, 0.0), (1.0, 0.05), (0.7, 0.1)][case % 4];
+        let temperature = [0.3f32, 0.8, 1.0, 1.7][(case / 4) % 4];
+        for _ in 0..8 {
+            let seed = (rng.next_u32() as u64) << (rng.next_u32() % 33);
+            let counter = [rng.next_u32() as u64 % 100, (rng.next_u32() as u64) << 32 | 9][rng.next_u32() as usize % 2];
+            cases.push((cands.clone(), DeviceDraw { top_k: k, top_p, min_p, temperature, seed, counter }));
+        }
+    }
+    let got = hearth::gpu::harness::draws(&ctx, &cases).unwrap();
+    assert_eq!(got[0].1, [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8], "Random123's zero vector");
+    let (draws, mut near_boundary) = (cases.len(), 0);
+    for ((cands, d), (id, words)) in cases.iter().zip(got) {
+        assert_eq!(words, philox::block(d.seed, d.counter), "{d:?}");
+        let want = draw_candidates(cands.clone(), d).unwrap();
+        if id != want {
+            // The draw's cumulative probabilities (f64): u must sit on a boundary.
+            let mut c = cands.clone();
+            p::top_p(&mut c, d.top_p);
+            p::min_p(&mut c, d.min_p);
+            let u = philox::uniform(d.seed, d.counter);
+            let mut acc = 0.0;
+            let gap = p::tempered(&c, d.temperature).iter().map(|q| { acc += q; (acc - u).abs() }).fold(f64::MAX, f64::min);
+            assert!(gap < 1e-5, "drew {id}, the CPU {want}: u {u} is {gap} from a boundary ({d:?})");
+            near_boundary += 1;
+        }
+    }
+    assert!(near_boundary * 100 <= draws, "{near_boundary} of {draws} draws differ");
 }
 
 #[test]

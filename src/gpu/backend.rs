@@ -11,16 +11,17 @@ use super::top_k::{self, TopK, MAX_TOP_K};
 use super::weights::GpuWeights;
 use crate::backend::{block_on, Backend, BoxFuture, KernelTime, LogitsFor, Traffic};
 use crate::model::{Act, ForwardPlan};
+use crate::sampler::DeviceDraw;
 use crate::{Error, Result};
 
 /// WebGPU's per-dimension dispatch limit; larger grids fold into 2-D.
 const MAX_GROUPS: u32 = 65_535;
 
-/// Greedy steps recorded into one submission ([`Backend::greedy_run`]): each step's argmax is
-/// copied to where the next step's embedding reads its token, so the host waits once per run
-/// instead of once per token. A reply that stops mid-run discards the rest (at most 7 wasted
-/// steps, against 7 saved round trips per 8 tokens).
-pub const GREEDY_RUN: usize = 8;
+/// Decoding steps recorded into one submission ([`Backend::decode_run`]): each step's argmax
+/// or device draw is copied to where the next step's embedding reads its token, so the host
+/// waits once per run instead of once per token. A reply that stops mid-run discards the rest
+/// (at most 7 wasted steps, against 7 saved round trips per 8 tokens).
+pub const DECODE_RUN: usize = 8;
 
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
@@ -33,7 +34,7 @@ pub struct GpuBackend {
     staging: wgpu::Buffer,
     argmax: wgpu::Buffer,
     argmax_staging: wgpu::Buffer,
-    /// A greedy run's step records (one per step, copied into `step` before its pass), its
+    /// A decoding run's step records (one per step, copied into `step` before its pass), its
     /// ids, and their readback.
     run_steps: wgpu::Buffer,
     run_ids: wgpu::Buffer,
@@ -98,12 +99,13 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let argmax = storage(&ctx, "argmax", 4);
-        let run_steps = storage(&ctx, "greedy run steps", (GREEDY_RUN * std::mem::size_of::<params::Step>()) as u64);
-        let run_ids = storage(&ctx, "greedy run ids", (GREEDY_RUN * 4) as u64);
+        // The argmax or drawn id, then (after a draw) its Philox words.
+        let argmax = storage(&ctx, "argmax", 20);
+        let run_steps = storage(&ctx, "decode run steps", (DECODE_RUN * std::mem::size_of::<params::Step>()) as u64);
+        let run_ids = storage(&ctx, "decode run ids", (DECODE_RUN * 4) as u64);
         let run_staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("greedy run readback"),
-            size: (GREEDY_RUN * 4) as u64,
+            label: Some("decode run readback"),
+            size: (DECODE_RUN * 4) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -130,7 +132,7 @@ impl GpuBackend {
         let dispatches = lower(&ctx, &plan, &weights, &buffers);
         let fusion = super::lower::fusion_notes(&plan, &weights);
         let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
-        let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab);
+        let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab, &argmax, &step);
         // Out of memory while building the buffers, or a pipeline the device refused.
         ctx.check()?;
         Ok(Self {
@@ -167,7 +169,7 @@ impl GpuBackend {
     fn write_inputs(&self, tokens: &[u32], start: usize) {
         let q = &self.ctx.queue;
         q.write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
-        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&step_record(tokens.len(), start)));
+        q.write_buffer(&self.step, 0, bytemuck::bytes_of(&step_record(tokens.len(), start, 0)));
     }
 
     fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
@@ -225,35 +227,51 @@ impl GpuBackend {
         dispatched
     }
 
-    /// [`Backend::greedy_run`]: `steps` greedy forward passes in one submission. Between two
-    /// passes the encoder copies the argmax into the token buffer and the next step record
-    /// into the step uniform (copies, not dispatches: the plan stays as it is); each argmax is
-    /// also copied into `run_ids`, which is read back once at the end.
-    async fn greedy_run_impl(&mut self, token: u32, start: usize, steps: usize) -> Result<Vec<u32>> {
+    /// [`Backend::decode_run`]: `steps` forward passes in one submission, each ending in the
+    /// argmax (greedy) or the top-k selection and the draw (`draw`). Between two passes the
+    /// encoder copies the id into the token buffer and the next step record (with the draw's
+    /// counter) into the step uniform (copies, not dispatches: the plan stays as it is); each
+    /// id is also copied into `run_ids`, which is read back once at the end.
+    async fn decode_run_impl(&mut self, token: u32, start: usize, steps: usize, draw: Option<DeviceDraw>) -> Result<Vec<u32>> {
         self.check(&[token], start)?;
-        if !(1..=GREEDY_RUN).contains(&steps) {
-            return Err(Error::InvalidArgument(format!("a greedy run has 1 to {GREEDY_RUN} steps, not {steps}")));
+        if !(1..=DECODE_RUN).contains(&steps) {
+            return Err(Error::InvalidArgument(format!("a decoding run has 1 to {DECODE_RUN} steps, not {steps}")));
         }
         if start + steps > self.max_context {
             return Err(Error::ContextLengthExceeded { needed: start + steps, limit: self.max_context });
         }
+        if let Some(d) = &draw {
+            if !(1..=MAX_TOP_K).contains(&d.top_k) || !(d.temperature > 0.0) {
+                return Err(Error::InvalidArgument(format!("the GPU draws from 1 to {MAX_TOP_K} candidates at a positive temperature, not {d:?}")));
+            }
+        }
         let t0 = web_time::Instant::now();
         let q = &self.ctx.queue;
-        let records: Vec<params::Step> = (0..steps).map(|i| step_record(1, start + i)).collect();
+        let counter = |i: usize| draw.map_or(0, |d| d.counter + i as u64);
+        let records: Vec<params::Step> = (0..steps).map(|i| step_record(1, start + i, counter(i))).collect();
         q.write_buffer(&self.tokens, 0, bytemuck::bytes_of(&token));
         q.write_buffer(&self.run_steps, 0, bytemuck::cast_slice(&records));
+        if let Some(d) = &draw {
+            self.top_k.set_k(q, d.top_k);
+            self.top_k.set_draw(q, d);
+        }
         let record_bytes = std::mem::size_of::<params::Step>() as u64;
-        let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast | Role::Argmax);
+        let wanted = |r: Role| matches!(r, Role::Always | Role::LogitsLast) || (r == Role::Argmax && draw.is_none());
         let mut dispatched = 0;
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("greedy run") });
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("decode run") });
         for i in 0..steps as u64 {
             encoder.copy_buffer_to_buffer(&self.run_steps, i * record_bytes, &self.step, 0, record_bytes);
             if i > 0 {
                 encoder.copy_buffer_to_buffer(&self.argmax, 0, &self.tokens, 0, 4);
             }
             {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("greedy step"), timestamp_writes: None });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("decode step"), timestamp_writes: None });
                 dispatched += self.record_forward(&mut pass, 1, &wanted);
+                if let Some(d) = &draw {
+                    dispatched += self.top_k.record_levels(&mut pass, d.top_k);
+                    self.top_k.record_draw(&mut pass, d);
+                    dispatched += 1;
+                }
             }
             encoder.copy_buffer_to_buffer(&self.argmax, 0, &self.run_ids, i * 4, 4);
         }
@@ -327,8 +345,8 @@ impl GpuBackend {
     }
 }
 
-fn step_record(n_tokens: usize, start: usize) -> params::Step {
-    params::Step { n_tokens: n_tokens as u32, start_pos: start as u32, _pad: [0; 2] }
+fn step_record(n_tokens: usize, start: usize, draw: u64) -> params::Step {
+    params::Step { n_tokens: n_tokens as u32, start_pos: start as u32, draw: [draw as u32, (draw >> 32) as u32] }
 }
 
 /// Maps the first `len` bytes of a MAP_READ buffer once the queued work is done and copies
@@ -410,7 +428,7 @@ impl Backend for GpuBackend {
             let bytes = moved as u64 * row;
             let device = &self.ctx.device;
             let (scratch_k, scratch_v) = (storage(&self.ctx, "shift keys", bytes), storage(&self.ctx, "shift values", bytes));
-            let step_buf = uniform(&self.ctx, &params::Step { n_tokens: moved as u32, start_pos: 0, _pad: [0; 2] });
+            let step_buf = uniform(&self.ctx, &params::Step { n_tokens: moved as u32, start_pos: 0, draw: [0; 2] });
             let pipeline = super::shaders::Pipelines::default().get(device, super::shaders::Kernel::Rope, None).clone();
             // One rotation per RoPE variant (gemma3's local and global layers differ).
             let rotations: Vec<(wgpu::BindGroup, u32)> = c
@@ -464,16 +482,16 @@ impl Backend for GpuBackend {
         Box::pin(self.forward_argmax_impl(tokens, start))
     }
 
-    fn greedy_run_len(&self) -> usize {
-        GREEDY_RUN
+    fn decode_run_len(&self) -> usize {
+        DECODE_RUN
     }
 
-    fn greedy_run(&mut self, token: u32, start: usize, steps: usize) -> Result<Vec<u32>> {
-        block_on(self.greedy_run_impl(token, start, steps))
+    fn decode_run(&mut self, token: u32, start: usize, steps: usize, draw: Option<DeviceDraw>) -> Result<Vec<u32>> {
+        block_on(self.decode_run_impl(token, start, steps, draw))
     }
 
-    fn greedy_run_async<'a>(&'a mut self, token: u32, start: usize, steps: usize) -> BoxFuture<'a, Result<Vec<u32>>> {
-        Box::pin(self.greedy_run_impl(token, start, steps))
+    fn decode_run_async<'a>(&'a mut self, token: u32, start: usize, steps: usize, draw: Option<DeviceDraw>) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.decode_run_impl(token, start, steps, draw))
     }
 
     fn device_top_k(&self) -> usize {

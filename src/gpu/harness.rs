@@ -23,6 +23,12 @@ pub fn run_kernel(
 ) -> Result<Vec<Vec<u8>>> {
     let mut pipes = Pipelines::default();
     let pipeline = pipes.get(&ctx.device, kernel, ty).clone();
+    run_pipeline(ctx, &pipeline, bindings, groups)
+}
+
+/// [`run_kernel`] with a pipeline already built (compiling is most of a small kernel's time on
+/// a software GPU).
+fn run_pipeline(ctx: &GpuContext, pipeline: &wgpu::ComputePipeline, bindings: &[Binding], groups: u32) -> Result<Vec<Vec<u8>>> {
     let buffers: Vec<wgpu::Buffer> = bindings
         .iter()
         .map(|b| {
@@ -40,13 +46,13 @@ pub fn run_kernel(
             buf
         })
         .collect();
-    let bind_group = super::lower::bind_group(ctx, &pipeline, &buffers.iter().collect::<Vec<_>>());
+    let bind_group = super::lower::bind_group(ctx, pipeline, &buffers.iter().collect::<Vec<_>>());
     // Bindings that do not fit the kernel are a validation error, reported here.
     ctx.check()?;
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        super::backend::record(&mut pass, &pipeline, &bind_group, groups);
+        super::backend::record(&mut pass, pipeline, &bind_group, groups);
     }
     let staging: Vec<wgpu::Buffer> = buffers
         .iter()
@@ -86,7 +92,8 @@ pub fn top_k(ctx: &GpuContext, logits: &[f32], k: usize) -> Result<Vec<(u32, f32
     }
     let buffer = super::backend::storage(ctx, "logits", std::mem::size_of_val(logits) as u64);
     ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(logits));
-    let selection = super::top_k::TopK::new(ctx, &mut Pipelines::default(), &buffer, logits.len());
+    let (drawn, step) = (super::backend::storage(ctx, "drawn", 20), super::lower::uniform(ctx, &super::params::Step { n_tokens: 1, start_pos: 0, draw: [0; 2] }));
+    let selection = super::top_k::TopK::new(ctx, &mut Pipelines::default(), &buffer, logits.len(), &drawn, &step);
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -96,4 +103,29 @@ pub fn top_k(ctx: &GpuContext, logits: &[f32], k: usize) -> Result<Vec<(u32, f32
     ctx.queue.submit([encoder.finish()]);
     let bytes = super::backend::read_back(ctx, &selection.staging, k * 8)?;
     Ok(super::top_k::decode(&bytes, logits.len()))
+}
+
+/// The device draw (`shaders/draw.wgsl`) of each case from its candidates (sorted, best first,
+/// as the top-k selection leaves them; at most 256): the id drawn and the four Philox words it
+/// used.
+pub fn draws(ctx: &GpuContext, cases: &[(Vec<(u32, f32)>, crate::sampler::DeviceDraw)]) -> Result<Vec<(u32, [u32; 4])>> {
+    let pipeline = Pipelines::default().get(&ctx.device, Kernel::Draw, None).clone();
+    cases
+        .iter()
+        .map(|(candidates, d)| {
+            if candidates.is_empty() || candidates.len() > super::top_k::MAX_TOP_K || d.top_k != candidates.len() {
+                return Err(Error::InvalidArgument(format!("a draw of top-{} from {} candidates", d.top_k, candidates.len())));
+            }
+            let pairs: Vec<u32> = candidates.iter().flat_map(|&(id, l)| [super::top_k::key_of_logit(l), id]).collect();
+            let step = super::params::Step { n_tokens: 1, start_pos: 0, draw: [d.counter as u32, (d.counter >> 32) as u32] };
+            let bindings = [
+                Binding::Storage(bytemuck::cast_slice(&pairs).to_vec()),
+                Binding::Storage(vec![0; 20]),
+                Binding::Uniform(bytemuck::bytes_of(&super::top_k::draw_params(d)).to_vec()),
+                Binding::Uniform(bytemuck::bytes_of(&step).to_vec()),
+            ];
+            let w: Vec<u32> = bytemuck::pod_collect_to_vec(&run_pipeline(ctx, &pipeline, &bindings, 1)?[1]);
+            Ok((w[0], [w[1], w[2], w[3], w[4]]))
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ mod shaders;
 pub mod top_k;
 mod weights;
 
-pub use backend::{GpuBackend, GREEDY_RUN};
+pub use backend::{GpuBackend, DECODE_RUN};
 pub use context::GpuContext;
 pub use shaders::{assemble, matmul_groups, Kernel};
 pub use weights::{GpuTensor, GpuWeights, UPLOAD_PIECE};

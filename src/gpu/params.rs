@@ -7,7 +7,8 @@ use bytemuck::{Pod, Zeroable};
 pub struct Step {
     pub n_tokens: u32,
     pub start_pos: u32,
-    pub _pad: [u32; 2],
+    /// The Philox counter of a device draw after this step (low word first).
+    pub draw: [u32; 2],
 }
 
 #[repr(C)]
@@ -170,4 +171,17 @@ pub struct TopK {
     pub k: u32,
     pub from_logits: u32,
     pub _pad: u32,
+}
+
+/// `draw`: a token drawn from the top-k selection (see [`DeviceDraw`](crate::sampler::DeviceDraw)).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct Draw {
+    pub k: u32,
+    pub seed: [u32; 2],
+    pub top_p: f32,
+    /// ln(min_p) as the CPU computes it (f64, then rounded), or -inf when min-p is off.
+    pub ln_min_p: f32,
+    pub inv_temp: f32,
+    pub _pad: [u32; 2],
 }

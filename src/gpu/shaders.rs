@@ -28,6 +28,7 @@ pub enum Kernel {
     Argmax,
     RopeKv,
     TopK,
+    Draw,
 }
 
 impl Kernel {
@@ -46,6 +47,7 @@ impl Kernel {
             Kernel::Argmax => include_str!("../../shaders/argmax.wgsl"),
             Kernel::RopeKv => include_str!("../../shaders/rope_kv.wgsl"),
             Kernel::TopK => include_str!("../../shaders/top_k.wgsl"),
+            Kernel::Draw => include_str!("../../shaders/draw.wgsl"),
         }
     }
 

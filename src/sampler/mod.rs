@@ -1,12 +1,11 @@
 //! Turning logits into the next token: composable logit processors (`processors`, applied in
-//! the order documented there) and a draw with a seeded ChaCha8 RNG, which gives the same
-//! draws on every platform for the same seed. Temperature 0 is greedy (ties go to the lower id).
+//! the order documented there) and a draw whose random number is a pure function of the seed
+//! and the draw's index ([`philox`]), so that a GPU drawing on the device and the CPU give the
+//! same tokens for the same seed. Temperature 0 is greedy (ties go to the lower id).
 
 pub mod constraint;
+pub mod philox;
 pub mod processors;
-
-use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
 
 use crate::{Error, Result};
 pub use constraint::{Constraint, ConstraintStats, ResponseFormat};
@@ -88,8 +87,22 @@ impl SamplerConfig {
 
 pub struct Sampler {
     config: SamplerConfig,
-    rng: ChaCha8Rng,
+    /// Draws made so far: the next draw's Philox counter.
+    draws: u64,
     constraint: Option<Constraint>,
+}
+
+/// What a device needs to make a draw itself: the draw of [`Sampler::sample_top_k`] over the
+/// `top_k` best logits (truncated by `top_p` and `min_p`, at `temperature`), with the random
+/// number of draw `counter` under `seed`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceDraw {
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub temperature: f32,
+    pub seed: u64,
+    pub counter: u64,
 }
 
 impl Sampler {
@@ -100,8 +113,7 @@ impl Sampler {
 
     pub fn from_config(config: SamplerConfig) -> Result<Self> {
         config.validate()?;
-        let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        Ok(Self { config, rng, constraint: None })
+        Ok(Self { config, draws: 0, constraint: None })
     }
 
     /// Restricts the draws from now on to what `constraint` allows (applied before every other
@@ -153,24 +165,32 @@ impl Sampler {
 
     fn draw(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
         let d = self.distribution(logits, history)?;
-        Ok(self.pick(d))
+        Ok(pick(d, self.next_uniform()))
     }
 
-    /// The draw's inverse-CDF step (no random number when one token is certain).
-    fn pick(&mut self, (probs, ids): (Vec<f64>, Vec<u32>)) -> u32 {
-        if probs.len() == 1 {
-            return ids[0];
-        }
-        // 53 random bits → uniform in [0, 1).
-        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let mut acc = 0.0;
-        for (q, &id) in probs.iter().zip(&ids) {
-            acc += q;
-            if u < acc {
-                return id;
-            }
-        }
-        ids[0]
+    /// The next draw's random number; every draw takes one, needed or not, so that draw n
+    /// always uses counter n.
+    fn next_uniform(&mut self) -> f64 {
+        let u = philox::uniform(self.config.seed, self.draws);
+        self.draws += 1;
+        u
+    }
+
+    /// Draws made so far (the next draw's counter).
+    pub fn draws(&self) -> u64 {
+        self.draws
+    }
+
+    /// Counts `n` draws a device made with [`device_draw`](Self::device_draw)'s settings.
+    pub fn skip_draws(&mut self, n: u64) {
+        self.draws += n;
+    }
+
+    /// The next draw as a device can make it ([`DeviceDraw`]), when it depends only on the k
+    /// best raw logits ([`top_k_only`](Self::top_k_only)).
+    pub fn device_draw(&self) -> Option<DeviceDraw> {
+        let c = &self.config;
+        self.top_k_only().map(|top_k| DeviceDraw { top_k, top_p: c.top_p, min_p: c.min_p, temperature: c.temperature, seed: c.seed, counter: self.draws })
     }
 
     /// `Some(k)` when a draw depends only on the k largest raw logits (top-k sampling with
@@ -183,13 +203,10 @@ impl Sampler {
     /// The draw [`sample`](Self::sample) makes, from the `top_k` largest logits with their ids,
     /// largest first (lower id among equals): the same token for the same seed.
     pub fn sample_top_k(&mut self, candidates: Vec<(u32, f32)>) -> Result<u32> {
-        if candidates.is_empty() {
-            return Err(Error::InvalidArgument("no candidates to sample from".into()));
-        }
-        let mut c = candidates;
-        p::top_k(&mut c, self.config.top_k);
-        let d = self.truncate(c);
-        Ok(self.pick(d))
+        let c = &self.config;
+        let d = DeviceDraw { top_k: c.top_k, top_p: c.top_p, min_p: c.min_p, temperature: c.temperature, seed: c.seed, counter: self.draws };
+        self.draws += 1;
+        draw_candidates(candidates, &d)
     }
 
     /// The distribution a draw uses: probabilities and their token ids, most likely first
@@ -209,14 +226,41 @@ impl Sampler {
         Ok(self.truncate(p::best_candidates(&l, c.top_k)))
     }
 
-    /// Top-p, min-p and temperature over sorted candidates.
-    fn truncate(&self, mut cands: Vec<p::Candidate>) -> (Vec<f64>, Vec<u32>) {
+    fn truncate(&self, cands: Vec<p::Candidate>) -> (Vec<f64>, Vec<u32>) {
         let c = &self.config;
-        p::top_p(&mut cands, c.top_p);
-        p::min_p(&mut cands, c.min_p);
-        let probs = p::tempered(&cands, c.temperature);
-        (probs, cands.into_iter().map(|(id, _)| id).collect())
+        truncate(cands, c.top_p, c.min_p, c.temperature)
     }
+}
+
+/// Top-p, min-p and temperature over sorted candidates: the probabilities a draw uses.
+fn truncate(mut cands: Vec<p::Candidate>, top_p: f32, min_p: f32, temperature: f32) -> (Vec<f64>, Vec<u32>) {
+    p::top_p(&mut cands, top_p);
+    p::min_p(&mut cands, min_p);
+    let probs = p::tempered(&cands, temperature);
+    (probs, cands.into_iter().map(|(id, _)| id).collect())
+}
+
+/// The draw `d` describes from sorted candidates (the best logits with their ids, largest
+/// first): what [`Sampler::sample_top_k`] does, and what a device's draw must match.
+pub fn draw_candidates(candidates: Vec<(u32, f32)>, d: &DeviceDraw) -> Result<u32> {
+    if candidates.is_empty() {
+        return Err(Error::InvalidArgument("no candidates to sample from".into()));
+    }
+    let mut c = candidates;
+    p::top_k(&mut c, d.top_k);
+    Ok(pick(truncate(c, d.top_p, d.min_p, d.temperature), philox::uniform(d.seed, d.counter)))
+}
+
+/// The draw's inverse-CDF step: the first token whose cumulative probability exceeds `u`.
+fn pick((probs, ids): (Vec<f64>, Vec<u32>), u: f64) -> u32 {
+    let mut acc = 0.0;
+    for (q, &id) in probs.iter().zip(&ids) {
+        acc += q;
+        if u < acc {
+            return id;
+        }
+    }
+    ids[0]
 }
 
 /// Index of the largest logit; the lowest index among equals.

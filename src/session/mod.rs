@@ -12,7 +12,7 @@ pub use generate::{generate, GenerateOptions, Generation, Reply, Step, StopReaso
 pub use stop::StopMatcher;
 
 use crate::backend::{block_on, Backend, LogitsFor};
-use crate::sampler::Sampler;
+use crate::sampler::{DeviceDraw, Sampler};
 use crate::{Error, Result};
 
 /// Default number of tokens evaluated per forward call during prefill.
@@ -21,13 +21,16 @@ pub const DEFAULT_PREFILL_CHUNK: usize = 256;
 pub struct Session {
     backend: Box<dyn Backend>,
     tokens: Vec<u32>,
-    /// Greedy ids a run computed beyond the one last returned ([`Session::append_greedy`]);
+    /// Ids a decoding run computed beyond the one last returned ([`Backend::decode_run`]);
     /// the backend's cache holds `tokens.len() + ahead.len()` positions meanwhile.
     ahead: std::collections::VecDeque<u32>,
-    /// The id last returned by a greedy run, which the caller appends next.
+    /// The id last returned by a decoding run, which the caller appends next.
     ahead_of: u32,
-    /// The most greedy tokens the caller may still use: a run computes no more than this
-    /// ahead (the reply loop sets it from `max_tokens`; unlimited by default).
+    /// How the next id ahead was picked: `None` greedy, else the draw (its counter the next
+    /// one's); the caller's next pick must be the same for it to apply.
+    ahead_draw: Option<DeviceDraw>,
+    /// The most tokens the caller may still use: a run computes no more than this ahead (the
+    /// reply loop sets it from `max_tokens`; unlimited by default).
     pub lookahead: usize,
     n_vocab: usize,
     pub prefill_chunk: usize,
@@ -45,6 +48,7 @@ impl Session {
             tokens: Vec::new(),
             ahead: Default::default(),
             ahead_of: 0,
+            ahead_draw: None,
             lookahead: usize::MAX,
             n_vocab,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
@@ -69,7 +73,7 @@ impl Session {
         &self.tokens
     }
 
-    /// Drops what a greedy run computed ahead: the cache holds `tokens` again.
+    /// Drops what a decoding run computed ahead: the cache holds `tokens` again.
     fn settle(&mut self) {
         if !self.ahead.is_empty() {
             self.ahead.clear();
@@ -189,41 +193,54 @@ impl Session {
     }
 
     /// [`append_greedy`](Self::append_greedy) without blocking: appends `tokens` and returns
-    /// the argmax of the last one's logits. Appending one token,
-    /// on a backend that runs greedy steps without the host ([`Backend::greedy_run`]), computes
-    /// up to that many ids at once and serves the next calls from them while each appends the
-    /// id returned before; anything else first drops them (the cache is truncated back).
+    /// the argmax of the last one's logits (computed ahead where the backend runs several
+    /// steps at once: see [`decode_one`](Self::decode_one)).
     pub async fn append_greedy_async(&mut self, tokens: &[u32]) -> Result<u32> {
-        if let [token] = *tokens {
-            if let Some(id) = self.ahead.front().copied().filter(|_| token == self.ahead_of) {
-                self.ahead.pop_front();
-                self.tokens.push(token);
-                self.ahead_of = id;
-                return Ok(id);
-            }
-            self.settle();
-            let start = self.tokens.len();
-            let room = self.backend.max_context().saturating_sub(start);
-            let steps = self.backend.greedy_run_len().min(self.lookahead).min(room);
-            if steps > 1 {
-                let ids = match self.backend.greedy_run_async(token, start, steps).await {
-                    Ok(ids) if ids.len() == steps => ids,
-                    Ok(_) => {
-                        self.backend.truncate(start);
-                        return Err(Error::Gpu("a greedy run returned the wrong number of ids".into()));
-                    }
-                    Err(e) => {
-                        self.backend.truncate(start);
-                        return Err(e);
-                    }
-                };
-                self.tokens.push(token);
-                self.ahead = ids[1..].iter().copied().collect();
-                self.ahead_of = ids[0];
-                return Ok(ids[0]);
-            }
+        if let Some(id) = self.decode_one(tokens, None).await? {
+            return Ok(id);
         }
         Ok(self.append_for_last(tokens, Want::Argmax).await?.id())
+    }
+
+    /// One token appended and the next picked as `draw` says (`None`: greedy) by a decoding
+    /// run on a backend that runs several steps without the host ([`Backend::decode_run`]):
+    /// the run computes up to that many ids at once, and the next calls are served from them
+    /// while each appends the id returned before with the same kind of pick; anything else
+    /// first drops them (the cache is truncated back). `None` when this does not apply
+    /// (several tokens, or a backend without runs): the caller evaluates as usual.
+    async fn decode_one(&mut self, tokens: &[u32], draw: Option<DeviceDraw>) -> Result<Option<u32>> {
+        let [token] = *tokens else { return Ok(None) };
+        if token == self.ahead_of && draw == self.ahead_draw {
+            if let Some(id) = self.ahead.pop_front() {
+                self.tokens.push(token);
+                self.ahead_of = id;
+                self.ahead_draw = draw.map(|d| DeviceDraw { counter: d.counter + 1, ..d });
+                return Ok(Some(id));
+            }
+        }
+        self.settle();
+        let start = self.tokens.len();
+        let room = self.backend.max_context().saturating_sub(start);
+        let steps = self.backend.decode_run_len().min(self.lookahead).min(room);
+        if steps <= 1 {
+            return Ok(None);
+        }
+        let ids = match self.backend.decode_run_async(token, start, steps, draw).await {
+            Ok(ids) if ids.len() == steps => ids,
+            Ok(_) => {
+                self.backend.truncate(start);
+                return Err(Error::Gpu("a decoding run returned the wrong number of ids".into()));
+            }
+            Err(e) => {
+                self.backend.truncate(start);
+                return Err(e);
+            }
+        };
+        self.tokens.push(token);
+        self.ahead = ids[1..].iter().copied().collect();
+        self.ahead_of = ids[0];
+        self.ahead_draw = draw.map(|d| DeviceDraw { counter: d.counter + 1, ..d });
+        Ok(Some(ids[0]))
     }
 
     /// Appends `tokens` (at least one); the last one's forward call yields what `want` asks
@@ -255,7 +272,9 @@ impl Session {
 
     /// Appends `tokens` and draws the next token with `sampler`. The backend reads back as
     /// little as the sampler needs: the argmax when greedy, the k best logits for plain top-k
-    /// sampling where it can select them, the whole last row otherwise.
+    /// sampling where it can select them, the whole last row otherwise. Where the backend
+    /// runs several steps at once, greedy and plain top-k picks of one token are made on the
+    /// device, ahead ([`decode_one`](Self::decode_one)), with the draws the sampler would make.
     pub fn append_and_sample(&mut self, tokens: &[u32], sampler: &mut Sampler) -> Result<u32> {
         block_on(self.append_and_sample_async(tokens, sampler))
     }
@@ -265,7 +284,12 @@ impl Session {
         if sampler.is_greedy() {
             return self.append_greedy_async(tokens).await;
         }
-        if let Some(k) = sampler.top_k_only().filter(|&k| k <= self.backend.device_top_k()) {
+        if let Some(draw) = sampler.device_draw().filter(|d| d.top_k <= self.backend.device_top_k()) {
+            if let Some(id) = self.decode_one(tokens, Some(draw)).await? {
+                sampler.skip_draws(1);
+                return Ok(id);
+            }
+            let k = draw.top_k;
             let candidates = self.append_for_last(tokens, Want::TopK(k)).await?.candidates();
             return sampler.sample_top_k(candidates);
         }

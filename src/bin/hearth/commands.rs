@@ -259,7 +259,7 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     Ok(())
 }
 
-pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool, run: &RunArgs, json_out: bool) -> Result<()> {
+pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool, sampled: bool, run: &RunArgs, json_out: bool) -> Result<()> {
     if prompt_tokens == 0 {
         return Err(Error::InvalidArgument("--prompt-tokens must be at least 1".into()));
     }
@@ -272,15 +272,21 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     let text = "The printing press changed how knowledge spread across Europe, and 1450 was its year. ";
     let base = model.tokenizer.encode(text, false)?;
     let prompt: Vec<u32> = base.iter().copied().cycle().take(prompt_tokens).collect();
+    let config = match sampled {
+        true => hearth::sampler::SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, ..Default::default() },
+        false => hearth::sampler::SamplerConfig { temperature: 0.0, ..Default::default() },
+    };
+    let sampling = if sampled { "seeded: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05" } else { "greedy" };
+    let mut sampler = Sampler::from_config(config)?;
     let t0 = std::time::Instant::now();
-    let mut id = session.append_greedy(&prompt)?;
+    let mut id = session.append_and_sample(&prompt, &mut sampler)?;
     let prefill_s = t0.elapsed().as_secs_f64();
     let before = session.backend().traffic();
     let t1 = std::time::Instant::now();
     for i in 0..gen_tokens {
-        // As a reply of gen_tokens tokens would: no greedy run computes past the last one.
+        // As a reply of gen_tokens tokens would: no decoding run computes past the last one.
         session.lookahead = gen_tokens - i;
-        id = session.append_greedy(&[id])?;
+        id = session.append_and_sample(&[id], &mut sampler)?;
     }
     session.lookahead = usize::MAX;
     let decode_s = t1.elapsed().as_secs_f64();
@@ -314,7 +320,7 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     };
     if json_out {
         let mut out = json!({
-            "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens,
+            "prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens, "sampling": sampling,
             "prefill_tok_s": prefill_tok_s, "decode_tok_s": decode_tok_s,
             "weight_bytes_per_token": bytes, "decode_gb_s": gb_s, "backend": backend, "decode_traffic_per_token": traffic,
         });
@@ -331,7 +337,7 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     } else {
         println!("backend:  {backend}");
         println!("prefill:  {prompt_tokens} tokens at {prefill_tok_s:.1} tok/s");
-        println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token)", 1e3 / decode_tok_s);
+        println!("decode:   {gen_tokens} tokens at {decode_tok_s:.1} tok/s ({:.2} ms/token, {sampling})", 1e3 / decode_tok_s);
         println!("weights:  {:.1} MB read per token, {gb_s:.2} GB/s effective", bytes as f64 / 1e6);
         if let Some(t) = traffic {
             println!(

@@ -195,6 +195,10 @@ enum Command {
         /// KV cache kept between turns and from an empty cache.
         #[arg(long)]
         turns: Option<usize>,
+        /// Decode with seeded sampling (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05)
+        /// instead of greedy: on a GPU the draws are made on the device.
+        #[arg(long)]
+        sampled: bool,
         #[command(flatten)]
         run: RunArgs,
         #[arg(long)]
@@ -230,8 +234,8 @@ fn main() -> ExitCode {
         Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
         Command::Bench { model, turns: Some(turns), gen_tokens, run, json, .. } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
-        Command::Bench { model, prompt_tokens, gen_tokens, profile, run, json, .. } => {
-            commands::bench(&model, prompt_tokens, gen_tokens, profile, &run, json)
+        Command::Bench { model, prompt_tokens, gen_tokens, profile, sampled, run, json, .. } => {
+            commands::bench(&model, prompt_tokens, gen_tokens, profile, sampled, &run, json)
         }
         Command::Chat { model, sample, max_tokens, system, run } => commands::chat(&model, &sample, max_tokens, system, &run),
     };

@@ -7,6 +7,10 @@
 // each KV group stores the rotated key and the value at the new position, and every head
 // attends to the new position from workgroup memory (the cache row is being written in this
 // very dispatch) and to the earlier ones from the cache.
+//
+// This file holds the attention itself (`attend`); the entry point follows it:
+// attention_out.wgsl writes the heads' outputs, attention_proj.wgsl multiplies each by its
+// slice of the output projection instead.
 
 struct Params {
     n_head: u32,
@@ -19,9 +23,10 @@ struct Params {
     // RoPE (with `fused`): rotated pairs per head; 0: adjacent pairs, 1: NeoX pairs.
     half: u32,
     neox: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // attention_proj.wgsl: the output projection's rows, words per row, first word.
+    proj_rows: u32,
+    proj_row_words: u32,
+    proj_w_base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -41,6 +46,8 @@ var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 64>;
 var<workgroup> kn: array<f32, 256>;
 var<workgroup> vn: array<f32, 256>;
+// The head's output (named x: the weight decoders' block_dot reads x).
+var<workgroup> x: array<f32, 256>;
 
 // Element indices (within a head) of rotation pair `i`.
 fn pair(i: u32) -> vec2<u32> {
@@ -66,13 +73,12 @@ fn rotate(which: u32, pos: u32, lid: u32) {
     }
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let group = linear_group(wid, nwg);
+// Attends for workgroup `group` (token group / n_head, head group % n_head) and leaves the
+// head's output in x: element d is written by thread d % WG. False when the group has no token.
+fn attend(group: u32, lid: u32) -> bool {
     let t = group / p.n_head;
     if (t >= step.n_tokens) {
-        return;
+        return false;
     }
     let h = group % p.n_head;
     let hd = p.head_dim;
@@ -153,7 +159,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var c = 0u; c < 4u; c++) {
         let d = lid + c * WG;
         if (d < hd) {
-            out[(t * p.n_head + h) * hd + d] = acc[c] / l;
+            x[d] = acc[c] / l;
         }
     }
+    return true;
 }

@@ -30,11 +30,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let t_in = select(t, step.n_tokens - 1u, p.last_only == 1u);
     let base = t_in * p.cols;
+    // An input that fits one tile is read once: the norm's pass stages it, and each thread
+    // later rescales the elements it staged itself.
+    let staged = p.norm == 1u && p.cols <= TILE;
     var scale = 1.0;
     if (p.norm == 1u) {
         var ss = 0.0;
         for (var i = lid; i < p.cols; i += WG) {
-            let v = src[base + i];
+            let v = input_at(base, i);
+            if (staged) {
+                x[i] = v;
+            }
             ss += v * v;
         }
         partial[lid] = ss;
@@ -55,7 +61,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var t0 = 0u; t0 < p.cols; t0 += TILE) {
         let len = min(TILE, p.cols - t0);
         for (var i = lid; i < len; i += WG) {
-            var v = src[base + t0 + i];
+            var v: f32;
+            if (staged) {
+                v = x[i];
+            } else {
+                v = input_at(base, t0 + i);
+            }
             if (p.norm == 1u) {
                 v = v * scale * norm_w[t0 + i];
             }

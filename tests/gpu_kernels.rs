@@ -147,6 +147,7 @@ fn matmul_case(ctx: &GpuContext, rng: &mut ChaCha8Rng, kernel: Kernel, ty: GgmlT
             Binding::Storage(vec![0; 16]),
             Binding::Storage(vec![0; 16]),
             Binding::Storage(vec![0; 16]),
+            Binding::Storage(vec![0; 16]),
         ],
         matmul_groups(kernel, rows as u32, n_out as u32),
     )
@@ -428,7 +429,9 @@ fn kv_store_and_attention_over_several_tiles() {
         fused: 0,
         half: 0,
         neox: 0,
-        _pad: [0; 3],
+        proj_rows: 0,
+        proj_row_words: 0,
+        proj_w_base: 0,
     };
     let out = run_kernel(
         &ctx,
@@ -713,7 +716,9 @@ fn fused_decode_attention_rotates_stores_and_attends() {
                 fused: 1,
                 half: half as u32,
                 neox: neox as u32,
-                _pad: [0; 3],
+                proj_rows: 0,
+                proj_row_words: 0,
+                proj_w_base: 0,
             };
             let out = run_kernel(
                 &ctx,
@@ -791,6 +796,7 @@ fn matmul_glu_with_stacked_weights() {
                 Binding::Storage(vec![0; 16]),
                 Binding::Storage(vec![0; 16]),
                 Binding::Storage(vec![0; 16]),
+                Binding::Storage(vec![0; 16]),
             ],
             matmul_groups(kernel, rows as u32, n as u32),
         )
@@ -845,6 +851,7 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
                 Binding::Storage(poison(n * heights[1])),
                 Binding::Storage(poison(n * heights[2])),
                 Binding::Storage(cast_slice(&bias).to_vec()),
+                Binding::Storage(vec![0; 16]),
             ],
             matmul_groups(kernel, total as u32, n as u32),
         )
@@ -864,5 +871,127 @@ fn matmul_routes_stacked_rows_to_three_outputs() {
             assert_close(&format!("stacked {kernel:?} {ty:?} bias={with_bias} output {k}"), &f32s(&out[binding]), &want, &scale);
             base += h;
         }
+    }
+}
+
+/// Decoding one token, attention can also multiply each head's output by its slice of the
+/// output projection (attention_proj.wgsl), writing one partial product per head; the matmuls
+/// that read the residual next add them (matmul_io.wgsl's `parts`). Both against f64.
+#[test]
+fn decode_attention_times_its_output_projection_and_matmuls_add_the_partials() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (n_head, n_kv, hd, start, n_embd) = (4usize, 2usize, 64usize, 70usize, 40usize);
+    let (half, kv_dim) = (hd / 2, n_kv * hd);
+    let table: Vec<f32> = (0..=start)
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / hd as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
+        .collect();
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::F16, GgmlType::F32] {
+        let q = floats(&mut rng, n_head * hd);
+        let (k, v) = (floats(&mut rng, kv_dim), floats(&mut rng, kv_dim));
+        let (old_k, old_v) = (floats(&mut rng, (start + 1) * kv_dim), floats(&mut rng, (start + 1) * kv_dim));
+        let wo = random_rows(&mut rng, ty, n_embd, n_head * hd);
+        let wf = dequant(ty, &wo, n_embd, n_head * hd);
+        let gpu_w = to_gpu_layout(ty, &wo);
+        let pa = params::Attention {
+            n_head: n_head as u32,
+            n_head_kv: n_kv as u32,
+            head_dim: hd as u32,
+            kv_dim: kv_dim as u32,
+            scale: 0.125,
+            window: 0,
+            fused: 1,
+            half: half as u32,
+            neox: 1,
+            proj_rows: n_embd as u32,
+            proj_row_words: (gpu_w.len() / n_embd / 4) as u32,
+            proj_w_base: 0,
+        };
+        let mut bindings = vec![
+            Binding::Storage(cast_slice(&q).to_vec()),
+            Binding::Storage(cast_slice(&old_k).to_vec()),
+            Binding::Storage(cast_slice(&old_v).to_vec()),
+            Binding::Storage(poison(n_head * hd)),
+            Binding::Uniform(bytes_of(&pa).to_vec()),
+            step(1, start as u32),
+            Binding::Storage(cast_slice(&k).to_vec()),
+            Binding::Storage(cast_slice(&v).to_vec()),
+            Binding::Storage(cast_slice(&table).to_vec()),
+        ];
+        // The heads' outputs from the plain kernel (checked against f64 by the test above).
+        let heads = f32s(&run_kernel(&ctx, Kernel::Attention, None, &bindings, n_head as u32).unwrap()[3]);
+        bindings[3] = Binding::Storage(poison(n_head * n_embd));
+        bindings.push(Binding::Storage(gpu_w));
+        let parts = f32s(&run_kernel(&ctx, Kernel::AttentionProj, Some(ty), &bindings, n_head as u32).unwrap()[3]);
+        let mut want = Vec::new();
+        for h in 0..n_head {
+            for r in 0..n_embd {
+                want.push((0..hd).map(|d| wf[r * n_head * hd + h * hd + d] as f64 * heads[h * hd + d] as f64).sum::<f64>());
+            }
+        }
+        let scale: Vec<f64> = (0..n_head * n_embd).map(|i| (0..hd).map(|d| (wf[(i % n_embd) * n_head * hd + (i / n_embd) * hd + d] * heads[(i / n_embd) * hd + d]).abs() as f64).sum()).collect();
+        assert_close(&format!("attention times W_o, {ty:?}"), &parts, &want, &scale);
+    }
+
+    // A matmul adds the partials to its (normalised) input and, accumulating, to its output:
+    // for one token only (a batch runs the projection itself).
+    let (rows, cols, n_parts) = (33usize, 96usize, 3usize);
+    let ty = GgmlType::Q8_0;
+    let w = random_rows(&mut rng, ty, rows, cols);
+    let wf = dequant(ty, &w, rows, cols);
+    let x = floats(&mut rng, 2 * cols);
+    let gain = floats(&mut rng, cols);
+    let y0 = floats(&mut rng, 2 * rows);
+    for (parts_in, n_tokens) in [(true, 1usize), (false, 1), (true, 2), (false, 2)] {
+        let width = if parts_in { cols } else { rows };
+        let parts = floats(&mut rng, n_parts * width);
+        let p = params::MatMul {
+            accumulate: !parts_in as u32,
+            norm: parts_in as u32,
+            eps: 1e-5,
+            parts_in: if parts_in { n_parts as u32 } else { 0 },
+            parts_out: if parts_in { 0 } else { n_parts as u32 },
+            ..params::MatMul::plain(rows as u32, cols as u32, (to_gpu_layout(ty, &w).len() / rows / 4) as u32, rows as u32)
+        };
+        let out = run_kernel(
+            &ctx,
+            Kernel::MatMul,
+            Some(ty),
+            &[
+                Binding::Storage(to_gpu_layout(ty, &w)),
+                Binding::Storage(cast_slice(&x[..n_tokens * cols]).to_vec()),
+                Binding::Storage(if parts_in { poison(n_tokens * rows) } else { cast_slice(&y0[..n_tokens * rows]).to_vec() }),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n_tokens as u32, 0),
+                Binding::Storage(cast_slice(&gain).to_vec()),
+                Binding::Storage(vec![0; 16]),
+                Binding::Storage(vec![0; 16]),
+                Binding::Storage(vec![0; 16]),
+                Binding::Storage(cast_slice(&parts).to_vec()),
+            ],
+            matmul_groups(Kernel::MatMul, rows as u32, n_tokens as u32),
+        )
+        .unwrap();
+        let added = |i: usize| if n_tokens == 1 { (0..n_parts).map(|h| parts[h * width + i] as f64).sum::<f64>() } else { 0.0 };
+        let (mut want, mut scale) = (Vec::new(), Vec::new());
+        for t in 0..n_tokens {
+            let xin: Vec<f64> = (0..cols).map(|c| x[t * cols + c] as f64 + if parts_in { added(c) } else { 0.0 }).collect();
+            let xs: Vec<f64> = if parts_in {
+                let s = 1.0 / (xin.iter().map(|v| v * v).sum::<f64>() / cols as f64 + 1e-5).sqrt();
+                xin.iter().zip(&gain).map(|(v, &g)| v * s * g as f64).collect()
+            } else {
+                xin
+            };
+            for r in 0..rows {
+                let terms: Vec<f64> = (0..cols).map(|c| wf[r * cols + c] as f64 * xs[c]).collect();
+                let base = if parts_in { 0.0 } else { y0[t * rows + r] as f64 + added(r) };
+                want.push(base + terms.iter().sum::<f64>());
+                scale.push(base.abs() + terms.iter().map(|v| v.abs()).sum::<f64>());
+            }
+        }
+        assert_close(&format!("matmul with partials, in={parts_in} tokens={n_tokens}"), &f32s(&out[2]), &want, &scale);
     }
 }

@@ -2,7 +2,8 @@
 //! group and grid, and patterns in the plan become fused kernels (a norm folded into the
 //! matmuls that read it; Q, K, V or gate and up from one stacked weight; biases added by the
 //! matmul that produces their target; RoPE with the KV write, and for one token with the
-//! attention too; gate/up with the gated activation; a post-norm with its residual add).
+//! attention too, and the output projection after it; gate/up with the gated activation; a
+//! post-norm with its residual add).
 
 use super::backend::storage;
 use super::context::GpuContext;
@@ -140,6 +141,33 @@ fn dead_after(ops: &[Op], from: usize, act: Act) -> bool {
     true
 }
 
+/// Whether the output projection `ops[j]`, reading the attention output `attn_out`, can be
+/// left to the heads' partial products of the decode attention (attention_proj.wgsl): a plain
+/// accumulate into the residual, in a format whose blocks divide a head, with the residual
+/// then read only by matmuls (or a norm folded into them) until the MLP's down projection
+/// accumulates into it, which adds the partials.
+fn proj_fusable(plan: &ForwardPlan, weights: &GpuWeights, j: usize, attn_out: Act) -> bool {
+    let c = &plan.config;
+    let Some(&Op::MatMul { weight, input, out: x, accumulate: true }) = plan.ops.get(j) else { return false };
+    let w = weights.get(weight);
+    if input != attn_out || w.parts.len() != 1 || w.cols != c.n_head * c.head_dim || c.head_dim % w.ty.block_len() != 0 || w.rows != c.n_embd {
+        return false;
+    }
+    if bias_after(&plan.ops, j + 1, x).is_some() || !dead_after(&plan.ops, j + 1, attn_out) {
+        return false;
+    }
+    for (k, op) in plan.ops.iter().enumerate().skip(j + 1) {
+        match *op {
+            Op::MatMul { out, accumulate: true, input, .. } if out == x => return input != x,
+            Op::MatMul { input, accumulate: false, out, .. } if input == x && out != x => {}
+            Op::RmsNorm { input, .. } if input == x && plan.norm_folds_into_matmuls(k) => {}
+            _ if op.reads().contains(&x) || op.writes().contains(&x) => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// How the fusions applied to a plan: what `hearth bench --profile` reports besides the times.
 pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<String> {
     let groups = super::weights::stack_groups(plan);
@@ -157,6 +185,12 @@ pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<Stri
         }
     }
     let mut notes = vec![format!("Q/K/V projections in one dispatch in {whole} of {} layers", whole + split)];
+    let attentions: Vec<(usize, Act)> = plan.ops.iter().enumerate().filter_map(|(i, op)| match *op {
+        Op::Attention { out, .. } => Some((i, out)),
+        _ => None,
+    }).collect();
+    let projected = attentions.iter().filter(|&&(i, out)| proj_fusable(plan, weights, i + 1, out)).count();
+    notes.push(format!("decoding: the output projection inside the attention dispatch in {projected} of {} layers", attentions.len()));
     if split > 0 {
         notes.push(format!(
             "{split} layers mix formats ({}): their Q/K/V take {extra} more dispatches per token in all (Q and K still \
@@ -200,7 +234,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     };
     let kv = c.kv_dim() as u32;
     // `rope`: the fused decode form's RoPE variant (see attention.wgsl).
-    let attention_params = |window: usize, rope: Option<&crate::model::RopeSpec>| {
+    let attention_params = |window: usize, rope: Option<&crate::model::RopeSpec>, proj: Option<&super::weights::GpuTensor>| {
         uniform(
             ctx,
             &params::Attention {
@@ -213,7 +247,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 fused: rope.is_some() as u32,
                 half: rope.map_or(0, |r| r.half() as u32),
                 neox: rope.is_some_and(|r| r.style == RopeStyle::Neox) as u32,
-                _pad: [0; 3],
+                proj_rows: proj.map_or(0, |w| w.rows as u32),
+                proj_row_words: proj.map_or(0, |w| w.row_words),
+                proj_w_base: proj.and_then(|w| w.stack).map_or(0, |(_, row)| row * proj.expect("some").row_words),
             },
         )
     };
@@ -237,6 +273,14 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
         .collect();
     // A norm folded into the matmuls that read its output: (output, input, weight).
     let mut folded: Option<(Act, Act, WeightId)> = None;
+    // The heads' partial output projections of a decode attention (attention_proj.wgsl),
+    // written by a layer's attention and added by the matmuls that read the residual next.
+    let attn_parts = storage(ctx, "attention partials", (c.n_head * c.n_embd * 4) as u64);
+    // The residual whose output projection is left to the partials, until the down
+    // projection adds them; and the projections so left (recorded for 2+ tokens only).
+    let mut pending: Option<Act> = None;
+    let mut proj_fused = vec![false; plan.ops.len()];
+    let n_parts = c.n_head as u32;
     // Ops already covered by a fused dispatch.
     let mut done = vec![false; plan.ops.len()];
     let glu = plan.glu_triples();
@@ -260,6 +304,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             Some((out, input, w)) if out == x => (input, Some(weights.get(w))),
             _ => (x, None),
         };
+        // Partials a matmul reading `src` adds to its input.
+        let parts_in = |src: Act| if pending == Some(src) { n_parts } else { 0 };
+        let parts_bind = |n: u32| if n > 0 { &attn_parts } else { &no_norm };
         match *op {
             Op::Embed { table, out, scale } => {
                 let t = weights.get(table);
@@ -332,11 +379,12 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         Activation::GeluTanh => 2,
                     },
                     glu_rows: u_row - g_row,
+                    parts_in: parts_in(src),
                     ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
                 };
                 let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
-                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, &no_norm];
+                let bufs = [&gw.parts[0].buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, &no_norm, parts_bind(p.parts_in)];
                 add(Kernel::MatMul, Some(gw.ty), &bufs, Grid::MatMul(Kernel::MatMul, gw.rows as u32), Role::Always);
                 done[i + 1] = true;
                 done[i + 2] = true;
@@ -381,13 +429,14 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     stride2: rows[1],
                     stride3: rows.get(2).copied().unwrap_or(0),
                     bias: stacked_bias.is_some() as u32,
+                    parts_in: parts_in(src),
                     ..params::MatMul::plain(total, first.cols as u32, first.row_words, rows[0])
                 };
                 let pb = uniform(ctx, &p);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
                 let y3 = outs.get(2).map_or(&no_out3, |&a| act(a));
                 let bias = stacked_bias.as_ref().unwrap_or(&no_norm);
-                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3, bias];
+                let bufs = [&first.parts[0].buffer, act(src), act(outs[0]), &pb, step, norm_buf, act(outs[1]), y3, bias, parts_bind(p.parts_in)];
                 add(Kernel::MatMul, Some(first.ty), &bufs, Grid::MatMul(Kernel::MatMul, total), Role::Always);
                 for d in &mut done[i..i + ws.len()] {
                     *d = true;
@@ -402,6 +451,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     done[j] = true;
                 }
                 let bias_bind = bias.map_or(&no_norm, |(_, b)| bias_buf(b));
+                // The down projection after a fused attention adds the partials to the residual.
+                let parts_out = if accumulate && pending == Some(out) { n_parts } else { 0 };
                 for part in &w.parts {
                     let p = params::MatMul {
                         accumulate: accumulate as u32,
@@ -410,11 +461,22 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         eps: c.rms_eps,
                         w_base: w.stack.map_or(0, |(_, row)| row * w.row_words),
                         bias: bias.is_some() as u32,
+                        parts_in: parts_in(src),
+                        parts_out,
                         ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                     };
                     let pb = uniform(ctx, &p);
-                    let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, bias_bind];
+                    let bufs = [&part.buffer, act(src), act(out), &pb, step, norm_buf, &no_out2, &no_out3, bias_bind, parts_bind(p.parts_in + p.parts_out)];
                     add(Kernel::MatMul, Some(w.ty), &bufs, Grid::MatMul(Kernel::MatMul, part.rows), Role::Always);
+                    if proj_fused[i] {
+                        dispatches.borrow_mut().last_mut().expect("just added").min_tokens = 2;
+                    }
+                }
+                if parts_out > 0 {
+                    pending = None;
+                }
+                if proj_fused[i] {
+                    pending = Some(out);
                 }
             }
             // RoPE on Q and K followed by attention over them. A batch rotates both and
@@ -430,9 +492,23 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let mut rope_kv = build(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
                 rope_kv.min_tokens = 2;
                 let grid = Grid::PerToken(c.n_head as u32);
-                let (pf, pa) = (attention_params(window, Some(ropes[rope])), attention_params(window, None));
-                let fused = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pf, step, act(k), act(v), &b.rope_tables[rope]];
-                let mut attention = build(Kernel::Attention, None, &fused, grid, Role::Always);
+                // Decoding one token with an output projection it can take on: the partials.
+                let proj = match plan.ops.get(i + 3) {
+                    Some(&Op::MatMul { weight, .. }) if proj_fusable(plan, weights, i + 3, out) => Some(weights.get(weight)),
+                    _ => None,
+                };
+                let (pf, pa) = (attention_params(window, Some(ropes[rope]), proj), attention_params(window, None, None));
+                let mut attention = match proj {
+                    Some(w) => {
+                        proj_fused[i + 3] = true;
+                        let fused = [act(q), &k_cache[layer], &v_cache[layer], &attn_parts, &pf, step, act(k), act(v), &b.rope_tables[rope], &w.parts[0].buffer];
+                        build(Kernel::AttentionProj, Some(w.ty), &fused, grid, Role::Always)
+                    }
+                    None => {
+                        let fused = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pf, step, act(k), act(v), &b.rope_tables[rope]];
+                        build(Kernel::Attention, None, &fused, grid, Role::Always)
+                    }
+                };
                 let batched = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &unused];
                 attention.batched = Some(Box::new(build(Kernel::Attention, None, &batched, grid, Role::Always)));
                 attention.batched_from = 2;
@@ -455,7 +531,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             Op::Attention { layer, q, k, v, out, window } => {
                 let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
                 add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step], Grid::Threads(kv), Role::Always);
-                let pa = attention_params(window, None);
+                let pa = attention_params(window, None, None);
                 let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &unused];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
@@ -483,7 +559,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         } else {
                             Grid::MatMul(Kernel::MatMul, part.rows)
                         };
-                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3, &no_norm];
+                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3, &no_norm, &no_norm];
                         add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                     }
                 }

@@ -38,7 +38,11 @@ pub struct MatMul {
     pub stride3: u32,
     /// 1: add `bias[row_offset + r]` to output row `r`.
     pub bias: u32,
-    pub _pad: [u32; 3],
+    /// For one token: heads' partial output projections (`AttentionProj`) to add to the
+    /// input (`parts_in` of them) or, with `accumulate`, to the output (`parts_out`).
+    pub parts_in: u32,
+    pub parts_out: u32,
+    pub _pad: u32,
 }
 
 impl MatMul {
@@ -62,7 +66,9 @@ impl MatMul {
             stride2: 0,
             stride3: 0,
             bias: 0,
-            _pad: [0; 3],
+            parts_in: 0,
+            parts_out: 0,
+            _pad: 0,
         }
     }
 }
@@ -140,7 +146,10 @@ pub struct Attention {
     pub fused: u32,
     pub half: u32,
     pub neox: u32,
-    pub _pad: [u32; 3],
+    /// `AttentionProj`: the output projection's rows, words per row and first word.
+    pub proj_rows: u32,
+    pub proj_row_words: u32,
+    pub proj_w_base: u32,
 }
 
 /// `kv_store` and `argmax` take one width.

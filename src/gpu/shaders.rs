@@ -2,7 +2,7 @@
 //! preprocessing is concatenation: `common.wgsl`, then (for kernels reading weights) the byte
 //! helpers `quant/bytes.wgsl` and the quant format's file from `shaders/quant/` (after the
 //! helpers it shares with its family: `k_scale_min.wgsl`, `iq4_levels.wgsl`), then (for the two matmul kernels) `matmul_io.wgsl`, then
-//! the kernel.
+//! the kernel (the attention kernels: `attention.wgsl`, then their entry point's file).
 
 use std::collections::HashMap;
 
@@ -22,6 +22,8 @@ pub enum Kernel {
     Rope,
     KvStore,
     Attention,
+    /// Attention for one decoded token times its slice of the output projection.
+    AttentionProj,
     Glu,
     HeadNorm,
     Add,
@@ -40,7 +42,8 @@ impl Kernel {
             Kernel::RmsNorm => include_str!("../../shaders/rms_norm.wgsl"),
             Kernel::Rope => include_str!("../../shaders/rope.wgsl"),
             Kernel::KvStore => include_str!("../../shaders/kv_store.wgsl"),
-            Kernel::Attention => include_str!("../../shaders/attention.wgsl"),
+            Kernel::Attention => concat!(include_str!("../../shaders/attention.wgsl"), include_str!("../../shaders/attention_out.wgsl")),
+            Kernel::AttentionProj => concat!(include_str!("../../shaders/attention.wgsl"), include_str!("../../shaders/attention_proj.wgsl")),
             Kernel::Glu => include_str!("../../shaders/glu.wgsl"),
             Kernel::HeadNorm => include_str!("../../shaders/head_norm.wgsl"),
             Kernel::Add => include_str!("../../shaders/add.wgsl"),
@@ -52,7 +55,7 @@ impl Kernel {
     }
 
     fn reads_weights(self) -> bool {
-        matches!(self, Kernel::Embed | Kernel::MatMul | Kernel::MatMulTiled)
+        matches!(self, Kernel::Embed | Kernel::MatMul | Kernel::MatMulTiled | Kernel::AttentionProj)
     }
 }
 

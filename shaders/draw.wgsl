@@ -1,8 +1,9 @@
 // One sampled token from the top-k selection (shaders/top_k.wgsl's (key, id) pairs, best
 // first), in one workgroup: the draw the CPU sampler makes (src/sampler), step for step —
-// top-p, then min-p on the temperature-1 softmax, then an inverse-CDF draw at the temperature
-// with Philox4x32-10's number for (seed, the step's draw counter). The id goes where the next
-// step's embedding reads it; the Philox words follow it, for tests.
+// top-p, then min-p on the temperature-1 softmax, then an inverse-CDF draw at the temperature,
+// walking the kept tokens in id order, with Philox4x32-10's number for (seed, the step's draw
+// counter). The id goes where the next step's embedding reads it; the Philox words follow it,
+// for tests.
 
 struct Params {
     k: u32,
@@ -25,6 +26,10 @@ const PADDING: u32 = 0xffffffffu;
 // exp(l - max) at temperature 1 (for the truncations) and at the draw's temperature.
 var<workgroup> w1: array<f32, 256>;
 var<workgroup> wt: array<f32, 256>;
+// How many candidates the truncations keep, and the kept ones' weights and ids in id order.
+var<workgroup> kept: u32;
+var<workgroup> by_id_w: array<f32, 256>;
+var<workgroup> by_id: array<u32, 256>;
 
 // The inverse of top_k.wgsl's sort_key.
 fn logit_of_key(key: u32) -> f32 {
@@ -66,9 +71,49 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         wt[lid] = exp(d * p.inv_temp);
     }
     workgroupBarrier();
+    if (lid == 0u) {
+        kept = truncate();
+    }
+    let n = workgroupUniformLoad(&kept);
+    // Each kept candidate's place in id order: how many kept ones have a smaller id.
+    if (lid < n) {
+        let id = cand[lid].y;
+        var rank = 0u;
+        for (var j = 0u; j < n; j++) {
+            rank += u32(cand[j].y < id);
+        }
+        by_id_w[rank] = wt[lid];
+        by_id[rank] = id;
+    }
+    workgroupBarrier();
     if (lid != 0u) {
         return;
     }
+    let bits = philox4x32_10(vec4<u32>(step.draw_lo, step.draw_hi, 0u, 0u), vec2<u32>(p.seed_lo, p.seed_hi));
+    // 24 bits: the same number in f32 as in the CPU's f64.
+    let u = f32(bits.x >> 8u) / 16777216.0;
+    var total = 0.0;
+    for (var i = 0u; i < n; i++) {
+        total += by_id_w[i];
+    }
+    var id = by_id[n - 1u];
+    var acc = 0.0;
+    for (var i = 0u; i < n; i++) {
+        acc += by_id_w[i] / total;
+        if (u < acc) {
+            id = by_id[i];
+            break;
+        }
+    }
+    result[0] = id;
+    result[1] = bits.x;
+    result[2] = bits.y;
+    result[3] = bits.z;
+    result[4] = bits.w;
+}
+
+// The candidates the truncations keep (a prefix of the sorted ones; at least one).
+fn truncate() -> u32 {
     var n = p.k;
     for (var i = 0u; i < p.k; i++) {
         if (cand[i].y == PADDING) {
@@ -92,31 +137,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         }
     }
     // Min-p: logits at least max + ln(min_p) (p_i / p_max = exp(l_i - l_max)).
-    let floor = top + p.ln_min_p;
+    let floor = logit_of_key(cand[0].x) + p.ln_min_p;
     var keep = 0u;
     while (keep < n && logit_of_key(cand[keep].x) >= floor) {
         keep++;
     }
-    n = max(keep, 1u);
-    let bits = philox4x32_10(vec4<u32>(step.draw_lo, step.draw_hi, 0u, 0u), vec2<u32>(p.seed_lo, p.seed_hi));
-    // 24 bits: the same number in f32 as in the CPU's f64.
-    let u = f32(bits.x >> 8u) / 16777216.0;
-    var total = 0.0;
-    for (var i = 0u; i < n; i++) {
-        total += wt[i];
-    }
-    var id = cand[0].y;
-    var acc = 0.0;
-    for (var i = 0u; i < n; i++) {
-        acc += wt[i] / total;
-        if (u < acc) {
-            id = cand[i].y;
-            break;
-        }
-    }
-    result[0] = id;
-    result[1] = bits.x;
-    result[2] = bits.y;
-    result[3] = bits.z;
-    result[4] = bits.w;
+    return max(keep, 1u);
 }

@@ -586,13 +586,15 @@ fn draw_picks_the_cpu_samplers_token_with_the_same_philox_numbers() {
         assert_eq!(words, philox::block(d.seed, d.counter), "{d:?}");
         let want = draw_candidates(cands.clone(), d).unwrap();
         if id != want {
-            // The draw's cumulative probabilities (f64): u must sit on a boundary.
+            // The draw's cumulative probabilities (f64, in id order): u must sit on a boundary.
             let mut c = cands.clone();
             p::top_p(&mut c, d.top_p);
             p::min_p(&mut c, d.min_p);
+            let mut by_id: Vec<(u32, f64)> = c.iter().map(|x| x.0).zip(p::tempered(&c, d.temperature)).collect();
+            by_id.sort_by_key(|x| x.0);
             let u = philox::uniform(d.seed, d.counter);
             let mut acc = 0.0;
-            let gap = p::tempered(&c, d.temperature).iter().map(|q| { acc += q; (acc - u).abs() }).fold(f64::MAX, f64::min);
+            let gap = by_id.iter().map(|(_, q)| { acc += q; (acc - u).abs() }).fold(f64::MAX, f64::min);
             assert!(gap < 1e-5, "drew {id}, the CPU {want}: u {u} is {gap} from a boundary ({d:?})");
             near_boundary += 1;
         }

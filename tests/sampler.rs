@@ -178,18 +178,22 @@ fn bad_settings_are_errors() {
 }
 
 /// The draw's random number is Philox4x32-10 of (seed, draw index): draw 0 under seed 0 is
-/// Random123's zero vector, 0x6627e8d5 → u = 0x6627e8 / 2^24 = 0.39904, which falls in the
-/// second bin of probabilities 0.35, 0.33, 0.32 (cumulative 0.35, 0.68).
+/// Random123's zero vector, 0x6627e8d5 → u = 0x6627e8 / 2^24 = 0.39904. The draw walks the
+/// tokens in id order: probabilities 0.33, 0.35, 0.32 (cumulative 0.33, 0.68), so u falls in
+/// token 1's bin.
 #[test]
 fn the_first_draw_of_seed_zero_uses_the_philox_zero_vector() {
     let logits = logits_of(&[0.33, 0.35, 0.32]);
     let mut s = Sampler::from_config(SamplerConfig { temperature: 1.0, seed: 0, ..Default::default() }).unwrap();
-    assert_eq!(s.sample(&logits, &[]).unwrap(), 0, "the second most likely token");
+    assert_eq!(s.sample(&logits, &[]).unwrap(), 1);
     assert_eq!(s.draws(), 1);
     // The same draw from the top-k path, and every draw advances the counter, even a certain one.
     let mut t = Sampler::from_config(SamplerConfig { temperature: 1.0, top_k: 3, seed: 0, ..Default::default() }).unwrap();
     assert_eq!(t.device_draw().unwrap().counter, 0);
-    assert_eq!(t.sample_top_k(p::best_candidates(&logits, 3)).unwrap(), 0);
+    assert_eq!(t.sample_top_k(p::best_candidates(&logits, 3)).unwrap(), 1);
+    // Top-k 2 keeps tokens 1 and 0 (0.35 and 0.33 of 0.68): token 0's bin is [0, 0.485).
+    let mut two = Sampler::from_config(SamplerConfig { temperature: 1.0, top_k: 2, seed: 0, ..Default::default() }).unwrap();
+    assert_eq!(two.sample(&logits, &[]).unwrap(), 0);
     t.sample_top_k(vec![(2, 1.0)]).unwrap();
     assert_eq!(t.device_draw().unwrap().counter, 2);
 }

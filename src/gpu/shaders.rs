@@ -8,9 +8,16 @@ use std::collections::HashMap;
 
 use crate::quant::GgmlType;
 
-const COMMON: &str = include_str!("../../shaders/common.wgsl");
-const MATMUL_IO: &str = include_str!("../../shaders/matmul_io.wgsl");
-const QUANT_BYTES: &str = include_str!("../../shaders/quant/bytes.wgsl");
+/// A kernel file as `build.rs` copied it (without comments in the browser build).
+macro_rules! shader {
+    ($file:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/shaders/", $file))
+    };
+}
+
+const COMMON: &str = shader!("common.wgsl");
+const MATMUL_IO: &str = shader!("matmul_io.wgsl");
+const QUANT_BYTES: &str = shader!("quant/bytes.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -34,23 +41,24 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    fn source(self) -> &'static str {
+    /// The kernel's files, in order.
+    fn source(self) -> &'static [&'static str] {
         match self {
-            Kernel::Embed => include_str!("../../shaders/embed.wgsl"),
-            Kernel::MatMul => include_str!("../../shaders/matmul.wgsl"),
-            Kernel::MatMulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
-            Kernel::RmsNorm => include_str!("../../shaders/rms_norm.wgsl"),
-            Kernel::Rope => include_str!("../../shaders/rope.wgsl"),
-            Kernel::KvStore => include_str!("../../shaders/kv_store.wgsl"),
-            Kernel::Attention => concat!(include_str!("../../shaders/attention.wgsl"), include_str!("../../shaders/attention_out.wgsl")),
-            Kernel::AttentionProj => concat!(include_str!("../../shaders/attention.wgsl"), include_str!("../../shaders/attention_proj.wgsl")),
-            Kernel::Glu => include_str!("../../shaders/glu.wgsl"),
-            Kernel::HeadNorm => include_str!("../../shaders/head_norm.wgsl"),
-            Kernel::Add => include_str!("../../shaders/add.wgsl"),
-            Kernel::Argmax => include_str!("../../shaders/argmax.wgsl"),
-            Kernel::RopeKv => include_str!("../../shaders/rope_kv.wgsl"),
-            Kernel::TopK => include_str!("../../shaders/top_k.wgsl"),
-            Kernel::Draw => include_str!("../../shaders/draw.wgsl"),
+            Kernel::Embed => &[shader!("embed.wgsl")],
+            Kernel::MatMul => &[shader!("matmul.wgsl")],
+            Kernel::MatMulTiled => &[shader!("matmul_tiled.wgsl")],
+            Kernel::RmsNorm => &[shader!("rms_norm.wgsl")],
+            Kernel::Rope => &[shader!("rope.wgsl")],
+            Kernel::KvStore => &[shader!("kv_store.wgsl")],
+            Kernel::Attention => &[shader!("attention.wgsl"), shader!("attention_out.wgsl")],
+            Kernel::AttentionProj => &[shader!("attention.wgsl"), shader!("attention_proj.wgsl")],
+            Kernel::Glu => &[shader!("glu.wgsl")],
+            Kernel::HeadNorm => &[shader!("head_norm.wgsl")],
+            Kernel::Add => &[shader!("add.wgsl")],
+            Kernel::Argmax => &[shader!("argmax.wgsl")],
+            Kernel::RopeKv => &[shader!("rope_kv.wgsl")],
+            Kernel::TopK => &[shader!("top_k.wgsl")],
+            Kernel::Draw => &[shader!("draw.wgsl")],
         }
     }
 
@@ -61,24 +69,24 @@ impl Kernel {
 
 /// The block decoder of a weight format, after the helpers it shares with related formats.
 fn quant_sources(ty: GgmlType) -> &'static [&'static str] {
-    const K_SCALE_MIN: &str = include_str!("../../shaders/quant/k_scale_min.wgsl");
-    const IQ4_LEVELS: &str = include_str!("../../shaders/quant/iq4_levels.wgsl");
+    const K_SCALE_MIN: &str = shader!("quant/k_scale_min.wgsl");
+    const IQ4_LEVELS: &str = shader!("quant/iq4_levels.wgsl");
     match ty {
-        GgmlType::F32 => &[include_str!("../../shaders/quant/f32.wgsl")],
-        GgmlType::F16 => &[include_str!("../../shaders/quant/f16.wgsl")],
-        GgmlType::BF16 => &[include_str!("../../shaders/quant/bf16.wgsl")],
-        GgmlType::Q4_0 => &[include_str!("../../shaders/quant/q4_0.wgsl")],
-        GgmlType::Q4_1 => &[include_str!("../../shaders/quant/q4_1.wgsl")],
-        GgmlType::Q5_0 => &[include_str!("../../shaders/quant/q5_0.wgsl")],
-        GgmlType::Q5_1 => &[include_str!("../../shaders/quant/q5_1.wgsl")],
-        GgmlType::Q8_0 => &[include_str!("../../shaders/quant/q8_0.wgsl")],
-        GgmlType::Q2_K => &[include_str!("../../shaders/quant/q2_k.wgsl")],
-        GgmlType::Q3_K => &[include_str!("../../shaders/quant/q3_k.wgsl")],
-        GgmlType::Q4_K => &[K_SCALE_MIN, include_str!("../../shaders/quant/q4_k.wgsl")],
-        GgmlType::Q5_K => &[K_SCALE_MIN, include_str!("../../shaders/quant/q5_k.wgsl")],
-        GgmlType::Q6_K => &[include_str!("../../shaders/quant/q6_k.wgsl")],
-        GgmlType::IQ4_NL => &[IQ4_LEVELS, include_str!("../../shaders/quant/iq4_nl.wgsl")],
-        GgmlType::IQ4_XS => &[IQ4_LEVELS, include_str!("../../shaders/quant/iq4_xs.wgsl")],
+        GgmlType::F32 => &[shader!("quant/f32.wgsl")],
+        GgmlType::F16 => &[shader!("quant/f16.wgsl")],
+        GgmlType::BF16 => &[shader!("quant/bf16.wgsl")],
+        GgmlType::Q4_0 => &[shader!("quant/q4_0.wgsl")],
+        GgmlType::Q4_1 => &[shader!("quant/q4_1.wgsl")],
+        GgmlType::Q5_0 => &[shader!("quant/q5_0.wgsl")],
+        GgmlType::Q5_1 => &[shader!("quant/q5_1.wgsl")],
+        GgmlType::Q8_0 => &[shader!("quant/q8_0.wgsl")],
+        GgmlType::Q2_K => &[shader!("quant/q2_k.wgsl")],
+        GgmlType::Q3_K => &[shader!("quant/q3_k.wgsl")],
+        GgmlType::Q4_K => &[K_SCALE_MIN, shader!("quant/q4_k.wgsl")],
+        GgmlType::Q5_K => &[K_SCALE_MIN, shader!("quant/q5_k.wgsl")],
+        GgmlType::Q6_K => &[shader!("quant/q6_k.wgsl")],
+        GgmlType::IQ4_NL => &[IQ4_LEVELS, shader!("quant/iq4_nl.wgsl")],
+        GgmlType::IQ4_XS => &[IQ4_LEVELS, shader!("quant/iq4_xs.wgsl")],
     }
 }
 
@@ -94,7 +102,9 @@ pub fn assemble(kernel: Kernel, ty: Option<GgmlType>) -> String {
     if matches!(kernel, Kernel::MatMul | Kernel::MatMulTiled) {
         src.push_str(MATMUL_IO);
     }
-    src.push_str(kernel.source());
+    for part in kernel.source() {
+        src.push_str(part);
+    }
     src
 }
 

@@ -251,16 +251,22 @@ pub fn draw_candidates(candidates: Vec<(u32, f32)>, d: &DeviceDraw) -> Result<u3
     Ok(pick(truncate(c, d.top_p, d.min_p, d.temperature), philox::uniform(d.seed, d.counter)))
 }
 
-/// The draw's inverse-CDF step: the first token whose cumulative probability exceeds `u`.
+/// The draw's inverse-CDF step, walking the tokens in id order: the first whose cumulative
+/// probability exceeds `u` (the last one if rounding leaves `u` past the total). Id order, not
+/// probability order, keeps a draw stable when two nearly equal logits swap places between
+/// backends whose arithmetic differs in the last bits: only a `u` within that difference of a
+/// boundary can change the token.
 fn pick((probs, ids): (Vec<f64>, Vec<u32>), u: f64) -> u32 {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by_key(|&i| ids[i]);
     let mut acc = 0.0;
-    for (q, &id) in probs.iter().zip(&ids) {
-        acc += q;
+    for &i in &order {
+        acc += probs[i];
         if u < acc {
-            return id;
+            return ids[i];
         }
     }
-    ids[0]
+    order.last().map_or(0, |&i| ids[i])
 }
 
 /// Index of the largest logit; the lowest index among equals.

@@ -351,7 +351,7 @@ const STORY = 'Tell me a story about a dragon.';
 
 const tests = [
   {
-    name: 'gpu-golden: default model on WebGPU, greedy chat and 16 story tokens equal the native engine\'s ids, GPU top-k draws equal whole-row draws',
+    name: 'gpu-golden: default model on WebGPU, greedy chat and 16 story tokens equal the native engine\'s ids; seeded top-k sampling drawn on the GPU equals whole-row draws and the native engine\'s',
     async run({ page }) {
       await greedyGolden(page, 'gpu');
       // The golden reply ends after 8 tokens; a story runs the full 16.
@@ -362,17 +362,21 @@ const tests = [
       check(!r.error, `error: ${r.error}`);
       log(`story ${JSON.stringify(r.text)}; ids ${JSON.stringify(r.ids)}`);
       check(sameIds(r.ids, want), `WebGPU story ids ${JSON.stringify(r.ids)} differ from the native ${JSON.stringify(want)}`);
-      // Top-k sampling: the GPU selects the 40 candidates (320 bytes read back); a zero logit
-      // bias forces the whole-row readback, and the seeded draws must be the same.
+      // Seeded sampling: the first token from the 40 candidates the GPU selects (320 bytes read
+      // back), the rest drawn on the GPU in runs; a zero logit bias forces the whole-row
+      // readback and wasm's draws. Both equal the native CPU engine's seeded ids (the same
+      // Philox numbers on every backend).
       const topK = await page.evaluate(async (m) => {
         const engine = window.hearthPage.engine;
-        const req = { messages: [{ role: 'user', content: m }], temperature: 0.9, top_k: 40, seed: 9, max_tokens: 4 };
+        const req = { messages: [{ role: 'user', content: m }], temperature: 0.9, top_k: 40, top_p: 0.95, min_p: 0.02, seed: 9, max_tokens: 12 };
         const selected = await engine.chat.completions.create(req);
         const full = await engine.chat.completions.create({ ...req, logit_bias: { 0: 0 } });
         return { selected: selected.hearth.tokenIds, full: full.hearth.tokenIds, text: selected.choices[0].message.content };
       }, STORY);
-      log(`top-k 40 on WebGPU: ${JSON.stringify(topK.text)} ${JSON.stringify(topK.selected)}`);
-      check(topK.selected.length > 0 && sameIds(topK.selected, topK.full), `GPU top-k ids ${JSON.stringify(topK.selected)} != whole-row ids ${JSON.stringify(topK.full)}`);
+      const nativeSampled = nativeIds(STORY, 12, ['--temperature', '0.9', '--top-k', '40', '--top-p', '0.95', '--min-p', '0.02', '--seed', '9']);
+      log(`top-k 40 on WebGPU: ${JSON.stringify(topK.text)} ${JSON.stringify(topK.selected)}; native ${JSON.stringify(nativeSampled)}`);
+      check(topK.selected.length > 1 && sameIds(topK.selected, topK.full), `GPU-drawn ids ${JSON.stringify(topK.selected)} != whole-row ids ${JSON.stringify(topK.full)}`);
+      check(sameIds(topK.selected, nativeSampled), `GPU-drawn ids ${JSON.stringify(topK.selected)} != the native engine's ${JSON.stringify(nativeSampled)}`);
     },
   },
   {

@@ -257,16 +257,20 @@ pub fn draw_candidates(candidates: Vec<(u32, f32)>, d: &DeviceDraw) -> Result<u3
 /// backends whose arithmetic differs in the last bits: only a `u` within that difference of a
 /// boundary can change the token.
 fn pick((probs, ids): (Vec<f64>, Vec<u32>), u: f64) -> u32 {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by_key(|&i| ids[i]);
+    // By id (a scatter, not a sort: ids are below the vocabulary size).
+    let last = ids.iter().copied().max().unwrap_or(0);
+    let mut by_id = vec![0.0f64; last as usize + 1];
+    for (&q, &id) in probs.iter().zip(&ids) {
+        by_id[id as usize] = q;
+    }
     let mut acc = 0.0;
-    for &i in &order {
-        acc += probs[i];
+    for (id, &q) in by_id.iter().enumerate() {
+        acc += q;
         if u < acc {
-            return ids[i];
+            return id as u32;
         }
     }
-    order.last().map_or(0, |&i| ids[i])
+    last
 }
 
 /// Index of the largest logit; the lowest index among equals.

@@ -54,6 +54,8 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Non-standard: wasm heap size samples (bytes) taken while loading. */
   onMemory?: (bytes: number) => void;
+  /** The Hugging Face Hub's origin for `hf:` and Hub page URLs (a mirror); default https://huggingface.co. */
+  hubEndpoint?: string;
 }
 
 export interface ModelInfo {
@@ -247,7 +249,19 @@ export interface HearthEngine {
   unload(): Promise<void>;
 }
 
+/**
+ * Streams a GGUF model into a new engine. `url`: any URL (relative to the page), a Hugging Face
+ * Hub file as `hf:owner/repo/file.gguf` or `hf:owner/repo@revision/path/file.gguf`, or a Hub
+ * page URL (`https://huggingface.co/owner/repo/blob/main/file.gguf`); see resolveModelUrl.
+ */
 export function load(url: string | URL, options?: LoadOptions): Promise<HearthEngine>;
 
-export declare const Hearth: { load: typeof load };
+/**
+ * The URL `load` fetches and caches for `url`: `hf:` and Hub page URLs become the Hub's download
+ * URL (`…/owner/repo/resolve/revision/path`); others are resolved against the page. Throws a
+ * TypeError for a malformed `hf:` URL.
+ */
+export function resolveModelUrl(url: string | URL, options?: { hubEndpoint?: string }): string;
+
+export declare const Hearth: { load: typeof load; resolveModelUrl: typeof resolveModelUrl };
 export default Hearth;

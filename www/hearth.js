@@ -34,6 +34,48 @@ function baseURL() {
   return self.location.href;
 }
 
+const HUB = 'https://huggingface.co';
+
+/**
+ * A model URL as people have it, made fetchable: `hf:owner/repo/path/file.gguf` (or
+ * `hf:owner/repo@revision/…`) becomes the Hugging Face Hub's download URL
+ * (`https://huggingface.co/owner/repo/resolve/main/path/file.gguf`), whose redirect to the Hub's
+ * CDN fetch follows; a Hub page URL (`…/blob/…`) becomes its download URL (`…/resolve/…`);
+ * anything else is resolved against the page. The result is also the cache key, so a model is
+ * cached under this one URL however it was named. `hubEndpoint` replaces the Hub's origin
+ * (a mirror; tests).
+ */
+export function resolveModelUrl(url, { hubEndpoint = HUB } = {}) {
+  const s = String(url).trim();
+  let hub;
+  try {
+    hub = new URL(String(hubEndpoint));
+  } catch {
+    throw new TypeError(`hubEndpoint must be an absolute URL, got ${JSON.stringify(hubEndpoint)}`);
+  }
+  const root = hub.href.replace(/\/+$/, '');
+  if (/^hf:/i.test(s)) {
+    const m = /^hf:(?:\/\/)?([\w.-]+)\/([\w.-]+)(?:@([^/\s]+))?\/([^\s]+)$/i.exec(s);
+    const parts = m ? m[4].split('/') : [];
+    if (!m || parts.some((p) => !p || p === '.' || p === '..')) {
+      throw new TypeError(`a Hub model is hf:owner/repo/file.gguf or hf:owner/repo@revision/path/file.gguf, got ${JSON.stringify(s)}`);
+    }
+    const [, owner, repo, revision = 'main'] = m;
+    return `${root}/${owner}/${repo}/resolve/${encodeURIComponent(revision)}/${parts.map(encodeURIComponent).join('/')}`;
+  }
+  const u = new URL(s, baseURL());
+  // A Hub file page: /owner/repo/blob/revision/path → /owner/repo/resolve/revision/path.
+  const base = hub.pathname.replace(/\/+$/, '');
+  if (u.origin === hub.origin && u.pathname.startsWith(base + '/')) {
+    const rest = u.pathname.slice(base.length).split('/');
+    if (rest.length > 5 && rest[3] === 'blob') {
+      rest[3] = 'resolve';
+      u.pathname = base + rest.join('/');
+    }
+  }
+  return u.href;
+}
+
 function randomId() {
   const b = new Uint8Array(12);
   crypto.getRandomValues(b);
@@ -91,11 +133,12 @@ class WorkerClient {
  * maxContext, contextShift (keep this many first tokens and drop older ones when the context
  * is full, instead of failing), prefillChunk (tokens per forward call while reading a prompt),
  * threads (CPU threads where the page is cross-origin isolated; 0 = one per core, at most 8),
- * signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading).
+ * signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading), hubEndpoint (see
+ * resolveModelUrl, which turns `url` into the URL fetched and cached).
  */
 export async function load(url, options = {}) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
-  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, threads = 0, signal } = options;
+  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, threads = 0, signal, hubEndpoint } = options;
   // Sizes cross into wasm as 32-bit integers: anything larger would wrap, so it is refused here.
   const size = (v) => Number.isInteger(v) && v >= 0 && v <= MAX_SIZE;
   if (!size(prefillChunk)) {
@@ -112,7 +155,7 @@ export async function load(url, options = {}) {
   }
   if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new TypeError(`backend must be "auto", "gpu" or "cpu", got ${JSON.stringify(backend)}`);
   if (signal?.aborted) throw abortError();
-  const href = new URL(String(url), baseURL()).href;
+  const href = resolveModelUrl(url, hubEndpoint == null ? {} : { hubEndpoint });
   const client = new WorkerClient();
   const memory = { samples: [], peak: 0 };
   const record = (bytes) => {
@@ -547,5 +590,5 @@ async function collect(queue, n) {
   };
 }
 
-export const Hearth = { load };
+export const Hearth = { load, resolveModelUrl };
 export default Hearth;

@@ -130,8 +130,36 @@ function withChatTemplate(file, template) {
 const DATED_TEMPLATE = "{{ '<|im_start|>system\\nToday is ' + strftime_now('%d %b %Y') + '.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 let dated = null; // the default model with DATED_TEMPLATE, made on first use
 
+// Requests the imitation Hugging Face Hub saw: its resolve URLs and its CDN.
+const hubHits = { resolve: 0, cdn: 0 };
+
 function testRoutes(req, res) {
   const { pathname } = new URL(req.url, 'http://x');
+  // The Hub: /hub/owner/repo/resolve/revision/file answers 302 to its CDN with a signed query,
+  // as huggingface.co does, plus the headers it sends there.
+  const hub = /^\/hub\/[\w.-]+\/[\w.-]+\/resolve\/main\/model\.gguf$/.exec(pathname);
+  if (hub) {
+    hubHits.resolve++;
+    const size = fs.statSync(MODEL_PATH).size;
+    res.writeHead(302, {
+      location: `/hub-cdn/repos/7a/1f/7a1f${'0'.repeat(60)}?response-content-disposition=attachment&X-Amz-Expires=3600&X-Amz-Signature=${Math.random().toString(16).slice(2)}`,
+      'x-repo-commit': 'c'.repeat(40),
+      'x-linked-size': String(size),
+      'x-linked-etag': `"${'7a1f' + '0'.repeat(60)}"`,
+      etag: '"hub-etag"',
+      'cache-control': 'no-store',
+      'content-length': '0',
+    });
+    res.end();
+    return true;
+  }
+  if (pathname.startsWith('/hub-cdn/repos/')) {
+    hubHits.cdn++;
+    const size = fs.statSync(MODEL_PATH).size;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, etag: `"${'7a1f' + '0'.repeat(60)}"`, 'cache-control': 'public, max-age=31536000' });
+    fs.createReadStream(MODEL_PATH).pipe(res);
+    return true;
+  }
   if (pathname === '/test/dated.gguf') {
     dated ??= withChatTemplate(MODEL_PATH, DATED_TEMPLATE);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': dated.length, 'cache-control': 'no-store' });
@@ -442,6 +470,36 @@ const tests = [
       const r = await uiSend(page, 'Hi!', { temperature: 0, maxTokens: 3 });
       check(!r.error && r.ids.length > 0, `reply after errors: ${r.error}`);
       void base;
+    },
+  },
+  {
+    name: 'hub: hf:owner/repo/file.gguf and a Hub page URL load through the Hub\'s redirect to its CDN; the model is cached under the download URL, not the CDN\'s signed one, and the page URL then loads from the cache; a malformed hf: URL is a TypeError (CPU backend)',
+    async run({ page }) {
+      const repo = `tiny-${Date.now().toString(36)}`;
+      const before = { ...hubHits };
+      const r = await page.evaluate(async ({ repo, message, max }) => {
+        const { load, resolveModelUrl } = await import('/hearth.js');
+        const hubEndpoint = location.origin + '/hub';
+        const bad = await load('hf:owner-only/model.gguf', { hubEndpoint }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+        const first = await load(`hf:example/${repo}/model.gguf`, { backend: 'cpu', hubEndpoint });
+        const out = await first.chat.completions.create({ messages: [{ role: 'user', content: message }], max_tokens: max, temperature: 0 });
+        const info = first.info;
+        await first.unload();
+        const keys = (await (await caches.open('hearth-models-v1')).keys()).map((k) => k.url);
+        const page = `${hubEndpoint}/example/${repo}/blob/main/model.gguf`;
+        const again = await load(page, { backend: 'cpu', hubEndpoint });
+        const info2 = again.info;
+        await again.unload();
+        return { bad, ids: out.hearth.tokenIds, url: info.url, fromCache: info.from_cache, keys, url2: info2.url, fromCache2: info2.from_cache, resolved: resolveModelUrl(page, { hubEndpoint }) };
+      }, { repo, message: goldenMessage, max: GOLDEN_TOKENS });
+      const canonical = `${new URL(page.url()).origin}/hub/example/${repo}/resolve/main/model.gguf`;
+      log(`loaded ${r.url} (cached: ${JSON.stringify(r.keys.filter((k) => k.includes('/hub')))}); then ${r.url2} from the cache: ${r.fromCache2}; hub requests ${hubHits.resolve - before.resolve}, CDN ${hubHits.cdn - before.cdn}`);
+      check(/^TypeError: a Hub model is hf:owner\/repo\/file\.gguf/.test(r.bad), `malformed hf: URL gave ${r.bad}`);
+      check(r.url === canonical && !r.fromCache, `hf: loaded ${r.url} (from cache ${r.fromCache}), not ${canonical}`);
+      check(r.keys.includes(canonical) && !r.keys.some((k) => k.includes('hub-cdn')), `cache keys ${JSON.stringify(r.keys)}`);
+      check(r.resolved === canonical && r.url2 === canonical && r.fromCache2, `the page URL resolved to ${r.resolved}, loaded ${r.url2} (from cache ${r.fromCache2})`);
+      check(hubHits.resolve - before.resolve === 1 && hubHits.cdn - before.cdn === 1, `the Hub saw ${hubHits.resolve - before.resolve} resolve and ${hubHits.cdn - before.cdn} CDN requests, not 1 and 1`);
+      check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's`);
     },
   },
   {

@@ -21,6 +21,9 @@ const PROGRESS_EVERY_MS = 100;
 const MEMORY_EVERY_MS = 100;
 const DEFAULT_MAX_TOKENS = 512;
 const PUSH_SLICE = 1 << 20;
+// A dropped download resumes with a Range request this many times (waiting 0.5 s, 1 s, …).
+const MAX_RESUMES = 5;
+const RESUME_WAIT_MS = 500;
 const DEFAULT_TEMPERATURE = 0.7;
 
 let wasm = null; // the wasm exports (memory)
@@ -58,6 +61,8 @@ class AbortedError extends Error {
 
 // The backend could not be set up (e.g. no WebGPU): not the file's fault.
 class SetupError extends Error {}
+// The server answered a resume with the whole file (no range support): start over, once.
+class RestartError extends Error {}
 
 function messageOf(e) {
   if (e instanceof WebAssembly.RuntimeError) {
@@ -291,6 +296,25 @@ async function load(msg) {
     }
   }
 
+  // A server that cannot resume (it answers a Range request with the whole file) gets the
+  // download started over once; the failed attempt caches nothing.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await download(url, { id, backend, maxContext, contextShift, prefillChunk, expectedSha, memory, checkAbort, ctrl, cache, started });
+    } catch (e) {
+      if (e instanceof RestartError && attempt === 0 && !aborted.has(id)) {
+        console.warn(`hearth: ${e.message}; downloading ${url} again from the start`);
+        continue;
+      }
+      if (e instanceof RestartError) throw new Error(`${e.message} (also after starting over)`);
+      throw e;
+    }
+  }
+}
+
+// One download of `url` from the network into a fresh loader (and the cache).
+async function download(url, o) {
+  const { id, ctrl, cache } = o;
   let response;
   try {
     response = await fetch(url, { signal: ctrl.signal });
@@ -311,13 +335,13 @@ async function load(msg) {
   let sink = null;
   if (cache) sink = new CacheSink(cache, url, contentLength(response));
   try {
-    const result = await loadBody(response, { id, url, backend, maxContext, contextShift, prefillChunk, expectedSha, fromCache: false, memory, checkAbort, signal: ctrl.signal, sink });
+    const result = await loadBody(response, { ...o, url, fromCache: false, signal: ctrl.signal, sink, resume: resumer(url, response, ctrl.signal) });
     let cached = false;
     if (sink) cached = await sink.commit();
-    return finishLoad(id, result, started, memory, false, cached);
+    return finishLoad(id, result, o.started, o.memory, false, cached);
   } catch (e) {
     if (sink) sink.fail(e);
-    ctrl.abort(); // stop downloading the rest
+    if (!(e instanceof RestartError)) ctrl.abort(); // stop downloading the rest
     if (cache) {
       try {
         await cache.delete(url);
@@ -330,7 +354,51 @@ async function load(msg) {
   }
 }
 
-function finishLoad(id, { engine: eng, bytes, sha256 }, started, memory, fromCache, cached) {
+// How a dropped download of `url` continues: `resume(offset, attempt)` resolves to a reader of
+// the file from byte `offset`, asked for with a Range request that is valid only for the same
+// file (If-Range with its strong ETag, else its Last-Modified) and checked against the first
+// response's length and ETag. Null where resuming cannot be checked (no length, or a content
+// encoding, whose byte offsets are not the file's).
+function resumer(url, first, signal) {
+  const total = contentLength(first);
+  const etag = first.headers.get('etag');
+  const validator = etag && !etag.startsWith('W/') ? etag : first.headers.get('last-modified');
+  if (total == null) return null;
+  return async (offset, attempt) => {
+    await new Promise((r) => setTimeout(r, RESUME_WAIT_MS * attempt));
+    const headers = { range: `bytes=${offset}-` };
+    if (validator) headers['if-range'] = validator;
+    const r = await fetch(url, { headers, signal, cache: 'no-store' });
+    if (r.status === 200) {
+      r.body?.cancel().catch(() => {});
+      throw new RestartError('the server cannot resume: it answered the Range request with the whole file');
+    }
+    if (r.status !== 206 || !r.body) {
+      r.body?.cancel().catch(() => {});
+      throw new Error(`HTTP ${r.status} for ${url} when resuming the download at byte ${offset}`);
+    }
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(r.headers.get('content-range') || '');
+    const newTag = r.headers.get('etag');
+    const why = !range
+      ? `no usable Content-Range (${JSON.stringify(r.headers.get('content-range'))})`
+      : Number(range[1]) !== offset
+        ? `it starts at byte ${range[1]}, not ${offset}`
+        : range[3] !== '*' && Number(range[3]) !== total
+          ? `the file is now ${range[3]} bytes, not ${total}`
+          : Number(range[2]) !== total - 1
+            ? `it ends at byte ${range[2]}, not ${total - 1}`
+            : etag && newTag && newTag !== etag
+              ? `the file changed (ETag ${newTag}, was ${etag})`
+              : null;
+    if (why) {
+      r.body.cancel().catch(() => {});
+      throw new Error(`the server's answer to resuming ${url} at byte ${offset} does not match the download: ${why}`);
+    }
+    return r.body.getReader();
+  };
+}
+
+function finishLoad(id, { engine: eng, bytes, sha256, resumes }, started, memory, fromCache, cached) {
   engine = eng;
   memory.sample(true);
   let info;
@@ -344,6 +412,7 @@ function finishLoad(id, { engine: eng, bytes, sha256 }, started, memory, fromCac
     sha256,
     from_cache: fromCache,
     cached: fromCache || cached,
+    download_resumes: resumes,
     load_ms: Math.round(performance.now() - started),
   });
   if (threading.why) info.threads_note = threading.why;
@@ -417,7 +486,8 @@ class MemorySampler {
 // Streams one response body (network or cache) through a fresh Loader and returns the engine.
 async function loadBody(response, o) {
   const total = contentLength(response);
-  const reader = response.body.getReader();
+  let reader = response.body.getReader();
+  let resumes = 0;
   let loader = null;
   let consumed = false;
   try {
@@ -446,7 +516,20 @@ async function loadBody(response, o) {
         step = await reader.read();
       } catch (e) {
         if (aborted.has(o.id)) throw new AbortedError();
-        throw new Error(`network error while downloading ${o.url} after ${loaded} bytes (${messageOf(e)})`);
+        const lost = `network error while downloading ${o.url} after ${loaded} bytes (${messageOf(e)})`;
+        if (!o.resume) throw new Error(lost);
+        if (resumes === MAX_RESUMES) throw new Error(`${lost}; resumed ${resumes} times already`);
+        resumes++;
+        reader.cancel().catch(() => {});
+        try {
+          reader = await o.resume(loaded, resumes);
+        } catch (r) {
+          if (aborted.has(o.id)) throw new AbortedError();
+          if (r instanceof RestartError) throw new RestartError(`${lost}; ${r.message}`);
+          throw new Error(`${lost}; resuming failed: ${messageOf(r)}`);
+        }
+        console.warn(`hearth: ${lost}; resumed (${resumes})`);
+        continue;
       }
       if (step.done) break;
       o.checkAbort();
@@ -470,7 +553,7 @@ async function loadBody(response, o) {
     consumed = true; // finish() consumes the loader, even when it throws
     const eng = loader.finish(o.maxContext, o.prefillChunk);
     if (Number.isInteger(o.contextShift) && o.contextShift >= 0) eng.setContextShift(o.contextShift);
-    return { engine: eng, bytes: loaded, sha256 };
+    return { engine: eng, bytes: loaded, sha256, resumes };
   } finally {
     if (loader && !consumed) {
       try {

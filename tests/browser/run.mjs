@@ -130,6 +130,36 @@ function withChatTemplate(file, template) {
 const DATED_TEMPLATE = "{{ '<|im_start|>system\\nToday is ' + strftime_now('%d %b %Y') + '.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 let dated = null; // the default model with DATED_TEMPLATE, made on first use
 
+// Downloads that drop mid-file: requests seen per route ('full' GETs and 'range' GETs).
+const resumeHits = {};
+
+// Serves the default model for the resume routes: `mode` 'resume' honours Range (with If-Range
+// on its ETag) and drops the full GET at 40 % and the first ranged one at 70 %; 'norange' drops
+// its first GET and ignores Range afterwards; 'changed' drops its first GET and answers the
+// Range request for a file one byte longer.
+function resumeRoute(mode, req, res) {
+  const hits = (resumeHits[mode] ??= { full: 0, range: 0 });
+  const size = fs.statSync(MODEL_PATH).size;
+  const m = /^bytes=(\d+)-$/.exec(req.headers.range || '');
+  const ranged = m && mode !== 'norange' && (req.headers['if-range'] ?? '"v1"') === '"v1"';
+  hits[ranged ? 'range' : 'full']++;
+  const start = ranged ? Number(m[1]) : 0;
+  const head = { 'content-type': 'application/octet-stream', etag: '"v1"', 'accept-ranges': 'bytes', 'cache-control': 'no-store' };
+  if (ranged) {
+    const total = mode === 'changed' ? size + 1 : size;
+    res.writeHead(206, { ...head, 'content-length': size - start, 'content-range': `bytes ${start}-${total - 1}/${total}` });
+  } else {
+    res.writeHead(200, { ...head, 'content-length': size });
+  }
+  // Where this response stops short: the first GET always; in 'resume' also a range before 70 %.
+  const first = hits.full + hits.range === 1;
+  const second = Math.floor(size * 0.7);
+  const cut = first ? Math.floor(size * (mode === 'resume' ? 0.4 : 0.3)) : mode === 'resume' && hits.range === 1 && start < second ? second : size;
+  const stream = fs.createReadStream(MODEL_PATH, { start, end: cut - 1 });
+  stream.pipe(res, { end: cut === size });
+  if (cut < size) stream.on('end', () => setTimeout(() => res.destroy(), 100));
+}
+
 // Requests the imitation Hugging Face Hub saw: its resolve URLs and its CDN.
 const hubHits = { resolve: 0, cdn: 0 };
 
@@ -164,6 +194,11 @@ function testRoutes(req, res) {
     dated ??= withChatTemplate(MODEL_PATH, DATED_TEMPLATE);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': dated.length, 'cache-control': 'no-store' });
     res.end(dated);
+    return true;
+  }
+  const resume = /^\/test\/(resume|norange|changed)-\w+\.gguf$/.exec(pathname);
+  if (resume) {
+    resumeRoute(resume[1], req, res);
     return true;
   }
   if (pathname === '/test/not-a-model.gguf') {
@@ -500,6 +535,34 @@ const tests = [
       check(r.resolved === canonical && r.url2 === canonical && r.fromCache2, `the page URL resolved to ${r.resolved}, loaded ${r.url2} (from cache ${r.fromCache2})`);
       check(hubHits.resolve - before.resolve === 1 && hubHits.cdn - before.cdn === 1, `the Hub saw ${hubHits.resolve - before.resolve} resolve and ${hubHits.cdn - before.cdn} CDN requests, not 1 and 1`);
       check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's`);
+    },
+  },
+  {
+    name: 'resume: a download dropped twice continues with Range requests (If-Range on its ETag) and its progress never goes back; a server without range support starts over once; a Range answer for a different file is a clear error (CPU backend)',
+    async run({ page }) {
+      const tag = Date.now().toString(36);
+      for (const k of Object.keys(resumeHits)) delete resumeHits[k];
+      const r = await page.evaluate(async ({ tag, message, max }) => {
+        const { load } = await import('/hearth.js');
+        const progress = [];
+        const engine = await load(`/test/resume-${tag}.gguf`, { backend: 'cpu', onProgress: (p) => progress.push(p.loaded) });
+        const out = await engine.chat.completions.create({ messages: [{ role: 'user', content: message }], max_tokens: max, temperature: 0 });
+        const info = engine.info;
+        await engine.unload();
+        const restarted = await load(`/test/norange-${tag}.gguf`, { backend: 'cpu' });
+        const info2 = restarted.info;
+        await restarted.unload();
+        const changed = await load(`/test/changed-${tag}.gguf`, { backend: 'cpu' }).then(() => 'loaded', (e) => e.message);
+        return { progress, ids: out.hearth.tokenIds, resumes: info.download_resumes, bytes: info.bytes, cached: info.cached, resumes2: info2.download_resumes, changed };
+      }, { tag, message: goldenMessage, max: GOLDEN_TOKENS });
+      const size = fs.statSync(MODEL_PATH).size;
+      log(`resumed ${r.resumes} times, ${r.bytes} bytes, cached ${r.cached}; requests ${JSON.stringify(resumeHits)}; a changed file: ${r.changed}`);
+      check(r.resumes === 2 && r.bytes === size && r.cached, `resume: ${r.resumes} resumes, ${r.bytes} bytes, cached ${r.cached}`);
+      check(resumeHits.resume.full === 1 && resumeHits.resume.range === 2, `resume requests ${JSON.stringify(resumeHits.resume)}`);
+      check(r.progress.every((v, i) => i === 0 || v >= r.progress[i - 1]) && r.progress.at(-1) === size, `progress went back or stopped short: ${JSON.stringify(r.progress.slice(-5))}`);
+      check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's`);
+      check(r.resumes2 === 0 && resumeHits.norange.full === 3, `no range support: ${JSON.stringify(resumeHits.norange)} requests, ${r.resumes2} resumes`);
+      check(/changed-\w+\.gguf at byte \d+ does not match the download: the file is now \d+ bytes/.test(r.changed), `a changed file gave ${r.changed}`);
     },
   },
   {

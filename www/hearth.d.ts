@@ -56,6 +56,12 @@ export interface LoadOptions {
   onMemory?: (bytes: number) => void;
   /** The Hugging Face Hub's origin for `hf:` and Hub page URLs (a mirror); default https://huggingface.co. */
   hubEndpoint?: string;
+  /**
+   * true (default): the model comes from the origin's model cache when there, and is stored
+   * there after a download; a model that would not fit the storage quota rejects before the
+   * download with the sizes. false: neither.
+   */
+  cache?: boolean;
 }
 
 export interface ModelInfo {
@@ -84,6 +90,8 @@ export interface ModelInfo {
   from_cache: boolean;
   /** Whether the model is now in the offline cache. */
   cached: boolean;
+  /** How many times a dropped download continued with a Range request (0 from the cache). */
+  download_resumes?: number;
   load_ms: number;
 }
 
@@ -247,7 +255,20 @@ export interface HearthEngine {
   resetChat(): Promise<void>;
   /** Frees the model and ends its worker. */
   unload(): Promise<void>;
+  /** The module's listCachedModels. */
+  listCachedModels: typeof listCachedModels;
+  /** The module's deleteCachedModel. */
+  deleteCachedModel: typeof deleteCachedModel;
 }
+
+/** The models in this origin's model cache, with their sizes in bytes (null where unknown). */
+export function listCachedModels(): Promise<{ url: string; bytes: number | null }[]>;
+
+/**
+ * Removes a model from the cache; `url` may be any name `load` takes for it (resolved as
+ * resolveModelUrl does). Resolves to whether it was cached.
+ */
+export function deleteCachedModel(url: string | URL, options?: { hubEndpoint?: string }): Promise<boolean>;
 
 /**
  * Streams a GGUF model into a new engine. `url`: any URL (relative to the page), a Hugging Face
@@ -263,5 +284,5 @@ export function load(url: string | URL, options?: LoadOptions): Promise<HearthEn
  */
 export function resolveModelUrl(url: string | URL, options?: { hubEndpoint?: string }): string;
 
-export declare const Hearth: { load: typeof load; resolveModelUrl: typeof resolveModelUrl };
+export declare const Hearth: { load: typeof load; resolveModelUrl: typeof resolveModelUrl; listCachedModels: typeof listCachedModels; deleteCachedModel: typeof deleteCachedModel };
 export default Hearth;

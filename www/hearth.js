@@ -35,6 +35,28 @@ function baseURL() {
 }
 
 const HUB = 'https://huggingface.co';
+// The Cache Storage the worker keeps models in (worker.js's CACHE_NAME).
+const MODEL_CACHE = 'hearth-models-v1';
+
+/** The models in this origin's model cache: [{url, bytes}] (bytes null where unknown). */
+export async function listCachedModels() {
+  if (typeof caches === 'undefined') return [];
+  const cache = await caches.open(MODEL_CACHE);
+  const out = [];
+  for (const req of await cache.keys()) {
+    const res = await cache.match(req);
+    const n = Number(res?.headers.get('content-length'));
+    out.push({ url: req.url, bytes: Number.isFinite(n) && n > 0 ? n : null });
+  }
+  return out;
+}
+
+/** Removes a model from the cache (any name load() takes for it); resolves to whether it was there. */
+export async function deleteCachedModel(url, { hubEndpoint } = {}) {
+  if (typeof caches === 'undefined') return false;
+  const href = resolveModelUrl(url, hubEndpoint == null ? {} : { hubEndpoint });
+  return (await caches.open(MODEL_CACHE)).delete(href);
+}
 
 /**
  * A model URL as people have it, made fetchable: `hf:owner/repo/path/file.gguf` (or
@@ -134,11 +156,13 @@ class WorkerClient {
  * is full, instead of failing), prefillChunk (tokens per forward call while reading a prompt),
  * threads (CPU threads where the page is cross-origin isolated; 0 = one per core, at most 8),
  * signal (AbortSignal), onMemory(bytes) (wasm heap samples while loading), hubEndpoint (see
- * resolveModelUrl, which turns `url` into the URL fetched and cached).
+ * resolveModelUrl, which turns `url` into the URL fetched and cached), cache (false: neither
+ * read nor write the model cache).
  */
 export async function load(url, options = {}) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
-  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, threads = 0, signal, hubEndpoint } = options;
+  const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, threads = 0, signal, hubEndpoint, cache = true } = options;
+  if (typeof cache !== 'boolean') throw new TypeError(`cache must be true or false, got ${JSON.stringify(cache)}`);
   // Sizes cross into wasm as 32-bit integers: anything larger would wrap, so it is refused here.
   const size = (v) => Number.isInteger(v) && v >= 0 && v <= MAX_SIZE;
   if (!size(prefillChunk)) {
@@ -170,7 +194,7 @@ export async function load(url, options = {}) {
   let onAbort = null;
   try {
     const loaded = await new Promise((resolve, reject) => {
-      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift, prefillChunk, threads }, (m) => {
+      const id = client.request({ type: 'load', url: href, sha256, backend, maxContext, contextShift, prefillChunk, threads, cache }, (m) => {
         switch (m.type) {
           case 'progress':
             try {
@@ -359,6 +383,9 @@ class HearthEngine {
     /** wasm heap samples (bytes) taken while loading and after each reply; peak = largest. */
     this.memory = memory;
     this.chat = { completions: { create: (request) => this.#create(request) } };
+    /** The module's listCachedModels and deleteCachedModel, for code that holds only an engine. */
+    this.listCachedModels = listCachedModels;
+    this.deleteCachedModel = deleteCachedModel;
   }
 
   get backend() {
@@ -590,5 +617,5 @@ async function collect(queue, n) {
   };
 }
 
-export const Hearth = { load, resolveModelUrl };
+export const Hearth = { load, resolveModelUrl, listCachedModels, deleteCachedModel };
 export default Hearth;

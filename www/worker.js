@@ -269,7 +269,7 @@ async function load(msg) {
   const started = performance.now();
   const memory = new MemorySampler(id);
   memory.sample(true);
-  const cache = await openCache();
+  const cache = msg.cache === false ? null : await openCache();
 
   if (cache) {
     let hit = null;
@@ -331,9 +331,13 @@ async function download(url, o) {
 
   // The cache receives exactly the bytes the loader received, and its entry is committed only
   // after the model loaded completely (and matched sha256): on any failure the stream errors,
-  // so Cache.put rejects and stores nothing.
+  // so Cache.put rejects and stores nothing. A model that would not fit the origin's storage
+  // is refused before its download, naming the sizes.
   let sink = null;
-  if (cache) sink = new CacheSink(cache, url, contentLength(response));
+  if (cache) {
+    await checkRoom(url, contentLength(response), response);
+    sink = new CacheSink(cache, url, contentLength(response));
+  }
   try {
     const result = await loadBody(response, { ...o, url, fromCache: false, signal: ctrl.signal, sink, resume: resumer(url, response, ctrl.signal) });
     let cached = false;
@@ -352,6 +356,25 @@ async function download(url, o) {
     if (aborted.has(id)) throw new AbortedError();
     throw e;
   }
+}
+
+// Rejects a download of `bytes` that the origin's storage quota cannot hold.
+async function checkRoom(url, bytes, response) {
+  if (bytes == null || !navigator.storage?.estimate) return;
+  let usage;
+  let quota;
+  try {
+    ({ usage, quota } = await navigator.storage.estimate());
+  } catch {
+    return;
+  }
+  if (!(quota > 0) || usage + bytes <= quota) return;
+  response.body?.cancel().catch(() => {});
+  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+  throw new Error(
+    `${url} (${mb(bytes)}) does not fit in this site's storage: ${mb(usage)} of ${mb(quota)} are used, ` +
+      `${mb(Math.max(0, quota - usage))} free; delete cached models (deleteCachedModel) or load with cache: false`,
+  );
 }
 
 // How a dropped download of `url` continues: `resume(offset, attempt)` resolves to a reader of

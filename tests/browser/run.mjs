@@ -566,6 +566,59 @@ const tests = [
     },
   },
   {
+    name: 'storage: listCachedModels and deleteCachedModel manage the model cache; under a storage quota too small for it (navigator.storage.estimate stubbed in the worker) a model is refused before its download, naming the sizes, and cache: false loads it uncached (CPU backend)',
+    async run({ page }) {
+      const origin = new URL(page.url()).origin;
+      const model = `/${MODEL_REL}`;
+      const url = origin + model;
+      const r = await page.evaluate(async (model) => {
+        const { load, listCachedModels, deleteCachedModel } = await import('/hearth.js');
+        const engine = await load(model, { backend: 'cpu' });
+        const info = engine.info;
+        const list = await engine.listCachedModels();
+        await engine.unload();
+        const deleted = await deleteCachedModel(model);
+        const again = await deleteCachedModel(model);
+        const after = (await listCachedModels()).map((m) => m.url);
+        const bad = await load(model, { cache: 'yes' }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+        await (await load(model, { backend: 'cpu' })).unload(); // cached again, for the tests after this one
+        return { cached: info.cached, list, deleted, again, after, bad };
+      }, model);
+      const listed = r.list.find((m) => m.url === url);
+      log(`cached models: ${JSON.stringify(r.list.map((m) => [m.url.slice(origin.length), m.bytes]))}`);
+      check(r.cached && listed && listed.bytes === fs.statSync(MODEL_PATH).size, `${url} is not listed with its size: ${JSON.stringify(r.list)}`);
+      check(r.deleted && !r.again && !r.after.includes(url), `delete: ${r.deleted}, again ${r.again}, then listed ${JSON.stringify(r.after)}`);
+      check(/^TypeError: cache must be true or false/.test(r.bad), `cache: 'yes' gave ${r.bad}`);
+      // A worker whose origin has 20 MB of quota, 5 MB of it used.
+      const stub = 'Object.defineProperty(navigator.storage, "estimate", { value: async () => ({ usage: 5e6, quota: 20e6 }) });\n';
+      const small = (req, res) => {
+        if (new URL(req.url, 'http://x').pathname !== '/worker.js') return false;
+        const body = stub + fs.readFileSync(path.join(WWW, 'worker.js'), 'utf8');
+        res.writeHead(200, { 'content-type': 'text/javascript', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }).end(body);
+        return true;
+      };
+      const server = await startServer({ routes: { '/': WWW, '/models/': MODELS }, extra: small });
+      const b = await launch({ webgpu: false });
+      try {
+        await b.page.goto(server.url);
+        const q = await b.page.evaluate(async (model) => {
+          const { load, listCachedModels } = await import('/hearth.js');
+          const refused = await load(model, { backend: 'cpu' }).then(() => 'loaded', (e) => e.message);
+          const engine = await load(model, { backend: 'cpu', cache: false });
+          const info = engine.info;
+          await engine.unload();
+          return { refused, cached: info.cached, list: await listCachedModels() };
+        }, model);
+        log(`under a 20 MB quota: ${q.refused}`);
+        check(/SmolLM2-135M-Instruct\.Q4_1\.gguf \(98\.4 MB\) does not fit in this site's storage: 5\.0 MB of 20\.0 MB are used, 15\.0 MB free/.test(q.refused), `too little quota gave ${q.refused}`);
+        check(!q.cached && q.list.length === 0, `cache: false stored the model (cached ${q.cached}, listed ${JSON.stringify(q.list)})`);
+      } finally {
+        await b.close();
+        await server.close();
+      }
+    },
+  },
+  {
     name: 'cpu-golden: CPU backend, greedy chat equals the native ids',
     async run({ page }) {
       await greedyGolden(page, 'cpu');

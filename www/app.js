@@ -294,9 +294,11 @@ async function send() {
   try {
     // A base model continues the text itself; a chat model answers the conversation.
     const input = page.mode === 'chat' ? { messages } : { prompt: text };
-    const stream = engine.chat.completions.create({ ...input, stream: true, ...settings, signal: controller.signal });
+    const stream = engine.chat.completions.create({ ...input, stream: true, stream_options: { include_usage: true }, ...settings }, { signal: controller.signal });
     for await (const chunk of stream) {
+      if (chunk.usage) page.lastUsage = chunk.usage;
       const choice = chunk.choices[0];
+      if (!choice) continue;
       if (choice.delta.content) {
         content += choice.delta.content;
         reply.body.textContent = content;
@@ -305,7 +307,6 @@ async function send() {
       tokenIds.push(...(chunk.hearth?.tokenIds ?? []));
       if (choice.finish_reason) {
         finish = choice.finish_reason;
-        page.lastUsage = chunk.usage;
         page.lastTiming = chunk.hearth?.timing ?? null;
       }
     }

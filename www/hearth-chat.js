@@ -185,15 +185,20 @@ class HearthChat extends HTMLElement {
     try {
       const temperature = Number(this.getAttribute('temperature') ?? 0.7);
       const max_tokens = parseInt(this.getAttribute('max-tokens') ?? '256', 10);
-      let last = null;
-      for await (const chunk of this.#engine.chat.completions.create({ messages: messages, stream: true, temperature, max_tokens, signal: ctrl.signal })) {
-        content += chunk.choices[0].delta.content ?? '';
+      let finish = null;
+      let usage = null;
+      const request = { messages, stream: true, stream_options: { include_usage: true }, temperature, max_tokens };
+      for await (const chunk of this.#engine.chat.completions.create(request, { signal: ctrl.signal })) {
+        usage = chunk.usage ?? usage;
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        content += choice.delta.content ?? '';
+        finish = choice.finish_reason ?? finish;
         out.textContent = content || '…';
         log.scrollTop = log.scrollHeight;
-        last = chunk;
       }
       this.#history.push({ role: 'user', content: text }, { role: 'assistant', content });
-      this.dispatchEvent(new CustomEvent('hearth-reply', { detail: { content, finish_reason: last?.choices[0].finish_reason, usage: last?.usage } }));
+      this.dispatchEvent(new CustomEvent('hearth-reply', { detail: { content, finish_reason: finish, usage } }));
       return content;
     } catch (e) {
       this.#error(`Generation failed: ${e.message}`);

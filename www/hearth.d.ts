@@ -141,6 +141,16 @@ export interface ChatCompletionRequestBase {
   response_format?: ResponseFormat;
   /** Aborts within one token; the reply (every choice not yet finished) ends with finish_reason "abort". */
   signal?: AbortSignal;
+  /** Accepted and ignored: the loaded model answers. Any field not listed here is a TypeError. */
+  model?: string;
+  user?: string;
+  store?: boolean;
+  metadata?: Record<string, string>;
+}
+
+/** create()'s second argument, as in OpenAI's client (other options are a TypeError). */
+export interface RequestOptions {
+  signal?: AbortSignal;
 }
 
 export type ResponseFormat =
@@ -150,6 +160,8 @@ export type ResponseFormat =
 
 export interface ChatCompletionRequestStreaming extends ChatCompletionRequestBase {
   stream: true;
+  /** include_usage: a last chunk with no choices carries the usage (every other chunk has usage: null). */
+  stream_options?: { include_usage?: boolean };
 }
 
 export interface ChatCompletionRequestNonStreaming extends ChatCompletionRequestBase {
@@ -189,8 +201,9 @@ export interface ChatCompletionChunk {
   created: number;
   model: string;
   /**
-   * Always one choice. With n > 1 the choices stream one after another: all of choice 0's
-   * chunks (the first with the role, the last with its finish_reason), then choice 1's, …
+   * One choice (none in the usage chunk of stream_options.include_usage). With n > 1 the
+   * choices stream one after another: all of choice 0's chunks (the first with the role, the
+   * last with its finish_reason), then choice 1's, …
    */
   choices: Array<{
     /** 0 to n - 1. */
@@ -198,8 +211,11 @@ export interface ChatCompletionChunk {
     delta: { role?: 'assistant'; content: string };
     finish_reason: FinishReason | null;
   }>;
-  /** On the last chunk of the stream (the last choice's finish chunk): every choice's tokens, the prompt counted once. */
-  usage?: CompletionUsage;
+  /**
+   * With stream_options.include_usage: null on every chunk but the last, which has no choices
+   * and carries every choice's tokens, the prompt counted once. Absent otherwise.
+   */
+  usage?: CompletionUsage | null;
   hearth: HearthChunkExtras;
 }
 
@@ -234,8 +250,8 @@ export interface ChatCompletionStream extends AsyncIterable<ChatCompletionChunk>
 }
 
 export interface Completions {
-  create(request: ChatCompletionRequestStreaming): ChatCompletionStream;
-  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequestStreaming, options?: RequestOptions): ChatCompletionStream;
+  create(request: ChatCompletionRequestNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
 }
 
 export interface HearthEngine {

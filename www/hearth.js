@@ -240,8 +240,42 @@ function normalizeContent(content) {
   throw new TypeError('message content must be a string or an array of text parts');
 }
 
+// Request fields: what the engine uses, and OpenAI's that mean nothing for a local model and are
+// ignored (`model`: the loaded model answers; `user`, `store`, `metadata`). Others are refused.
+const REQUEST_FIELDS = new Set([
+  'messages', 'prompt', 'temperature', 'max_tokens', 'max_completion_tokens', 'seed', 'n', 'top_k', 'top_p', 'min_p',
+  'repeat_penalty', 'repeat_last_n', 'frequency_penalty', 'presence_penalty', 'logit_bias', 'response_format', 'stop',
+  'stream', 'stream_options', 'signal', 'model', 'user', 'store', 'metadata',
+]);
+
+// The AbortSignal of a request: create(request, { signal }) as in OpenAI's client, or the
+// request's own `signal` field (either aborts it).
+function requestSignal(request, options) {
+  if (options == null) options = {};
+  if (typeof options !== 'object') throw new TypeError('create(request, options): options must be an object');
+  for (const key of Object.keys(options)) {
+    if (key !== 'signal') throw new TypeError(`create(request, options): unknown option ${JSON.stringify(key)} (only signal is supported)`);
+  }
+  const signals = [request.signal, options.signal].filter((x) => x != null);
+  for (const x of signals) {
+    if (typeof x.aborted !== 'boolean' || typeof x.addEventListener !== 'function') throw new TypeError('signal must be an AbortSignal');
+  }
+  if (signals.length < 2) return signals[0] ?? null;
+  return AbortSignal.any(signals);
+}
+
 function checkRequest(req) {
   if (!req || typeof req !== 'object') throw new TypeError('create(request): request must be an object');
+  const unknown = Object.keys(req).filter((k) => !REQUEST_FIELDS.has(k));
+  if (unknown.length) {
+    throw new TypeError(`create(request): unsupported field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (see the README for the fields hearth takes)`);
+  }
+  if (req.stream_options != null) {
+    const o = req.stream_options;
+    if (typeof o !== 'object' || Object.keys(o).some((k) => k !== 'include_usage') || (o.include_usage != null && typeof o.include_usage !== 'boolean')) {
+      throw new TypeError(`stream_options must be {include_usage: boolean}, got ${JSON.stringify(o)}`);
+    }
+  }
   const out = {};
   if (req.messages !== undefined) {
     if (!Array.isArray(req.messages) || req.messages.length === 0) throw new TypeError('messages must be a non-empty array of {role, content}');
@@ -382,7 +416,7 @@ class HearthEngine {
     this.info = Object.freeze(info);
     /** wasm heap samples (bytes) taken while loading and after each reply; peak = largest. */
     this.memory = memory;
-    this.chat = { completions: { create: (request) => this.#create(request) } };
+    this.chat = { completions: { create: (request, options) => this.#create(request, options) } };
     /** The module's listCachedModels and deleteCachedModel, for code that holds only an engine. */
     this.listCachedModels = listCachedModels;
     this.deleteCachedModel = deleteCachedModel;
@@ -397,12 +431,14 @@ class HearthEngine {
     if (this.#client.dead) throw this.#client.dead;
   }
 
-  #create(request) {
+  #create(request, options = {}) {
     let req;
+    let signal = null;
     let error = null;
     try {
       this.#checkAlive();
       req = checkRequest(request);
+      signal = requestSignal(request, options);
     } catch (e) {
       error = e;
     }
@@ -410,7 +446,7 @@ class HearthEngine {
     const queue = new ChunkQueue();
     let cancel = () => {};
     if (error) queue.end(error);
-    else cancel = this.#start(req, request.signal, queue);
+    else cancel = this.#start(req, signal, queue, !stream ? 'last' : request.stream_options?.include_usage ? 'chunk' : 'none');
     if (stream) return new ChatCompletionStream(queue, cancel);
     return collect(queue, req?.n ?? 1);
   }
@@ -421,7 +457,9 @@ class HearthEngine {
   // last chunk of all carries the usage, with the prompt counted once. Returns the cancel
   // function, which stops every choice (the running one within a token, the queued ones at
   // once; each still ends with finish_reason 'abort').
-  #start(req, signal, queue) {
+  // `usage`: 'last' puts the usage on the last chunk (for collect), 'chunk' in a chunk of its
+  // own after it (a stream with stream_options.include_usage, as OpenAI does), 'none' nowhere.
+  #start(req, signal, queue, usageMode) {
     const { n, ...one } = req;
     const base = {
       id: `chatcmpl-${randomId()}`,
@@ -430,6 +468,8 @@ class HearthEngine {
       model: this.info.name || this.info.url,
     };
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    // With a usage chunk, every other chunk says usage: null (as OpenAI's do).
+    const nullUsage = usageMode === 'chunk' ? { usage: null } : {};
     const open = new Set(); // request ids whose reply has not ended
     let remaining = n;
     let onAbort = null;
@@ -453,6 +493,7 @@ class HearthEngine {
             queue.push({
               ...base,
               choices: [{ index, delta: delta(m.text), finish_reason: null }],
+              ...nullUsage,
               hearth: { tokenIds: m.tokenId == null ? [] : [m.tokenId] },
             });
             return false;
@@ -473,9 +514,16 @@ class HearthEngine {
               hearth: { tokenIds: [], timing: m.timing, memory: m.memory },
             };
             if (remaining > 0) {
-              queue.push(chunk);
+              queue.push({ ...chunk, ...nullUsage });
             } else {
-              queue.push({ ...chunk, usage: { ...usage } });
+              if (usageMode === 'last') {
+                queue.push({ ...chunk, usage: { ...usage } });
+              } else if (usageMode === 'chunk') {
+                queue.push({ ...chunk, usage: null });
+                queue.push({ ...base, choices: [], usage: { ...usage }, hearth: { tokenIds: [] } });
+              } else {
+                queue.push(chunk);
+              }
               queue.end();
               detach();
             }
@@ -581,6 +629,7 @@ async function collect(queue, n) {
     const { value, done } = await queue.next();
     if (done) break;
     const c = value.choices[0];
+    if (!c) continue;
     const choice = choices[c.index];
     choice.content += c.delta.content ?? '';
     choice.tokenIds.push(...value.hearth.tokenIds);

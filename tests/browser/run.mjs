@@ -731,9 +731,20 @@ const tests = [
         out.pplWindowed = await engine.perplexity(pplText.slice(0, 300), { window: 32, stride: 16 });
         out.pplShort = await engine.perplexity(pplText.slice(0, 300));
         const chunks = [];
-        const stream = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 3, stream: true });
+        const stream = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 3, stream: true, stream_options: { include_usage: true } });
         for await (const c of stream) chunks.push(c);
         out.chunks = chunks;
+        const plain = [];
+        for await (const c of engine.chat.completions.create({ messages, temperature: 0, max_tokens: 2, stream: true })) plain.push(c);
+        out.plainUsage = plain.map((c) => c.usage ?? null);
+        // OpenAI's fields that mean nothing locally are ignored; others are refused, not dropped.
+        out.ignored = (await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 1, model: 'gpt-4o', user: 'u1' })).choices.length;
+        out.unknown = await engine.chat.completions.create({ messages, max_tokens: 1, temprature: 0, tools: [] }).then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
+        out.badOption = await engine.chat.completions.create({ messages, max_tokens: 1 }, { timeout: 5 }).then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
+        // create(body, { signal }), as in OpenAI's client: aborted before it starts.
+        const ctrl = new AbortController();
+        ctrl.abort();
+        out.signalled = (await engine.chat.completions.create({ messages, max_tokens: 8 }, { signal: ctrl.signal })).choices[0].finish_reason;
         return out;
       }, { msg: goldenMessage, pplText: pplGolden.text });
       const want = golden.f64_greedy.text_until_eos.replace('<|im_end|>', '');
@@ -761,11 +772,19 @@ const tests = [
       check(r.ppl.n_tokens === pplGolden.n_tokens && Math.abs(r.ppl.ppl - refPpl) / refPpl < 0.005, `perplexity ${JSON.stringify(r.ppl)} vs ${refPpl}`);
       check(r.pplWindowed.n_scored === r.pplWindowed.n_tokens - 1 && r.pplWindowed.n_tokens > 32 && r.pplWindowed.ppl > r.pplShort.ppl, `windowed perplexity ${JSON.stringify(r.pplWindowed)} vs one window ${JSON.stringify(r.pplShort)}`);
       log(`top_p 5 -> ${r.badTopP.message}`);
-      const c = r.chunks;
-      check(c.length >= 2 && c.every((x) => x.object === 'chat.completion.chunk' && x.id === c[0].id && /^chatcmpl-/.test(x.id)), 'chunk shape');
+      const all = r.chunks;
+      check(all.length >= 3 && all.every((x) => x.object === 'chat.completion.chunk' && x.id === all[0].id && /^chatcmpl-/.test(x.id)), 'chunk shape');
+      // With stream_options.include_usage the usage comes last in a chunk of its own (no choices).
+      const usageChunk = all[all.length - 1];
+      check(usageChunk.choices.length === 0 && usageChunk.usage?.completion_tokens === 3 && all.slice(0, -1).every((x) => x.usage === null), `usage chunk ${JSON.stringify(usageChunk)}`);
+      check(r.plainUsage.every((u) => u === null), `usage without include_usage: ${JSON.stringify(r.plainUsage)}`);
+      const c = all.slice(0, -1);
       check(c[0].choices[0].delta.role === 'assistant' && c.slice(0, -1).every((x) => x.choices[0].finish_reason === null), 'first/middle chunks');
       const lastChunk = c[c.length - 1];
-      check(lastChunk.choices[0].finish_reason === 'length' && lastChunk.usage && lastChunk.usage.completion_tokens === 3, `last chunk ${JSON.stringify(lastChunk)}`);
+      check(lastChunk.choices[0].finish_reason === 'length', `last chunk ${JSON.stringify(lastChunk)}`);
+      log(`unknown fields -> ${r.unknown}; an unknown option -> ${r.badOption}`);
+      check(r.ignored === 1 && /^TypeError: create\(request\): unsupported fields "temprature", "tools"/.test(r.unknown), `model/user ${r.ignored}; unknown fields: ${r.unknown}`);
+      check(/^TypeError: .*unknown option "timeout"/.test(r.badOption) && r.signalled === 'abort', `options: ${r.badOption}; an aborted signal gave ${r.signalled}`);
       check(c.map((x) => x.choices[0].delta.content).join('') === 'The capital of', `streamed text ${JSON.stringify(c.map((x) => x.choices[0].delta.content).join(''))}`);
     },
   },
@@ -836,7 +855,8 @@ const tests = [
         out.single = await engine.chat.completions.create({ ...req, n: 1 });
         out.next = await engine.chat.completions.create({ ...req, n: 1, seed: 8 });
         const chunks = [];
-        for await (const c of engine.chat.completions.create({ ...req, n: 2, stream: true })) chunks.push(c);
+        for await (const c of engine.chat.completions.create({ ...req, n: 2, stream: true, stream_options: { include_usage: true } })) chunks.push(c);
+        out.usageChunk = chunks.pop();
         out.chunks = chunks.map((c) => ({ index: c.choices[0].index, delta: c.choices[0].delta, finish: c.choices[0].finish_reason, usage: c.usage ?? null }));
         out.bad = [];
         for (const n of [0, 17, 1.5, '3']) {
@@ -854,9 +874,13 @@ const tests = [
           out.badStream = { type: e.constructor.name, message: e.message };
         }
         // Abort after the first chunk: every choice ends with 'abort'.
-        const stream = engine.chat.completions.create({ messages, n: 3, temperature: 1, seed: 1, max_tokens: 8, stream: true });
+        const stream = engine.chat.completions.create({ messages, n: 3, temperature: 1, seed: 1, max_tokens: 8, stream: true, stream_options: { include_usage: true } });
         const aborted = [];
         for await (const c of stream) {
+          if (c.choices.length === 0) {
+            out.abortedUsage = c.usage;
+            continue;
+          }
           aborted.push({ index: c.choices[0].index, finish: c.choices[0].finish_reason, content: c.choices[0].delta.content, usage: c.usage ?? null });
           if (aborted.length === 1) stream.abort();
         }
@@ -877,7 +901,7 @@ const tests = [
       check(first.usage.prompt_tokens === single.usage.prompt_tokens, `prompt_tokens ${first.usage.prompt_tokens} != ${single.usage.prompt_tokens} (counted once)`);
       check(first.usage.completion_tokens === completionTokens, `completion_tokens ${first.usage.completion_tokens} != ${completionTokens}`);
       check(first.usage.total_tokens === first.usage.prompt_tokens + first.usage.completion_tokens, 'usage does not add up');
-      // Streaming: choice 0's chunks, then choice 1's, each ending with its finish_reason; usage on the last.
+      // Streaming: choice 0's chunks, then choice 1's, each ending with its finish_reason; then the usage.
       const c = r.chunks;
       const idx = c.map((x) => x.index);
       check(idx.every((x, i) => i === 0 || x >= idx[i - 1]) && idx[0] === 0 && idx[idx.length - 1] === 1, `streamed indexes ${JSON.stringify(idx)}`);
@@ -887,14 +911,14 @@ const tests = [
         check(mine[0].delta.role === 'assistant' && mine.filter((x) => x.finish).length === 1 && mine[mine.length - 1].finish, `choice ${i} chunks ${JSON.stringify(mine)}`);
         check(text === first.choices[i].message.content, `streamed choice ${i} ${JSON.stringify(text)} != ${JSON.stringify(first.choices[i].message.content)}`);
       }
-      check(c.slice(0, -1).every((x) => x.usage === null) && c[c.length - 1].usage && c[c.length - 1].usage.prompt_tokens === first.usage.prompt_tokens, `usage ${JSON.stringify(c.map((x) => x.usage))}`);
+      check(c.every((x) => x.usage === null) && r.usageChunk.choices.length === 0 && r.usageChunk.usage.prompt_tokens === first.usage.prompt_tokens, `usage ${JSON.stringify(c.map((x) => x.usage))} then ${JSON.stringify(r.usageChunk)}`);
       for (const b of r.bad) check(b.type === 'TypeError' && /^n must be an integer from 1 to 16/.test(b.message), `n ${JSON.stringify(b.n)}: ${JSON.stringify(b)}`);
       check(r.badStream && r.badStream.type === 'TypeError', `streamed n 0: ${JSON.stringify(r.badStream)}`);
       log(`n 0 -> ${r.bad[0].type}: ${r.bad[0].message}`);
       const ends = r.aborted.filter((x) => x.finish);
       log(`aborted after the first chunk: ${r.aborted.length} chunks, ends ${JSON.stringify(ends.map((x) => [x.index, x.finish]))}`);
       check(sameIds(ends.map((x) => x.index), [0, 1, 2]) && ends.every((x) => x.finish === 'abort'), `abort: ${JSON.stringify(r.aborted)}`);
-      check(r.aborted.filter((x) => x.index > 0).every((x) => !x.content) && r.aborted[r.aborted.length - 1].usage, `abort: ${JSON.stringify(r.aborted)}`);
+      check(r.aborted.filter((x) => x.index > 0).every((x) => !x.content) && r.abortedUsage?.completion_tokens >= 1, `abort: ${JSON.stringify(r.aborted)}, usage ${JSON.stringify(r.abortedUsage)}`);
       check(r.after.choices.length === 1 && r.after.choices[0].message.content.length > 0, `after abort: ${JSON.stringify(r.after)}`);
     },
   },

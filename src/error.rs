@@ -3,6 +3,8 @@
 
 use crate::gguf::GgufError;
 
+/// The browser API derives its stable error codes from the first words of these messages
+/// (`www/worker.js`'s `codeOf`): keep `context_length_exceeded:` and `gpu_lost:` where they are.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid GGUF file: {0}")]

@@ -16,6 +16,22 @@ export interface LoadProgress {
   fromCache: boolean;
 }
 
+/** The `code` every error from this API carries (see the README). */
+export type HearthErrorCode =
+  | 'invalid_request'
+  | 'model_load_failed'
+  | 'storage_quota_exceeded'
+  | 'context_length_exceeded'
+  | 'gpu_lost'
+  | 'gpu_error'
+  | 'engine_crashed'
+  | 'aborted'
+  | 'internal_error';
+
+export interface HearthError extends Error {
+  code: HearthErrorCode;
+}
+
 export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Expected lowercase hex SHA-256 of the file; a mismatch rejects with "sha256 mismatch: …". */

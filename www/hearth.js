@@ -22,12 +22,25 @@ function choiceSeed(seed, i) {
 function abortError() {
   const e = new Error('aborted');
   e.name = 'AbortError';
+  e.code = 'aborted';
   return e;
 }
 
-function workerError(message) {
-  return message === 'aborted' ? abortError() : new Error(message);
+// Marks a caller's mistake (a TypeError from the checks) with code invalid_request.
+function asRequestError(e) {
+  if (e instanceof TypeError && !e.code) e.code = 'invalid_request';
+  return e;
 }
+
+// An error from the worker, with its stable `code` (see the README's list).
+function workerError(message, code) {
+  if (message === 'aborted') return abortError();
+  const e = new Error(message);
+  if (code) e.code = code;
+  return e;
+}
+
+
 
 function baseURL() {
   if (typeof document !== 'undefined' && document.baseURI) return document.baseURI;
@@ -160,6 +173,14 @@ class WorkerClient {
  * read nor write the model cache).
  */
 export async function load(url, options = {}) {
+  try {
+    return await loadModel(url, options);
+  } catch (e) {
+    throw asRequestError(e);
+  }
+}
+
+async function loadModel(url, options) {
   if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError('load(url): url must be a string or URL');
   const { onProgress, onMemory, sha256, backend = 'auto', maxContext = 0, contextShift, prefillChunk = 0, threads = 0, signal, hubEndpoint, cache = true } = options;
   if (typeof cache !== 'boolean') throw new TypeError(`cache must be true or false, got ${JSON.stringify(cache)}`);
@@ -211,7 +232,7 @@ export async function load(url, options = {}) {
             resolve(m);
             return true;
           case 'error':
-            reject(workerError(m.message));
+            reject(workerError(m.message, m.code));
             return true;
           default:
             return false;
@@ -440,7 +461,7 @@ class HearthEngine {
       req = checkRequest(request);
       signal = requestSignal(request, options);
     } catch (e) {
-      error = e;
+      error = asRequestError(e);
     }
     const stream = !!request?.stream;
     const queue = new ChunkQueue();
@@ -532,7 +553,7 @@ class HearthEngine {
           case 'error':
             open.delete(m.id);
             if (!queue.ended) {
-              queue.end(workerError(m.message));
+              queue.end(workerError(m.message, m.code));
               detach();
               cancel(); // the choices still queued would fail the same way
             }
@@ -577,13 +598,13 @@ class HearthEngine {
           if (!Number.isInteger(v) || v < 0) throw new TypeError(`${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
         }
         this.#client.request({ type: 'perplexity', text, window, stride }, (m) => {
-          if (m.type === 'error') reject(workerError(m.message));
+          if (m.type === 'error') reject(workerError(m.message, m.code));
           else if (m.type === 'perplexity') resolve(m.result);
           else return false;
           return true;
         });
       } catch (e) {
-        reject(e);
+        reject(asRequestError(e));
       }
     });
   }
@@ -610,12 +631,12 @@ class HearthEngine {
       try {
         this.#checkAlive();
         this.#client.request({ type }, (m) => {
-          if (m.type === 'error') reject(workerError(m.message));
+          if (m.type === 'error') reject(workerError(m.message, m.code));
           else resolve();
           return true;
         });
       } catch (e) {
-        reject(e);
+        reject(asRequestError(e));
       }
     });
   }

@@ -64,6 +64,24 @@ class SetupError extends Error {}
 // The server answered a resume with the whole file (no range support): start over, once.
 class RestartError extends Error {}
 
+// The stable `code` of an error (hearth.js puts it on the Error): the engine's own come from
+// the first words of its messages (src/error.rs); a load's other failures are
+// model_load_failed, a request's invalid_request.
+function codeOf(e, message, phase) {
+  if (e instanceof AbortedError) return 'aborted';
+  if (crashed && message.startsWith('the wasm engine crashed')) return 'engine_crashed';
+  const known = [
+    [/^context_length_exceeded:/, 'context_length_exceeded'],
+    [/^gpu_lost:/, 'gpu_lost'],
+    [/does not fit in this site's storage/, 'storage_quota_exceeded'],
+  ].find(([re]) => re.test(message));
+  if (known) return known[1];
+  if (phase === 'load') return 'model_load_failed';
+  if (/^GPU:/.test(message)) return 'gpu_error';
+  if (/^(invalid argument|chat template|tokenizer|sampling settings|reply options):/.test(message) || !engine) return 'invalid_request';
+  return 'internal_error';
+}
+
 function messageOf(e) {
   if (e instanceof WebAssembly.RuntimeError) {
     crashed = e.message;
@@ -225,7 +243,8 @@ async function dispatch(msg) {
         throw new Error(`unknown request type ${JSON.stringify(msg.type)}`);
     }
   } catch (e) {
-    post({ type: 'error', id, message: messageOf(e) });
+    const message = messageOf(e);
+    post({ type: 'error', id, message, code: codeOf(e, message, msg.type) });
   } finally {
     pending.delete(id);
     aborted.delete(id);

@@ -709,7 +709,7 @@ const tests = [
           await engine.chat.completions.create({ messages: [{ role: 'user', content: 'word '.repeat(3000) }], max_tokens: 4 });
           out.overflow = 'no error';
         } catch (e) {
-          out.overflow = { isError: e instanceof Error, message: e.message };
+          out.overflow = { isError: e instanceof Error, message: e.message, code: e.code };
         }
         try {
           for await (const c of engine.chat.completions.create({ messages: [], stream: true })) void c;
@@ -740,6 +740,17 @@ const tests = [
         // OpenAI's fields that mean nothing locally are ignored; others are refused, not dropped.
         out.ignored = (await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 1, model: 'gpt-4o', user: 'u1' })).choices.length;
         out.unknown = await engine.chat.completions.create({ messages, max_tokens: 1, temprature: 0, tools: [] }).then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
+        out.codes = {};
+        const { load } = await import('/hearth.js');
+        for (const [key, attempt] of [
+          ['unknown field', () => engine.chat.completions.create({ messages, tools: [] })],
+          ['top_p 5', () => engine.chat.completions.create({ messages, top_p: 5, max_tokens: 1 })],
+          ['404', () => load('/models/no-such-model.gguf', { backend: 'cpu' })],
+          ['not GGUF', () => load('/test/not-a-model.gguf', { backend: 'cpu' })],
+          ['bad option', () => load('/models/x.gguf', { backend: 'tpu' })],
+        ]) {
+          out.codes[key] = await attempt().then(() => 'no error', (e) => e.code ?? `no code (${e.message})`);
+        }
         out.badOption = await engine.chat.completions.create({ messages, max_tokens: 1 }, { timeout: 5 }).then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
         // create(body, { signal }), as in OpenAI's client: aborted before it starts.
         const ctrl = new AbortController();
@@ -757,7 +768,7 @@ const tests = [
       const cut = want.slice(0, want.indexOf('Paris'));
       check(r.stopped.choices[0].message.content === cut && r.stopped.choices[0].finish_reason === 'stop', `stop string: ${JSON.stringify(r.stopped.choices[0])}`);
       log(`stop ['Paris'] -> ${JSON.stringify(r.stopped.choices[0].message.content)}`);
-      check(r.overflow.isError && /^context_length_exceeded: \d+ tokens do not fit in the context of \d+$/.test(r.overflow.message), `overflow: ${JSON.stringify(r.overflow)}`);
+      check(r.overflow.isError && r.overflow.code === 'context_length_exceeded' && /^context_length_exceeded: \d+ tokens do not fit in the context of \d+$/.test(r.overflow.message), `overflow: ${JSON.stringify(r.overflow)}`);
       log(`overflow -> ${r.overflow.message}`);
       check(r.invalid.isError && /messages/.test(r.invalid.message), `invalid request: ${JSON.stringify(r.invalid)}`);
       // A seeded sampled reply is the same twice and the same as the native engine's.
@@ -785,6 +796,9 @@ const tests = [
       log(`unknown fields -> ${r.unknown}; an unknown option -> ${r.badOption}`);
       check(r.ignored === 1 && /^TypeError: create\(request\): unsupported fields "temprature", "tools"/.test(r.unknown), `model/user ${r.ignored}; unknown fields: ${r.unknown}`);
       check(/^TypeError: .*unknown option "timeout"/.test(r.badOption) && r.signalled === 'abort', `options: ${r.badOption}; an aborted signal gave ${r.signalled}`);
+      log(`error codes: ${JSON.stringify(r.codes)}`);
+      const wantCodes = { 'unknown field': 'invalid_request', 'top_p 5': 'invalid_request', 404: 'model_load_failed', 'not GGUF': 'model_load_failed', 'bad option': 'invalid_request' };
+      check(JSON.stringify(r.codes) === JSON.stringify(wantCodes), `error codes ${JSON.stringify(r.codes)}, expected ${JSON.stringify(wantCodes)}`);
       check(c.map((x) => x.choices[0].delta.content).join('') === 'The capital of', `streamed text ${JSON.stringify(c.map((x) => x.choices[0].delta.content).join(''))}`);
     },
   },

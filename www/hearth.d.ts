@@ -157,6 +157,13 @@ export interface ChatCompletionRequestBase {
   response_format?: ResponseFormat;
   /** Aborts within one token; the reply (every choice not yet finished) ends with finish_reason "abort". */
   signal?: AbortSignal;
+  /**
+   * Beam search with this many beams (2 to 16; 1: off), as the CLI's --beams: the best beam
+   * arrives whole as one chunk. Not with n, stop, logit_bias or response_format.
+   */
+  n_beams?: number;
+  /** Beam search ranks beams by log-probability / length^length_penalty (default 1). */
+  length_penalty?: number;
   /** Accepted and ignored: the loaded model answers. Any field not listed here is a TypeError. */
   model?: string;
   user?: string;

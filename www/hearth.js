@@ -266,7 +266,7 @@ function normalizeContent(content) {
 const REQUEST_FIELDS = new Set([
   'messages', 'prompt', 'temperature', 'max_tokens', 'max_completion_tokens', 'seed', 'n', 'top_k', 'top_p', 'min_p',
   'repeat_penalty', 'repeat_last_n', 'frequency_penalty', 'presence_penalty', 'logit_bias', 'response_format', 'stop',
-  'stream', 'stream_options', 'signal', 'model', 'user', 'store', 'metadata',
+  'stream', 'stream_options', 'signal', 'model', 'user', 'store', 'metadata', 'n_beams', 'length_penalty',
 ]);
 
 // The AbortSignal of a request: create(request, { signal }) as in OpenAI's client, or the
@@ -344,6 +344,17 @@ function checkRequest(req) {
       throw new TypeError(`response_format must be {type: 'text' | 'json_object' | 'json_schema', …}, got ${JSON.stringify(f)}`);
     }
     out.response_format = f; // the engine checks the schema
+  }
+  const beams = req.n_beams ?? 1;
+  if (!Number.isInteger(beams) || beams < 1 || beams > MAX_N) throw new TypeError(`n_beams must be an integer from 1 to ${MAX_N}, got ${JSON.stringify(req.n_beams)}`);
+  if (req.length_penalty != null && (typeof req.length_penalty !== 'number' || !Number.isFinite(req.length_penalty))) {
+    throw new TypeError(`length_penalty must be a number, got ${JSON.stringify(req.length_penalty)}`);
+  }
+  if (beams > 1) {
+    const clash = ['response_format', 'stop', 'logit_bias'].filter((k) => req[k] != null).concat(n > 1 ? ['n'] : []);
+    if (clash.length) throw new TypeError(`n_beams cannot be combined with ${clash.join(', ')}`);
+    out.n_beams = beams;
+    if (req.length_penalty != null) out.length_penalty = req.length_penalty;
   }
   if (req.stop != null) {
     const stop = Array.isArray(req.stop) ? req.stop : [req.stop];
@@ -515,7 +526,7 @@ class HearthEngine {
               ...base,
               choices: [{ index, delta: delta(m.text), finish_reason: null }],
               ...nullUsage,
-              hearth: { tokenIds: m.tokenId == null ? [] : [m.tokenId] },
+              hearth: { tokenIds: m.tokenIds ?? (m.tokenId == null ? [] : [m.tokenId]) },
             });
             return false;
           case 'done': {

@@ -655,6 +655,11 @@ async function generate(msg) {
     throw new Error('generate needs messages or a prompt string');
   }
 
+  if (msg.n_beams > 1) {
+    await beamReply(msg, ids, maxTokens);
+    return;
+  }
+
   // {type: 'text'} alone needs no grammar (anything else, even a malformed format, goes to the
   // grammar module, which validates it).
   const format = msg.response_format;
@@ -708,6 +713,23 @@ async function replyLoop(msg, ids, grammar, temperature, seed, maxTokens) {
     finish_reason: FINISH[step.finish],
     usage: { prompt_tokens: nPrompt, completion_tokens: decodeTokens + 1, total_tokens: nPrompt + decodeTokens + 1 },
     timing: { prefill_ms: round1(prefillMs), decode_ms: round1(decodeMs), decode_tokens: decodeTokens, grammar_ms: round1(grammar ? grammar.maskMs() : 0) },
+    memory: heapBytes(),
+  });
+}
+
+// Beam search (n_beams > 1): the best beam arrives whole, as one chunk, when the search ends.
+async function beamReply(msg, ids, maxTokens) {
+  const { id } = msg;
+  const t0 = performance.now();
+  const out = JSON.parse(await engine.beam(ids, msg.n_beams, maxTokens, msg.length_penalty ?? 1));
+  const ms = performance.now() - t0;
+  post({ type: 'token', id, text: out.text, tokenIds: out.ids });
+  post({
+    type: 'done',
+    id,
+    finish_reason: FINISH[out.finish],
+    usage: { prompt_tokens: ids.length, completion_tokens: out.ids.length, total_tokens: ids.length + out.ids.length },
+    timing: { prefill_ms: round1(ms), decode_ms: 0, decode_tokens: 0, grammar_ms: 0 },
     memory: heapBytes(),
   });
 }

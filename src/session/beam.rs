@@ -42,11 +42,26 @@ struct Beam {
     logprob: f64,
 }
 
+/// The candidates by descending log-probability (then beam, then token), by repeated selection:
+/// at most 2·width² of them, and no sort instantiated for it in the wasm file.
+fn best_first(mut cands: Vec<(usize, u32, f64)>) -> impl Iterator<Item = (usize, u32, f64)> {
+    std::iter::from_fn(move || {
+        let better = |a: &(usize, u32, f64), b: &(usize, u32, f64)| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)).is_lt();
+        let best = (0..cands.len()).reduce(|i, j| if better(&cands[j], &cands[i]) { j } else { i })?;
+        Some(cands.swap_remove(best))
+    })
+}
+
 fn score(logprob: f64, len: usize, penalty: f64) -> f64 {
     logprob / (len.max(1) as f64).powf(penalty)
 }
 
 pub fn beam_search(session: &mut Session, tokenizer: &Tokenizer, prompt: &[u32], opts: &BeamOptions) -> Result<BeamResult> {
+    crate::backend::block_on(beam_search_async(session, tokenizer, prompt, opts))
+}
+
+/// [`beam_search`] without blocking (the browser).
+pub async fn beam_search_async(session: &mut Session, tokenizer: &Tokenizer, prompt: &[u32], opts: &BeamOptions) -> Result<BeamResult> {
     if opts.num_beams == 0 {
         return Err(Error::InvalidArgument("num_beams must be at least 1".into()));
     }
@@ -63,15 +78,15 @@ pub fn beam_search(session: &mut Session, tokenizer: &Tokenizer, prompt: &[u32],
         for (b, beam) in live.iter().enumerate() {
             seq.truncate(prompt.len());
             seq.extend_from_slice(&beam.ids);
-            let logits = session.set_tokens(&seq)?;
+            let logits = session.set_tokens_async(&seq).await?;
             let lse = logsumexp(&logits);
-            for (id, l) in super::eval::top_k(&logits, 2 * width) {
+            // The sampler's selection (the same order as `eval::top_k`): one less sort in the wasm file.
+            for (id, l) in crate::sampler::processors::best_candidates(&logits, 2 * width) {
                 cands.push((b, id, beam.logprob + l as f64 - lse));
             }
         }
-        cands.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
         let mut next = Vec::with_capacity(width);
-        for (rank, &(b, id, logprob)) in cands.iter().enumerate() {
+        for (rank, (b, id, logprob)) in best_first(cands).enumerate() {
             let mut ids = live[b].ids.clone();
             ids.push(id);
             if tokenizer.is_end_of_generation(id) {

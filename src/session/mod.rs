@@ -6,7 +6,7 @@ mod eval;
 mod generate;
 mod stop;
 
-pub use beam::{beam_search, BeamOptions, BeamResult};
+pub use beam::{beam_search, beam_search_async, BeamOptions, BeamResult};
 pub use eval::{logsumexp, top_k, Perplexity, PositionScore};
 pub use generate::{generate, GenerateOptions, Generation, Reply, Step, StopReason};
 pub use stop::StopMatcher;

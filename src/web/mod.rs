@@ -394,6 +394,27 @@ impl Engine {
         })
     }
 
+    /// Beam search from `prompt` (as the CLI's `--beams`, with `num_beams` from 1 to 16):
+    /// resolves to the best beam as JSON, `{"ids", "text", "finish"}` (`ids` ends with the end
+    /// token if the beam ended with one, and `finish` is then "eos", else "length"). The
+    /// conversation cache keeps the prompt's prefix.
+    pub fn beam(&self, prompt: Vec<u32>, num_beams: u32, max_tokens: u32, length_penalty: f64) -> Result<js_sys::Promise, JsError> {
+        if !(1..=16).contains(&num_beams) || max_tokens == 0 || !length_penalty.is_finite() {
+            return Err(JsError::new("invalid argument: n_beams is 1 to 16, max_tokens at least 1, length_penalty finite"));
+        }
+        let opts = crate::session::BeamOptions { num_beams: num_beams as usize, max_tokens: max_tokens as usize, length_penalty, early_stopping: true };
+        let (state, model) = (self.state.clone(), self.model.clone());
+        Ok(future_to_promise(async move {
+            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
+            s.reply = None;
+            let out = crate::session::beam_search_async(&mut s.session, &model.tokenizer, &prompt, &opts).await.map_err(js_val)?;
+            let eos = out.ids.last().is_some_and(|&id| model.tokenizer.is_end_of_generation(id));
+            // By hand: a derived serializer would add to the wasm file every page loads.
+            let text = serde_json::to_string(&out.text).map_err(js_val)?;
+            Ok(JsValue::from(format!(r#"{{"ids":{:?},"text":{text},"finish":"{}"}}"#, out.ids, if eos { "eos" } else { "length" })))
+        }))
+    }
+
     /// Forgets the conversation's KV cache.
     pub fn reset(&self) -> Result<(), JsError> {
         let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;

@@ -752,6 +752,10 @@ const tests = [
           out.codes[key] = await attempt().then(() => 'no error', (e) => e.code ?? `no code (${e.message})`);
         }
         out.badOption = await engine.chat.completions.create({ messages, max_tokens: 1 }, { timeout: 5 }).then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
+        // Beam search, as the CLI's --beams: one chunk with the best beam.
+        const beam = await engine.chat.completions.create({ messages, n_beams: 3, max_tokens: 8 });
+        out.beam = { ids: beam.hearth.tokenIds, text: beam.choices[0].message.content, finish: beam.choices[0].finish_reason, completion: beam.usage.completion_tokens };
+        out.beamClash = await engine.chat.completions.create({ messages, n_beams: 2, n: 2 }).then(() => 'accepted', (e) => e.message);
         // create(body, { signal }), as in OpenAI's client: aborted before it starts.
         const ctrl = new AbortController();
         ctrl.abort();
@@ -796,6 +800,10 @@ const tests = [
       log(`unknown fields -> ${r.unknown}; an unknown option -> ${r.badOption}`);
       check(r.ignored === 1 && /^TypeError: create\(request\): unsupported fields "temprature", "tools"/.test(r.unknown), `model/user ${r.ignored}; unknown fields: ${r.unknown}`);
       check(/^TypeError: .*unknown option "timeout"/.test(r.badOption) && r.signalled === 'abort', `options: ${r.badOption}; an aborted signal gave ${r.signalled}`);
+      const nativeBeam = nativeIds(goldenMessage, 8, ['--beams', '3']);
+      log(`beam search, 3 beams: ${JSON.stringify(r.beam)}; native ${JSON.stringify(nativeBeam)}`);
+      check(sameIds(r.beam.ids, nativeBeam) && r.beam.completion === nativeBeam.length && r.beam.text.length > 0, `browser beam ${JSON.stringify(r.beam)} != native ${JSON.stringify(nativeBeam)}`);
+      check(/^n_beams cannot be combined with n/.test(r.beamClash), `n_beams with n: ${r.beamClash}`);
       log(`error codes: ${JSON.stringify(r.codes)}`);
       const wantCodes = { 'unknown field': 'invalid_request', 'top_p 5': 'invalid_request', 404: 'model_load_failed', 'not GGUF': 'model_load_failed', 'bad option': 'invalid_request' };
       check(JSON.stringify(r.codes) === JSON.stringify(wantCodes), `error codes ${JSON.stringify(r.codes)}, expected ${JSON.stringify(wantCodes)}`);

@@ -468,8 +468,18 @@ const tests = [
       fs.mkdirSync(ARTIFACTS, { recursive: true });
       // The Settings panel open (its widest state), then closed at 375 px too.
       await openSettings(page);
+      // Scrolled to the last message, none of it lies under the form (Settings open).
+      const hidden = () => page.evaluate(() => {
+        const last = [...document.querySelectorAll('#messages .msg')].pop();
+        last.scrollIntoView({ block: 'end' });
+        const m = last.getBoundingClientRect();
+        const f = document.querySelector('#chat-form').getBoundingClientRect();
+        return Math.max(0, Math.min(m.bottom, f.bottom) - Math.max(m.top, f.top));
+      });
+      const hiddenDesktop = await hidden();
       await page.screenshot({ path: path.join(ARTIFACTS, 'chat.png'), fullPage: true });
       await page.setViewportSize({ width: 375, height: 740 });
+      const hiddenPhone = await hidden();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       await page.screenshot({ path: path.join(ARTIFACTS, 'chat-375.png'), fullPage: true });
       await page.click('#settings > summary');
@@ -477,6 +487,7 @@ const tests = [
       await page.screenshot({ path: path.join(ARTIFACTS, 'chat-375-closed.png'), fullPage: true });
       await page.setViewportSize({ width: 1100, height: 800 });
       log(`wrote test-artifacts/chat.png, chat-375.png (Settings open) and chat-375-closed.png`);
+      check(hiddenDesktop === 0 && hiddenPhone === 0, `with Settings open the form covers ${hiddenDesktop}px (desktop) and ${hiddenPhone}px (375 px) of the last message`);
       check(overflow <= 0, `the page is ${overflow}px wider than a 375px screen (Settings open)`);
       check(overflowClosed <= 0, `the page is ${overflowClosed}px wider than a 375px screen (Settings closed)`);
     },

@@ -329,6 +329,13 @@ async function send() {
       reply.el.querySelector('.who').textContent = `${who} · ${n} token${n === 1 ? '' : 's'}${first}${speed}`;
     }
   } catch (e) {
+    if (e.name === 'AbortError') {
+      // Stopped: the reply keeps what arrived, and the conversation goes on from it.
+      page.lastFinishReason = 'abort';
+      reply.el.dataset.finish = 'abort';
+      if (page.mode === 'chat') history = [...messages, { role: 'assistant', content }];
+      return;
+    }
     page.lastFinishReason = 'error';
     showError(`Generation failed: ${e.message}`);
     if (!content) {

@@ -201,6 +201,12 @@ class HearthChat extends HTMLElement {
       this.dispatchEvent(new CustomEvent('hearth-reply', { detail: { content, finish_reason: finish, usage } }));
       return content;
     } catch (e) {
+      if (e.name === 'AbortError') {
+        // Stopped: the reply keeps what arrived.
+        this.#history.push({ role: 'user', content: text }, { role: 'assistant', content });
+        this.dispatchEvent(new CustomEvent('hearth-reply', { detail: { content, finish_reason: 'abort', usage: null } }));
+        return content;
+      }
       this.#error(`Generation failed: ${e.message}`);
       return null;
     } finally {

@@ -1,7 +1,7 @@
 // Type declarations for hearth.js, the main-thread API of the hearth browser runtime.
 
 export type Backend = 'auto' | 'gpu' | 'cpu';
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length';
 
 export interface LoadProgress {
   /** Bytes streamed into the engine so far. */
@@ -155,7 +155,7 @@ export interface ChatCompletionRequestBase {
    * object, or a value valid under the schema); a finished reply always parses.
    */
   response_format?: ResponseFormat;
-  /** Aborts within one token; the reply (every choice not yet finished) ends with finish_reason "abort". */
+  /** Aborts within one token (every choice): a stream throws an AbortError after the chunks that arrived; otherwise create() rejects with it. */
   signal?: AbortSignal;
   /**
    * Beam search with this many beams (2 to 16; 1: off), as the CLI's --beams: the best beam
@@ -268,7 +268,7 @@ export interface ChatCompletion {
 
 /** Async iterable of chunks; errors are thrown from the iterator. May also be awaited first. */
 export interface ChatCompletionStream extends AsyncIterable<ChatCompletionChunk>, PromiseLike<AsyncIterable<ChatCompletionChunk> & { abort(): void }> {
-  /** Stops the generation; the stream ends with finish_reason "abort" (with n > 1: every choice not yet finished). */
+  /** Stops the generation (every choice): iterating then throws an AbortError after the chunks that arrived. */
   abort(): void;
 }
 

@@ -429,7 +429,7 @@ class ChatCompletionStream {
       },
     };
   }
-  /** Stops the generation; the stream ends with finish_reason 'abort'. */
+  /** Stops the generation: iterating then throws an AbortError after the chunks already received. */
   abort() {
     this.#cancel();
   }
@@ -488,7 +488,7 @@ class HearthEngine {
   // `queue`: choice i's chunks carry index i and end with its own finish_reason chunk; the
   // last chunk of all carries the usage, with the prompt counted once. Returns the cancel
   // function, which stops every choice (the running one within a token, the queued ones at
-  // once; each still ends with finish_reason 'abort').
+  // once) and ends the queue with an AbortError.
   // `usage`: 'last' puts the usage on the last chunk (for collect), 'chunk' in a chunk of its
   // own after it (a stream with stream_options.include_usage, as OpenAI does), 'none' nowhere.
   #start(req, signal, queue, usageMode) {
@@ -531,6 +531,16 @@ class HearthEngine {
             return false;
           case 'done': {
             open.delete(m.id);
+            if (m.finish_reason === 'abort') {
+              // Aborted (the signal, or the stream's abort()): as with fetch, a stream throws an
+              // AbortError after the chunks that arrived, and create() without a stream rejects.
+              if (!queue.ended) {
+                queue.end(abortError());
+                detach();
+                cancel();
+              }
+              return true;
+            }
             if (m.memory) {
               this.memory.samples.push(m.memory);
               this.memory.peak = Math.max(this.memory.peak, m.memory);

@@ -770,7 +770,7 @@ const tests = [
         // create(body, { signal }), as in OpenAI's client: aborted before it starts.
         const ctrl = new AbortController();
         ctrl.abort();
-        out.signalled = (await engine.chat.completions.create({ messages, max_tokens: 8 }, { signal: ctrl.signal })).choices[0].finish_reason;
+        out.signalled = await engine.chat.completions.create({ messages, max_tokens: 8 }, { signal: ctrl.signal }).then(() => 'resolved', (e) => `${e.name} ${e.code}`);
         return out;
       }, { msg: goldenMessage, pplText: pplGolden.text });
       const want = golden.f64_greedy.text_until_eos.replace('<|im_end|>', '');
@@ -810,7 +810,7 @@ const tests = [
       check(lastChunk.choices[0].finish_reason === 'length', `last chunk ${JSON.stringify(lastChunk)}`);
       log(`unknown fields -> ${r.unknown}; an unknown option -> ${r.badOption}`);
       check(r.ignored === 1 && /^TypeError: create\(request\): unsupported fields "temprature", "tools"/.test(r.unknown), `model/user ${r.ignored}; unknown fields: ${r.unknown}`);
-      check(/^TypeError: .*unknown option "timeout"/.test(r.badOption) && r.signalled === 'abort', `options: ${r.badOption}; an aborted signal gave ${r.signalled}`);
+      check(/^TypeError: .*unknown option "timeout"/.test(r.badOption) && r.signalled === 'AbortError aborted', `options: ${r.badOption}; an aborted signal gave ${r.signalled}`);
       const nativeBeam = nativeIds(goldenMessage, 8, ['--beams', '3']);
       log(`beam search, 3 beams: ${JSON.stringify(r.beam)}; native ${JSON.stringify(nativeBeam)}`);
       check(sameIds(r.beam.ids, nativeBeam) && r.beam.completion === nativeBeam.length && r.beam.text.length > 0, `browser beam ${JSON.stringify(r.beam)} != native ${JSON.stringify(nativeBeam)}`);
@@ -875,7 +875,7 @@ const tests = [
     },
   },
   {
-    name: 'choices: n = 3 with a seed gives 3 reproducible choices (streamed too); n is validated; abort stops them all (CPU backend)',
+    name: 'choices: n = 3 with a seed gives 3 reproducible choices (streamed too); n is validated; abort stops them all, the stream throwing an AbortError (CPU backend)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
       const r = await page.evaluate(async (story) => {
@@ -906,16 +906,20 @@ const tests = [
         } catch (e) {
           out.badStream = { type: e.constructor.name, message: e.message };
         }
-        // Abort after the first chunk: every choice ends with 'abort'.
+        // Abort after the first chunk: every choice stops.
         const stream = engine.chat.completions.create({ messages, n: 3, temperature: 1, seed: 1, max_tokens: 8, stream: true, stream_options: { include_usage: true } });
         const aborted = [];
-        for await (const c of stream) {
-          if (c.choices.length === 0) {
-            out.abortedUsage = c.usage;
-            continue;
+        try {
+          for await (const c of stream) {
+            if (c.choices.length === 0) {
+              out.abortedUsage = c.usage;
+              continue;
+            }
+            aborted.push({ index: c.choices[0].index, finish: c.choices[0].finish_reason, content: c.choices[0].delta.content, usage: c.usage ?? null });
+            if (aborted.length === 1) stream.abort();
           }
-          aborted.push({ index: c.choices[0].index, finish: c.choices[0].finish_reason, content: c.choices[0].delta.content, usage: c.usage ?? null });
-          if (aborted.length === 1) stream.abort();
+        } catch (e) {
+          out.abortThrown = e.name;
         }
         out.aborted = aborted;
         out.after = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 2 });
@@ -950,8 +954,10 @@ const tests = [
       log(`n 0 -> ${r.bad[0].type}: ${r.bad[0].message}`);
       const ends = r.aborted.filter((x) => x.finish);
       log(`aborted after the first chunk: ${r.aborted.length} chunks, ends ${JSON.stringify(ends.map((x) => [x.index, x.finish]))}`);
-      check(sameIds(ends.map((x) => x.index), [0, 1, 2]) && ends.every((x) => x.finish === 'abort'), `abort: ${JSON.stringify(r.aborted)}`);
-      check(r.aborted.filter((x) => x.index > 0).every((x) => !x.content) && r.abortedUsage?.completion_tokens >= 1, `abort: ${JSON.stringify(r.aborted)}, usage ${JSON.stringify(r.abortedUsage)}`);
+      // Aborting ends every choice: the stream throws an AbortError after what arrived (choice 0's
+      // first chunks), with no finish chunk or usage.
+      check(r.abortThrown === 'AbortError' && ends.length === 0 && r.abortedUsage === undefined, `abort: ${JSON.stringify(r.aborted)} then ${r.abortThrown}`);
+      check(r.aborted.length >= 1 && r.aborted.every((x) => x.index === 0), `abort: ${JSON.stringify(r.aborted)}`);
       check(r.after.choices.length === 1 && r.after.choices[0].message.content.length > 0, `after abort: ${JSON.stringify(r.after)}`);
     },
   },
@@ -1130,7 +1136,7 @@ const tests = [
     },
   },
   {
-    name: 'reply-rules: the wasm engine ends replies by the native loop\'s rules (end token, max_tokens, stop string, full context, abort): ids, text and reason equal the CLI\'s (CPU backend)',
+    name: 'reply-rules: the wasm engine ends replies by the native loop\'s rules (end token, max_tokens, stop string, full context): ids, text and reason equal the CLI\'s; an aborted stream throws an AbortError after the ids that arrived (CPU backend)',
     async run({ page }) {
       await ensureLoaded(page, 'cpu');
       const cli = path.join(REPO, 'target/release/hearth');
@@ -1166,14 +1172,19 @@ const tests = [
         } finally {
           await small.unload();
         }
-        // Aborted after the second chunk: the ids so far, 'abort'.
+        // Aborted after the second chunk: the ids so far, then an AbortError (as fetch throws).
         const controller = new AbortController();
         const chunks = [];
-        for await (const c of window.hearthPage.engine.chat.completions.create({ messages, temperature: 0, max_tokens: 64, stream: true, signal: controller.signal })) {
-          chunks.push(c);
-          if (chunks.length === 2) controller.abort();
+        let thrown = null;
+        try {
+          for await (const c of window.hearthPage.engine.chat.completions.create({ messages, temperature: 0, max_tokens: 64, stream: true }, { signal: controller.signal })) {
+            chunks.push(c);
+            if (chunks.length === 2) controller.abort();
+          }
+        } catch (e) {
+          thrown = `${e.name} ${e.code}`;
         }
-        out.abort = { ids: chunks.flatMap((c) => c.hearth.tokenIds), finish: chunks[chunks.length - 1].choices[0].finish_reason };
+        out.abort = { ids: chunks.flatMap((c) => c.hearth.tokenIds), finish: chunks.map((c) => c.choices[0].finish_reason).find((f) => f) ?? null, thrown };
         return out;
       }, { url: MODEL_REL, msg: goldenMessage, cases: cases.map(({ key, req, maxContext }) => ({ key, req, maxContext })), nPrompt });
       const FINISH = { eos: 'stop', stop: 'stop', length: 'length' };
@@ -1186,7 +1197,7 @@ const tests = [
       check(r.full.ids.length === 3, `a context with 2 free positions gives 3 tokens: ${JSON.stringify(r.full)}`);
       check(r.overflow === `context_length_exceeded: ${nPrompt} tokens do not fit in the context of ${nPrompt - 1}`, `overflow: ${JSON.stringify(r.overflow)}`);
       log(`abort after 2 chunks: ${JSON.stringify(r.abort)}`);
-      check(r.abort.finish === 'abort' && r.abort.ids.length >= 2 && sameIds(r.abort.ids, r.eos.ids.slice(0, r.abort.ids.length)) && r.abort.ids.length < r.eos.ids.length, `abort: ${JSON.stringify(r.abort)}`);
+      check(r.abort.thrown === 'AbortError aborted' && r.abort.finish === null && r.abort.ids.length >= 2 && sameIds(r.abort.ids, r.eos.ids.slice(0, r.abort.ids.length)) && r.abort.ids.length < r.eos.ids.length, `abort: ${JSON.stringify(r.abort)}`);
     },
   },
   {
@@ -1375,14 +1386,19 @@ const tests = [
             let finish = null;
             const stream = engine.chat.completions.create({ messages, temperature: 0.8, top_k: 40, seed: i, max_tokens: 1 + Math.floor(rand() * 24), stream: true, signal: controller.signal });
             await settle((async () => {
-              for await (const c of stream) {
-                chunks++;
-                out.tokens += c.hearth.tokenIds.length;
-                if (c.choices[0].finish_reason) finish = c.choices[0].finish_reason;
-                if (abortAfter && chunks === abortAfter) controller.abort();
+              try {
+                for await (const c of stream) {
+                  chunks++;
+                  out.tokens += c.hearth.tokenIds.length;
+                  if (c.choices[0].finish_reason) finish = c.choices[0].finish_reason;
+                  if (abortAfter && chunks === abortAfter) controller.abort();
+                }
+              } catch (e) {
+                if (e.name !== 'AbortError' || !abortAfter) throw e;
+                finish = 'aborted';
               }
             })());
-            if (!finish) throw new Error(`generation ${i} ended without a finish_reason`);
+            if (!finish) throw new Error(`generation ${i} ended without a finish_reason or an AbortError`);
             if (abortAfter) out.aborts++;
           }
         }

@@ -1493,6 +1493,45 @@ const tests = [
     },
   },
   {
+    name: 'demo: the docs demo page (one script tag) runs its inline <hearth-chat>: it loads and replies; nothing overflows at 1100 or 375 px (screenshots demo.png, demo-375.png)',
+    async run({ base }) {
+      const b = await launch({ webgpu: false });
+      try {
+        const p = b.page;
+        await p.setViewportSize({ width: 1100, height: 800 });
+        await p.goto(base + 'demo.html');
+        const scripts = await p.evaluate(() => [...document.scripts].map((s) => s.getAttribute('src') ?? 'inline'));
+        check(JSON.stringify(scripts) === '["hearth-chat.js"]', `the demo page's scripts: ${JSON.stringify(scripts)}`);
+        await p.waitForFunction(() => !document.querySelector('hearth-chat').shadowRoot.querySelector('button[type=submit]').disabled, null, { timeout: REPLY_TIMEOUT });
+        const text = await p.evaluate(async () => {
+          const el = document.querySelector('hearth-chat');
+          el.setAttribute('temperature', '0');
+          el.setAttribute('max-tokens', '8');
+          return el.send('What is the capital of France?');
+        });
+        log(`the demo's chat replied ${JSON.stringify(text)}`);
+        check(/Paris/.test(text), `demo reply ${JSON.stringify(text)}`);
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        const fits = () => p.evaluate(() => {
+          const chat = document.querySelector('hearth-chat').getBoundingClientRect();
+          const column = document.querySelector('article').getBoundingClientRect();
+          return { overflow: document.documentElement.scrollWidth - window.innerWidth, inside: chat.left >= column.left - 0.5 && chat.right <= column.right + 0.5, height: chat.height };
+        });
+        const desktop = await fits();
+        await p.screenshot({ path: path.join(ARTIFACTS, 'demo.png'), fullPage: true });
+        await p.setViewportSize({ width: 375, height: 740 });
+        const phone = await fits();
+        await p.screenshot({ path: path.join(ARTIFACTS, 'demo-375.png'), fullPage: true });
+        log(`wrote test-artifacts/demo.png and demo-375.png: ${JSON.stringify({ desktop, phone })}`);
+        for (const [w, f] of [['1100', desktop], ['375', phone]]) {
+          check(f.overflow <= 0 && f.inside && f.height > 100, `at ${w} px: ${JSON.stringify(f)}`);
+        }
+      } finally {
+        await b.close();
+      }
+    },
+  },
+  {
     name: 'cache: a corrupt cached copy is replaced from the network; sha256 is checked',
     async run({ page, base }) {
       await ensureLoaded(page, 'cpu'); // the model is in the cache (when run alone too)

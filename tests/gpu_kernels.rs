@@ -44,6 +44,17 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytemuck::pod_collect_to_vec(bytes)
 }
 
+/// The cos/sin table of `positions` positions for `half` rotated pairs of a `rope_dim`-wide
+/// rotation (base 10000), as the backend uploads it.
+fn rope_table(positions: usize, half: usize, rope_dim: usize) -> Vec<f32> {
+    (0..positions)
+        .flat_map(|p| (0..half).flat_map(move |i| {
+            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
+            [a.cos() as f32, a.sin() as f32]
+        }))
+        .collect()
+}
+
 fn step(n_tokens: u32, start_pos: u32) -> Binding {
     Binding::Uniform(bytes_of(&params::Step { n_tokens, start_pos, draw: [0; 2] }).to_vec())
 }
@@ -341,12 +352,7 @@ fn rope_both_styles() {
     let mut rng = rng();
     let (n, heads, hd, rope_dim, start) = (3usize, 3usize, 10usize, 8usize, 7usize);
     let half = rope_dim / 2;
-    let table: Vec<f32> = (0..start + n)
-        .flat_map(|p| (0..half).flat_map(move |i| {
-            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
-            [a.cos() as f32, a.sin() as f32]
-        }))
-        .collect();
+    let table = rope_table(start + n, half, rope_dim);
     for neox in [false, true] {
         let x = floats(&mut rng, n * heads * hd);
         let p = params::Rope { n_heads: heads as u32, head_dim: hd as u32, half: half as u32, neox: neox as u32 };
@@ -610,12 +616,7 @@ fn rope_kv_rotates_queries_and_caches_keys_and_values() {
     let (n, n_head, n_kv, hd, rope_dim, start) = (3usize, 4usize, 2usize, 10usize, 8usize, 5usize);
     let (half, kv_dim) = (rope_dim / 2, n_kv * hd);
     let total = start + n;
-    let table: Vec<f32> = (0..total)
-        .flat_map(|p| (0..half).flat_map(move |i| {
-            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
-            [a.cos() as f32, a.sin() as f32]
-        }))
-        .collect();
+    let table = rope_table(total, half, rope_dim);
     let rotate = |x: &mut [f32], t: usize, neox: bool| {
         for i in 0..half {
             let (c, s) = (table[((start + t) * half + i) * 2], table[((start + t) * half + i) * 2 + 1]);
@@ -680,12 +681,7 @@ fn fused_decode_attention_rotates_stores_and_attends() {
     let mut rng = rng();
     let (n_head, n_kv, hd, rope_dim, start) = (4usize, 2usize, 10usize, 8usize, 70usize);
     let (half, kv_dim) = (rope_dim / 2, n_kv * hd);
-    let table: Vec<f32> = (0..=start)
-        .flat_map(|p| (0..half).flat_map(move |i| {
-            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / rope_dim as f64);
-            [a.cos() as f32, a.sin() as f32]
-        }))
-        .collect();
+    let table = rope_table(start + 1, half, rope_dim);
     let rotate = |x: &[f32], neox: bool| -> Vec<f64> {
         let mut y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         for i in 0..half {
@@ -885,12 +881,7 @@ fn decode_attention_times_its_output_projection_and_matmuls_add_the_partials() {
     let mut rng = rng();
     let (n_head, n_kv, hd, start, n_embd) = (4usize, 2usize, 64usize, 70usize, 40usize);
     let (half, kv_dim) = (hd / 2, n_kv * hd);
-    let table: Vec<f32> = (0..=start)
-        .flat_map(|p| (0..half).flat_map(move |i| {
-            let a = p as f64 * 10000f64.powf(-2.0 * i as f64 / hd as f64);
-            [a.cos() as f32, a.sin() as f32]
-        }))
-        .collect();
+    let table = rope_table(start + 1, half, hd);
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::F16, GgmlType::F32] {
         let q = floats(&mut rng, n_head * hd);
         let (k, v) = (floats(&mut rng, kv_dim), floats(&mut rng, kv_dim));

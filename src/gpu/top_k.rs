@@ -80,8 +80,7 @@ impl TopK {
 
     /// Records the draw from the selection of `record(.., d.top_k)`; one dispatch.
     pub fn record_draw(&self, pass: &mut wgpu::ComputePass, d: &DeviceDraw) {
-        let out = (levels(self.n_vocab, d.top_k).len() - 1) % 2;
-        record(pass, &self.draw_pipeline, &self.draw_groups[out], 1);
+        record(pass, &self.draw_pipeline, &self.draw_groups[self.output_of(d.top_k)], 1);
     }
 
     /// Writes the level parameters for `k` and records the levels; returns the number of
@@ -110,7 +109,12 @@ impl TopK {
 
     /// The buffer whose first k (key, id) pairs are the result for `k`.
     pub fn result(&self, k: usize) -> &wgpu::Buffer {
-        &self.outputs[(levels(self.n_vocab, k).len() - 1) % 2]
+        &self.outputs[self.output_of(k)]
+    }
+
+    /// Which of `outputs` the last level for `k` writes.
+    fn output_of(&self, k: usize) -> usize {
+        (levels(self.n_vocab, k).len() - 1) % 2
     }
 }
 

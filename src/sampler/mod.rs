@@ -189,8 +189,13 @@ impl Sampler {
     /// The next draw as a device can make it ([`DeviceDraw`]), when it depends only on the k
     /// best raw logits ([`top_k_only`](Self::top_k_only)).
     pub fn device_draw(&self) -> Option<DeviceDraw> {
+        self.top_k_only().map(|_| self.next_draw())
+    }
+
+    /// The settings of the next draw from the k best logits.
+    fn next_draw(&self) -> DeviceDraw {
         let c = &self.config;
-        self.top_k_only().map(|top_k| DeviceDraw { top_k, top_p: c.top_p, min_p: c.min_p, temperature: c.temperature, seed: c.seed, counter: self.draws })
+        DeviceDraw { top_k: c.top_k, top_p: c.top_p, min_p: c.min_p, temperature: c.temperature, seed: c.seed, counter: self.draws }
     }
 
     /// `Some(k)` when a draw depends only on the k largest raw logits (top-k sampling with
@@ -203,8 +208,7 @@ impl Sampler {
     /// The draw [`sample`](Self::sample) makes, from the `top_k` largest logits with their ids,
     /// largest first (lower id among equals): the same token for the same seed.
     pub fn sample_top_k(&mut self, candidates: Vec<(u32, f32)>) -> Result<u32> {
-        let c = &self.config;
-        let d = DeviceDraw { top_k: c.top_k, top_p: c.top_p, min_p: c.min_p, temperature: c.temperature, seed: c.seed, counter: self.draws };
+        let d = self.next_draw();
         self.draws += 1;
         draw_candidates(candidates, &d)
     }

@@ -210,37 +210,32 @@ impl Session {
     /// (several tokens, or a backend without runs): the caller evaluates as usual.
     async fn decode_one(&mut self, tokens: &[u32], draw: Option<DeviceDraw>) -> Result<Option<u32>> {
         let [token] = *tokens else { return Ok(None) };
-        if token == self.ahead_of && draw == self.ahead_draw {
-            if let Some(id) = self.ahead.pop_front() {
-                self.tokens.push(token);
-                self.ahead_of = id;
-                self.ahead_draw = draw.map(|d| DeviceDraw { counter: d.counter + 1, ..d });
-                return Ok(Some(id));
+        let served = token == self.ahead_of && draw == self.ahead_draw && !self.ahead.is_empty();
+        if !served {
+            self.settle();
+            let start = self.tokens.len();
+            let room = self.backend.max_context().saturating_sub(start);
+            let steps = self.backend.decode_run_len().min(self.lookahead).min(room);
+            if steps <= 1 {
+                return Ok(None);
             }
+            self.ahead = match self.backend.decode_run_async(token, start, steps, draw).await {
+                Ok(ids) if ids.len() == steps => ids.into(),
+                Ok(_) => {
+                    self.backend.truncate(start);
+                    return Err(Error::Gpu("a decoding run returned the wrong number of ids".into()));
+                }
+                Err(e) => {
+                    self.backend.truncate(start);
+                    return Err(e);
+                }
+            };
         }
-        self.settle();
-        let start = self.tokens.len();
-        let room = self.backend.max_context().saturating_sub(start);
-        let steps = self.backend.decode_run_len().min(self.lookahead).min(room);
-        if steps <= 1 {
-            return Ok(None);
-        }
-        let ids = match self.backend.decode_run_async(token, start, steps, draw).await {
-            Ok(ids) if ids.len() == steps => ids,
-            Ok(_) => {
-                self.backend.truncate(start);
-                return Err(Error::Gpu("a decoding run returned the wrong number of ids".into()));
-            }
-            Err(e) => {
-                self.backend.truncate(start);
-                return Err(e);
-            }
-        };
+        let id = self.ahead.pop_front().expect("a run or the ids ahead");
         self.tokens.push(token);
-        self.ahead = ids[1..].iter().copied().collect();
-        self.ahead_of = ids[0];
+        self.ahead_of = id;
         self.ahead_draw = draw.map(|d| DeviceDraw { counter: d.counter + 1, ..d });
-        Ok(Some(ids[0]))
+        Ok(Some(id))
     }
 
     /// Appends `tokens` (at least one); the last one's forward call yields what `want` asks

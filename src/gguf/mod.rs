@@ -6,9 +6,11 @@
 //! the whole file and never allocating by a size the file claims before the bytes are there.
 
 mod reader;
+pub mod split;
 mod value;
 
 pub use reader::{read_all, read_header_file, GgufEvent, GgufReader, TensorData, TensorPart};
+pub use split::SplitInfo;
 pub use value::{Metadata, Value, ValueType};
 
 use crate::quant::GgmlType;
@@ -115,6 +117,8 @@ pub enum GgufError {
     OverlappingTensors { a: String, b: String },
     #[error("tensor {name:?} ends at byte {end}, past the end of the file ({file_len} bytes)")]
     TensorOutOfBounds { name: String, end: u64, file_len: u64 },
+    #[error("split model: {0}")]
+    BadSplit(String),
     #[error("reader used after an error or after the end of the file")]
     Finished,
 }

@@ -120,7 +120,8 @@ pub fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
 }
 
 /// Streams a GGUF file into a weight store (see [`ModelStream`]; `piece_bytes` as in
-/// [`ModelStream::in_pieces`]), reporting progress.
+/// [`ModelStream::in_pieces`]), reporting progress. A file named as the first part of a split
+/// set (`…-00001-of-00003.gguf`) brings the other parts, one after another.
 pub fn load_model_file<W>(
     path: &Path,
     new: NewWeights<W>,
@@ -128,21 +129,73 @@ pub fn load_model_file<W>(
     piece_bytes: Option<usize>,
     mut progress: impl FnMut(LoadProgress),
 ) -> Result<(Model, W)> {
-    let (mut file, len) = open_file(path)?;
-    let mut stream = ModelStream::new(Some(len), new, put);
+    let parts = split_parts(path)?;
+    let mut stream = ModelStream::new(None, new, put);
     if let Some(p) = piece_bytes {
         stream = stream.in_pieces(p);
     }
-    let mut buf = vec![0u8; 1 << 20];
-    while !stream.is_done() {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        stream.push(&buf[..n])?;
-        progress(LoadProgress { loaded: stream.loaded(), total: Some(len) });
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        let header = crate::gguf::read_header_file(part)
+            .and_then(|h| Ok(crate::gguf::split::check_part(&h, i, parts.len() as u16, None).map(|_| h)?))
+            .map_err(|e| in_part(part, e))?;
+        stream.expect_part(header)?;
     }
-    stream.finish()
+    let mut files = Vec::new();
+    for part in &parts {
+        files.push(open_file(part)?);
+    }
+    let total = files.iter().map(|(_, len)| len).sum();
+    let mut buf = vec![0u8; 1 << 20];
+    for (i, (mut file, len)) in files.into_iter().enumerate() {
+        let part = &parts[i];
+        if i == 0 {
+            stream = stream.with_total_len(len);
+        } else {
+            stream.next_part(Some(len)).map_err(|e| in_part(&parts[i - 1], e))?;
+        }
+        while !stream.is_done() {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            stream.push(&buf[..n]).map_err(|e| if parts.len() > 1 { in_part(part, e) } else { e })?;
+            progress(LoadProgress { loaded: stream.loaded(), total: Some(total) });
+        }
+    }
+    stream.finish().map_err(|e| if parts.len() > 1 { in_part(parts.last().expect("one part at least"), e) } else { e })
+}
+
+/// The header of the model at `path`: the file's, or for the first part of a split set, the
+/// set's (every part's tensors).
+pub fn read_model_header(path: &Path) -> Result<GgufHeader> {
+    let parts = split_parts(path)?;
+    let first = crate::gguf::read_header_file(path)?;
+    if parts.len() == 1 {
+        return Ok(first);
+    }
+    let mut rest = Vec::new();
+    for part in &parts[1..] {
+        rest.push(crate::gguf::read_header_file(part).map_err(|e| in_part(part, e))?);
+    }
+    Ok(crate::gguf::split::merge_headers(first, &rest).map_err(|e| in_part(path, e.into()))?)
+}
+
+/// The files of the model at `path`: itself, or every part of the split set it begins.
+fn split_parts(path: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let name = path.to_string_lossy();
+    let Some((_, count)) = crate::gguf::split::split_name(&name) else { return Ok(vec![path.to_path_buf()]) };
+    let parts: Vec<std::path::PathBuf> = (0..count).filter_map(|no| crate::gguf::split::part_name(&name, no)).map(Into::into).collect();
+    for (i, p) in parts.iter().enumerate().skip(1) {
+        if !Path::new(p).exists() {
+            return Err(Error::Model(format!("part {} of {count} of the split model is missing: {} does not exist", i + 1, p.display())));
+        }
+    }
+    Ok(parts)
+}
+
+/// An error in one part of a split set, naming its file.
+fn in_part(path: &Path, e: Error) -> Error {
+    Error::Model(format!("{}: {e}", path.display()))
 }

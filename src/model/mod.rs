@@ -12,7 +12,7 @@ mod weights;
 pub use arch::{names::TOKEN_EMBD, Activation, ArchSpec, RopeStyle};
 pub use rope::{RopeSpec, Yarn};
 pub use config::ModelConfig;
-pub use load::{load_model_file, open_file, LoadProgress, Model};
+pub use load::{load_model_file, open_file, read_model_header, LoadProgress, Model};
 pub use stream::{ModelStream, NewWeights, PutWeight};
 pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};
 pub use weights::QTensor;

@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use super::arch::names::ROPE_FREQS;
 use super::load::Model;
 use super::plan::{ForwardPlan, WeightId};
-use crate::gguf::{GgufEvent, GgufReader};
+use crate::gguf::split::{self, SplitInfo};
+use crate::gguf::{GgufEvent, GgufHeader, GgufReader};
 use crate::{Error, Result};
 
 /// Creates the weight store once the header has told how many weights there are.
@@ -24,7 +25,15 @@ pub struct ModelStream<W> {
     /// Bytes of `rope_freqs.weight` so far, when the file has it (the config's, not a weight).
     rope_freqs: Option<Vec<u8>>,
     pushed: u64,
+    /// Hashes of the parts before this one, and this one's so far.
+    done_shas: Vec<String>,
     sha: Sha256,
+    piece_bytes: Option<usize>,
+    /// A split set: the headers of the parts after the first, known before the first's data.
+    rest: Vec<GgufHeader>,
+    split: Option<SplitInfo>,
+    /// The part being read (from 0).
+    part: usize,
     new: NewWeights<W>,
     put: PutWeight<W>,
 }
@@ -34,13 +43,114 @@ impl<W> ModelStream<W> {
     /// impossible file before its bytes arrive.
     pub fn new(total_len: Option<u64>, new: NewWeights<W>, put: PutWeight<W>) -> Self {
         let reader = total_len.map_or_else(GgufReader::new, GgufReader::with_total_len);
-        Self { reader, model: None, weights: None, received: Vec::new(), rope_freqs: None, pushed: 0, sha: Sha256::new(), new, put }
+        Self {
+            reader,
+            model: None,
+            weights: None,
+            received: Vec::new(),
+            rope_freqs: None,
+            pushed: 0,
+            done_shas: Vec::new(),
+            sha: Sha256::new(),
+            piece_bytes: None,
+            rest: Vec::new(),
+            split: None,
+            part: 0,
+            new,
+            put,
+        }
+    }
+
+    /// For a split set: the header of its next part after the first (or after the last one
+    /// given), needed before the first part's data because the plan spans every part.
+    pub fn expect_part(&mut self, header: GgufHeader) -> Result<()> {
+        if self.model.is_some() {
+            return Err(Error::InvalidArgument("the parts of a split model must be given before its first part's data".into()));
+        }
+        self.rest.push(header);
+        Ok(())
+    }
+
+    /// Ends the current part of a split set (every tensor of it must have arrived) and starts
+    /// reading the next, `total_len` bytes long when known.
+    pub fn next_part(&mut self, total_len: Option<u64>) -> Result<()> {
+        let Some(info) = self.split else {
+            return Err(Error::InvalidArgument("the model is not split: it has no next part".into()));
+        };
+        if self.part + 1 >= info.count as usize {
+            return Err(Error::InvalidArgument(format!("all {} parts of the model were given already", info.count)));
+        }
+        self.reader.finish()?;
+        self.part += 1;
+        self.reader = total_len.map_or_else(GgufReader::new, GgufReader::with_total_len);
+        if let Some(p) = self.piece_bytes {
+            self.reader.deliver_in_pieces(p);
+        }
+        self.done_shas.push(self.sha256_hex());
+        self.sha = Sha256::new();
+        Ok(())
+    }
+
+    /// The model from the first part's header; for a split set, with every part's tensors.
+    fn start(&mut self, h: GgufHeader) -> Result<()> {
+        let h = match SplitInfo::of(&h)? {
+            None if self.rest.is_empty() => h,
+            Some(info) if self.rest.is_empty() => {
+                return Err(Error::Unsupported(format!(
+                    "this file is part {} of a model split into {} files: load the set by its first part \
+                     (named …-00001-of-{:05}.gguf) so that the other parts are found",
+                    info.no as u32 + 1,
+                    info.count,
+                    info.count
+                )))
+            }
+            info => {
+                self.split = info;
+                split::merge_headers(h, &self.rest)?
+            }
+        };
+        let m = Model::from_header(h)?;
+        if m.header.tensor(ROPE_FREQS).is_some() {
+            self.rope_freqs = Some(Vec::new());
+        }
+        self.received = vec![false; m.plan.weights.len()];
+        self.weights = Some((self.new)(&m.plan)?);
+        self.model = Some(m);
+        Ok(())
+    }
+
+    /// A later part's header must be the one announced before the first part's data.
+    fn check_part_header(&self, h: &GgufHeader) -> Result<()> {
+        let (Some(info), Some(want)) = (self.split, self.part.checked_sub(1).and_then(|i| self.rest.get(i))) else {
+            return Err(Error::Model("a second header in one file".into()));
+        };
+        split::check_part(h, self.part, info.count, Some(info.tensors))?;
+        if h.tensors != want.tensors {
+            return Err(Error::Model(format!(
+                "part {} of {} changed between reading its header and its data",
+                self.part + 1,
+                info.count
+            )));
+        }
+        Ok(())
+    }
+
+    /// The first file's length, when known only after the stream was made.
+    pub fn with_total_len(mut self, total_len: u64) -> Self {
+        if self.pushed == 0 {
+            self.reader = GgufReader::with_total_len(total_len);
+            if let Some(p) = self.piece_bytes {
+                self.reader.deliver_in_pieces(p);
+            }
+        }
+        self
     }
 
     /// Hands weights over in pieces of whole rows of about `bytes` each, so that no tensor is
     /// ever held whole (the browser's GPU path keeps the wasm heap small this way).
     pub fn in_pieces(mut self, bytes: usize) -> Self {
         self.reader.deliver_in_pieces(bytes);
+        self.piece_bytes = Some(bytes);
         self
     }
 
@@ -54,15 +164,8 @@ impl<W> ModelStream<W> {
         self.reader.push(chunk)?;
         while let Some(ev) = self.reader.next_event() {
             match ev {
-                GgufEvent::Header(h) => {
-                    let m = Model::from_header(h)?;
-                    if m.header.tensor(ROPE_FREQS).is_some() {
-                        self.rope_freqs = Some(Vec::new());
-                    }
-                    self.received = vec![false; m.plan.weights.len()];
-                    self.weights = Some((self.new)(&m.plan)?);
-                    self.model = Some(m);
-                }
+                GgufEvent::Header(h) if self.model.is_none() => self.start(h)?,
+                GgufEvent::Header(h) => self.check_part_header(&h)?,
                 GgufEvent::Tensor(t) => self.store(&t.info.name, 0, t.bytes, true)?,
                 GgufEvent::TensorPart(t) => self.store(&t.info.name, t.offset as usize, t.bytes, t.last)?,
             }
@@ -110,14 +213,29 @@ impl<W> ModelStream<W> {
         self.model.as_ref()
     }
 
-    /// Lowercase hex SHA-256 of every byte pushed so far.
+    /// Lowercase hex SHA-256 of every byte of the current part (the file) pushed so far.
     pub fn sha256_hex(&self) -> String {
         self.sha.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// SHA-256 of each part so far, the current one last.
+    pub fn part_sha256s(&self) -> Vec<String> {
+        let mut all = self.done_shas.clone();
+        all.push(self.sha256_hex());
+        all
+    }
+
+    /// Parts in the set (1 for an ordinary file), once the header has been read.
+    pub fn part_count(&self) -> usize {
+        self.split.map_or(1, |s| s.count as usize)
     }
 
     /// Ends the input: the model and its weights, or an error naming what is missing.
     pub fn finish(self) -> Result<(Model, W)> {
         self.reader.finish()?;
+        if let Some(info) = self.split.filter(|i| self.part + 1 < i.count as usize) {
+            return Err(Error::Model(format!("part {} of {} of the split model never arrived", self.part + 2, info.count)));
+        }
         let (Some(model), Some(weights)) = (self.model, self.weights) else {
             return Err(Error::Model("file has no header".into()));
         };

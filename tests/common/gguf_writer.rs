@@ -190,3 +190,55 @@ pub fn str_val(s: &str) -> Val {
 pub fn f32_val(x: f32) -> Val {
     Val::Raw(6, x.to_le_bytes().to_vec())
 }
+
+impl GgufFile {
+    /// The file split as llama.cpp's `gguf-split` does: parts of at most `max_tensors` tensors
+    /// in file order, each a GGUF file of its own with `split.no` (u16, from 0), `split.count`
+    /// (u16) and `split.tensors.count` (i32); the first part keeps every key, the others carry
+    /// only these three. `metadata_only_first` is its `--no-tensor-first-split`.
+    pub fn split(&self, max_tensors: usize, metadata_only_first: bool) -> Vec<GgufFile> {
+        let mut groups: Vec<&[Tensor]> = self.tensors.chunks(max_tensors).collect();
+        if metadata_only_first {
+            groups.insert(0, &[]);
+        }
+        let count = groups.len();
+        let split_keys = |no: usize| {
+            vec![
+                ("split.no".to_string(), Val::Raw(2, (no as u16).to_le_bytes().to_vec())),
+                ("split.count".to_string(), Val::Raw(2, (count as u16).to_le_bytes().to_vec())),
+                ("split.tensors.count".to_string(), Val::Raw(5, (self.tensors.len() as i32).to_le_bytes().to_vec())),
+            ]
+        };
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(no, group)| {
+                let mut kvs = if no == 0 { self.kvs.iter().map(|(k, v)| (k.clone(), v.copy())).collect() } else { Vec::new() };
+                let alignment = if no == 0 { self.alignment } else { 32 };
+                kvs.extend(split_keys(no));
+                let mut offset = 0;
+                let tensors = group
+                    .iter()
+                    .map(|t| {
+                        let at = offset;
+                        offset = (offset + t.data.len() as u64).div_ceil(alignment) * alignment;
+                        Tensor { name: t.name.clone(), dims: t.dims.clone(), ty: t.ty, offset: at, data: t.data.clone() }
+                    })
+                    .collect();
+                GgufFile { version: 3, kvs, tensors, alignment }
+            })
+            .collect()
+    }
+}
+
+impl Val {
+    fn copy(&self) -> Val {
+        match self {
+            Val::U32(x) => Val::U32(*x),
+            Val::Str(s) => Val::Str(s.clone()),
+            Val::Bool(b) => Val::Bool(*b),
+            Val::ArrU32(a) => Val::ArrU32(a.clone()),
+            Val::Raw(t, p) => Val::Raw(*t, p.clone()),
+        }
+    }
+}

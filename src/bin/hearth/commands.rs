@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use hearth::backend::KernelTime;
 use hearth::chat::ChatMessage;
-use hearth::gguf::read_header_file;
-use hearth::model::ModelConfig;
+use hearth::model::{read_model_header, ModelConfig};
 use hearth::model::Model;
 use hearth::sampler::{Grammars, ResponseFormat, Sampler};
 use hearth::session::{beam_search, generate as run_generation, BeamOptions, GenerateOptions};
@@ -51,7 +50,7 @@ fn print_json(v: &serde_json::Value) {
 }
 
 pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
-    let header = read_header_file(path)?;
+    let header = read_model_header(path)?;
     let mut types: BTreeMap<&str, usize> = BTreeMap::new();
     for t in &header.tensors {
         *types.entry(t.ty.name()).or_default() += 1;
@@ -59,6 +58,7 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
     let weight_bytes: u64 = header.tensors.iter().map(|t| t.n_bytes).sum();
     let config = ModelConfig::from_header(&header);
     let arch = header.metadata.get_str("general.architecture").ok().flatten().unwrap_or("unknown");
+    let parts = hearth::gguf::SplitInfo::of(&header)?.map_or(1, |s| s.count);
     if json_out {
         let (hparams, problem) = match &config {
             Ok(c) => (serde_json::to_value(c).expect("config serializes"), None),
@@ -71,6 +71,7 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
             "hparams": hparams,
             "unsupported": problem,
             "n_tensors": header.tensors.len(),
+            "parts": parts,
             "tensor_types": types,
             "weight_bytes": weight_bytes,
             "n_metadata": header.metadata.len(),
@@ -78,6 +79,9 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
         return Ok(());
     }
     println!("file:          {}", path.display());
+    if parts > 1 {
+        println!("parts:         {parts} (a split model; this is the first)");
+    }
     println!("gguf version:  {}", header.version);
     println!("architecture:  {arch}");
     match &config {
@@ -117,7 +121,7 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
 
 pub fn tokenize(path: &Path, text: OsString, special: bool, json_out: bool) -> Result<()> {
     let text = utf8(&text, "text")?;
-    let header = read_header_file(path)?;
+    let header = read_model_header(path)?;
     let tok = Tokenizer::from_metadata(&header.metadata)?;
     let ids = tok.encode(&text, special)?;
     if json_out {
@@ -241,7 +245,7 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     if ids.is_empty() {
         return Err(Error::InvalidArgument("no tokens to score".into()));
     }
-    let n_vocab = ModelConfig::from_header(&read_header_file(path)?)?.n_vocab;
+    let n_vocab = ModelConfig::from_header(&read_model_header(path)?)?.n_vocab;
     if let Some(bad) = ids.iter().find(|&&id| id as usize >= n_vocab) {
         return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
     }

@@ -35,7 +35,7 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
         return Err(Error::InvalidArgument("--prefill-chunk must be at least 1".into()));
     }
     // Check the file before the (slower) GPU setup so a bad file fails fast and plainly.
-    hearth::gguf::read_header_file(path)?;
+    hearth::model::read_model_header(path)?;
     let mut notice = None;
     let gpu = match run.backend {
         BackendKind::Cpu => None,

@@ -13,8 +13,8 @@ const TYPES = {
 
 /** Starts serving; `routes` maps URL prefixes to folders (longest first). Resolves to {url, close}.
  * `isolate` (default true) sends COOP/COEP, making pages cross-origin isolated: the CPU path's
- * threads need it. */
-export function startServer({ routes, port = 0, extra = () => false, isolate = true } = {}) {
+ * threads need it. `headers` go on every file served (e.g. CORS, to act as a CDN). */
+export function startServer({ routes, port = 0, extra = () => false, isolate = true, headers = {} } = {}) {
   const prefixes = Object.keys(routes).sort((a, b) => b.length - a.length);
   const server = http.createServer((req, res) => {
     if (extra(req, res)) return;
@@ -50,6 +50,7 @@ export function startServer({ routes, port = 0, extra = () => false, isolate = t
         'content-length': st.size,
         'cache-control': 'no-cache',
         ...(isolate ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {}),
+        ...headers,
       });
       if (req.method === 'HEAD') res.end();
       else fs.createReadStream(file).pipe(res);

@@ -1,6 +1,7 @@
 // <hearth-chat model="models/SmolLM2-135M-Instruct.Q4_1.gguf"></hearth-chat>
 // A self-contained chat box: one script tag, no other markup or styles needed.
 //   <script type="module" src="hearth-chat.js"></script>
+// (or from the npm package on a CDN: https://cdn.jsdelivr.net/npm/hearth-llm@VERSION/hearth-chat.js).
 // Attributes: model (URL, relative to the page), backend (auto|gpu|cpu), temperature,
 // max-tokens, system (a system prompt), placeholder. The model loads when the element is
 // connected. Events: 'hearth-loaded' (detail: info), 'hearth-error' (detail: {message}),

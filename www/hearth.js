@@ -1,7 +1,7 @@
 // hearth: the main-thread API. Every model runs in its own module worker (worker.js), so
 // nothing here blocks the page. Shaped like WebLLM / the OpenAI client:
 //
-//   import { load } from './hearth.js';
+//   import { load } from './hearth.js';   // or from 'hearth-llm' (npm), or a CDN's URL of this file
 //   const engine = await load('models/SmolLM2-135M-Instruct.Q4_1.gguf', { onProgress });
 //   for await (const chunk of engine.chat.completions.create({ messages, stream: true }))
 //     out.textContent += chunk.choices[0].delta.content;
@@ -117,13 +117,35 @@ function randomId() {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// Browsers start workers only from the page's own origin. Where hearth.js came from another
+// one (a CDN), the worker is a same-origin blob: module that imports the real one: its
+// import.meta.url is then the CDN's, so worker.js finds the wasm packages there (fetched with
+// CORS), while its origin, and so its Cache Storage, is the page's.
+function isCrossOrigin(url) {
+  return typeof location !== 'undefined' && url.origin !== location.origin;
+}
+
+// A blob: URL of a module that imports `url` (revoke it once its worker has ended).
+function bootstrapUrl(url) {
+  return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};\n`], { type: 'text/javascript' }));
+}
+
 // One worker and the requests in flight on it.
 class WorkerClient {
   constructor() {
     this.nextId = 1;
     this.handlers = new Map();
     this.dead = null;
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
+    this.bootstrap = null;
+    const url = new URL('./worker.js', import.meta.url);
+    const crossOrigin = isCrossOrigin(url);
+    if (crossOrigin) {
+      this.bootstrap = bootstrapUrl(url);
+      this.worker = new Worker(this.bootstrap, { type: 'module', name: 'hearth' });
+    } else {
+      // Written out in full: bundlers recognize this form and bundle the worker.
+      this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
+    }
     this.worker.onmessage = (e) => {
       const msg = e.data;
       const h = this.handlers.get(msg.id);
@@ -131,7 +153,11 @@ class WorkerClient {
     };
     this.worker.onerror = (e) => {
       e.preventDefault?.();
-      this.kill(new Error(`the hearth worker failed: ${e.message || 'could not start worker.js'}`));
+      // A worker that fails to start gets an error event without a message.
+      const why = e.message || (crossOrigin
+        ? `could not load ${url.href} from another origin; its server must send Access-Control-Allow-Origin (CORS) for it and the wasm files beside it`
+        : `could not load ${url.href}`);
+      this.kill(new Error(`the hearth worker failed: ${why}`));
     };
     this.worker.onmessageerror = () => this.kill(new Error('the hearth worker sent a message that could not be read'));
   }
@@ -156,6 +182,7 @@ class WorkerClient {
     if (this.dead) return;
     this.dead = error;
     this.worker.terminate();
+    if (this.bootstrap) URL.revokeObjectURL(this.bootstrap);
     const handlers = [...this.handlers.values()];
     this.handlers.clear();
     for (const h of handlers) h({ type: 'error', message: error.message, fatal: true });

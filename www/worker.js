@@ -151,15 +151,33 @@ async function startThreaded(n) {
   wasm = await mod.default({ module_or_path: module });
   mod.threadPoolInit(n);
   const memory = wasm.memory;
-  await Promise.all(
-    Array.from({ length: n - 1 }, (_, i) => new Promise((resolve, reject) => {
-      const w = new Worker(new URL('./thread.js', import.meta.url), { type: 'module', name: `hearth-thread-${i + 1}` });
-      w.onmessage = (e) => (e.data === 'ready' ? resolve() : reject(new Error(e.data?.error || 'a thread failed to start')));
-      w.onerror = (e) => reject(new Error(e.message || 'a thread worker failed to load'));
-      w.postMessage({ module, memory });
-    })),
-  );
+  const bootstrap = threadBootstrap();
+  try {
+    await Promise.all(
+      Array.from({ length: n - 1 }, (_, i) => new Promise((resolve, reject) => {
+        const name = `hearth-thread-${i + 1}`;
+        // (The same-origin form written out in full: bundlers recognize it.)
+        const w = bootstrap
+          ? new Worker(bootstrap, { type: 'module', name })
+          : new Worker(new URL('./thread.js', import.meta.url), { type: 'module', name });
+        w.onmessage = (e) => (e.data === 'ready' ? resolve() : reject(new Error(e.data?.error || 'a thread failed to start')));
+        w.onerror = (e) => reject(new Error(e.message || `a thread worker failed to load ${new URL('./thread.js', import.meta.url).href}`));
+        w.postMessage({ module, memory });
+      })),
+    );
+  } finally {
+    if (bootstrap) URL.revokeObjectURL(bootstrap);
+  }
   Loader = mod.Loader;
+}
+
+// Workers start only from their creator's origin, which is the page's: where thread.js lies on
+// another (hearth loaded from a CDN), they start from a same-origin blob: module importing it.
+// Null where thread.js is same-origin.
+function threadBootstrap() {
+  const href = new URL('./thread.js', import.meta.url).href;
+  if (new URL(href).origin === self.location.origin) return null;
+  return URL.createObjectURL(new Blob([`import ${JSON.stringify(href)};\n`], { type: 'text/javascript' }));
 }
 
 // Structured output: the grammar engine is a wasm module of its own (pkg-grammar/), loaded on

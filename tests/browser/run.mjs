@@ -412,6 +412,53 @@ const BIG_TOKENS = { gpu: 3, cpu: 8 };
 
 const STORY = 'Tell me a story about a dragon.';
 
+// The npm package (www/package.json) as npm packs it, unpacked into a temporary folder:
+// {dir (the package's root), tmp (remove it afterwards), packed (npm pack's report)}.
+function packPackage() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-pack-'));
+  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: WWW, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const [packed] = JSON.parse(out);
+  execFileSync('tar', ['xzf', path.join(tmp, packed.filename), '-C', tmp]);
+  return { dir: path.join(tmp, 'package'), tmp, packed };
+}
+
+// Checks the package's manifest and contents: an ES module entry with its types, an exports
+// map whose every target is in the package, no runtime dependencies, and the browser files
+// only (not the chat page's). Returns the manifest.
+function checkPackage({ dir, packed }) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  const files = packed.files.map((f) => f.path).sort();
+  log(`npm pack: ${packed.filename}, ${files.length} files, ${(packed.size / 1e6).toFixed(2)} MB (${(packed.unpackedSize / 1e6).toFixed(2)} MB unpacked): ${files.join(' ')}`);
+  for (const key of ['dependencies', 'peerDependencies', 'optionalDependencies', 'bundleDependencies']) {
+    check(!manifest[key] || Object.keys(manifest[key]).length === 0, `the package has ${key}: ${JSON.stringify(manifest[key])}`);
+  }
+  const want = ['package.json', 'README.md', 'hearth.js', 'hearth.d.ts', 'hearth-chat.js', 'worker.js', 'thread.js', 'pkg/hearth.js', 'pkg/hearth_bg.wasm',
+    'pkg-mt/hearth.js', 'pkg-mt/hearth_bg.wasm', 'pkg-grammar/hearth_grammar.js', 'pkg-grammar/hearth_grammar_bg.wasm'];
+  const missing = want.filter((f) => !files.includes(f));
+  check(missing.length === 0, `the package lacks ${missing.join(', ')}`);
+  const app = files.filter((f) => /^(index\.html|app\.js|style\.css|sw\.js|demo\.html|embed\.html)$/.test(f));
+  check(app.length === 0, `the package holds the chat page's files: ${app.join(', ')}`);
+  check(manifest.type === 'module' && manifest.exports?.['.']?.default === './hearth.js' && manifest.exports['.'].types === './hearth.d.ts', `exports["."]: ${JSON.stringify(manifest.exports?.['.'])}`);
+  const targets = Object.values(manifest.exports).flatMap((t) => (typeof t === 'string' ? [t] : Object.values(t)));
+  const absent = targets.filter((t) => !t.includes('*') && !fs.existsSync(path.join(dir, t)));
+  check(absent.length === 0, `exports point at files not in the package: ${absent.join(', ')}`);
+  // The README's CDN URLs name this version.
+  const readme = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
+  const cdnRefs = [...readme.matchAll(new RegExp(`cdn\\.jsdelivr\\.net/npm/${manifest.name}@([^/]+)/`, 'g'))].map((m) => m[1]);
+  check(cdnRefs.length > 0 && cdnRefs.every((v) => v === manifest.version), `the README's CDN URLs name versions ${cdnRefs.join(', ') || 'none'}, not ${manifest.version}`);
+  return manifest;
+}
+
+// How a bundler or node resolves the package by name: `import … from '<name>'` through its
+// exports map, from a project that has it in node_modules.
+function importByName(tmp, dir, name) {
+  const project = path.join(tmp, 'project');
+  fs.mkdirSync(path.join(project, 'node_modules'), { recursive: true });
+  fs.cpSync(dir, path.join(project, 'node_modules', name), { recursive: true });
+  const script = `const m = await import(${JSON.stringify(name)}); console.log(JSON.stringify({ load: typeof m.load, default: typeof m.default?.load, chat: import.meta.resolve(${JSON.stringify(name + '/hearth-chat.js')}) }));`;
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' }));
+}
+
 const tests = [
   {
     name: 'gpu-golden: default model on WebGPU, greedy chat and 16 story tokens equal the native engine\'s ids; seeded top-k sampling drawn on the GPU equals whole-row draws and the native engine\'s',
@@ -1493,7 +1540,7 @@ const tests = [
     },
   },
   {
-    name: 'demo: the docs demo page (one script tag) runs its inline <hearth-chat>: it loads and replies; nothing overflows at 1100 or 375 px (screenshots demo.png, demo-375.png)',
+    name: 'demo: the docs demo page (one script tag) runs its inline <hearth-chat>: it loads and replies; the snippet it shows loads the npm package\'s current version from a CDN; nothing overflows at 1100 or 375 px (screenshots demo.png, demo-375.png)',
     async run({ base }) {
       const b = await launch({ webgpu: false });
       try {
@@ -1502,6 +1549,10 @@ const tests = [
         await p.goto(base + 'demo.html');
         const scripts = await p.evaluate(() => [...document.scripts].map((s) => s.getAttribute('src') ?? 'inline'));
         check(JSON.stringify(scripts) === '["hearth-chat.js"]', `the demo page's scripts: ${JSON.stringify(scripts)}`);
+        const { name, version } = JSON.parse(fs.readFileSync(path.join(WWW, 'package.json'), 'utf8'));
+        const tag = `<script type="module" src="https://cdn.jsdelivr.net/npm/${name}@${version}/hearth-chat.js"></script>`;
+        const snippet = await p.evaluate(() => document.querySelector('pre')?.textContent ?? '');
+        check(snippet.includes(tag), `the demo's snippet does not show ${tag}: ${JSON.stringify(snippet)}`);
         await p.waitForFunction(() => !document.querySelector('hearth-chat').shadowRoot.querySelector('button[type=submit]').disabled, null, { timeout: REPLY_TIMEOUT });
         const text = await p.evaluate(async () => {
           const el = document.querySelector('hearth-chat');
@@ -1528,6 +1579,123 @@ const tests = [
         }
       } finally {
         await b.close();
+      }
+    },
+  },
+  {
+    name: 'cross-origin: the npm package (npm pack of www/, no runtime dependencies, importable by name) served from a CDN origin with CORS: a page on another origin runs <hearth-chat> from it, the model on a third origin, and gets the native greedy ids; on a cross-origin isolated page threads: 2 runs two threads from the CDN; a CDN without CORS for worker.js gives an error naming it; no request goes elsewhere (CPU backend)',
+    async run() {
+      const pack = packPackage();
+      const servers = [];
+      let b = null;
+      try {
+        const manifest = checkPackage(pack);
+        const byName = importByName(pack.tmp, pack.dir, manifest.name);
+        log(`import from '${manifest.name}' in node: load is a ${byName.load}; ${manifest.name}/hearth-chat.js resolves to ${path.relative(pack.tmp, fileURLToPath(byName.chat))}`);
+        check(byName.load === 'function' && byName.default === 'function' && byName.chat.endsWith(`node_modules/${manifest.name}/hearth-chat.js`), JSON.stringify(byName));
+        const cors = { 'access-control-allow-origin': '*' };
+        // The CDN (origin B) serves the unpacked tarball as jsDelivr does (/npm/<name>@<version>/…),
+        // and under /nocors/ the same files with CORS on all but worker.js.
+        const cdnPath = `/npm/${manifest.name}@${manifest.version}/`;
+        const noCors = (req, res) => {
+          const m = /^\/nocors\/([\w./-]+)$/.exec(new URL(req.url, 'http://x').pathname);
+          const file = m && path.join(pack.dir, path.normalize(m[1]));
+          if (!file || !file.startsWith(pack.dir + path.sep) || !fs.existsSync(file)) return false;
+          const type = { '.js': 'text/javascript', '.wasm': 'application/wasm' }[path.extname(file)] || 'application/octet-stream';
+          res.writeHead(200, { 'content-type': type, ...(m[1] === 'worker.js' ? {} : cors) }).end(fs.readFileSync(file));
+          return true;
+        };
+        const cdnServer = await startServer({ routes: { [cdnPath]: pack.dir }, extra: noCors, headers: cors, isolate: false });
+        // The model host (origin C), as the Hugging Face Hub's CDN: CORS, nothing else.
+        const modelServer = await startServer({ routes: { '/models/': MODELS }, headers: cors, isolate: false });
+        servers.push(cdnServer, modelServer);
+        const local = (s) => s.url.replace('//127.0.0.1:', '//localhost:');
+        const cdn = local(cdnServer) + cdnPath.slice(1);
+        const model = `${local(modelServer)}${MODEL_REL}`;
+        // The site (origin A): a page with the chat box, one script tag from the CDN; and a
+        // cross-origin isolated page (COOP + COEP) for the threaded package.
+        const chatPage = `<!doctype html><meta charset="utf-8"><title>chat</title>\n<script type="module" src="${cdn}hearth-chat.js"></script>\n<hearth-chat model="${model}" backend="cpu" temperature="0" max-tokens="${GOLDEN_TOKENS}"></hearth-chat>\n`;
+        const site = (req, res) => {
+          const isolated = req.url === '/isolated.html';
+          if (req.url !== '/chat.html' && !isolated) return false;
+          const coi = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...coi }).end(isolated ? '<!doctype html><title>isolated</title>' : chatPage);
+          return true;
+        };
+        const siteServer = await startServer({ routes: {}, extra: site, isolate: false });
+        servers.push(siteServer);
+        const origins = [siteServer.url, local(cdnServer), local(modelServer)].map((u) => new URL(u).origin);
+        log(`site ${origins[0]}, CDN ${cdn}, model ${model}`);
+
+        b = await launch({ webgpu: false });
+        const p = b.page;
+        // This browser's requests (the page's and its workers'), apart from the run's others.
+        const seen = [];
+        b.context.on('request', (r) => seen.push(r.url()));
+        p.on('request', (r) => seen.push(r.url()));
+        await p.goto(siteServer.url + 'chat.html');
+        await p.waitForFunction(() => {
+          const el = document.querySelector('hearth-chat');
+          return el?.engine || (el?.shadowRoot && !el.shadowRoot.querySelector('.err').hidden);
+        }, null, { timeout: LOAD_TIMEOUT, polling: 200 });
+        const error = await p.evaluate(() => document.querySelector('hearth-chat').shadowRoot.querySelector('.err').textContent);
+        check(!error, `<hearth-chat> from the CDN: ${error}`);
+        // The chat box's own UI: type the message, press Send, wait for the reply.
+        await p.evaluate(() => {
+          window.reply = new Promise((r) => document.querySelector('hearth-chat').addEventListener('hearth-reply', (e) => r(e.detail), { once: true }));
+        });
+        await p.fill('hearth-chat textarea', goldenMessage);
+        await p.click('hearth-chat button[type=submit]');
+        const chat = await p.evaluate(async ({ message, max }) => {
+          const el = document.querySelector('hearth-chat');
+          const reply = await window.reply;
+          const shown = [...el.shadowRoot.querySelectorAll('.m.assistant')].map((m) => m.textContent);
+          const out = await el.engine.chat.completions.create({ messages: [{ role: 'user', content: message }], temperature: 0, max_tokens: max });
+          return { reply, shown, info: el.engine.info, ids: out.hearth.tokenIds, content: out.choices[0].message.content, isolated: self.crossOriginIsolated };
+        }, { message: goldenMessage, max: GOLDEN_TOKENS });
+        log(`<hearth-chat> from the CDN on ${chat.info.backend}, ${chat.info.threads} thread(s): ${JSON.stringify(chat.reply.content)}; ids ${JSON.stringify(chat.ids)}`);
+        check(chat.info.backend === 'cpu' && chat.info.threads === 1 && !chat.isolated, `not isolated: ${JSON.stringify(chat.info)}`);
+        check(chat.info.url === model, `the model came from ${chat.info.url}, not ${model}`);
+        check(chat.reply.content === chat.content && chat.shown[0] === chat.content, `the chat box showed ${JSON.stringify(chat.shown)} / ${JSON.stringify(chat.reply.content)}, the API ${JSON.stringify(chat.content)}`);
+        check(sameIds(chat.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids ${JSON.stringify(chat.ids)} differ from the native engine's ${JSON.stringify(goldenIds(GOLDEN_TOKENS))}`);
+
+        // Threads: the worker starts its thread workers (thread.js, on the CDN) the same way.
+        await p.goto(siteServer.url + 'isolated.html');
+        const threaded = await p.evaluate(async ({ cdn, model, message, max }) => {
+          const { load } = await import(cdn + 'hearth.js');
+          const engine = await load(model, { backend: 'cpu', threads: 2 });
+          const out = await engine.chat.completions.create({ messages: [{ role: 'user', content: message }], temperature: 0, max_tokens: max });
+          const info = engine.info;
+          await engine.unload();
+          return { info, ids: out.hearth.tokenIds, isolated: self.crossOriginIsolated };
+        }, { cdn, model, message: goldenMessage, max: GOLDEN_TOKENS });
+        log(`isolated page, hearth.js from the CDN: ${threaded.info.threads} threads${threaded.info.threads_note ? ` (${threaded.info.threads_note})` : ''}, model from the cache: ${threaded.info.from_cache}; ids ${JSON.stringify(threaded.ids)}`);
+        check(threaded.isolated && threaded.info.threads === 2 && !threaded.info.threads_note, `threads: 2 gave ${threaded.info.threads} (${threaded.info.threads_note}), isolated ${threaded.isolated}`);
+        check(sameIds(threaded.ids, goldenIds(GOLDEN_TOKENS)), `threaded greedy ids ${JSON.stringify(threaded.ids)} differ from the native engine's`);
+
+        // A CDN that sends no CORS header for worker.js: the error names it and the cause.
+        const broken = `${local(cdnServer)}nocors/`;
+        const failed = await p.evaluate(async ({ broken, model }) => {
+          const { load } = await import(broken + 'hearth.js');
+          return load(model, { backend: 'cpu' }).then(() => 'loaded', (e) => e.message);
+        }, { broken, model });
+        log(`worker.js without CORS: ${failed}`);
+        check(failed.includes(`${broken}worker.js`) && failed.includes('Access-Control-Allow-Origin'), `without CORS: ${failed}`);
+
+        // Every request (page and workers) went to the three origins.
+        const urls = [...new Set(seen)];
+        const elsewhere = urls.filter((u) => !/^(blob|data|about):/.test(u) && !origins.includes(new URL(u).origin));
+        const on = (origin) => urls.filter((u) => u.startsWith(origin + '/')).map((u) => new URL(u).pathname.replace(cdnPath, '')).join(' ');
+        log(`requests: site ${on(origins[0])}; CDN ${on(origins[1])}; model host ${on(origins[2])}`);
+        check(elsewhere.length === 0, `requests to other origins: ${elsewhere.join(', ')}`);
+        for (const f of ['hearth-chat.js', 'hearth.js', 'worker.js', 'pkg/hearth.js', 'pkg/hearth_bg.wasm', 'pkg-mt/hearth.js', 'pkg-mt/hearth_bg.wasm', 'thread.js']) {
+          check(urls.includes(cdn + f), `no request for ${cdn + f} was seen`);
+        }
+        check(urls.includes(model), `the model fetch (${model}) was not seen`);
+      } finally {
+        await b?.close();
+        for (const s of servers) await s.close();
+        fs.rmSync(pack.tmp, { recursive: true, force: true });
       }
     },
   },

@@ -148,7 +148,7 @@ const FIM_MID_TEXTS: &[&str] = &[
 #[derive(Clone, Debug)]
 enum Kind {
     /// Byte-level BPE on HF `tokenizers`.
-    Bpe { hf: Box<tokenizers::Tokenizer>, bytes: Box<ByteDecoder> },
+    Bpe { hf: Box<pre::HfBpe>, bytes: Box<ByteDecoder> },
     /// SentencePiece BPE.
     Spm(Box<Spm>),
 }
@@ -632,7 +632,7 @@ fn bpe_model(md: &mut Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
         .ignore_merges(pre.ignore_merges)
         .build()
         .map_err(|e| Error::Tokenizer(format!("building BPE model: {e}")))?;
-    let mut hf = tokenizers::Tokenizer::new(bpe);
+    let mut hf = pre::HfBpe::new(bpe);
     hf.with_pre_tokenizer(Some(pre.build()?));
     Ok(Kind::Bpe { hf: Box::new(hf), bytes: Box::new(ByteDecoder::new()) })
 }

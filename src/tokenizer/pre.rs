@@ -4,10 +4,8 @@
 //! mapping.
 
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::SplitDelimiterBehavior;
+use tokenizers::{Decoder, Encoding, NormalizedString, Normalizer, PostProcessor, PreTokenizedString, PreTokenizer, SplitDelimiterBehavior};
 
 use crate::{Error, Result};
 
@@ -85,17 +83,63 @@ impl PreConfig {
     }
 
     /// The HF pre-tokenizer: the regex splits, then the byte-level mapping.
-    pub(crate) fn build(&self) -> Result<PreTokenizerWrapper> {
+    pub(crate) fn build(&self) -> Result<PreSteps> {
         if self.gpt2_builtin {
-            return Ok(ByteLevel::new(false, false, true).into());
+            return Ok(PreSteps { splits: Vec::new(), byte_level: ByteLevel::new(false, false, true) });
         }
-        let mut steps: Vec<PreTokenizerWrapper> = Vec::with_capacity(self.regexes.len() + 1);
+        let mut splits = Vec::with_capacity(self.regexes.len());
         for re in self.regexes {
             let split = Split::new(SplitPattern::Regex((*re).to_string()), SplitDelimiterBehavior::Isolated, false)
                 .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex {re:?}: {e}")))?;
-            steps.push(split.into());
+            splits.push(split);
         }
-        steps.push(ByteLevel::new(false, false, false).into());
-        Ok(Sequence::new(steps).into())
+        Ok(PreSteps { splits, byte_level: ByteLevel::new(false, false, false) })
+    }
+}
+
+/// Byte-level BPE with only the stages these models use. HF's `Tokenizer` holds any model,
+/// normalizer and pre-tokenizer it knows, so all of them (Unicode normalization tables, Unigram,
+/// WordPiece) would come into the wasm module.
+pub(crate) type HfBpe = tokenizers::TokenizerImpl<tokenizers::models::bpe::BPE, Unused, PreSteps, Unused, Unused>;
+
+/// The regex splits, in order, then the byte-level mapping.
+#[derive(Clone, Debug)]
+pub(crate) struct PreSteps {
+    splits: Vec<Split>,
+    byte_level: ByteLevel,
+}
+
+impl PreTokenizer for PreSteps {
+    fn pre_tokenize(&self, pieces: &mut PreTokenizedString) -> tokenizers::Result<()> {
+        for split in &self.splits {
+            split.pre_tokenize(pieces)?;
+        }
+        self.byte_level.pre_tokenize(pieces)
+    }
+}
+
+/// A stage these tokenizers do not have (never set).
+#[derive(Clone, Debug)]
+pub(crate) struct Unused;
+
+impl Normalizer for Unused {
+    fn normalize(&self, _: &mut NormalizedString) -> tokenizers::Result<()> {
+        Ok(())
+    }
+}
+
+impl PostProcessor for Unused {
+    fn added_tokens(&self, _: bool) -> usize {
+        0
+    }
+
+    fn process_encodings(&self, encodings: Vec<Encoding>, _: bool) -> tokenizers::Result<Vec<Encoding>> {
+        Ok(encodings)
+    }
+}
+
+impl Decoder for Unused {
+    fn decode_chain(&self, tokens: Vec<String>) -> tokenizers::Result<Vec<String>> {
+        Ok(tokens)
     }
 }

@@ -19,6 +19,9 @@ pub enum LogitsFor {
     All,
     /// None (prefill of a prefix whose continuation comes next).
     None,
+    /// No logits: every token's final normed hidden state instead (`n_embd` floats a row, what
+    /// the output projection reads), for embeddings.
+    Hidden,
 }
 
 pub trait Backend {

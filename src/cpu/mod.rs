@@ -211,6 +211,10 @@ impl Backend for CpuBackend {
                         LogitsFor::None => (0, &x[..0]),
                         LogitsFor::Last => (1, &x[(n - 1) * d..n * d]),
                         LogitsFor::All => (n, x),
+                        LogitsFor::Hidden => {
+                            logits = x[..n * d].to_vec();
+                            continue;
+                        }
                     };
                     logits = vec![0.0f32; rows * c.n_vocab];
                     matmul::matmul(w, xs, rows, &mut logits, false);

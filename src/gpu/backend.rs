@@ -162,7 +162,7 @@ impl GpuBackend {
 
     /// Number of compute dispatches one greedy decoding step records.
     pub fn dispatches_per_token(&self) -> usize {
-        self.dispatches.iter().filter(|d| d.role != Role::LogitsAll && d.for_tokens(1).is_some()).count()
+        self.dispatches.iter().filter(|d| !matches!(d.role, Role::LogitsAll | Role::Hidden) && d.for_tokens(1).is_some()).count()
     }
 
     /// The per-forward inputs: token ids and the step record.
@@ -292,16 +292,21 @@ impl GpuBackend {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = match which {
+        let c = &self.plan.config;
+        let floats = match which {
             LogitsFor::None => 0,
-            LogitsFor::Last => 1,
-            LogitsFor::All => tokens.len(),
+            LogitsFor::Last => c.n_vocab,
+            LogitsFor::All => tokens.len() * c.n_vocab,
+            LogitsFor::Hidden => tokens.len() * c.n_embd,
         };
-        let floats = rows * self.plan.config.n_vocab;
+        if which == LogitsFor::Hidden && !self.dispatches.iter().any(|d| d.role == Role::Hidden) {
+            return Err(Error::Unsupported("embeddings on the GPU: this model's final norm does not feed only the output projection".into()));
+        }
         let wanted = |r: Role| match r {
             Role::Always => true,
             Role::LogitsLast => which == LogitsFor::Last,
             Role::LogitsAll => which == LogitsFor::All,
+            Role::Hidden => which == LogitsFor::Hidden,
             Role::Argmax => false,
         };
         let (logits, staging) = (self.logits.clone(), self.staging.clone());

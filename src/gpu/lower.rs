@@ -48,6 +48,8 @@ pub(super) enum Role {
     LogitsAll,
     /// Greedy decoding: argmax of the last token's logits.
     Argmax,
+    /// Embeddings: every token's final normed state, written where the logits go.
+    Hidden,
 }
 
 pub(super) struct Dispatch {
@@ -565,6 +567,12 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 }
                 let pb = uniform(ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
                 add(Kernel::Argmax, None, &[logits, argmax, &pb], Grid::Once(1), Role::Argmax);
+                // The folded final norm computed on its own, for embeddings (without a folded
+                // norm the backend reports embeddings as unsupported).
+                if let Some(n) = norm {
+                    let pb = uniform(ctx, &params::RmsNorm { dim: n.cols as u32, eps: c.rms_eps, accumulate: 0, _pad: 0 });
+                    add(Kernel::RmsNorm, None, &[act(src), &n.parts[0].buffer, logits, &pb, step], Grid::PerToken(1), Role::Hidden);
+                }
             }
         }
     }

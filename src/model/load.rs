@@ -57,6 +57,17 @@ impl Model {
         Ok(ids)
     }
 
+    /// Token ids of a text to embed: BOS where the model asks for it, then the text as plain
+    /// text (special tokens written in it are not parsed).
+    pub fn embedding_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        if self.tokenizer.add_bos() {
+            ids.extend(self.tokenizer.bos_id());
+        }
+        ids.extend(self.tokenizer.encode(text, false)?);
+        Ok(ids)
+    }
+
     /// Token ids of a conversation rendered by the model's chat template (ChatML when the
     /// file has none), ready for the assistant's reply.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
@@ -134,11 +145,9 @@ pub fn load_model_file<W>(
     if let Some(p) = piece_bytes {
         stream = stream.in_pieces(p);
     }
-    for (i, part) in parts.iter().enumerate().skip(1) {
-        let header = crate::gguf::read_header_file(part)
-            .and_then(|h| Ok(crate::gguf::split::check_part(&h, i, parts.len() as u16, None).map(|_| h)?))
-            .map_err(|e| in_part(part, e))?;
-        stream.expect_part(header)?;
+    for part in parts.iter().skip(1) {
+        let header = crate::gguf::read_header_file(part).map_err(|e| in_part(part, e))?;
+        stream.expect_part(header, parts.len() as u16).map_err(|e| in_part(part, e))?;
     }
     let mut files = Vec::new();
     for part in &parts {

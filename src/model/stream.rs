@@ -25,8 +25,6 @@ pub struct ModelStream<W> {
     /// Bytes of `rope_freqs.weight` so far, when the file has it (the config's, not a weight).
     rope_freqs: Option<Vec<u8>>,
     pushed: u64,
-    /// Hashes of the parts before this one, and this one's so far.
-    done_shas: Vec<String>,
     sha: Sha256,
     piece_bytes: Option<usize>,
     /// A split set: the headers of the parts after the first, known before the first's data.
@@ -34,6 +32,8 @@ pub struct ModelStream<W> {
     split: Option<SplitInfo>,
     /// The part being read (from 0).
     part: usize,
+    /// Reads a later part's header ahead of the first part's data.
+    probe: Option<GgufReader>,
     new: NewWeights<W>,
     put: PutWeight<W>,
 }
@@ -50,25 +50,50 @@ impl<W> ModelStream<W> {
             received: Vec::new(),
             rope_freqs: None,
             pushed: 0,
-            done_shas: Vec::new(),
             sha: Sha256::new(),
             piece_bytes: None,
             rest: Vec::new(),
             split: None,
             part: 0,
+            probe: None,
             new,
             put,
         }
     }
 
-    /// For a split set: the header of its next part after the first (or after the last one
-    /// given), needed before the first part's data because the plan spans every part.
-    pub fn expect_part(&mut self, header: GgufHeader) -> Result<()> {
+    /// For a split set of `count` parts: the header of its next part after the first (or after
+    /// the last one given), needed before the first part's data because the plan spans every
+    /// part.
+    pub fn expect_part(&mut self, header: GgufHeader, count: u16) -> Result<()> {
         if self.model.is_some() {
             return Err(Error::InvalidArgument("the parts of a split model must be given before its first part's data".into()));
         }
+        split::check_part(&header, self.rest.len() + 1, count, None)?;
         self.rest.push(header);
         Ok(())
+    }
+
+    /// [`Self::expect_part`] from the first bytes of the part, in chunks: `true` once its
+    /// header is complete (the bytes after it are not needed here).
+    pub fn push_part_header(&mut self, chunk: &[u8], count: u16) -> Result<bool> {
+        let probe = self.probe.get_or_insert_with(GgufReader::new);
+        let header = probe.push(chunk).map(|_| {
+            std::iter::from_fn(|| probe.next_event()).find_map(|ev| match ev {
+                GgufEvent::Header(h) => Some(h),
+                _ => None,
+            })
+        });
+        match header {
+            Ok(None) => Ok(false),
+            Ok(Some(h)) => {
+                self.probe = None;
+                self.expect_part(h, count).map(|_| true)
+            }
+            Err(e) => {
+                self.probe = None;
+                Err(e.into())
+            }
+        }
     }
 
     /// Ends the current part of a split set (every tensor of it must have arrived) and starts
@@ -86,7 +111,6 @@ impl<W> ModelStream<W> {
         if let Some(p) = self.piece_bytes {
             self.reader.deliver_in_pieces(p);
         }
-        self.done_shas.push(self.sha256_hex());
         self.sha = Sha256::new();
         Ok(())
     }
@@ -213,16 +237,9 @@ impl<W> ModelStream<W> {
         self.model.as_ref()
     }
 
-    /// Lowercase hex SHA-256 of every byte of the current part (the file) pushed so far.
+    /// Lowercase hex SHA-256 of the bytes of the current part (the file) pushed so far.
     pub fn sha256_hex(&self) -> String {
         self.sha.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// SHA-256 of each part so far, the current one last.
-    pub fn part_sha256s(&self) -> Vec<String> {
-        let mut all = self.done_shas.clone();
-        all.push(self.sha256_hex());
-        all
     }
 
     /// Parts in the set (1 for an ordinary file), once the header has been read.

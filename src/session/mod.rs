@@ -186,6 +186,48 @@ impl Session {
         Ok(self.step(last, Want::Logits(which)).await?.logits())
     }
 
+    /// A sentence embedding of `ids`, as llama.cpp's mean pooling makes it: every token's final
+    /// normed hidden state (what the output projection reads), averaged over the tokens (in
+    /// f64) and L2-normalised. The ids are a sequence of their own: the cache is cleared before
+    /// and after, so a conversation continues by evaluating its prompt again.
+    pub fn embed(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        block_on(self.embed_async(ids))
+    }
+
+    /// [`embed`](Self::embed) without blocking.
+    pub async fn embed_async(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Err(Error::InvalidArgument("nothing to embed: the input has no tokens".into()));
+        }
+        let limit = self.backend.max_context();
+        if ids.len() > limit {
+            return Err(Error::ContextLengthExceeded { needed: ids.len(), limit });
+        }
+        self.clear();
+        let mut sum: Vec<f64> = Vec::new();
+        let chunk = self.prefill_chunk.min(self.backend.max_batch()).max(1);
+        let result = async {
+            for part in ids.chunks(chunk) {
+                let rows = self.step(part, Want::Logits(LogitsFor::Hidden)).await?.logits();
+                let width = rows.len() / part.len();
+                sum.resize(width, 0.0);
+                for row in rows.chunks_exact(width) {
+                    sum.iter_mut().zip(row).for_each(|(s, &x)| *s += x as f64);
+                }
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        self.clear();
+        result?;
+        let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if !(norm > 0.0 && norm.is_finite()) {
+            return Err(Error::Model(format!("the pooled hidden state has norm {norm}: it cannot be normalised")));
+        }
+        // The mean's 1/n cancels in the normalisation.
+        Ok(sum.iter().map(|x| (x / norm) as f32).collect())
+    }
+
     /// Appends `tokens` and returns the id of the last one's largest logit, letting the
     /// backend avoid reading back the whole vocabulary.
     pub fn append_greedy(&mut self, tokens: &[u32]) -> Result<u32> {

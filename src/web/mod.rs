@@ -161,11 +161,25 @@ impl Loader {
         self.stream.push(chunk).map_err(js_err)
     }
 
+    /// Of a split model of `count` parts: the first bytes of its next part after the first, in
+    /// order and before the first part's data; true once that part's header is complete.
+    #[wasm_bindgen(js_name = pushPartHeader)]
+    pub fn push_part_header(&mut self, chunk: &[u8], count: u16) -> Result<bool, JsError> {
+        self.stream.push_part_header(chunk, count).map_err(js_err)
+    }
+
+    /// Of a split model: ends the current part and starts the next, `total_len` bytes long.
+    #[wasm_bindgen(js_name = nextPart)]
+    pub fn next_part(&mut self, total_len: Option<f64>) -> Result<(), JsError> {
+        let total = total_len.filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64);
+        self.stream.next_part(total).map_err(js_err)
+    }
+
     pub fn loaded(&self) -> f64 {
         self.stream.loaded() as f64
     }
 
-    /// Lowercase hex SHA-256 of the bytes pushed so far.
+    /// Lowercase hex SHA-256 of the current part's (the file's) bytes pushed so far.
     pub fn sha256(&self) -> String {
         self.stream.sha256_hex()
     }
@@ -269,6 +283,8 @@ impl Engine {
             "backend": self.backend,
             "threads": crate::cpu::threads(),
             "notice": self.notice,
+            "embedding_length": c.n_embd,
+            "pooling": "mean",
         })
         .to_string()
     }
@@ -286,6 +302,25 @@ impl Engine {
     #[wasm_bindgen(js_name = textPrompt)]
     pub fn text_prompt(&self, text: &str) -> Result<Vec<u32>, JsError> {
         self.model.text_prompt(text).map_err(js_err)
+    }
+
+    /// Token ids of a text to embed (BOS where the model wants it; special tokens written in
+    /// the text are not parsed).
+    #[wasm_bindgen(js_name = embeddingPrompt)]
+    pub fn embedding_prompt(&self, text: &str) -> Result<Vec<u32>, JsError> {
+        self.model.embedding_prompt(text).map_err(js_err)
+    }
+
+    /// Resolves to the sentence embedding of `ids` (a Float32Array: the final normed hidden
+    /// states, mean-pooled and L2-normalised). The conversation cache starts empty afterwards.
+    pub fn embed(&self, ids: Vec<u32>) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = state.try_borrow_mut().map_err(|_| busy())?;
+            s.reply = None;
+            let v = s.session.embed_async(&ids).await.map_err(js_val)?;
+            Ok(js_sys::Float32Array::from(v.as_slice()).into())
+        })
     }
 
     /// Starts a reply: evaluates `prompt` (reusing the cached prefix it shares with the

@@ -263,6 +263,33 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     Ok(())
 }
 
+pub fn embed(path: &Path, texts: &[OsString], run: &RunArgs, json_out: bool) -> Result<()> {
+    let texts = texts.iter().map(|t| utf8(t, "text")).collect::<Result<Vec<_>>>()?;
+    let (model, mut session) = load(path, run)?;
+    let mut data = Vec::new();
+    let mut n_tokens = 0;
+    for (index, text) in texts.iter().enumerate() {
+        let ids = model.embedding_prompt(text)?;
+        let embedding = session.embed(&ids)?;
+        n_tokens += ids.len();
+        if !json_out {
+            let head: Vec<String> = embedding.iter().take(4).map(|x| format!("{x:.5}")).collect();
+            println!("{index}: {} tokens -> [{}, …] ({} dimensions)", ids.len(), head.join(", "), embedding.len());
+        }
+        data.push(json!({ "object": "embedding", "index": index, "embedding": embedding }));
+    }
+    if json_out {
+        print_json(&json!({
+            "object": "list",
+            "data": data,
+            "model": model.config().name.clone().unwrap_or_default(),
+            "pooling": "mean",
+            "usage": { "prompt_tokens": n_tokens, "total_tokens": n_tokens },
+        }));
+    }
+    Ok(())
+}
+
 pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool, sampled: bool, run: &RunArgs, json_out: bool) -> Result<()> {
     if prompt_tokens == 0 {
         return Err(Error::InvalidArgument("--prompt-tokens must be at least 1".into()));

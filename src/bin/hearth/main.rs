@@ -181,6 +181,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sentence embeddings: each text's final normed hidden states, mean-pooled and
+    /// L2-normalised (llama.cpp's --pooling mean).
+    Embed {
+        model: PathBuf,
+        /// A text to embed (repeat for several).
+        #[arg(long, required = true)]
+        text: Vec<std::ffi::OsString>,
+        #[command(flatten)]
+        run: RunArgs,
+        /// OpenAI's shape: {"data": [{"index", "embedding"}], "usage"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prefill and decode speed on synthetic input.
     Bench {
         model: PathBuf,
@@ -233,6 +246,7 @@ fn main() -> ExitCode {
         }
         Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
+        Command::Embed { model, text, run, json } => commands::embed(&model, &text, &run, json),
         Command::Bench { model, turns: Some(turns), gen_tokens, run, json, .. } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
         Command::Bench { model, prompt_tokens, gen_tokens, profile, sampled, run, json, .. } => {
             commands::bench(&model, prompt_tokens, gen_tokens, profile, sampled, &run, json)

@@ -34,8 +34,11 @@ export interface HearthError extends Error {
 
 export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
-  /** Expected lowercase hex SHA-256 of the file; a mismatch rejects with "sha256 mismatch: …". */
-  sha256?: string;
+  /**
+   * Expected lowercase hex SHA-256 of the file (of each part, in order, for a split model); a
+   * mismatch rejects with "sha256 mismatch: …".
+   */
+  sha256?: string | string[];
   /**
    * "auto" (default): WebGPU on a hardware adapter, else the CPU with `info.notice` saying why
    * (no WebGPU, or a software adapter such as SwiftShader, slower than the CPU path).
@@ -91,6 +94,10 @@ export interface ModelInfo {
   chat_template: boolean;
   n_vocab: number;
   context_length: number;
+  /** Dimensions of `embeddings.create`'s vectors (the model's hidden size). */
+  embedding_length: number;
+  /** How `embeddings.create` pools a text's hidden states: "mean" (then L2-normalised). */
+  pooling: 'mean';
   /** e.g. "gpu: <adapter> (BrowserWebGpu)" or "cpu". */
   backend: string;
   /** Set when "auto" fell back to the CPU: why. */
@@ -101,8 +108,12 @@ export interface ModelInfo {
   threads_note?: string;
   /** Absolute URL the model came from (the cache key). */
   url: string;
+  /** Bytes of every file of the model. */
   bytes: number;
-  sha256: string;
+  /** SHA-256 of the file; of each part for a split model. */
+  sha256: string | string[];
+  /** Files the model came in: 1, or the parts of a split model (`…-00001-of-00003.gguf`). */
+  parts: number;
   from_cache: boolean;
   /** Whether the model is now in the offline cache. */
   cached: boolean;
@@ -277,6 +288,34 @@ export interface Completions {
   create(request: ChatCompletionRequestNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
 }
 
+export interface EmbeddingRequest {
+  /** A text or up to 2048 texts (token-id arrays are not taken). */
+  input: string | string[];
+  /** "float" (default): number arrays; "base64": the little-endian float32 bytes, base64. */
+  encoding_format?: 'float' | 'base64';
+  /** Only the model's own size (`info.embedding_length`); they cannot be shortened. */
+  dimensions?: number;
+  /** Ignored: the loaded model answers. */
+  model?: string;
+  /** Ignored. */
+  user?: string;
+  signal?: AbortSignal;
+}
+
+export interface Embedding {
+  object: 'embedding';
+  index: number;
+  /** Unit length (L2-normalised): a dot product is the cosine similarity. */
+  embedding: number[] | string;
+}
+
+export interface EmbeddingResponse {
+  object: 'list';
+  data: Embedding[];
+  model: string;
+  usage: { prompt_tokens: number; total_tokens: number };
+}
+
 export interface HearthEngine {
   readonly info: Readonly<ModelInfo>;
   /** Shorthand for info.backend. */
@@ -284,6 +323,11 @@ export interface HearthEngine {
   /** wasm heap samples (bytes) from loading and after each reply; peak is the largest. */
   readonly memory: { samples: number[]; peak: number };
   readonly chat: { completions: Completions };
+  /**
+   * Sentence embeddings (OpenAI's shape): each text's final normed hidden states, mean-pooled
+   * and L2-normalised, as llama.cpp's `--pooling mean`. Clears the conversation cache.
+   */
+  readonly embeddings: { create(request: EmbeddingRequest, options?: RequestOptions): Promise<EmbeddingResponse> };
   /**
    * Perplexity of `text` (tokenized as is, no BOS). Texts longer than `window` tokens (default:
    * the context length) are scored in windows starting every `stride` tokens (default: `window`).

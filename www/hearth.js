@@ -6,6 +6,8 @@
 //   for await (const chunk of engine.chat.completions.create({ messages, stream: true }))
 //     out.textContent += chunk.choices[0].delta.content;
 
+import { partUrls } from './parts.js';
+
 const DEFAULT_TEMPERATURE = 0.7;
 const DEFAULT_MAX_TOKENS = 512;
 const MAX_N = 16; // completions per request
@@ -64,11 +66,17 @@ export async function listCachedModels() {
   return out;
 }
 
-/** Removes a model from the cache (any name load() takes for it); resolves to whether it was there. */
+/**
+ * Removes a model from the cache (any name load() takes for it; every part of a split model
+ * named by its first part); resolves to whether it was there.
+ */
 export async function deleteCachedModel(url, { hubEndpoint } = {}) {
   if (typeof caches === 'undefined') return false;
   const href = resolveModelUrl(url, hubEndpoint == null ? {} : { hubEndpoint });
-  return (await caches.open(MODEL_CACHE)).delete(href);
+  const cache = await caches.open(MODEL_CACHE);
+  let found = false;
+  for (const part of partUrls(href)) found = (await cache.delete(part)) || found;
+  return found;
 }
 
 /**
@@ -190,8 +198,10 @@ class WorkerClient {
 }
 
 /**
- * Streams a GGUF model from `url` into a new engine running in a worker.
- * Options: onProgress({loaded, total, rate, eta, fromCache}), sha256, backend ('auto'|'gpu'|'cpu'),
+ * Streams a GGUF model from `url` into a new engine running in a worker. A url naming the first
+ * part of a split model (`…-00001-of-00003.gguf`, llama.cpp's gguf-split) loads every part.
+ * Options: onProgress({loaded, total, rate, eta, fromCache}), sha256 (an array for a split
+ * model, one per part), backend ('auto'|'gpu'|'cpu'),
  * maxContext, contextShift (keep this many first tokens and drop older ones when the context
  * is full, instead of failing), prefillChunk (tokens per forward call while reading a prompt),
  * threads (CPU threads where the page is cross-origin isolated; 0 = one per core, at most 8),
@@ -205,6 +215,17 @@ export async function load(url, options = {}) {
   } catch (e) {
     throw asRequestError(e);
   }
+}
+
+// sha256 is one hex hash for one file, an array of one per part for a split model.
+function checkSha256(sha256, parts) {
+  if (sha256 == null) return;
+  const list = Array.isArray(sha256) ? sha256 : [sha256];
+  if (list.length !== parts || (parts > 1 && !Array.isArray(sha256))) {
+    throw new TypeError(parts > 1 ? `sha256: this model is split into ${parts} files; give an array of ${parts} hashes, one per part` : 'sha256: give one hash (a string) for one file');
+  }
+  const bad = list.find((h) => typeof h !== 'string' || !/^[0-9a-fA-F]{64}$/.test(h.trim()));
+  if (bad !== undefined) throw new TypeError(`sha256: ${JSON.stringify(bad)} is not a hex SHA-256 (64 hex digits)`);
 }
 
 async function loadModel(url, options) {
@@ -228,6 +249,7 @@ async function loadModel(url, options) {
   if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new TypeError(`backend must be "auto", "gpu" or "cpu", got ${JSON.stringify(backend)}`);
   if (signal?.aborted) throw abortError();
   const href = resolveModelUrl(url, hubEndpoint == null ? {} : { hubEndpoint });
+  checkSha256(sha256, partUrls(href).length);
   const client = new WorkerClient();
   const memory = { samples: [], peak: 0 };
   const record = (bytes) => {
@@ -310,6 +332,45 @@ function requestSignal(request, options) {
   }
   if (signals.length < 2) return signals[0] ?? null;
   return AbortSignal.any(signals);
+}
+
+// Embedding request fields: OpenAI's (`model` and `user` ignored, as for chat).
+const EMBEDDING_FIELDS = new Set(['input', 'encoding_format', 'dimensions', 'model', 'user', 'signal']);
+const MAX_EMBEDDING_INPUTS = 2048; // OpenAI's limit per request
+
+function checkEmbeddingRequest(req, info) {
+  if (!req || typeof req !== 'object') throw new TypeError('embeddings.create(request): request must be an object');
+  const unknown = Object.keys(req).filter((k) => !EMBEDDING_FIELDS.has(k));
+  if (unknown.length) throw new TypeError(`embeddings.create(request): unsupported field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
+  const input = typeof req.input === 'string' ? [req.input] : req.input;
+  if (!Array.isArray(input) || input.length === 0 || input.length > MAX_EMBEDDING_INPUTS || !input.every((t) => typeof t === 'string')) {
+    throw new TypeError(`input must be a string or an array of 1 to ${MAX_EMBEDDING_INPUTS} strings (token-id input is not supported)`);
+  }
+  if (input.some((t) => t === '')) throw new TypeError('input: an empty string has no embedding');
+  const format = req.encoding_format ?? 'float';
+  if (format !== 'float' && format !== 'base64') throw new TypeError(`encoding_format must be "float" or "base64", got ${JSON.stringify(format)}`);
+  if (req.dimensions != null && req.dimensions !== info.embedding_length) {
+    throw new TypeError(`dimensions: this model's embeddings have ${info.embedding_length} dimensions (they cannot be shortened)`);
+  }
+  return { input, encoding_format: format };
+}
+
+// The worker's Float32Arrays as OpenAI's response: numbers, or base64 of the little-endian
+// float32 bytes.
+function embeddingResponse(m, format, model) {
+  const encode = (v) => {
+    if (format === 'float') return Array.from(v);
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  };
+  return {
+    object: 'list',
+    data: m.data.map((v, index) => ({ object: 'embedding', index, embedding: encode(v) })),
+    model,
+    usage: { prompt_tokens: m.tokens, total_tokens: m.tokens },
+  };
 }
 
 function checkRequest(req) {
@@ -471,11 +532,12 @@ class HearthEngine {
   #unloaded = false;
   constructor(client, info, memory) {
     this.#client = client;
-    /** {name, architecture, n_vocab, context_length, backend, notice, url, bytes, sha256, from_cache, cached, load_ms} */
+    /** {name, architecture, n_vocab, context_length, backend, notice, url, bytes, sha256, parts, from_cache, cached, load_ms} */
     this.info = Object.freeze(info);
     /** wasm heap samples (bytes) taken while loading and after each reply; peak = largest. */
     this.memory = memory;
     this.chat = { completions: { create: (request, options) => this.#create(request, options) } };
+    this.embeddings = { create: (request, options) => this.#embed(request, options) };
     /** The module's listCachedModels and deleteCachedModel, for code that holds only an engine. */
     this.listCachedModels = listCachedModels;
     this.deleteCachedModel = deleteCachedModel;
@@ -653,6 +715,41 @@ class HearthEngine {
         });
       } catch (e) {
         reject(asRequestError(e));
+      }
+    });
+  }
+
+  // embeddings.create: OpenAI's request and response shapes. The texts are evaluated one after
+  // another in the model's worker, which clears the conversation cache.
+  #embed(request, options) {
+    return new Promise((resolve, reject) => {
+      let onAbort = null;
+      let signal = null;
+      const settle = (f, v) => {
+        if (onAbort) signal.removeEventListener('abort', onAbort);
+        f(v);
+      };
+      try {
+        this.#checkAlive();
+        const { input, encoding_format: format } = checkEmbeddingRequest(request, this.info);
+        signal = requestSignal(request, options);
+        if (signal?.aborted) throw abortError();
+        const model = this.info.name || this.info.url;
+        const id = this.#client.request({ type: 'embed', input }, (m) => {
+          if (m.type === 'error') settle(reject, workerError(m.message, m.code));
+          else if (m.type === 'embeddings') settle(resolve, embeddingResponse(m, format, model));
+          else return false;
+          return true;
+        });
+        if (signal) {
+          onAbort = () => {
+            this.#client.abort(id);
+            settle(reject, abortError());
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+      } catch (e) {
+        settle(reject, asRequestError(e));
       }
     });
   }

@@ -14,6 +14,7 @@ const SHELL = [
   'worker.js',
   'hearth-chat.js',
   'thread.js',
+  'parts.js',
   'pkg/hearth.js',
   'pkg/hearth_bg.wasm',
   'pkg-mt/hearth.js',

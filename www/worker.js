@@ -7,6 +7,7 @@
 //        presence_penalty, logit_bias as [[id, bias], …]; the engine validates them)
 //        {type:'abort', id}  {type:'reset', id?}  {type:'unload', id?}
 //        {type:'perplexity', id, text, window?, stride?}  -> {type:'perplexity', id, result}
+//        {type:'embed', id, input: [text, …]}  -> {type:'embeddings', id, data: [Float32Array], tokens}
 //   out: {type:'progress', id, loaded, total, rate, eta, fromCache}
 //        {type:'memory', id, bytes}            wasm heap samples taken while loading
 //        {type:'loaded', id, info, memory}
@@ -15,6 +16,10 @@
 //        {type:'error', id, message}
 //        {type:'reset', id}  {type:'unloaded', id}
 // Requests run one at a time in arrival order; 'abort' acts at once on a running or queued one.
+// A url naming the first part of a split model (…-00001-of-0000N.gguf) loads every part;
+// sha256 is then an array, one hash per part.
+
+import { partUrls } from './parts.js';
 
 const CACHE_NAME = 'hearth-models-v1';
 const PROGRESS_EVERY_MS = 100;
@@ -249,6 +254,9 @@ async function dispatch(msg) {
         post({ type: 'perplexity', id, result });
         break;
       }
+      case 'embed':
+        await embed(msg);
+        break;
       case 'reset':
         if (engine) engine.reset();
         post({ type: 'reset', id });
@@ -292,7 +300,8 @@ async function load(msg) {
   const maxContext = msg.maxContext > 0 ? Math.floor(msg.maxContext) : 0;
   const contextShift = msg.contextShift;
   const prefillChunk = Number.isInteger(msg.prefillChunk) && msg.prefillChunk > 0 ? msg.prefillChunk : 0;
-  const expectedSha = msg.sha256 ? String(msg.sha256).trim().toLowerCase() : null;
+  const urls = partUrls(url);
+  const shas = expectedShas(msg.sha256, urls.length);
   const ctrl = new AbortController();
   controllers.set(id, ctrl);
   const checkAbort = () => {
@@ -307,96 +316,211 @@ async function load(msg) {
   const memory = new MemorySampler(id);
   memory.sample(true);
   const cache = msg.cache === false ? null : await openCache();
+  const o = { id, backend, maxContext, contextShift, prefillChunk, memory, checkAbort, ctrl, cache, started, skipCache: new Set() };
 
-  if (cache) {
-    let hit = null;
+  // A broken cached copy is dropped and fetched again from the network, once. A server that
+  // cannot resume (it answers a Range request with the whole file) gets the download started
+  // over, once; the failed attempt caches nothing.
+  let restarted = false;
+  for (;;) {
     try {
-      hit = await cache.match(url);
-    } catch {
-      hit = null;
-    }
-    if (hit) {
-      try {
-        const result = await loadBody(hit, { id, url, backend, maxContext, contextShift, prefillChunk, expectedSha, fromCache: true, memory, checkAbort, signal: ctrl.signal });
-        return finishLoad(id, result, started, memory, true, false);
-      } catch (e) {
-        if (e instanceof AbortedError || aborted.has(id)) throw new AbortedError();
-        if (e instanceof WebAssembly.RuntimeError || e instanceof SetupError) throw e;
-        // A broken cache entry: drop it and fetch the model again from the network, once.
+      return await loadParts(urls, shas, o);
+    } catch (e) {
+      if (aborted.has(id)) throw new AbortedError();
+      if (e instanceof CachedCopyError && !o.skipCache.has(e.url)) {
+        o.skipCache.add(e.url);
         try {
-          await cache.delete(url);
+          await cache.delete(e.url);
         } catch {
           /* nothing to delete */
         }
-        console.warn(`hearth: cached copy of ${url} was unusable (${messageOf(e)}); fetching it again`);
+        console.warn(`hearth: cached copy of ${e.url} was unusable (${e.message}); fetching it again`);
+        continue;
       }
-    }
-  }
-
-  // A server that cannot resume (it answers a Range request with the whole file) gets the
-  // download started over once; the failed attempt caches nothing.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await download(url, { id, backend, maxContext, contextShift, prefillChunk, expectedSha, memory, checkAbort, ctrl, cache, started });
-    } catch (e) {
-      if (e instanceof RestartError && attempt === 0 && !aborted.has(id)) {
+      if (e instanceof RestartError && !restarted) {
+        restarted = true;
         console.warn(`hearth: ${e.message}; downloading ${url} again from the start`);
         continue;
       }
       if (e instanceof RestartError) throw new Error(`${e.message} (also after starting over)`);
-      throw e;
+      throw e instanceof CachedCopyError ? e.cause : e;
     }
   }
 }
 
-// One download of `url` from the network into a fresh loader (and the cache).
-async function download(url, o) {
-  const { id, ctrl, cache } = o;
+// The expected SHA-256 of each part: one hash for one file, an array of them for a split model.
+function expectedShas(sha256, n) {
+  if (sha256 == null || sha256 === '') return null;
+  const list = Array.isArray(sha256) ? sha256 : [sha256];
+  if (list.length !== n) {
+    throw new Error(n > 1 ? `sha256: this model is split into ${n} files; give an array of ${n} hashes, one per part` : 'sha256: give one hash for one file');
+  }
+  return list.map((h) => String(h).trim().toLowerCase());
+}
+
+// An error while reading a model's copy from the cache: the copy is dropped and fetched again.
+class CachedCopyError extends Error {
+  constructor(url, cause) {
+    super(messageOf(cause));
+    this.url = url;
+    this.cause = cause;
+  }
+}
+
+// Streams a model's files (one, or every part of a split model in order) through one Loader.
+// Each comes from the cache or the network; downloads go to the cache, committed only after the
+// whole model loaded (and matched sha256). A split model's later parts are opened for their
+// headers first: the plan spans every part, so it is built before the first part's weights.
+async function loadParts(urls, shas, o) {
+  const n = urls.length;
+  const what = (k) => (n > 1 ? `part ${k + 1} of ${n} (${urls[k]})` : urls[k]);
+  const streamed = [];
+  let loader = null;
+  let consumed = false;
+  let first = null;
+  try {
+    first = await openPart(urls[0], what(0), o);
+    try {
+      loader = await Loader.create(first.total ?? undefined, o.backend);
+    } catch (e) {
+      throw new SetupError(messageOf(e));
+    }
+    o.checkAbort();
+    const sizes = [first];
+    for (let k = 1; k < n; k++) sizes.push(await probePart(loader, urls[k], what(k), n, o));
+    if (o.cache) {
+      const fresh = sizes.filter((p) => !p.fromCache);
+      if (fresh.every((p) => p.total != null)) await checkRoom(urls[0], fresh.reduce((sum, p) => sum + p.total, 0));
+    }
+    const total = sizes.every((p) => p.total != null) ? sizes.reduce((sum, p) => sum + p.total, 0) : null;
+    const progress = new Progress(o, total);
+    const hashes = [];
+    let resumes = 0;
+    for (let k = 0; k < n; k++) {
+      const part = k === 0 ? first : await openPart(urls[k], what(k), o);
+      streamed.push(part);
+      if (k > 0) {
+        try {
+          loader.nextPart(part.total ?? undefined);
+        } catch (e) {
+          throw partError(streamed[k - 1], e, n);
+        }
+      }
+      try {
+        resumes += await streamPart(loader, part, o, progress);
+      } catch (e) {
+        throw partError(part, e, n);
+      }
+      const sha = loader.sha256();
+      if (shas && sha !== shas[k]) throw partError(part, new Error(`sha256 mismatch${n > 1 ? ` for ${what(k)}` : ''}: expected ${shas[k]} got ${sha}`), n);
+      hashes.push(sha);
+    }
+    o.checkAbort();
+    consumed = true; // finish() consumes the loader, even when it throws
+    let eng;
+    try {
+      eng = loader.finish(o.maxContext, o.prefillChunk);
+    } catch (e) {
+      throw partError(streamed[n - 1], e, n);
+    }
+    if (Number.isInteger(o.contextShift) && o.contextShift >= 0) eng.setContextShift(o.contextShift);
+    let cached = true;
+    for (const p of streamed) if (p.sink) cached = (await p.sink.commit()) && cached;
+    const fromCache = streamed.every((p) => p.fromCache);
+    const result = { engine: eng, bytes: progress.loaded, sha256: n > 1 ? hashes : hashes[0], resumes, parts: n };
+    return finishLoad(o.id, result, o.started, o.memory, fromCache, cached && o.cache != null);
+  } catch (e) {
+    for (const p of streamed) p.sink?.fail(e);
+    if (!(e instanceof RestartError) && !(e instanceof CachedCopyError)) o.ctrl.abort(); // stop downloading the rest
+    if (o.cache) {
+      for (const p of streamed.filter((p) => !p.fromCache)) {
+        try {
+          await o.cache.delete(p.url);
+        } catch {
+          /* nothing stored */
+        }
+      }
+    }
+    if (aborted.has(o.id)) throw new AbortedError();
+    throw e;
+  } finally {
+    if (loader && !consumed) {
+      try {
+        loader.free();
+      } catch {
+        /* already freed */
+      }
+    }
+    if (first && !first.response.body?.locked) first.response.body?.cancel().catch(() => {});
+  }
+}
+
+// An error in one file of a model: a cached copy's is the copy's fault (fetched again once); a
+// split model's names the part.
+function partError(part, e, n) {
+  if (e instanceof AbortedError || e instanceof SetupError || e instanceof RestartError || e instanceof WebAssembly.RuntimeError) return e;
+  if (part.fromCache) return new CachedCopyError(part.url, e);
+  const message = messageOf(e);
+  return n > 1 && !message.includes(part.url) ? new Error(`${part.what}: ${message}`) : e;
+}
+
+// One file of a model, from the cache or the network (its body not yet read).
+async function openPart(url, what, o) {
+  if (o.cache && !o.skipCache.has(url)) {
+    let hit = null;
+    try {
+      hit = await o.cache.match(url);
+    } catch {
+      hit = null;
+    }
+    if (hit?.body) return { url, what, response: hit, total: contentLength(hit), fromCache: true };
+  }
   let response;
   try {
-    response = await fetch(url, { signal: ctrl.signal });
+    response = await fetch(url, { signal: o.ctrl.signal });
   } catch (e) {
-    if (aborted.has(id)) throw new AbortedError();
-    throw new Error(`network error: could not fetch ${url} (${messageOf(e)}; offline, server unreachable, or blocked by CORS)`);
+    if (aborted.has(o.id)) throw new AbortedError();
+    throw new Error(`network error: could not fetch ${what} (${messageOf(e)}; offline, server unreachable, or blocked by CORS)`);
   }
   if (!response.ok) {
     response.body?.cancel().catch(() => {});
     const text = response.statusText || STATUS_TEXT[response.status] || '';
-    throw new Error(`HTTP ${response.status}${text ? ' ' + text : ''} for ${url}`);
+    throw new Error(`HTTP ${response.status}${text ? ' ' + text : ''} for ${what}`);
   }
-  if (!response.body) throw new Error(`the response for ${url} has no body`);
+  if (!response.body) throw new Error(`the response for ${what} has no body`);
+  return { url, what, response, total: contentLength(response), fromCache: false };
+}
 
-  // The cache receives exactly the bytes the loader received, and its entry is committed only
-  // after the model loaded completely (and matched sha256): on any failure the stream errors,
-  // so Cache.put rejects and stores nothing. A model that would not fit the origin's storage
-  // is refused before its download, naming the sizes.
-  let sink = null;
-  if (cache) {
-    await checkRoom(url, contentLength(response), response);
-    sink = new CacheSink(cache, url, contentLength(response));
-  }
+// Reads a split model's later part up to the end of its header, hands the header to the loader
+// and cancels the rest (read in full later, in order). Resolves to the part's size and source.
+async function probePart(loader, url, what, n, o) {
+  const part = await openPart(url, what, o);
+  const reader = part.response.body.getReader();
   try {
-    const result = await loadBody(response, { ...o, url, fromCache: false, signal: ctrl.signal, sink, resume: resumer(url, response, ctrl.signal) });
-    let cached = false;
-    if (sink) cached = await sink.commit();
-    return finishLoad(id, result, o.started, o.memory, false, cached);
-  } catch (e) {
-    if (sink) sink.fail(e);
-    if (!(e instanceof RestartError)) ctrl.abort(); // stop downloading the rest
-    if (cache) {
+    for (;;) {
+      let step;
       try {
-        await cache.delete(url);
-      } catch {
-        /* nothing stored */
+        step = await reader.read();
+      } catch (e) {
+        if (aborted.has(o.id)) throw new AbortedError();
+        throw new Error(`network error while reading the header of ${what} (${messageOf(e)})`);
+      }
+      if (step.done) throw new Error(`${what} ends before its GGUF header does`);
+      o.checkAbort();
+      const chunk = step.value;
+      for (let at = 0; at < chunk.byteLength; at += PUSH_SLICE) {
+        if (loader.pushPartHeader(chunk.subarray(at, at + PUSH_SLICE), n)) return { total: part.total, fromCache: part.fromCache };
       }
     }
-    if (aborted.has(id)) throw new AbortedError();
-    throw e;
+  } catch (e) {
+    throw partError(part, e, n);
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }
 
 // Rejects a download of `bytes` that the origin's storage quota cannot hold.
-async function checkRoom(url, bytes, response) {
+async function checkRoom(url, bytes) {
   if (bytes == null || !navigator.storage?.estimate) return;
   let usage;
   let quota;
@@ -406,7 +530,6 @@ async function checkRoom(url, bytes, response) {
     return;
   }
   if (!(quota > 0) || usage + bytes <= quota) return;
-  response.body?.cancel().catch(() => {});
   const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
   throw new Error(
     `${url} (${mb(bytes)}) does not fit in this site's storage: ${mb(usage)} of ${mb(quota)} are used, ` +
@@ -458,7 +581,7 @@ function resumer(url, first, signal) {
   };
 }
 
-function finishLoad(id, { engine: eng, bytes, sha256, resumes }, started, memory, fromCache, cached) {
+function finishLoad(id, { engine: eng, bytes, sha256, resumes, parts }, started, memory, fromCache, cached) {
   engine = eng;
   memory.sample(true);
   let info;
@@ -470,6 +593,7 @@ function finishLoad(id, { engine: eng, bytes, sha256, resumes }, started, memory
   Object.assign(info, {
     bytes,
     sha256,
+    parts,
     from_cache: fromCache,
     cached: fromCache || cached,
     download_resumes: resumes,
@@ -543,46 +667,58 @@ class MemorySampler {
   }
 }
 
-// Streams one response body (network or cache) through a fresh Loader and returns the engine.
-async function loadBody(response, o) {
-  const total = contentLength(response);
-  let reader = response.body.getReader();
+// Load progress over every file of a model: bytes so far of `total` (null where unknown).
+class Progress {
+  constructor(o, total) {
+    this.o = o;
+    this.total = total;
+    this.loaded = 0;
+    this.fromCache = false;
+    this.t0 = performance.now();
+    this.last = -Infinity;
+    this.report(true);
+  }
+  add(bytes) {
+    this.loaded += bytes;
+    this.report(false);
+    this.o.memory.sample(false);
+  }
+  report(force) {
+    const now = performance.now();
+    if (!force && now - this.last < PROGRESS_EVERY_MS) return;
+    this.last = now;
+    const secs = (now - this.t0) / 1000;
+    const rate = secs > 0 ? this.loaded / secs : 0;
+    const eta = this.total != null && rate > 0 ? Math.max(0, (this.total - this.loaded) / rate) : null;
+    post({ type: 'progress', id: this.o.id, loaded: this.loaded, total: this.total, rate, eta, fromCache: this.fromCache });
+  }
+}
+
+// Streams one file's body (network or cache) into the loader; a download also goes to the
+// cache (part.sink) and continues with Range requests where the connection drops. Resolves to
+// the number of resumes.
+async function streamPart(loader, part, o, progress) {
+  if (!part.fromCache && o.cache) part.sink = new CacheSink(o.cache, part.url, part.total);
+  const resume = part.fromCache ? null : resumer(part.url, part.response, o.ctrl.signal);
+  let reader = part.response.body.getReader();
   let resumes = 0;
-  let loader = null;
-  let consumed = false;
+  let loaded = 0;
+  progress.fromCache = part.fromCache;
+  progress.report(true);
   try {
-    try {
-      loader = await Loader.create(total ?? undefined, o.backend);
-    } catch (e) {
-      throw new SetupError(messageOf(e));
-    }
-    o.checkAbort();
-    const t0 = performance.now();
-    let loaded = 0;
-    let lastProgress = -Infinity;
-    const progress = (force) => {
-      const now = performance.now();
-      if (!force && now - lastProgress < PROGRESS_EVERY_MS) return;
-      lastProgress = now;
-      const secs = (now - t0) / 1000;
-      const rate = secs > 0 ? loaded / secs : 0;
-      const eta = total != null && rate > 0 ? Math.max(0, (total - loaded) / rate) : null;
-      post({ type: 'progress', id: o.id, loaded, total, rate, eta, fromCache: o.fromCache });
-    };
-    progress(true);
     for (;;) {
       let step;
       try {
         step = await reader.read();
       } catch (e) {
         if (aborted.has(o.id)) throw new AbortedError();
-        const lost = `network error while downloading ${o.url} after ${loaded} bytes (${messageOf(e)})`;
-        if (!o.resume) throw new Error(lost);
+        const lost = `network error while downloading ${part.what} after ${loaded} bytes (${messageOf(e)})`;
+        if (!resume) throw new Error(lost);
         if (resumes === MAX_RESUMES) throw new Error(`${lost}; resumed ${resumes} times already`);
         resumes++;
         reader.cancel().catch(() => {});
         try {
-          reader = await o.resume(loaded, resumes);
+          reader = await resume(loaded, resumes);
         } catch (r) {
           if (aborted.has(o.id)) throw new AbortedError();
           if (r instanceof RestartError) throw new RestartError(`${lost}; ${r.message}`);
@@ -594,36 +730,37 @@ async function loadBody(response, o) {
       if (step.done) break;
       o.checkAbort();
       const chunk = step.value;
-      if (o.sink) o.sink.write(chunk);
+      part.sink?.write(chunk);
       // Large reads are fed in slices: each push copies its bytes into the wasm heap.
       for (let at = 0; at < chunk.byteLength; at += PUSH_SLICE) loader.push(chunk.subarray(at, at + PUSH_SLICE));
       loaded += chunk.byteLength;
-      progress(false);
-      o.memory.sample(false);
+      progress.add(chunk.byteLength);
     }
-    progress(true);
-    if (total != null && loaded !== total) {
-      throw new Error(`${o.fromCache ? 'cached copy of' : 'download of'} ${o.url} is ${loaded} bytes, expected ${total}`);
+    progress.report(true);
+    if (part.total != null && loaded !== part.total) {
+      throw new Error(`${part.fromCache ? 'cached copy of' : 'download of'} ${part.what} is ${loaded} bytes, expected ${part.total}`);
     }
-    const sha256 = loader.sha256();
-    if (o.expectedSha && sha256 !== o.expectedSha) {
-      throw new Error(`sha256 mismatch: expected ${o.expectedSha} got ${sha256}`);
-    }
-    o.checkAbort();
-    consumed = true; // finish() consumes the loader, even when it throws
-    const eng = loader.finish(o.maxContext, o.prefillChunk);
-    if (Number.isInteger(o.contextShift) && o.contextShift >= 0) eng.setContextShift(o.contextShift);
-    return { engine: eng, bytes: loaded, sha256, resumes };
+    return resumes;
   } finally {
-    if (loader && !consumed) {
-      try {
-        loader.free();
-      } catch {
-        /* already freed */
-      }
-    }
     reader.cancel().catch(() => {});
   }
+}
+
+// Sentence embeddings of each text, one after another (an abort takes effect between texts).
+async function embed(msg) {
+  if (!engine) throw new Error('no model is loaded');
+  const input = msg.input;
+  if (!Array.isArray(input) || !input.every((t) => typeof t === 'string')) throw new Error('invalid argument: embed input must be an array of strings');
+  const data = [];
+  let tokens = 0;
+  for (const text of input) {
+    await yieldToEvents();
+    if (aborted.has(msg.id)) throw new AbortedError();
+    const ids = engine.embeddingPrompt(text);
+    tokens += ids.length;
+    data.push(await engine.embed(ids));
+  }
+  post({ type: 'embeddings', id: msg.id, data, tokens });
 }
 
 // ---------------------------------------------------------------------------------------------

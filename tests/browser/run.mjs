@@ -53,6 +53,14 @@ function readGolden() {
   throw new Error('chat_greedy.json not found under ../shared/golden');
 }
 
+// The float64 reference embeddings (tools/golden_embed.py) and how far a vector is from one.
+const EMBEDDINGS = JSON.parse(fs.readFileSync(path.join(REPO, 'tests/fixtures/embeddings/smollm2-135m-instruct-q4_1.json'), 'utf8'));
+function embeddingError(got, want) {
+  const cosine = got.reduce((sum, x, i) => sum + x * want[i], 0) / Math.hypot(...got);
+  const maxAbs = got.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i])), 0);
+  return { cosine, maxAbs };
+}
+
 function check(cond, message) {
   if (!cond) throw new Error(message);
 }
@@ -69,10 +77,10 @@ const ms = (x) => `${Math.round(x)} ms`;
 const NOT_GGUF = Buffer.from('<!doctype html><title>Not a model</title><p>This is a web page, not a GGUF file.</p>\n'.repeat(200));
 let truncated = null; // first 10 MB of the model, read on first use
 
-// The default model with its chat template replaced (a GGUF rewritten: the header re-laid, the
-// data section copied behind it at the file's alignment).
-function withChatTemplate(file, template) {
-  const b = fs.readFileSync(file);
+// Where the parts of a GGUF file lie: each metadata pair's and tensor info's byte range, each
+// tensor's name and data offset, and where the data section starts (alignment 32).
+function ggufLayout(b) {
+  check(b.toString('latin1', 0, 4) === 'GGUF', 'not a GGUF file');
   let at = 8;
   const u64 = () => {
     const v = Number(b.readBigUInt64LE(at));
@@ -98,22 +106,36 @@ function withChatTemplate(file, template) {
   };
   const nTensors = u64();
   const nKv = u64();
-  let kvStart = 0;
-  let kvEnd = 0;
+  const kvs = [];
   for (let i = 0; i < nKv; i++) {
     const start = at;
     const key = b.toString('utf8', at + 8, at + 8 + Number(b.readBigUInt64LE(at)));
     at += 8 + Buffer.byteLength(key);
     skipValue(u32());
-    if (key === 'tokenizer.chat_template') [kvStart, kvEnd] = [start, at];
+    check(key !== 'general.alignment', 'a file with its own alignment');
+    kvs.push({ key, start, end: at });
   }
+  const tensors = [];
   for (let i = 0; i < nTensors; i++) {
-    at += 8 + Number(b.readBigUInt64LE(at)); // name
+    const start = at;
+    const name = b.toString('utf8', at + 8, at + 8 + Number(b.readBigUInt64LE(at)));
+    at += 8 + Buffer.byteLength(name);
     const nDims = u32();
-    at += 8 * nDims; // dims
-    at += 12; // type, offset
+    at += 8 * nDims + 4; // dims, type
+    const offsetAt = at;
+    tensors.push({ name, start, offsetAt, end: at + 8, offset: u64() });
   }
-  check(kvEnd > 0, `${file} has no chat template`);
+  const align = (n) => Math.ceil(n / 32) * 32;
+  return { kvs, tensors, headerEnd: at, dataStart: align(at), align };
+}
+
+// The default model with its chat template replaced (a GGUF rewritten: the header re-laid, the
+// data section copied behind it at the file's alignment).
+function withChatTemplate(file, template) {
+  const b = fs.readFileSync(file);
+  const { kvs, headerEnd, dataStart, align } = ggufLayout(b);
+  const old = kvs.find((kv) => kv.key === 'tokenizer.chat_template');
+  check(old, `${file} has no chat template`);
   const key = Buffer.from('tokenizer.chat_template');
   const value = Buffer.from(template);
   const kv = Buffer.alloc(8 + key.length + 4 + 8 + value.length);
@@ -122,10 +144,52 @@ function withChatTemplate(file, template) {
   kv.writeUInt32LE(8, 8 + key.length);
   kv.writeBigUInt64LE(BigInt(value.length), 12 + key.length);
   value.copy(kv, 20 + key.length);
-  const header = Buffer.concat([b.subarray(0, kvStart), kv, b.subarray(kvEnd, at)]);
-  const align = (n) => Math.ceil(n / 32) * 32;
-  return Buffer.concat([header, Buffer.alloc(align(header.length) - header.length), b.subarray(align(at))]);
+  const header = Buffer.concat([b.subarray(0, old.start), kv, b.subarray(old.end, headerEnd)]);
+  return Buffer.concat([header, Buffer.alloc(align(header.length) - header.length), b.subarray(dataStart)]);
 }
+
+// The file split as llama.cpp's gguf-split writes it: parts of at most `maxTensors` tensors in
+// file order, each a GGUF file with split.no (u16, from 0), split.count (u16) and
+// split.tensors.count (i32); the first keeps every other key, the rest carry only these.
+function splitGguf(b, maxTensors) {
+  const { kvs, tensors, dataStart, align } = ggufLayout(b);
+  const n = Math.ceil(tensors.length / maxTensors);
+  const num = (bytes, write, v) => {
+    const x = Buffer.alloc(bytes);
+    x[write](v);
+    return x;
+  };
+  const kv = (key, type, value) => Buffer.concat([num(8, 'writeBigUInt64LE', BigInt(key.length)), Buffer.from(key), num(4, 'writeUInt32LE', type), value]);
+  const parts = [];
+  for (let p = 0; p < n; p++) {
+    const group = tensors.slice(p * maxTensors, (p + 1) * maxTensors);
+    const pairs = [
+      ...(p === 0 ? kvs.map((k) => b.subarray(k.start, k.end)) : []),
+      kv('split.no', 2, num(2, 'writeUInt16LE', p)),
+      kv('split.count', 2, num(2, 'writeUInt16LE', n)),
+      kv('split.tensors.count', 5, num(4, 'writeInt32LE', tensors.length)),
+    ];
+    const infos = [];
+    const datas = [];
+    let offset = 0;
+    for (const t of group) {
+      const i = tensors.indexOf(t);
+      // A tensor's bytes run to the next one's (its padding included), the last to the end.
+      const end = i + 1 < tensors.length ? dataStart + tensors[i + 1].offset : b.length;
+      const data = b.subarray(dataStart + t.offset, end);
+      const info = Buffer.from(b.subarray(t.start, t.end));
+      info.writeBigUInt64LE(BigInt(offset), t.offsetAt - t.start);
+      infos.push(info);
+      datas.push(data, Buffer.alloc(align(data.length) - data.length));
+      offset += align(data.length);
+    }
+    const head = Buffer.concat([Buffer.from('GGUF'), num(4, 'writeUInt32LE', 3), num(8, 'writeBigUInt64LE', BigInt(group.length)), num(8, 'writeBigUInt64LE', BigInt(pairs.length)), ...pairs, ...infos]);
+    parts.push(Buffer.concat([head, Buffer.alloc(align(head.length) - head.length), ...datas]));
+  }
+  return parts;
+}
+let splits = null; // the default model in 3 parts, and in 4 (for a part of another set)
+
 // ChatML with today's date in the system turn, as Llama 3.1's template writes it.
 const DATED_TEMPLATE = "{{ '<|im_start|>system\\nToday is ' + strftime_now('%d %b %Y') + '.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 let dated = null; // the default model with DATED_TEMPLATE, made on first use
@@ -199,6 +263,22 @@ function testRoutes(req, res) {
   const resume = /^\/test\/(resume|norange|changed)-\w+\.gguf$/.exec(pathname);
   if (resume) {
     resumeRoute(resume[1], req, res);
+    return true;
+  }
+  // /test/split-TAG/smol-0000k-of-00003.gguf: the default model in 3 parts; under split-missing-
+  // part 3 is absent, under split-foreign- part 2 is a part of the model split in 4.
+  const split = /^\/test\/split-(missing-|foreign-)?\w+\/smol-0000(\d)-of-00003\.gguf$/.exec(pathname);
+  if (split) {
+    if (!splits) {
+      const b = fs.readFileSync(MODEL_PATH);
+      splits = { three: splitGguf(b, 100), four: splitGguf(b, 70) };
+      check(splits.three.length === 3 && splits.four.length === 4, 'split sizes');
+    }
+    const k = Number(split[2]);
+    const body = split[1] === 'missing-' && k === 3 ? null : split[1] === 'foreign-' && k === 2 ? splits.four[1] : splits.three[k - 1];
+    if (!body) return res.writeHead(404, { 'cache-control': 'no-store' }).end(), true;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-store' });
+    res.end(body);
     return true;
   }
   if (pathname === '/test/not-a-model.gguf') {
@@ -487,6 +567,12 @@ const tests = [
       log(`top-k 40 on WebGPU: ${JSON.stringify(topK.text)} ${JSON.stringify(topK.selected)}; native ${JSON.stringify(nativeSampled)}`);
       check(topK.selected.length > 1 && sameIds(topK.selected, topK.full), `GPU-drawn ids ${JSON.stringify(topK.selected)} != whole-row ids ${JSON.stringify(topK.full)}`);
       check(sameIds(topK.selected, nativeSampled), `GPU-drawn ids ${JSON.stringify(topK.selected)} != the native engine's ${JSON.stringify(nativeSampled)}`);
+      // Embeddings on WebGPU: the float64 reference within the f32 guidance of its fixture.
+      const texts = EMBEDDINGS.cases.map((c) => c.text);
+      const emb = await page.evaluate((input) => window.hearthPage.engine.embeddings.create({ input }).then((r) => r.data.map((d) => d.embedding)), texts);
+      const errs = emb.map((v, i) => embeddingError(v, EMBEDDINGS.cases[i].embedding));
+      log(`embeddings on WebGPU: cosine ≥ ${Math.min(...errs.map((e) => e.cosine)).toFixed(7)}, max abs ≤ ${Math.max(...errs.map((e) => e.maxAbs)).toExponential(2)}`);
+      check(errs.every((e) => e.cosine >= 0.99998 && e.maxAbs <= 0.002), `WebGPU embeddings vs float64: ${JSON.stringify(errs)}`);
     },
   },
   {
@@ -621,6 +707,87 @@ const tests = [
       check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids ${JSON.stringify(r.ids)} differ from the native engine's`);
       check(r.resumes2 === 0 && resumeHits.norange.full === 3, `no range support: ${JSON.stringify(resumeHits.norange)} requests, ${r.resumes2} resumes`);
       check(/changed-\w+\.gguf at byte \d+ does not match the download: the file is now \d+ bytes/.test(r.changed), `a changed file gave ${r.changed}`);
+    },
+  },
+  {
+    name: 'split: a model split by gguf-split loads from its first part\'s URL (parts in order into one engine, progress over all of them) with the native greedy ids, is cached part by part and reloads from the cache; deleteCachedModel removes every part; a missing part and a part of another set are clear errors naming the part (CPU backend)',
+    async run({ page }) {
+      const tag = Date.now().toString(36);
+      const r = await page.evaluate(async ({ tag, message, max }) => {
+        const { load, deleteCachedModel, listCachedModels } = await import('/hearth.js');
+        const first = `/test/split-${tag}/smol-00001-of-00003.gguf`;
+        const progress = [];
+        const engine = await load(first, { backend: 'cpu', onProgress: (p) => progress.push([p.loaded, p.total]) });
+        const out = await engine.chat.completions.create({ messages: [{ role: 'user', content: message }], max_tokens: max, temperature: 0 });
+        const info = engine.info;
+        await engine.unload();
+        const keys = (await listCachedModels()).map((m) => m.url).filter((u) => u.includes(`/split-${tag}/`));
+        const again = await load(first, { backend: 'cpu', sha256: info.sha256 });
+        const info2 = again.info;
+        const out2 = await again.chat.completions.create({ messages: [{ role: 'user', content: message }], max_tokens: max, temperature: 0 });
+        await again.unload();
+        const deleted = await deleteCachedModel(first);
+        const left = (await listCachedModels()).filter((m) => m.url.includes(`/split-${tag}/`)).length;
+        const fail = (url, opts = {}) => load(url, { backend: 'cpu', ...opts }).then(() => 'loaded', (e) => `${e.code}: ${e.message}`);
+        const oneSha = await fail(first, { sha256: info.sha256[0] });
+        const missing = await fail(`/test/split-missing-${tag}/smol-00001-of-00003.gguf`);
+        const foreign = await fail(`/test/split-foreign-${tag}/smol-00001-of-00003.gguf`);
+        return { ids: out.hearth.tokenIds, ids2: out2.hearth.tokenIds, info, info2, progress, keys, deleted, left, oneSha, missing, foreign };
+      }, { tag, message: goldenMessage, max: GOLDEN_TOKENS });
+      const total = splits.three.reduce((n, p) => n + p.length, 0);
+      log(`3 parts, ${r.info.bytes} bytes; cached ${r.keys.length} parts; reloaded from the cache: ${r.info2.from_cache}; deleted ${r.deleted}, ${r.left} left`);
+      log(`missing part: ${r.missing}`);
+      log(`part of another set: ${r.foreign}`);
+      check(r.info.parts === 3 && r.info.bytes === total && Array.isArray(r.info.sha256) && r.info.sha256.length === 3 && r.info.cached, `info ${JSON.stringify(r.info)}`);
+      check(r.progress.every(([l, t], i) => t === total && (i === 0 || l >= r.progress[i - 1][0])) && r.progress.at(-1)[0] === total, `progress ${JSON.stringify(r.progress.slice(-3))} (total ${total})`);
+      check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)) && sameIds(r.ids2, r.ids), `greedy ids ${JSON.stringify(r.ids)} / from the cache ${JSON.stringify(r.ids2)} differ from the native engine's`);
+      check(r.keys.length === 3 && r.info2.from_cache && r.info2.parts === 3, `cached parts ${JSON.stringify(r.keys)}, reload from cache ${r.info2.from_cache}`);
+      check(r.deleted && r.left === 0, `deleteCachedModel: ${r.deleted}, ${r.left} parts left`);
+      check(/^invalid_request: .*sha256: this model is split into 3 files; give an array of 3 hashes/.test(r.oneSha), `one sha256 for 3 parts gave ${r.oneSha}`);
+      check(/^model_load_failed: HTTP 404 Not Found for part 3 of 3 \(http:\/\/[^)]+\/split-missing-\w+\/smol-00003-of-00003\.gguf\)$/.test(r.missing), `a missing part gave ${r.missing}`);
+      check(/^model_load_failed: part 2 of 3 \(http:\/\/[^)]+\/split-foreign-\w+\/smol-00002-of-00003\.gguf\): .*part 2 of 3 belongs to another set: it is one of 4 parts/.test(r.foreign), `a part of another set gave ${r.foreign}`);
+    },
+  },
+  {
+    name: 'embeddings: engine.embeddings.create gives OpenAI-shaped unit vectors equal to the float64 reference (mean-pooled final normed states), base64 too; bad requests are TypeErrors (invalid_request); a signal aborts with an AbortError; the engine then replies with the native greedy ids (CPU backend)',
+    async run({ page }) {
+      const r = await page.evaluate(async ({ texts, message, max }) => {
+        const { load } = await import('/hearth.js');
+        const engine = await load('/models/SmolLM2-135M-Instruct.Q4_1.gguf', { backend: 'cpu' });
+        const out = await engine.embeddings.create({ input: texts, model: 'ignored' });
+        const one = await engine.embeddings.create({ input: texts[3], encoding_format: 'base64' });
+        const bytes = Uint8Array.from(atob(one.data[0].embedding), (c) => c.charCodeAt(0));
+        const decoded = Array.from(new Float32Array(bytes.buffer));
+        const fail = (req, opts) => engine.embeddings.create(req, opts).then(() => 'resolved', (e) => `${e.name} ${e.code}: ${e.message}`);
+        const bad = {
+          empty: await fail({ input: [] }),
+          blank: await fail({ input: '' }),
+          ids: await fail({ input: [[1, 2, 3]] }),
+          dims: await fail({ input: 'x', dimensions: 64 }),
+          field: await fail({ input: 'x', truncate: true }),
+          format: await fail({ input: 'x', encoding_format: 'int8' }),
+        };
+        const ctrl = new AbortController();
+        const pending = fail({ input: Array(50).fill(texts[2]) }, { signal: ctrl.signal });
+        setTimeout(() => ctrl.abort(), 50);
+        const aborted = await pending;
+        const chat = await engine.chat.completions.create({ messages: [{ role: 'user', content: message }], max_tokens: max, temperature: 0 });
+        const info = engine.info;
+        await engine.unload();
+        return { out, decoded, bad, aborted, ids: chat.hearth.tokenIds, info: { embedding_length: info.embedding_length, pooling: info.pooling } };
+      }, { texts: EMBEDDINGS.cases.map((c) => c.text), message: goldenMessage, max: GOLDEN_TOKENS });
+      const errs = r.out.data.map((d, i) => embeddingError(d.embedding, EMBEDDINGS.cases[i].embedding));
+      const tokens = EMBEDDINGS.cases.reduce((n, c) => n + c.ids.length, 0);
+      log(`embeddings (wasm CPU): cosine ≥ ${Math.min(...errs.map((e) => e.cosine)).toFixed(7)}, max abs ≤ ${Math.max(...errs.map((e) => e.maxAbs)).toExponential(2)}; usage ${JSON.stringify(r.out.usage)}; aborted: ${r.aborted}`);
+      for (const [k, v] of Object.entries(r.bad)) log(`${k}: ${v}`);
+      check(r.out.object === 'list' && r.out.data.every((d, i) => d.object === 'embedding' && d.index === i && d.embedding.length === 576), `response shape ${JSON.stringify(r.out).slice(0, 200)}`);
+      check(r.out.usage.prompt_tokens === tokens && r.out.usage.total_tokens === tokens, `usage ${JSON.stringify(r.out.usage)}, the reference's ids are ${tokens} tokens`);
+      check(r.info.embedding_length === 576 && r.info.pooling === 'mean', `info ${JSON.stringify(r.info)}`);
+      check(errs.every((e) => e.cosine >= 0.99998 && e.maxAbs <= 0.002), `wasm embeddings vs float64: ${JSON.stringify(errs)}`);
+      check(r.decoded.length === 576 && r.decoded.every((x, i) => x === r.out.data[3].embedding[i]), 'base64 does not decode to the float embedding');
+      check(Object.values(r.bad).every((v) => /^TypeError invalid_request: /.test(v)), `bad requests: ${JSON.stringify(r.bad)}`);
+      check(/^AbortError aborted/.test(r.aborted), `abort gave ${r.aborted}`);
+      check(sameIds(r.ids, goldenIds(GOLDEN_TOKENS)), `greedy ids after embeddings ${JSON.stringify(r.ids)} differ from the native engine's`);
     },
   },
   {
@@ -1781,7 +1948,7 @@ const tests = [
       const ready = await page.evaluate(async () => {
         const reg = await navigator.serviceWorker.ready;
         const shell = await caches.open('hearth-shell-v3');
-        const names = ['index.html', 'app.js', 'hearth.js', 'worker.js', 'thread.js', 'style.css', 'pkg/hearth.js', 'pkg/hearth_bg.wasm',
+        const names = ['index.html', 'app.js', 'hearth.js', 'worker.js', 'thread.js', 'parts.js', 'style.css', 'pkg/hearth.js', 'pkg/hearth_bg.wasm',
           'pkg-mt/hearth.js', 'pkg-mt/hearth_bg.wasm', 'pkg-grammar/hearth_grammar.js', 'pkg-grammar/hearth_grammar_bg.wasm'];
         const missing = [];
         for (const n of names) if (!(await shell.match(new URL(n, reg.scope).href))) missing.push(n);

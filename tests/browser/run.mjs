@@ -626,9 +626,14 @@ const tests = [
     },
   },
   {
-    name: 'load-errors: 404, not GGUF, truncated GGUF, dropped connection each show an error, then a correct URL loads',
+    name: 'load-errors: 404, not GGUF, truncated GGUF, dropped connection, an unreachable host and a host without CORS each show an error naming the URL, then a correct URL loads',
     async run({ page, base }) {
+      // The model on another origin that sends no Access-Control-Allow-Origin.
+      const noCors = await startServer({ routes: { '/models/': MODELS }, isolate: false });
+      const blocked = `${noCors.url.replace('127.0.0.1', 'localhost')}models/${MODEL_FILE}`;
       const cases = [
+        ['http://127.0.0.1:9/model.gguf', /network error: could not fetch http:\/\/127\.0\.0\.1:9\/model\.gguf \(.*server unreachable, or blocked by CORS\)/],
+        [blocked, new RegExp(`network error: could not fetch ${blocked.replace(/[.?]/g, '\\$&')} \\(.*blocked by CORS\\)`)],
         ['models/no-such-model.gguf', /HTTP 404 Not Found for http:\/\/127\.0\.0\.1:\d+\/models\/no-such-model\.gguf/],
         ['test/not-a-model.gguf', /not a GGUF file/],
         ['test/truncated.gguf', /past the end of the file|truncated|never arrived/i],
@@ -641,6 +646,7 @@ const tests = [
         check(re.test(s.error), `${url}: error ${JSON.stringify(s.error)} does not match ${re}`);
         check(await page.isEnabled('#load'), 'the Load button stays usable');
       }
+      await noCors.close();
       const cached = await page.evaluate(async () => (await (await caches.open('hearth-models-v1')).keys()).map((r) => r.url));
       check(!cached.some((u) => u.includes('/test/') || u.includes('no-such')), `a failed load was cached: ${cached}`);
       const ok = await uiLoad(page, MODEL_REL, 'cpu');

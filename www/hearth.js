@@ -144,6 +144,7 @@ class WorkerClient {
     this.nextId = 1;
     this.handlers = new Map();
     this.dead = null;
+    this.started = false; // whether the worker has answered once
     this.bootstrap = null;
     const url = new URL('./worker.js', import.meta.url);
     const crossOrigin = isCrossOrigin(url);
@@ -155,6 +156,7 @@ class WorkerClient {
       this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
     }
     this.worker.onmessage = (e) => {
+      this.started = true;
       const msg = e.data;
       const h = this.handlers.get(msg.id);
       if (h) h(msg);
@@ -165,9 +167,16 @@ class WorkerClient {
       const why = e.message || (crossOrigin
         ? `could not load ${url.href} from another origin; its server must send Access-Control-Allow-Origin (CORS) for it and the wasm files beside it`
         : `could not load ${url.href}`);
-      this.kill(new Error(`the hearth worker failed: ${why}`));
+      const error = new Error(`the hearth worker failed: ${why}`);
+      // A worker that never answered failed to start: the load failed.
+      error.code = this.started ? 'engine_crashed' : 'model_load_failed';
+      this.kill(error);
     };
-    this.worker.onmessageerror = () => this.kill(new Error('the hearth worker sent a message that could not be read'));
+    this.worker.onmessageerror = () => {
+      const error = new Error('the hearth worker sent a message that could not be read');
+      error.code = 'internal_error';
+      this.kill(error);
+    };
   }
 
   // Sends a request; `handler` sees every reply with its id until it returns true (finished).
@@ -193,7 +202,7 @@ class WorkerClient {
     if (this.bootstrap) URL.revokeObjectURL(this.bootstrap);
     const handlers = [...this.handlers.values()];
     this.handlers.clear();
-    for (const h of handlers) h({ type: 'error', message: error.message, fatal: true });
+    for (const h of handlers) h({ type: 'error', message: error.message, code: error.code, fatal: true });
   }
 }
 

@@ -1,4 +1,5 @@
-// y[t][e] = table[token[t]][e] · scale for the tokens whose row lies in this part of the table.
+// y[t][e] = table[token[t]][e] · scale for the tokens whose row lies in this part of the table;
+// with `positions`, y[t][e] += table[start + t][e] (a learned position table).
 // Needs a quant prelude (BLOCK_LEN, BLOCK_WORDS, block_get) and common.wgsl.
 
 struct Params {
@@ -7,7 +8,7 @@ struct Params {
     row_offset: u32,
     rows: u32,
     scale: f32,
-    _pad0: u32,
+    positions: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -28,10 +29,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let t = i / p.dim;
     let e = i % p.dim;
-    let id = tokens[t];
+    var id = tokens[t];
+    if (p.positions == 1u) {
+        id = step.start_pos + t;
+    }
     if (id < p.row_offset || id >= p.row_offset + p.rows) {
         return;
     }
     let r = id - p.row_offset;
-    y[i] = block_get(r * p.row_words + (e / BLOCK_LEN) * BLOCK_WORDS, e % BLOCK_LEN) * p.scale;
+    let v = block_get(r * p.row_words + (e / BLOCK_LEN) * BLOCK_WORDS, e % BLOCK_LEN) * p.scale;
+    if (p.positions == 1u) {
+        y[i] += v;
+    } else {
+        y[i] = v;
+    }
 }

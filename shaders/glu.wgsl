@@ -1,10 +1,11 @@
-// gate = act(gate) * up, element-wise over the batch (act: 0 SiLU, 1 GELU tanh approximation).
+// gate = act(gate) * up, or with `unary` gate = act(gate), element-wise over the batch (act: 0
+// SiLU, 1 GELU tanh approximation).
 
 struct Params {
     width: u32,
     act: u32,
-    _pad1: u32,
-    _pad2: u32,
+    unary: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> gate: array<f32>;
@@ -18,5 +19,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= step.n_tokens * p.width) {
         return;
     }
-    gate[i] = activate(gate[i], p.act) * up[i];
+    let a = activate(gate[i], p.act);
+    if (p.unary == 1u) {
+        gate[i] = a;
+    } else {
+        gate[i] = a * up[i];
+    }
 }

@@ -18,7 +18,7 @@ fn tiny() -> std::path::PathBuf {
 fn a_validation_error_is_an_error() {
     let Some(ctx) = gpu_context() else { return };
     // RmsNorm takes five bindings; two do not fit its layout.
-    let err = run_kernel(&ctx, Kernel::RmsNorm, None, &[Binding::Storage(vec![0; 64]), Binding::Storage(vec![0; 64])], 1).unwrap_err();
+    let err = run_kernel(&ctx, Kernel::Norm, None, &[Binding::Storage(vec![0; 64]), Binding::Storage(vec![0; 64])], 1).unwrap_err();
     assert!(matches!(err, Error::Gpu(_)), "{err:?}");
     eprintln!("{err}");
     // The device is still usable afterwards.

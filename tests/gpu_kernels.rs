@@ -216,7 +216,8 @@ fn embed_every_format() {
                 row_offset: offset as u32,
                 rows: (part.len() / (row_words as usize * 4)) as u32,
                 scale: 1.75,
-                _pad: [0; 3],
+                positions: 0,
+                _pad: [0; 2],
             };
             let out = run_kernel(
                 &ctx,
@@ -249,10 +250,10 @@ fn rms_norm_odd_width() {
     let w = floats(&mut rng, dim);
     let y0 = floats(&mut rng, n * dim);
     for accumulate in [false, true] {
-    let p = params::RmsNorm { dim: dim as u32, eps: 1e-5, accumulate: accumulate as u32, _pad: 0 };
+    let p = params::Norm { dim: dim as u32, eps: 1e-5, accumulate: accumulate as u32, mode: 0 };
     let out = run_kernel(
         &ctx,
-        Kernel::RmsNorm,
+        Kernel::Norm,
         None,
         &[
             Binding::Storage(cast_slice(&x).to_vec()),
@@ -260,6 +261,7 @@ fn rms_norm_odd_width() {
             Binding::Storage(if accumulate { cast_slice(&y0).to_vec() } else { poison(n * dim) }),
             Binding::Uniform(bytes_of(&p).to_vec()),
             step(n as u32, 0),
+            Binding::Storage(vec![0; 16]),
         ],
         n as u32,
     )
@@ -493,7 +495,7 @@ fn glu_odd_width_both_activations() {
     let g: Vec<f32> = floats(&mut rng, n * width).iter().map(|v| v * 60.0).collect();
     let u = floats(&mut rng, n * width);
     for gelu in [false, true] {
-        let p = params::Glu { width: width as u32, act: gelu as u32, _pad: [0; 2] };
+        let p = params::Glu { width: width as u32, act: gelu as u32, unary: 0, _pad: 0 };
         let out = run_kernel(
             &ctx,
             Kernel::Glu,
@@ -986,5 +988,97 @@ fn decode_attention_times_its_output_projection_and_matmuls_add_the_partials() {
             }
         }
         assert_close(&format!("matmul with partials, in={parts_in} tokens={n_tokens}"), &f32s(&out[2]), &want, &scale);
+    }
+}
+
+#[test]
+fn layer_norm_odd_width_with_and_without_bias() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (dim, n) = (97usize, 3usize);
+    // An offset the mean must remove.
+    let x: Vec<f32> = floats(&mut rng, n * dim).iter().map(|v| v + 3.0).collect();
+    let (w, b) = (floats(&mut rng, dim), floats(&mut rng, dim));
+    for with_bias in [false, true] {
+        let p = params::Norm { dim: dim as u32, eps: 1e-5, accumulate: 0, mode: 1 | (with_bias as u32) << 1 };
+        let out = run_kernel(
+            &ctx,
+            Kernel::Norm,
+            None,
+            &[
+                Binding::Storage(cast_slice(&x).to_vec()),
+                Binding::Storage(cast_slice(&w).to_vec()),
+                Binding::Storage(poison(n * dim)),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n as u32, 0),
+                Binding::Storage(cast_slice(&b).to_vec()),
+            ],
+            n as u32,
+        )
+        .unwrap();
+        let mut want = Vec::new();
+        for t in 0..n {
+            let xs: Vec<f64> = x[t * dim..(t + 1) * dim].iter().map(|&v| v as f64).collect();
+            let mean = xs.iter().sum::<f64>() / dim as f64;
+            let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / dim as f64;
+            let s = 1.0 / (var + 1e-5).sqrt();
+            want.extend(xs.iter().enumerate().map(|(i, v)| (v - mean) * s * w[i] as f64 + if with_bias { b[i] as f64 } else { 0.0 }));
+        }
+        let scale: Vec<f64> = want.iter().map(|v| v.abs().max(1.0)).collect();
+        assert_close(&format!("layer norm bias={with_bias}"), &f32s(&out[2]), &want, &scale);
+    }
+}
+
+#[test]
+fn unary_gelu_odd_width() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    let (width, n) = (101usize, 3usize);
+    let x: Vec<f32> = floats(&mut rng, n * width).iter().map(|v| v * 60.0).collect();
+    let p = params::Glu { width: width as u32, act: 1, unary: 1, _pad: 0 };
+    let out = run_kernel(
+        &ctx,
+        Kernel::Glu,
+        None,
+        &[Binding::Storage(cast_slice(&x).to_vec()), Binding::Storage(vec![0; 16]), Binding::Uniform(bytes_of(&p).to_vec()), step(n as u32, 0)],
+        (n * width).div_ceil(64) as u32,
+    )
+    .unwrap();
+    let want: Vec<f64> = x.iter().map(|&v| gelu_tanh(v as f64)).collect();
+    let scale: Vec<f64> = x.iter().map(|v| v.abs().max(1.0) as f64).collect();
+    assert_close("unary gelu", &f32s(&out[0]), &want, &scale);
+}
+
+#[test]
+fn position_embeddings_add_the_rows_of_the_batch_positions() {
+    let Some(ctx) = gpu_context() else { return };
+    let mut rng = rng();
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        let (rows, cols) = (20usize, 64usize);
+        let table = random_rows(&mut rng, ty, rows, cols);
+        let tf = dequant(ty, &table, rows, cols);
+        let gpu = to_gpu_layout(ty, &table);
+        let row_words = (gpu.len() / rows / 4) as u32;
+        let (n, start) = (3usize, 11usize);
+        let y0 = floats(&mut rng, n * cols);
+        let p = params::Embed { dim: cols as u32, row_words, row_offset: 0, rows: rows as u32, scale: 1.0, positions: 1, _pad: [0; 2] };
+        let out = run_kernel(
+            &ctx,
+            Kernel::Embed,
+            Some(ty),
+            &[
+                Binding::Storage(gpu),
+                // Token ids the position form does not read.
+                Binding::Storage(cast_slice(&[0u32, 0, 0]).to_vec()),
+                Binding::Storage(cast_slice(&y0).to_vec()),
+                Binding::Uniform(bytes_of(&p).to_vec()),
+                step(n as u32, start as u32),
+            ],
+            (n * cols).div_ceil(64) as u32,
+        )
+        .unwrap();
+        let want: Vec<f64> = (0..n * cols).map(|i| y0[i] as f64 + tf[(start + i / cols) * cols + i % cols] as f64).collect();
+        let scale: Vec<f64> = want.iter().map(|v| v.abs().max(1.0)).collect();
+        assert_close(&format!("position embeddings {ty:?}"), &f32s(&out[2]), &want, &scale);
     }
 }

@@ -38,7 +38,7 @@ pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], star
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Activation, RopeSpec, RopeStyle};
+    use crate::model::{Activation, Ffn, Norm, Positions, RopeSpec, RopeStyle};
 
     /// A sliding window of w keys gives what full attention over only the last w cached
     /// positions gives.
@@ -56,6 +56,10 @@ mod tests {
             head_dim: 4,
             n_ff: 8,
             rms_eps: 1e-6,
+            norm: Norm::Rms,
+            positions: Positions::Rope,
+            ffn: Ffn::Gated,
+            parallel_residual: false,
             rope: RopeSpec::plain(4, RopeStyle::Neox, 10_000.0),
             rope_local: None,
             windows: vec![3],

@@ -1,5 +1,5 @@
-//! Element-wise CPU kernels: RMSNorm (whole vectors and per head), biases and residual adds,
-//! RoPE, gated activations.
+//! Element-wise CPU kernels: RMSNorm (whole vectors and per head), LayerNorm, biases and
+//! residual adds, RoPE, activations (gated and plain).
 
 use crate::model::{Activation, QTensor, RopeSpec, RopeStyle};
 
@@ -14,6 +14,27 @@ pub fn rms_norm(x: &[f32], w: &QTensor, eps: f32, y: &mut [f32]) {
         let scale = (1.0 / (ss / d as f64 + eps as f64).sqrt()) as f32;
         for ((y, &x), &w) in ys.iter_mut().zip(xs).zip(&weight) {
             *y = x * scale * w;
+        }
+    }
+}
+
+/// `y[t] = (x[t] − mean) / sqrt(var + eps) * w + b` for every token vector (LayerNorm; `b` only
+/// where given).
+pub fn layer_norm(x: &[f32], w: &QTensor, b: Option<&QTensor>, eps: f32, y: &mut [f32]) {
+    let d = w.cols;
+    let row = |t: &QTensor| {
+        let mut v = vec![0.0f32; d];
+        crate::quant::dequantize_row(t.ty, t.row(0), &mut v);
+        v
+    };
+    let (weight, bias) = (row(w), b.map_or_else(|| vec![0.0f32; d], row));
+    for (xs, ys) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        // f64 sums, as rms_norm.
+        let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = xs.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let scale = 1.0 / (var + eps as f64).sqrt();
+        for (((y, &x), &w), &b) in ys.iter_mut().zip(xs).zip(&weight).zip(&bias) {
+            *y = ((x as f64 - mean) * scale) as f32 * w + b;
         }
     }
 }
@@ -80,20 +101,25 @@ pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, table: &RopeTable) {
     }
 }
 
-/// `gate = act(gate) * up`.
-pub fn glu(gate: &mut [f32], up: &[f32], act: Activation) {
+/// `act(x)` of one value.
+fn act_one(x: f32, act: Activation) -> f32 {
     match act {
-        Activation::Silu => {
-            for (g, &u) in gate.iter_mut().zip(up) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
-            }
-        }
+        Activation::Silu => x / (1.0 + (-x).exp()),
         Activation::GeluTanh => {
             const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-            for (g, &u) in gate.iter_mut().zip(up) {
-                let x = *g;
-                *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()) * u;
-            }
+            0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
         }
     }
+}
+
+/// `gate = act(gate) * up`.
+pub fn glu(gate: &mut [f32], up: &[f32], act: Activation) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = act_one(*g, act) * u;
+    }
+}
+
+/// `x = act(x)`.
+pub fn activate(x: &mut [f32], act: Activation) {
+    x.iter_mut().for_each(|v| *v = act_one(*v, act));
 }

@@ -73,6 +73,8 @@ pub struct CpuBackend {
 impl CpuBackend {
     pub fn new(plan: ForwardPlan, weights: Arc<CpuWeights>, max_context: usize) -> Self {
         let n_layer = plan.config.n_layer;
+        // A learned position table ends the context.
+        let max_context = max_context.min(plan.max_positions());
         let cache = KvCache { k: vec![Vec::new(); n_layer], v: vec![Vec::new(); n_layer], len: 0 };
         Self { plan, weights, cache, max_context }
     }
@@ -172,6 +174,20 @@ impl Backend for CpuBackend {
                         }
                     }
                 }
+                Op::PosEmbed { table, out } => {
+                    let table = self.weights.get(table);
+                    let mut row = vec![0.0f32; table.cols];
+                    for (t, dst) in acts.get_mut(out).chunks_mut(table.cols).enumerate() {
+                        crate::quant::dequantize_row(table.ty, table.row(start + t), &mut row);
+                        dst.iter_mut().zip(&row).for_each(|(d, r)| *d += r);
+                    }
+                }
+                Op::LayerNorm { input, weight, bias, out } => {
+                    let (w, b) = (self.weights.get(weight), bias.map(|b| self.weights.get(b)));
+                    let (x, y) = acts.pair(input, out);
+                    kernels::layer_norm(x, w, b, c.rms_eps, y);
+                }
+                Op::Activate { target, act } => kernels::activate(acts.get_mut(target), act),
                 Op::HeadNorm { target, weight, .. } => {
                     kernels::head_norm(acts.get_mut(target), self.weights.get(weight), c.rms_eps);
                 }

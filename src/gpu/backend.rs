@@ -63,6 +63,8 @@ impl GpuBackend {
     /// Builds every buffer, bind group and pipeline the plan needs, for batches of up to
     /// `max_batch` tokens and a cache of `max_context` positions.
     pub fn new(plan: ForwardPlan, weights: Arc<GpuWeights>, max_batch: usize, max_context: usize) -> Result<Self> {
+        // A learned position table ends the context.
+        let max_context = max_context.min(plan.max_positions());
         let ctx = weights.ctx.clone();
         let c = plan.config.clone();
         // In u64: a context size from JS must not wrap a 32-bit usize (wasm32).

@@ -203,6 +203,10 @@ pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<Stri
     notes
 }
 
+fn layer_norm_params(c: &crate::model::ModelConfig, dim: usize, bias: bool) -> params::Norm {
+    params::Norm { dim: dim as u32, eps: c.rms_eps, accumulate: 0, mode: 1 | (bias as u32) << 1 }
+}
+
 /// Every dispatch of one forward pass, in order.
 pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, b: &Buffers) -> Vec<Dispatch> {
     let c = &plan.config;
@@ -319,11 +323,34 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         row_offset: part.row_offset,
                         rows: part.rows,
                         scale,
-                        _pad: [0; 3],
+                        positions: 0,
+                        _pad: [0; 2],
                     };
                     let pb = uniform(ctx, &p);
                     add(Kernel::Embed, Some(t.ty), &[&part.buffer, tokens, act(out), &pb, step], Grid::Threads(t.cols as u32), Role::Always);
                 }
+            }
+            Op::PosEmbed { table, out } => {
+                let t = weights.get(table);
+                for part in &t.parts {
+                    let p = params::Embed {
+                        dim: t.cols as u32,
+                        row_words: t.row_words,
+                        row_offset: part.row_offset,
+                        rows: part.rows,
+                        scale: 1.0,
+                        positions: 1,
+                        _pad: [0; 2],
+                    };
+                    let pb = uniform(ctx, &p);
+                    add(Kernel::Embed, Some(t.ty), &[&part.buffer, tokens, act(out), &pb, step], Grid::Threads(t.cols as u32), Role::Always);
+                }
+            }
+            Op::LayerNorm { input, weight, bias, out } => {
+                let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
+                let bias_bind = bias.map_or(&no_norm, bias_buf);
+                let bufs = [act(input), &weights.get(weight).parts[0].buffer, act(out), &pb, step, bias_bind];
+                add(Kernel::Norm, None, &bufs, Grid::PerToken(1), Role::Always);
             }
             Op::RmsNorm { input, weight, out } if plan.norm_folds_into_matmuls(i) => {
                 folded = Some((out, input, weight));
@@ -339,8 +366,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     }
                     _ => (out, 0),
                 };
-                let pb = uniform(ctx, &params::RmsNorm { dim: w.cols as u32, eps: c.rms_eps, accumulate, _pad: 0 });
-                add(Kernel::RmsNorm, None, &[act(input), &w.parts[0].buffer, act(dest), &pb, step], Grid::PerToken(1), Role::Always);
+                let pb = uniform(ctx, &params::Norm { dim: w.cols as u32, eps: c.rms_eps, accumulate, mode: 0 });
+                add(Kernel::Norm, None, &[act(input), &w.parts[0].buffer, act(dest), &pb, step, &no_norm], Grid::PerToken(1), Role::Always);
             }
             Op::HeadNorm { target, weight, n_heads } => {
                 let w = &weights.get(weight).parts[0].buffer;
@@ -538,9 +565,15 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
             Op::Glu { gate, up, act: activation } => {
-                let p = params::Glu { width: c.n_ff as u32, act: (activation == Activation::GeluTanh) as u32, _pad: [0; 2] };
+                let p = params::Glu { width: c.n_ff as u32, act: (activation == Activation::GeluTanh) as u32, unary: 0, _pad: 0 };
                 let pb = uniform(ctx, &p);
                 add(Kernel::Glu, None, &[act(gate), act(up), &pb, step], Grid::Threads(c.n_ff as u32), Role::Always);
+            }
+            Op::Activate { target, act: activation } => {
+                let width = plan.width(target) as u32;
+                let p = params::Glu { width, act: (activation == Activation::GeluTanh) as u32, unary: 1, _pad: 0 };
+                let pb = uniform(ctx, &p);
+                add(Kernel::Glu, None, &[act(target), &no_norm, &pb, step], Grid::Threads(width), Role::Always);
             }
             Op::Logits { weight, input } => {
                 let w = weights.get(weight);
@@ -567,11 +600,18 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 }
                 let pb = uniform(ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
                 add(Kernel::Argmax, None, &[logits, argmax, &pb], Grid::Once(1), Role::Argmax);
-                // The folded final norm computed on its own, for embeddings (without a folded
-                // norm the backend reports embeddings as unsupported).
+                // For embeddings, the final norm once more, written where the logits go: the
+                // folded RMSNorm, or the LayerNorm just before.
                 if let Some(n) = norm {
-                    let pb = uniform(ctx, &params::RmsNorm { dim: n.cols as u32, eps: c.rms_eps, accumulate: 0, _pad: 0 });
-                    add(Kernel::RmsNorm, None, &[act(src), &n.parts[0].buffer, logits, &pb, step], Grid::PerToken(1), Role::Hidden);
+                    let pb = uniform(ctx, &params::Norm { dim: n.cols as u32, eps: c.rms_eps, accumulate: 0, mode: 0 });
+                    add(Kernel::Norm, None, &[act(src), &n.parts[0].buffer, logits, &pb, step, &no_norm], Grid::PerToken(1), Role::Hidden);
+                } else if let Some(&Op::LayerNorm { input: x, weight, bias, out }) = plan.ops.get(i.wrapping_sub(1)) {
+                    if out == input {
+                        let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
+                        let bias_bind = bias.map_or(&no_norm, bias_buf);
+                        let bufs = [act(x), &weights.get(weight).parts[0].buffer, logits, &pb, step, bias_bind];
+                        add(Kernel::Norm, None, &bufs, Grid::PerToken(1), Role::Hidden);
+                    }
                 }
             }
         }

@@ -81,17 +81,20 @@ pub struct Embed {
     pub row_offset: u32,
     pub rows: u32,
     pub scale: f32,
-    pub _pad: [u32; 3],
+    /// 1: add the rows of the batch's positions (a learned position table).
+    pub positions: u32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub struct RmsNorm {
+pub struct Norm {
     pub dim: u32,
     pub eps: f32,
     /// 1: add the result to the output instead of storing it.
     pub accumulate: u32,
-    pub _pad: u32,
+    /// Bit 0: LayerNorm (else RMSNorm); bit 1: add the bias.
+    pub mode: u32,
 }
 
 #[repr(C)]
@@ -119,7 +122,9 @@ pub struct Glu {
     pub width: u32,
     /// 0 SiLU, 1 GELU (tanh approximation).
     pub act: u32,
-    pub _pad: [u32; 2],
+    /// 1: `gate = act(gate)` (no up).
+    pub unary: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]

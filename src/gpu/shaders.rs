@@ -25,7 +25,8 @@ pub enum Kernel {
     MatMul,
     /// The prefill form of `MatMul`: several tokens per workgroup.
     MatMulTiled,
-    RmsNorm,
+    /// RMSNorm or LayerNorm.
+    Norm,
     Rope,
     KvStore,
     Attention,
@@ -47,7 +48,7 @@ impl Kernel {
             Kernel::Embed => &[shader!("embed.wgsl")],
             Kernel::MatMul => &[shader!("matmul.wgsl")],
             Kernel::MatMulTiled => &[shader!("matmul_tiled.wgsl")],
-            Kernel::RmsNorm => &[shader!("rms_norm.wgsl")],
+            Kernel::Norm => &[shader!("norm.wgsl")],
             Kernel::Rope => &[shader!("rope.wgsl")],
             Kernel::KvStore => &[shader!("kv_store.wgsl")],
             Kernel::Attention => &[shader!("attention.wgsl"), shader!("attention_out.wgsl")],

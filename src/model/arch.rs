@@ -22,12 +22,58 @@ pub enum Activation {
     GeluTanh,
 }
 
+/// How a block normalises its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// `x / √(mean(x²) + ε) · w`, ε from `attention.layer_norm_rms_epsilon`.
+    Rms,
+    /// `(x − mean) / √(var + ε) · w + b` (the bias where the file has one), ε from
+    /// `attention.layer_norm_epsilon`.
+    Layer,
+}
+
+/// How token positions enter the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Positions {
+    /// Q and K rotated by RoPE.
+    Rope,
+    /// A learned table (`position_embd`, `context_length` rows) added to the token embeddings:
+    /// no context beyond it.
+    Learned,
+}
+
+/// The feed-forward network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ffn {
+    /// `down(act(gate · x) * (up · x))`.
+    Gated,
+    /// `down(act(up · x + b)) + b` (the biases where the file has them).
+    Plain,
+}
+
+/// How the attention and feed-forward blocks join the residual stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residual {
+    /// `x += attn(norm x); x += ffn(norm x)`.
+    Sequential,
+    /// `x += attn(norm₁ x) + ffn(norm₂ x)` where `use_parallel_residual` says so (GPT-NeoX;
+    /// the key is required), else sequential.
+    ParallelByKey,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ArchSpec {
     /// `general.architecture` value and metadata key prefix.
     pub name: &'static str,
     pub rope: RopeStyle,
     pub act: Activation,
+    pub norm: Norm,
+    pub positions: Positions,
+    pub ffn: Ffn,
+    pub residual: Residual,
     /// Q and K are RMS-normed per head before RoPE (`attn_q_norm`, `attn_k_norm`).
     pub qk_norm: bool,
     /// The attention and FFN outputs are RMS-normed before their residual add
@@ -51,6 +97,10 @@ const LLAMA: ArchSpec = ArchSpec {
     name: "llama",
     rope: RopeStyle::Norm,
     act: Activation::Silu,
+    norm: Norm::Rms,
+    positions: Positions::Rope,
+    ffn: Ffn::Gated,
+    residual: Residual::Sequential,
     qk_norm: false,
     post_norms: false,
     embed_scale: false,
@@ -83,6 +133,31 @@ const ARCHS: &[ArchSpec] = &[
         swa_period: Some(6),
         scale_by_embd_at_62_layers: true,
         rope_freqs: false,
+        ..LLAMA
+    },
+    // GPT-2 (llama.cpp's src/models/gpt2.cpp): learned positions, LayerNorms with biases, a
+    // fused QKV projection, a plain GELU (tanh) MLP, biases on every projection.
+    ArchSpec {
+        name: "gpt2",
+        act: Activation::GeluTanh,
+        norm: Norm::Layer,
+        positions: Positions::Learned,
+        ffn: Ffn::Plain,
+        rope_freqs: false,
+        ..LLAMA
+    },
+    // GPT-NeoX / Pythia (src/models/gptneox.cpp): as GPT-2 but RoPE (NEOX pairs, over the first
+    // rope.dimension_count dims of each head) instead of a position table, and the parallel
+    // residual where the file says so.
+    ArchSpec {
+        name: "gptneox",
+        rope: RopeStyle::Neox,
+        act: Activation::GeluTanh,
+        norm: Norm::Layer,
+        ffn: Ffn::Plain,
+        residual: Residual::ParallelByKey,
+        rope_freqs: false,
+        ..LLAMA
     },
 ];
 
@@ -99,6 +174,8 @@ impl ArchSpec {
 /// GGUF tensor names of the llama family.
 pub mod names {
     pub const TOKEN_EMBD: &str = "token_embd.weight";
+    /// GPT-2's learned position table.
+    pub const POSITION_EMBD: &str = "position_embd.weight";
     pub const OUTPUT_NORM: &str = "output_norm.weight";
     pub const OUTPUT: &str = "output.weight";
     /// Llama 3.1+ RoPE frequency divisors, one per rotated pair.

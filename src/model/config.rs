@@ -2,7 +2,7 @@
 //! would change the math in a way this engine does not implement is refused by name rather
 //! than ignored: a model is run exactly or not at all.
 
-use super::arch::{Activation, ArchSpec};
+use super::arch::{Activation, ArchSpec, Ffn, Norm, Positions, Residual};
 use super::rope::{RopeSpec, Yarn};
 use crate::gguf::{GgufHeader, Metadata};
 use crate::{Error, Result};
@@ -19,7 +19,13 @@ pub struct ModelConfig {
     pub n_head_kv: usize,
     pub head_dim: usize,
     pub n_ff: usize,
+    /// ε of the norms (RMSNorm or LayerNorm, as `norm` says).
     pub rms_eps: f32,
+    pub norm: Norm,
+    pub positions: Positions,
+    pub ffn: Ffn,
+    /// `x + attn(norm₁ x) + ffn(norm₂ x)` instead of one block after the other.
+    pub parallel_residual: bool,
     /// RoPE of every layer without a sliding window.
     pub rope: RopeSpec,
     /// RoPE of the sliding-window layers (their own base, never the file's scaling).
@@ -125,7 +131,11 @@ impl ModelConfig {
                 return Err(Error::Unsupported(format!("{} differing from the other layers' ({v})", key(k))));
             }
         }
-        let rms_eps = md.require_f64(&key("attention.layer_norm_rms_epsilon"))? as f32;
+        let eps_key = match spec.norm {
+            Norm::Rms => "attention.layer_norm_rms_epsilon",
+            Norm::Layer => "attention.layer_norm_epsilon",
+        };
+        let rms_eps = md.require_f64(&key(eps_key))? as f32;
         let base = md.get_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0);
         if value_dim != head_dim {
             return Err(Error::Unsupported(format!("value heads of {value_dim} dims with key heads of {head_dim}")));
@@ -140,6 +150,12 @@ impl ModelConfig {
             return Err(Error::Model(format!("bad norm epsilon {rms_eps} or rope base {base}")));
         }
         let rope = global_rope(md, arch_name, rope_dim, spec, base, n_ctx_train)?;
+        let parallel_residual = match spec.residual {
+            Residual::Sequential => false,
+            Residual::ParallelByKey => md.get_bool(&key("use_parallel_residual"))?.ok_or_else(|| {
+                Error::Model(format!("metadata key {:?} is missing", key("use_parallel_residual")))
+            })?,
+        };
 
         // Sliding-window layers, the way llama.cpp lays them out.
         let window = match spec.swa_period {
@@ -178,6 +194,10 @@ impl ModelConfig {
             head_dim,
             n_ff,
             rms_eps,
+            norm: spec.norm,
+            positions: spec.positions,
+            ffn: spec.ffn,
+            parallel_residual,
             rope,
             rope_local,
             windows,

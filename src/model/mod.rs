@@ -9,7 +9,7 @@ mod plan;
 mod rope;
 mod weights;
 
-pub use arch::{names::TOKEN_EMBD, Activation, ArchSpec, RopeStyle};
+pub use arch::{names::TOKEN_EMBD, Activation, ArchSpec, Ffn, Norm, Positions, RopeStyle};
 pub use rope::{RopeSpec, Yarn};
 pub use config::ModelConfig;
 pub use load::{load_model_file, open_file, read_model_header, LoadProgress, Model};

@@ -6,7 +6,7 @@
 //! [`ForwardPlan::build`] top to bottom is reading the model: every architecture is the same
 //! function with the switches of its [`ModelConfig`].
 
-use super::arch::{names, Activation};
+use super::arch::{names, Activation, Ffn, Norm, Positions};
 use super::config::ModelConfig;
 use crate::gguf::GgufHeader;
 use crate::quant::GgmlType;
@@ -23,6 +23,9 @@ pub struct WeightSpec {
     pub rows: usize,
     pub cols: usize,
     pub ty: GgmlType,
+    /// The weight is the bytes `start..start + len` of tensor `name`: one part of a fused
+    /// tensor (Q, K or V of `attn_qkv`). `None`: the whole tensor.
+    pub slice: Option<(usize, usize)>,
 }
 
 /// Activation buffers, one vector per token of the batch.
@@ -41,18 +44,25 @@ pub enum Act {
     Up,
     /// A block's output before it joins the residual stream (when it is normed or biased first).
     Proj,
+    /// With a parallel residual, the attention block's output, held while the feed-forward
+    /// block reads the same input; added to the residual stream after it.
+    Branch,
 }
 
 impl Act {
-    pub const ALL: [Act; 9] = [Act::Hidden, Act::Normed, Act::Q, Act::K, Act::V, Act::Attn, Act::Gate, Act::Up, Act::Proj];
+    pub const ALL: [Act; 10] = [Act::Hidden, Act::Normed, Act::Q, Act::K, Act::V, Act::Attn, Act::Gate, Act::Up, Act::Proj, Act::Branch];
 }
 
 #[derive(Clone, Debug)]
 pub enum Op {
     /// `out[t] = dequant(table[token[t]]) · scale`.
     Embed { table: WeightId, out: Act, scale: f32 },
+    /// `out[t] += dequant(table[start + t])`: the learned embedding of each token's position.
+    PosEmbed { table: WeightId, out: Act },
     /// `out[t] = x[t] / rms(x[t]) * weight`.
     RmsNorm { input: Act, weight: WeightId, out: Act },
+    /// `out[t] = (x[t] − mean) / √(var + ε) * weight (+ bias)`.
+    LayerNorm { input: Act, weight: WeightId, bias: Option<WeightId>, out: Act },
     /// RMSNorm of each `head_dim` slice of `target` (`n_heads` per token) in place, times the
     /// `head_dim`-long `weight`.
     HeadNorm { target: Act, weight: WeightId, n_heads: usize },
@@ -71,6 +81,8 @@ pub enum Op {
     Attention { layer: usize, q: Act, k: Act, v: Act, out: Act, window: usize },
     /// `gate[t] = act(gate[t]) * up[t]`.
     Glu { gate: Act, up: Act, act: Activation },
+    /// `target[t] = act(target[t])`.
+    Activate { target: Act, act: Activation },
     /// Logits for the requested tokens: `W · x[t]`, W with `n_vocab` rows.
     Logits { weight: WeightId, input: Act },
 }
@@ -80,9 +92,10 @@ impl Op {
     pub fn reads(&self) -> Vec<Act> {
         match *self {
             Op::Embed { .. } => vec![],
-            Op::RmsNorm { input, .. } | Op::Logits { input, .. } => vec![input],
+            Op::PosEmbed { out, .. } => vec![out],
+            Op::RmsNorm { input, .. } | Op::LayerNorm { input, .. } | Op::Logits { input, .. } => vec![input],
             Op::MatMul { input, out, accumulate, .. } => if accumulate { vec![input, out] } else { vec![input] },
-            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => vec![target],
+            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } | Op::Activate { target, .. } => vec![target],
             Op::Add { input, out } => vec![input, out],
             Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Glu { gate, up, .. } => vec![gate, up],
@@ -92,8 +105,14 @@ impl Op {
     /// Activation buffers the op writes.
     pub fn writes(&self) -> Vec<Act> {
         match *self {
-            Op::Embed { out, .. } | Op::RmsNorm { out, .. } | Op::MatMul { out, .. } | Op::Attention { out, .. } | Op::Add { out, .. } => vec![out],
-            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } => vec![target],
+            Op::Embed { out, .. }
+            | Op::PosEmbed { out, .. }
+            | Op::RmsNorm { out, .. }
+            | Op::LayerNorm { out, .. }
+            | Op::MatMul { out, .. }
+            | Op::Attention { out, .. }
+            | Op::Add { out, .. } => vec![out],
+            Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } | Op::Activate { target, .. } => vec![target],
             Op::Glu { gate, .. } => vec![gate],
             Op::Logits { .. } => vec![],
         }
@@ -112,7 +131,7 @@ impl ForwardPlan {
     pub fn width(&self, act: Act) -> usize {
         let c = &self.config;
         match act {
-            Act::Hidden | Act::Normed | Act::Proj => c.n_embd,
+            Act::Hidden | Act::Normed | Act::Proj | Act::Branch => c.n_embd,
             Act::Q | Act::Attn => c.q_dim(),
             Act::K | Act::V => c.kv_dim(),
             Act::Gate | Act::Up => c.n_ff,
@@ -193,6 +212,11 @@ impl ForwardPlan {
         self.weights.iter().position(|w| w.name == name).map(WeightId)
     }
 
+    /// Every weight read from tensor `name` (several where a fused tensor is split).
+    pub fn weight_ids<'a>(&'a self, name: &'a str) -> impl Iterator<Item = WeightId> + 'a {
+        self.weights.iter().enumerate().filter(move |(_, w)| w.name == name).map(|(i, _)| WeightId(i))
+    }
+
     /// Builds the plan of `config`'s architecture, checking that every tensor it needs exists
     /// with the right shape. Reading this function top to bottom is reading the model.
     pub fn build(config: ModelConfig, header: &GgufHeader) -> Result<Self> {
@@ -200,18 +224,36 @@ impl ForwardPlan {
         let c = &config;
         let embd = b.weight(names::TOKEN_EMBD, c.n_vocab, c.n_embd)?;
         let mut ops = vec![Op::Embed { table: embd, out: Act::Hidden, scale: c.embed_scale.unwrap_or(1.0) }];
+        if c.positions == Positions::Learned {
+            let table = b.weight(names::POSITION_EMBD, c.n_ctx_train, c.n_embd)?;
+            ops.push(Op::PosEmbed { table, out: Act::Hidden });
+        }
         for l in 0..c.n_layer {
             let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&names::layer(l, what), rows, cols);
             let bias = |b: &mut Builder, what: &str, cols| b.optional(&names::layer_bias(l, what), 1, cols);
             // Attention: norm, Q/K/V projections (with biases where the file has them), per-head
             // Q/K norms, RoPE, attention, output projection.
-            let attn_norm = w(&mut b, "attn_norm", 1, c.n_embd)?;
-            ops.push(Op::RmsNorm { input: Act::Hidden, weight: attn_norm, out: Act::Normed });
+            let attn_norm = b.norm(c, &names::layer(l, "attn_norm"))?;
+            ops.push(attn_norm.op(Act::Hidden, Act::Normed));
             let mut biases = Vec::new();
+            // A fused QKV tensor (in a file without separate ones) is read as its three parts,
+            // rows [Q | K | V], as separate tensors would be.
+            let qkv = names::layer(l, "attn_qkv");
+            let fused = b.has(&qkv) && !b.has(&names::layer(l, "attn_q"));
+            let total = c.q_dim() + 2 * c.kv_dim();
+            let mut first = 0;
             for (what, out, rows) in [("attn_q", Act::Q, c.q_dim()), ("attn_k", Act::K, c.kv_dim()), ("attn_v", Act::V, c.kv_dim())] {
-                let weight = w(&mut b, what, rows, c.n_embd)?;
+                let (weight, bias) = if fused {
+                    let weight = b.part(&qkv, (total, c.n_embd), rows, c.n_embd, first * c.n_embd)?;
+                    let qkv_bias = names::layer_bias(l, "attn_qkv");
+                    let bias = if b.has(&qkv_bias) { Some(b.part(&qkv_bias, (1, total), 1, rows, first)?) } else { None };
+                    (weight, bias)
+                } else {
+                    (w(&mut b, what, rows, c.n_embd)?, bias(&mut b, what, rows)?)
+                };
+                first += rows;
                 ops.push(Op::MatMul { weight, input: Act::Normed, out, accumulate: false });
-                if let Some(bias) = bias(&mut b, what, rows)? {
+                if let Some(bias) = bias {
                     biases.push(Op::AddBias { target: out, bias });
                 }
             }
@@ -222,35 +264,83 @@ impl ForwardPlan {
                 ops.push(Op::HeadNorm { target: Act::Q, weight: q_norm, n_heads: c.n_head });
                 ops.push(Op::HeadNorm { target: Act::K, weight: k_norm, n_heads: c.n_head_kv });
             }
-            let rope = c.layer_rope_index(l);
-            ops.extend([
-                Op::Rope { target: Act::Q, n_heads: c.n_head, rope },
-                Op::Rope { target: Act::K, n_heads: c.n_head_kv, rope },
-                Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn, window: c.windows[l] },
-            ]);
+            if c.positions == Positions::Rope {
+                let rope = c.layer_rope_index(l);
+                ops.push(Op::Rope { target: Act::Q, n_heads: c.n_head, rope });
+                ops.push(Op::Rope { target: Act::K, n_heads: c.n_head_kv, rope });
+            }
+            ops.push(Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn, window: c.windows[l] });
             let wo = w(&mut b, "attn_output", c.n_embd, c.q_dim())?;
             let bo = bias(&mut b, "attn_output", c.n_embd)?;
             let post = if c.post_norms { Some(w(&mut b, "post_attention_norm", 1, c.n_embd)?) } else { None };
-            residual(&mut ops, wo, Act::Attn, bo, post);
-            // Feed-forward: norm, gated activation, down projection.
-            let ffn_norm = w(&mut b, "ffn_norm", 1, c.n_embd)?;
-            let gate = w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?;
+            if c.parallel_residual {
+                // x + attn(norm₁ x) + ffn(norm₂ x): the attention's output waits in Branch.
+                ops.push(Op::MatMul { weight: wo, input: Act::Attn, out: Act::Branch, accumulate: false });
+                ops.extend(bo.map(|bias| Op::AddBias { target: Act::Branch, bias }));
+            } else {
+                residual(&mut ops, wo, Act::Attn, bo, post);
+            }
+            // Feed-forward: norm, then a gated activation or a plain one, then the down projection.
+            let ffn_norm = b.norm(c, &names::layer(l, "ffn_norm"))?;
+            ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
+            let gate = if c.ffn == Ffn::Gated { Some(w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?) } else { None };
             let up = w(&mut b, "ffn_up", c.n_ff, c.n_embd)?;
             let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
-            ops.extend([
-                Op::RmsNorm { input: Act::Hidden, weight: ffn_norm, out: Act::Normed },
-                Op::MatMul { weight: gate, input: Act::Normed, out: Act::Gate, accumulate: false },
-                Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false },
-                Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
-            ]);
+            let hidden = match gate {
+                Some(gate) => {
+                    ops.extend([
+                        Op::MatMul { weight: gate, input: Act::Normed, out: Act::Gate, accumulate: false },
+                        Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false },
+                        Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
+                    ]);
+                    Act::Gate
+                }
+                None => {
+                    ops.push(Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false });
+                    if let Some(bias) = bias(&mut b, "ffn_up", c.n_ff)? {
+                        ops.push(Op::AddBias { target: Act::Up, bias });
+                    }
+                    ops.push(Op::Activate { target: Act::Up, act: c.activation });
+                    Act::Up
+                }
+            };
+            let down_bias = if c.ffn == Ffn::Plain { bias(&mut b, "ffn_down", c.n_embd)? } else { None };
             let post = if c.post_norms { Some(w(&mut b, "post_ffw_norm", 1, c.n_embd)?) } else { None };
-            residual(&mut ops, down, Act::Gate, None, post);
+            residual(&mut ops, down, hidden, down_bias, post);
+            if c.parallel_residual {
+                ops.push(Op::Add { input: Act::Branch, out: Act::Hidden });
+            }
         }
-        let out_norm = b.weight(names::OUTPUT_NORM, 1, c.n_embd)?;
+        let out_norm = b.norm(c, names::OUTPUT_NORM)?;
         let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
-        ops.push(Op::RmsNorm { input: Act::Hidden, weight: out_norm, out: Act::Normed });
+        ops.push(out_norm.op(Act::Hidden, Act::Normed));
         ops.push(Op::Logits { weight: head, input: Act::Normed });
         Ok(Self { config, weights: b.weights, ops })
+    }
+
+    /// The most positions a sequence can have: a learned position table's rows (unbounded
+    /// with RoPE).
+    pub fn max_positions(&self) -> usize {
+        match self.config.positions {
+            Positions::Learned => self.config.n_ctx_train,
+            Positions::Rope => usize::MAX,
+        }
+    }
+}
+
+/// A norm's weights: RMSNorm, or LayerNorm with its bias where the file has one.
+struct NormWeights {
+    weight: WeightId,
+    bias: Option<WeightId>,
+    layer: bool,
+}
+
+impl NormWeights {
+    fn op(&self, input: Act, out: Act) -> Op {
+        match self.layer {
+            false => Op::RmsNorm { input, weight: self.weight, out },
+            true => Op::LayerNorm { input, weight: self.weight, bias: self.bias, out },
+        }
     }
 }
 
@@ -290,8 +380,41 @@ impl Builder<'_> {
                 info.dims
             )));
         }
-        self.weights.push(WeightSpec { name: name.to_string(), rows, cols, ty: info.ty });
+        self.weights.push(WeightSpec { name: name.to_string(), rows, cols, ty: info.ty, slice: None });
         Ok(WeightId(self.weights.len() - 1))
+    }
+
+    /// `rows` × `cols` elements of tensor `name` (shaped `full`, rows × cols) from element
+    /// `first` on, in storage order: one part of a fused tensor. Parts of a quantized tensor
+    /// are whole rows.
+    fn part(&mut self, name: &str, full: (usize, usize), rows: usize, cols: usize, first: usize) -> Result<WeightId> {
+        let id = self.weight(name, full.0, full.1)?;
+        let spec = &mut self.weights[id.0];
+        let bytes = |n: usize| spec.ty.bytes_for(n as u64).filter(|_| n % spec.ty.block_len() == 0);
+        let (Some(start), Some(len)) = (bytes(first), bytes(rows * cols)) else {
+            return Err(Error::Unsupported(format!("tensor {name:?} of type {} split at element {first}", spec.ty.name())));
+        };
+        spec.rows = rows;
+        spec.cols = cols;
+        spec.slice = Some((start as usize, len as usize));
+        Ok(id)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.header.tensor(name).is_some()
+    }
+
+    /// The norm `weight_name` (`….weight`) of the config's kind, with its `….bias` for a
+    /// LayerNorm where the file has one.
+    fn norm(&mut self, c: &ModelConfig, weight_name: &str) -> Result<NormWeights> {
+        let weight = self.weight(weight_name, 1, c.n_embd)?;
+        let layer = c.norm == Norm::Layer;
+        let bias_name = weight_name.strip_suffix(".weight").map(|stem| format!("{stem}.bias"));
+        let bias = match (layer, bias_name) {
+            (true, Some(name)) => self.optional(&name, 1, c.n_embd)?,
+            _ => None,
+        };
+        Ok(NormWeights { weight, bias, layer })
     }
 
     /// A tensor the architecture uses when the file has it (biases).

@@ -215,8 +215,23 @@ impl<W> ModelStream<W> {
             }
             return Ok(());
         }
-        if let Some(id) = m.plan.weight_index(name) {
-            (self.put)(w, &m.plan, id, offset, bytes)?;
+        let ids: Vec<_> = m.plan.weight_ids(name).collect();
+        for &id in &ids {
+            match m.plan.weights[id.0].slice {
+                None if ids.len() == 1 => {
+                    (self.put)(w, &m.plan, id, offset, bytes)?;
+                    self.received[id.0] |= last;
+                    return Ok(());
+                }
+                None => (self.put)(w, &m.plan, id, offset, bytes.clone())?,
+                // A part of a fused tensor: the bytes of this piece that fall in it.
+                Some((start, len)) => {
+                    let (lo, hi) = (offset.max(start), (offset + bytes.len()).min(start + len));
+                    if lo < hi {
+                        (self.put)(w, &m.plan, id, lo - start, bytes[lo - offset..hi - offset].to_vec())?;
+                    }
+                }
+            }
             self.received[id.0] |= last;
         }
         Ok(())

@@ -25,6 +25,9 @@ const MODELS = path.join(REPO, 'models');
 const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const MODEL_PATH = path.join(MODELS, MODEL_FILE);
 const MODEL_REL = `models/${MODEL_FILE}`;
+const FAMILIES = path.join(REPO, 'tests/fixtures/families');
+// The families' synthetic models the engine runs, as fixture stems (see tests/families.rs).
+const FAMILY_STEMS = ['gpt2', 'gptneox'];
 const MODEL_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -277,6 +280,16 @@ function testRoutes(req, res) {
     const k = Number(split[2]);
     const body = split[1] === 'missing-' && k === 3 ? null : split[1] === 'foreign-' && k === 2 ? splits.four[1] : splits.three[k - 1];
     if (!body) return res.writeHead(404, { 'cache-control': 'no-store' }).end(), true;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-store' });
+    res.end(body);
+    return true;
+  }
+  // The synthetic models of other families (tests/fixtures/families).
+  const family = /^\/test\/families\/(\w+)\/([\w.-]+\.gguf)$/.exec(pathname);
+  if (family) {
+    const file = path.join(FAMILIES, family[1], family[2]);
+    if (!fs.existsSync(file)) return res.writeHead(404).end(), true;
+    const body = fs.readFileSync(file);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-store' });
     res.end(body);
     return true;
@@ -1685,6 +1698,31 @@ const tests = [
       check(r.freshAfterLoad <= r.afterLoad + MIB, `a fresh engine's heap ${mib(r.freshAfterLoad)} > the first's ${mib(r.afterLoad)}`);
       check(sameIds(r.last, want) && sameIds(r.fresh, want), `the last greedy reply ${JSON.stringify(r.last)} / fresh ${JSON.stringify(r.fresh)} != the native ids ${JSON.stringify(want)}`);
       check(r.gpu.every((g) => g.loaded > 0 && g.freed === 0) && r.gpu[0].loaded === r.gpu[1].loaded && r.gpu[0].ids.join() === r.gpu[1].ids.join(), `GPU buffers: ${JSON.stringify(r.gpu)}`);
+    },
+  },
+  {
+    name: 'families: the synthetic model of each other family (tests/fixtures/families, F32 and Q8_0) loads on WebGPU and on the CPU; the page completes text (no chat template) with the native CLI\'s greedy ids',
+    async run({ page }) {
+      const text = 'The cat sat on the mat and';
+      for (const stem of FAMILY_STEMS) {
+        for (const kind of ['f32', 'q8_0']) {
+          const file = `${stem}-${kind}.gguf`;
+          const want = nativeIds(text, 8, ['--temperature', '0'], { model: path.join(FAMILIES, stem.split('-')[0], file), input: ['--prompt', text] });
+          for (const backend of ['gpu', 'cpu']) {
+            const loaded = await uiLoad(page, `test/families/${stem.split('-')[0]}/${file}`, backend);
+            check(loaded.loaded, `loading ${file} (${backend}) failed: ${loaded.error}`);
+            check(loaded.info.backend.startsWith(backend), `expected the ${backend} backend, got ${loaded.info.backend}`);
+            const mode = await page.evaluate(() => window.hearthPage.mode);
+            check(mode === 'completion', `page mode ${mode} for a model without a chat template`);
+            await page.click('#new-chat');
+            const r = await uiSend(page, text, { temperature: 0, maxTokens: 8 });
+            check(!r.error, `error: ${r.error}`);
+            log(`${file} on ${loaded.info.backend}: ${JSON.stringify(r.text)} ids ${JSON.stringify(r.ids)}`);
+            check(sameIds(r.ids, want), `${file} on ${backend}: ids ${JSON.stringify(r.ids)} differ from the native CLI's ${JSON.stringify(want)}`);
+          }
+        }
+      }
+      await ensureLoaded(page, 'cpu');
     },
   },
   {

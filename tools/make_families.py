@@ -1,0 +1,740 @@
+#!/usr/bin/env python3
+"""Synthetic GGUF models of several decoder families, with reference logits from llama.cpp and from an
+independent float64 numpy forward pass.
+
+For each entry of FAMILIES (llama.cpp architectures gpt2, gptneox, bloom, phi2, falcon, stablelm, and the variant
+gptneox-seqres: gptneox with use_parallel_residual = false) this writes
+
+    OUT/<arch>/<stem>-f32.gguf    every tensor F32
+    OUT/<arch>/<stem>-q8_0.gguf   2-D weight matrices Q8_0 (gguf.quants.quantize), norms/biases/position table F32
+    OUT/<arch>/<stem>-f32.json    reference logits for a fixed 24-token sequence (see below)
+    OUT/<arch>/<stem>-q8_0.json
+
+where stem is the entry's name (the architecture itself, except for variants). Both files of an entry hold the same
+random weights (seeded numpy RNG); the Q8_0 file is the F32 one with its
+matrices quantized. The vocabulary is the first 512 tokens of a gpt2-BPE donor GGUF (SmolLM2-135M-Instruct) with the
+merges that stay inside it.
+
+Reference JSON: `ids` (24 random ids, seeded, no BOS), `llamacpp_logits` (llama-cpp-python, one llama_decode batch,
+logits_all, n_ctx 128, F32 K/V cache, flash attention off, no extra CPU weight buffers), `f64_logits` (the float64
+forward below, on the weights read back from the GGUF with gguf-py and dequantized with gguf.quants.dequantize), and
+`agreement` (centered RMS and max abs of llamacpp - f64 over all positions; centered = each row's mean difference
+subtracted). `diagnostics` scores llama.cpp against float64 variants that imitate two known ggml CPU roundings
+(GELU through its float16 lookup table; activations rounded to Q8_0 blocks before a Q8_0 matmul), which shows where
+the remaining difference comes from; the reference itself is the exact float64 forward.
+
+Each architecture has one function writing its tensor layout (`tensors_<arch>`) and one float64 forward
+(`forward_<arch>`), following llama.cpp's load_arch_tensors / graph in src/models/<arch>.cpp of the llama.cpp
+vendored in llama-cpp-python 0.3.36. They share the LayerNorm / GELU / attention / RoPE helpers.
+
+Usage (the donor is the default model of this repository):
+  OPENBLAS_NUM_THREADS=1 python tools/make_families.py --donor models/SmolLM2-135M-Instruct.Q4_1.gguf \\
+      --out tests/fixtures/families [--arch gpt2,gptneox,bloom,phi2,falcon,stablelm,gptneox-seqres]
+Needs numpy, gguf (gguf-py) and llama-cpp-python 0.3.36; --no-llama skips llama.cpp (f64 logits only).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import gguf
+from gguf import GGUFReader, GGUFWriter, GGMLQuantizationType as QT, LlamaFileType
+from gguf.quants import dequantize, quantize
+
+SEED = 1234
+N_IDS = 24
+GENERATOR = ("OPENBLAS_NUM_THREADS=1 python tools/make_families.py --donor models/SmolLM2-135M-Instruct.Q4_1.gguf "
+             "--out tests/fixtures/families")
+LLAMA_CPP_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # vendor/llama.cpp in the llama-cpp-python 0.3.36 sdist
+
+
+# ============================================================================ hyperparameters
+@dataclass
+class HParams:
+    arch: str
+    n_embd: int = 64
+    n_head: int = 4
+    n_head_kv: int = 0           # 0: n_head
+    n_layer: int = 2
+    n_ff: int = 256
+    n_ctx: int = 128
+    n_vocab: int = 512
+    eps: float = 1e-5            # {arch}.attention.layer_norm_epsilon
+    n_rot: int = 0               # {arch}.rope.dimension_count (0: no RoPE)
+    rope_base: float = 10000.0   # llama.cpp's default; no rope.freq_base key is written
+    par_res: bool = False        # gptneox: {arch}.use_parallel_residual
+    tied: bool = False           # no output.weight: the logits use token_embd
+    pre: str = "gpt-2"           # tokenizer.ggml.pre
+
+    def __post_init__(self):
+        self.n_head_kv = self.n_head_kv or self.n_head
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+
+FAMILIES = {
+    # GPT-2: learned absolute positions, no RoPE, output tied to token_embd (as GPT-2 ties them).
+    "gpt2": HParams("gpt2", tied=True),
+    # GPT-NeoX (Pythia): NEOX RoPE on the first rotary_pct = 0.25 of each head (n_rot 4 of head_dim 16),
+    # parallel residual.
+    "gptneox": HParams("gptneox", n_rot=4, par_res=True),
+    # BLOOM: ALiBi. 6 heads: not a power of two, so llama.cpp's second slope series (heads 4, 5) is used.
+    # n_embd 96 is the smallest multiple of the Q8_0 block (32) with a non-power-of-two divisor (32 and 64 have
+    # none); head_dim 16. n_ff 128 and a tied output keep the F32 file under 1 MB.
+    "bloom": HParams("bloom", n_embd=96, n_head=6, n_ff=128, tied=True),
+    # Phi-2: NEOX RoPE on n_rot 8 of head_dim 16, one shared LayerNorm for attention and FFN (parallel), separate
+    # Q/K/V with biases (as convert_hf_to_gguf writes PhiForCausalLM), output bias.
+    "phi2": HParams("phi2", n_rot=8, pre="phi-2"),
+    # Falcon (7B style): multi-query attention (n_head_kv 1) in a fused QKV without bias, NEOX RoPE over the whole
+    # head, one LayerNorm feeding attention and FFN in parallel, no biases on any matrix.
+    "falcon": HParams("falcon", n_head_kv=1, n_rot=16, pre="falcon"),
+    # StableLM (2 1.6B style): separate Q/K/V with biases, no attn_output bias, NEOX RoPE on rotary 0.25 (n_rot 4),
+    # sequential residual (ffn_norm present), SwiGLU FFN without biases. n_ff 192 keeps the F32 file small.
+    "stablelm": HParams("stablelm", n_rot=4, n_ff=192, pre="stablelm2"),
+    # GPT-NeoX with use_parallel_residual = false (the other branch of llm_build_gptneox), written as
+    # gptneox/gptneox-seqres-*.
+    "gptneox-seqres": HParams("gptneox", n_rot=4, par_res=False),
+}
+DEFAULT_SET = ["gpt2", "gptneox", "bloom", "phi2", "falcon", "stablelm", "gptneox-seqres"]
+
+
+# ============================================================================ random weights (float32)
+class Init:
+    """Seeded random tensors at scales that keep activations moderate."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def mat(self, rows, cols, std=0.08):          # numpy [ne1, ne0]; y = x @ W.T
+        return (self.rng.standard_normal((rows, cols)) * std).astype(np.float32)
+
+    def norm_w(self, n):                           # LayerNorm gain ~ 1 +- 0.1
+        return (1.0 + 0.1 * self.rng.standard_normal(n)).astype(np.float32)
+
+    def bias(self, n, std=0.05):                   # small, non-zero
+        return (self.rng.standard_normal(n) * std).astype(np.float32)
+
+
+def ln_pair(init, name, n):
+    return [(name + ".weight", init.norm_w(n)), (name + ".bias", init.bias(n))]
+
+
+def linear_pair(init, name, rows, cols, std=0.08, bias_std=0.05):
+    return [(name + ".weight", init.mat(rows, cols, std)), (name + ".bias", init.bias(rows, bias_std))]
+
+
+def fused_qkv(init, p, hp, bias=True):
+    # llama.cpp layout: rows [Q (n_head heads) | K (n_head_kv heads) | V (n_head_kv heads)]
+    rows = hp.n_embd + 2 * hp.n_head_kv * hp.head_dim
+    t = linear_pair(init, p + "attn_qkv", rows, hp.n_embd, std=0.12)
+    return t if bias else t[:1]
+
+
+def gelu_ffn_tensors(init, p, hp):
+    return (linear_pair(init, p + "ffn_up", hp.n_ff, hp.n_embd) +
+            linear_pair(init, p + "ffn_down", hp.n_embd, hp.n_ff, std=0.06))
+
+
+# ============================================================================ tensor layouts (one per family)
+def tensors_gpt2(hp, init):
+    """llama_model_gpt2::load_arch_tensors: token_embd, position_embd [n_ctx_train rows], per block attn_norm(+b),
+    attn_qkv(+b), attn_output(+b), ffn_norm(+b), ffn_up(+b), ffn_down(+b); output_norm(+b); output optional
+    (absent here: tied to token_embd)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1)),
+         ("position_embd.weight", init.mat(hp.n_ctx, E, 0.05))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E) + fused_qkv(init, p, hp)
+        t += linear_pair(init, p + "attn_output", E, E)
+        t += ln_pair(init, p + "ffn_norm", E) + gelu_ffn_tensors(init, p, hp)
+    t += ln_pair(init, "output_norm", E)
+    return t
+
+
+def tensors_gptneox(hp, init):
+    """llama_model_gptneox::load_arch_tensors: as gpt2 without position_embd, and output.weight required."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E) + fused_qkv(init, p, hp)
+        t += linear_pair(init, p + "attn_output", E, E)
+        t += ln_pair(init, p + "ffn_norm", E) + gelu_ffn_tensors(init, p, hp)
+    t += ln_pair(init, "output_norm", E)
+    t += [("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
+def tensors_bloom(hp, init):
+    """llama_model_bloom::load_arch_tensors: token_embd, token_embd_norm(+b) (LayerNorm right after the embedding),
+    the gpt2 block layout, output_norm(+b); output optional (absent here: tied)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    t += ln_pair(init, "token_embd_norm", E)
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E) + fused_qkv(init, p, hp)
+        t += linear_pair(init, p + "attn_output", E, E)
+        t += ln_pair(init, p + "ffn_norm", E) + gelu_ffn_tensors(init, p, hp)
+    t += ln_pair(init, "output_norm", E)
+    return t
+
+
+def tensors_phi2(hp, init):
+    """llama_model_phi2::load_arch_tensors: token_embd, per block attn_norm(+b) only (no ffn_norm), Q/K/V through
+    create_tensor_qkv (fused attn_qkv or separate attn_q/k/v, each with optional bias; separate + biases here),
+    attn_output(+b), ffn_up(+b), ffn_down(+b); output_norm(+b), output.weight and output.bias (both required)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E)
+        for x in "qkv":
+            t += linear_pair(init, p + f"attn_{x}", E, E, std=0.12)
+        t += linear_pair(init, p + "attn_output", E, E)
+        t += gelu_ffn_tensors(init, p, hp)
+    t += ln_pair(init, "output_norm", E)
+    t += [("output.weight", init.mat(hp.n_vocab, E, 0.1)), ("output.bias", init.bias(hp.n_vocab, 0.1))]
+    return t
+
+
+def tensors_falcon(hp, init):
+    """llama_model_falcon::load_arch_tensors: token_embd, per block attn_norm(+b), optional attn_norm_2(+b) (40B
+    only; absent here), attn_qkv (no bias), attn_output, ffn_up, ffn_down (no biases); output_norm(+b); output
+    optional (present here)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E) + fused_qkv(init, p, hp, bias=False)
+        t += [(p + "attn_output.weight", init.mat(E, E)),
+              (p + "ffn_up.weight", init.mat(hp.n_ff, E)),
+              (p + "ffn_down.weight", init.mat(E, hp.n_ff, 0.06))]
+    t += ln_pair(init, "output_norm", E)
+    t += [("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
+def tensors_stablelm(hp, init):
+    """llama_model_stablelm::load_arch_tensors: token_embd, per block attn_norm(+b), Q/K/V via create_tensor_qkv
+    (separate, with biases here), attn_output (no bias), optional attn_q_norm/attn_k_norm (12B; absent here),
+    optional ffn_norm(+b) (present here: sequential residual), ffn_gate, ffn_up, ffn_down (no biases);
+    output_norm(+b), output (required)."""
+    E, Ekv = hp.n_embd, hp.n_head_kv * hp.head_dim
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E)
+        t += linear_pair(init, p + "attn_q", E, E, std=0.12)
+        t += linear_pair(init, p + "attn_k", Ekv, E, std=0.12)
+        t += linear_pair(init, p + "attn_v", Ekv, E, std=0.12)
+        t += [(p + "attn_output.weight", init.mat(E, E))]
+        t += ln_pair(init, p + "ffn_norm", E)
+        t += [(p + "ffn_gate.weight", init.mat(hp.n_ff, E, 0.12)),
+              (p + "ffn_up.weight", init.mat(hp.n_ff, E)),
+              (p + "ffn_down.weight", init.mat(E, hp.n_ff, 0.08))]
+    t += ln_pair(init, "output_norm", E)
+    t += [("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
+TENSORS = {"gpt2": tensors_gpt2, "gptneox": tensors_gptneox, "bloom": tensors_bloom, "phi2": tensors_phi2,
+           "falcon": tensors_falcon, "stablelm": tensors_stablelm}
+
+
+# ============================================================================ GGUF writing
+def load_vocab(donor, n_vocab):
+    """The donor's first n_vocab tokens and the merges whose two parts and result are all kept (gpt2-BPE ids follow
+    merge order, so this is the donor's tokenizer with fewer merges)."""
+    r = GGUFReader(donor)
+    f = lambda k: r.fields[k].contents() if k in r.fields else None  # noqa: E731
+    if f("tokenizer.ggml.model") != "gpt2":
+        raise SystemExit("the donor must have a gpt2-BPE vocabulary")
+    tokens = list(f("tokenizer.ggml.tokens"))[:n_vocab]
+    types = [int(x) for x in f("tokenizer.ggml.token_type")][:n_vocab]
+    keep = set(tokens)
+    merges = []
+    for m in f("tokenizer.ggml.merges"):
+        ab = m.split(" ", 1)
+        if len(ab) == 2 and ab[0] in keep and ab[1] in keep and ab[0] + ab[1] in keep:
+            merges.append(m)
+    special = {k: f(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "unknown", "padding")}
+    for k, v in special.items():
+        if v is not None and v >= n_vocab:
+            raise SystemExit(f"donor {k} id {v} >= n_vocab {n_vocab}")
+    return dict(tokens=tokens, types=types, merges=merges, special=special)
+
+
+def write_gguf(path, name, hp, tensors, vocab, qtype):
+    w = GGUFWriter(path, hp.arch)
+    w.add_type("model")
+    w.add_name(name)
+    w.add_context_length(hp.n_ctx)
+    w.add_embedding_length(hp.n_embd)
+    w.add_block_count(hp.n_layer)
+    w.add_feed_forward_length(hp.n_ff)
+    w.add_head_count(hp.n_head)
+    w.add_head_count_kv(hp.n_head_kv)
+    w.add_layer_norm_eps(hp.eps)
+    if hp.n_rot:
+        w.add_rope_dimension_count(hp.n_rot)
+    if hp.arch == "gptneox":
+        w.add_parallel_residual(hp.par_res)     # required key for gptneox
+    if hp.arch == "stablelm":
+        w.add_parallel_residual(False)          # written by convert_hf_to_gguf; llama.cpp ignores it (ffn_norm decides)
+    if hp.arch == "falcon":
+        w.add_tensor_data_layout("jploski")     # written by convert_hf_to_gguf (QKV already in [Q|K|V] order)
+    w.add_file_type(int(LlamaFileType.ALL_F32 if qtype == QT.F32 else LlamaFileType.MOSTLY_Q8_0))
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(hp.pre)
+    w.add_token_list(vocab["tokens"])
+    w.add_token_types(vocab["types"])
+    w.add_token_merges(vocab["merges"])
+    sp = vocab["special"]
+    w.add_bos_token_id(sp["bos"])
+    w.add_eos_token_id(sp["eos"])
+    if sp["unknown"] is not None:
+        w.add_unk_token_id(sp["unknown"])
+    if sp["padding"] is not None:
+        w.add_pad_token_id(sp["padding"])
+    w.add_add_bos_token(False)
+    for name, arr in tensors:
+        if qtype != QT.F32 and arr.ndim == 2 and not name.startswith("position_embd"):
+            w.add_tensor(name, quantize(arr, qtype), raw_dtype=qtype)
+        else:
+            w.add_tensor(name, arr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+# ============================================================================ float64 forward: shared helpers
+class Model:
+    """Weights and hparams read back from a GGUF file; weights dequantized to float64, numpy [ne1, ne0]."""
+
+    def __init__(self, path):
+        r = GGUFReader(path)
+        f = lambda k, d=None: r.fields[k].contents() if k in r.fields else d  # noqa: E731
+        self.arch = a = f("general.architecture")
+        self.n_layer = f(f"{a}.block_count")
+        self.n_embd = f(f"{a}.embedding_length")
+        self.n_head = f(f"{a}.attention.head_count")
+        self.n_head_kv = f(f"{a}.attention.head_count_kv", self.n_head)
+        self.eps = f(f"{a}.attention.layer_norm_epsilon")
+        self.head_dim = self.n_embd // self.n_head
+        self.n_rot = f(f"{a}.rope.dimension_count", self.head_dim)
+        self.rope_base = f(f"{a}.rope.freq_base", 10000.0)
+        self.par_res = f(f"{a}.use_parallel_residual")
+        self.W, self.qtype = {}, {}
+        for t in r.tensors:
+            shape = tuple(int(x) for x in reversed(list(t.shape)))
+            self.W[t.name] = np.asarray(dequantize(np.array(t.data), t.tensor_type), np.float64).reshape(shape)
+            self.qtype[t.name] = t.tensor_type
+
+    def as_float32(self):
+        """A copy with float32 weights (for the plain-float32 yardstick)."""
+        c = copy.copy(self)
+        c.W = {k: v.astype(np.float32) for k, v in self.W.items()}
+        return c
+
+
+class Ops:
+    """The float64 operations. gelu_f16_table / q8_activations switch on imitations of ggml's CPU rounding, float32
+    rounds every intermediate to float32 (with Model.as_float32(): a plain float32 forward). These are used only
+    for the yardsticks in the JSON; the reference logits use the exact float64 math."""
+
+    def __init__(self, m: Model, gelu_f16_table=False, q8_activations=False, float32=False):
+        self.m, self.gelu_f16_table, self.q8_activations = m, gelu_f16_table, q8_activations
+        self.dt = np.float32 if float32 else np.float64
+
+    def c(self, x):
+        return np.asarray(x).astype(self.dt, copy=False)
+
+    def layer_norm(self, x, name):
+        """ggml_norm (mean and biased variance over the row, eps inside the sqrt), then * weight + bias."""
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return self.c((x - mu) / np.sqrt(var + self.m.eps) * self.m.W[name + ".weight"] + self.m.W[name + ".bias"])
+
+    @staticmethod
+    def q8_0(x):
+        """Round to Q8_0 blocks of 32 (d = amax/127 stored as f16, q = round(x/d)): what ggml does to activations
+        entering a matmul with Q8_0 weights."""
+        b = x.reshape(-1, 32).astype(np.float32)
+        d32 = np.abs(b).max(axis=1, keepdims=True) / np.float32(127.0)
+        q = np.round(b * np.where(d32 > 0, 1.0 / np.where(d32 > 0, d32, 1), 0))
+        return (q * d32.astype(np.float16).astype(np.float32)).reshape(x.shape).astype(np.float64)
+
+    def linear(self, x, name, bias=True):
+        """y = x @ W.T (+ bias if the tensor exists)."""
+        if self.q8_activations and self.m.qtype[name + ".weight"] == QT.Q8_0:
+            x = self.q8_0(x)
+        y = self.c(x) @ self.m.W[name + ".weight"].T
+        b = self.m.W.get(name + ".bias") if bias else None
+        return self.c(y if b is None else y + b)
+
+    def gelu(self, x):
+        """ggml_gelu: GELU, tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+        if self.gelu_f16_table:  # ggml-cpu: input rounded to f16, f16 table of the same formula, +-10 clamps
+            x16 = x.astype(np.float16).astype(np.float64)
+            g = (0.5 * x16 * (1.0 + np.tanh(0.7978845608028654 * x16 * (1.0 + 0.044715 * x16 * x16))))
+            g = g.astype(np.float16).astype(np.float64)
+            return self.c(np.where(x <= -10.0, 0.0, np.where(x >= 10.0, x, g)))
+        return self.c(0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3))))
+
+    def ffn_gelu(self, x, p):
+        """build_ffn(..., LLM_FFN_GELU, LLM_FFN_SEQ): down(gelu(up(x) + b_up)) + b_down."""
+        return self.linear(self.gelu(self.linear(x, p + "ffn_up")), p + "ffn_down")
+
+    def ffn_swiglu(self, x, p):
+        """build_ffn(..., LLM_FFN_SILU, LLM_FFN_PAR): down(silu(gate(x)) * up(x)) (biases added if present)."""
+        a = self.linear(x, p + "ffn_gate")
+        return self.linear(self.c(a / (1.0 + np.exp(-a)) * self.linear(x, p + "ffn_up")), p + "ffn_down")
+
+    def heads(self, x):
+        return x.reshape(len(x), -1, self.m.head_dim)
+
+    def split_fused_qkv(self, qkv):
+        """attn_qkv output rows: [Q (n_head heads) | K (n_head_kv heads) | V (n_head_kv heads)] (build_qkv's views)."""
+        E, Ekv = self.m.n_embd, self.m.n_head_kv * self.m.head_dim
+        return self.heads(qkv[:, :E]), self.heads(qkv[:, E:E + Ekv]), self.heads(qkv[:, E + Ekv:])
+
+    def rope_neox(self, x, pos):
+        """NEOX RoPE on the first n_rot dims of each head: pairs (i, i + n_rot/2), angle pos * base^(-2i/n_rot);
+        the other head_dim - n_rot dims pass through."""
+        n = self.m.n_rot
+        inv = self.m.rope_base ** (-np.arange(0, n, 2, dtype=np.float64) / n)
+        ang = pos[:, None].astype(np.float64) * inv[None, :]
+        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        out = x.copy()
+        x0, x1 = x[..., :n // 2], x[..., n // 2:n]
+        out[..., :n // 2] = x0 * c - x1 * s
+        out[..., n // 2:n] = x0 * s + x1 * c
+        return self.c(out)
+
+    def attention(self, q, k, v, scale, slopes=None):
+        """Causal softmax attention; q [T, n_head, D], k, v [T, n_head_kv, D] (query head h reads kv head
+        h // (n_head / n_head_kv)). slopes: ALiBi, score(h, i, j) += slopes[h] * -(i - j) (llama.cpp's KQ mask holds
+        -|p_i - p_j| and ggml_soft_max_ext adds slope * mask)."""
+        T = len(q)
+        g = q.shape[1] // k.shape[1]
+        k, v = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
+        s = self.c(np.einsum("thd,shd->hts", q, k) * scale)
+        i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+        if slopes is not None:
+            s = s + slopes[:, None, None] * (-np.abs(i - j))[None]
+        s = np.where((j > i)[None], -np.inf, s)
+        s = np.exp(s - s.max(-1, keepdims=True))
+        s = self.c(s / s.sum(-1, keepdims=True))
+        return self.c(np.einsum("hts,shd->thd", s, v).reshape(T, -1))
+
+    def logits(self, x, bias=False):
+        """output_norm (LayerNorm + bias), then output.weight (or token_embd if output.weight is absent)."""
+        x = self.layer_norm(x, "output_norm")
+        name = "output" if "output.weight" in self.m.W else "token_embd"
+        return self.linear(x, name, bias=bias)
+
+
+def alibi_slopes(n_head, max_bias=8.0):
+    """ggml_soft_max_ext's ALiBi slopes (ggml-cpu ops.cpp): n_log2 = 2^floor(log2(n_head)),
+    m0 = 2^(-max_bias / n_log2), m1 = 2^(-(max_bias / 2) / n_log2);
+    head h < n_log2: m0^(h + 1); otherwise m1^(2 (h - n_log2) + 1)."""
+    n_log2 = 1 << int(np.floor(np.log2(n_head)))
+    m0 = 2.0 ** (-max_bias / n_log2)
+    m1 = 2.0 ** (-(max_bias / 2.0) / n_log2)
+    return np.array([m0 ** (h + 1) if h < n_log2 else m1 ** (2 * (h - n_log2) + 1) for h in range(n_head)])
+
+
+# ============================================================================ float64 forwards (one per family)
+def forward_gpt2(o: Ops, ids):
+    """llm_build_gpt2: x = token_embd[id] + position_embd[pos]; per block
+    x += attn_output(attn(LN_attn(x))); x += ffn(LN_ffn(x)); logits = LN_out(x) @ output.T. No RoPE."""
+    m, W = o.m, o.m.W
+    T = len(ids)
+    x = W["token_embd.weight"][ids] + W["position_embd.weight"][np.arange(T)]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        q, k, v = o.split_fused_qkv(o.linear(o.layer_norm(x, p + "attn_norm"), p + "attn_qkv"))
+        x = x + o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        x = x + o.ffn_gelu(o.layer_norm(x, p + "ffn_norm"), p)
+    return o.logits(x)
+
+
+def forward_gptneox(o: Ops, ids):
+    """llm_build_gptneox: NEOX RoPE on n_rot dims of Q and K; use_parallel_residual:
+    x = x + attn(LN_attn(x)) + ffn(LN_ffn(x)), else sequential as gpt2."""
+    m, W = o.m, o.m.W
+    T = len(ids)
+    pos = np.arange(T)
+    x = W["token_embd.weight"][ids]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        q, k, v = o.split_fused_qkv(o.linear(o.layer_norm(x, p + "attn_norm"), p + "attn_qkv"))
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        a = o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        if m.par_res:
+            x = x + a + o.ffn_gelu(o.layer_norm(x, p + "ffn_norm"), p)
+        else:
+            x = x + a
+            x = x + o.ffn_gelu(o.layer_norm(x, p + "ffn_norm"), p)
+    return o.logits(x)
+
+
+def forward_bloom(o: Ops, ids):
+    """llm_build_bloom: x = LN_tok(token_embd[id]) (token_embd_norm); blocks as gpt2, with ALiBi (max_bias 8,
+    set in load_arch_hparams, no GGUF key) instead of positions; no RoPE."""
+    m, W = o.m, o.m.W
+    x = o.layer_norm(W["token_embd.weight"][ids], "token_embd_norm")
+    slopes = alibi_slopes(m.n_head, 8.0)
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        q, k, v = o.split_fused_qkv(o.linear(o.layer_norm(x, p + "attn_norm"), p + "attn_qkv"))
+        x = x + o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim), slopes), p + "attn_output")
+        x = x + o.ffn_gelu(o.layer_norm(x, p + "ffn_norm"), p)
+    return o.logits(x)
+
+
+def forward_phi2(o: Ops, ids):
+    """llm_build_phi2: h = LN_attn(x) feeds both branches: x = x + attn(h) + ffn(h) (no ffn_norm); Q, K, V with
+    biases, NEOX RoPE on n_rot dims; Q scaled by 1/sqrt(head_dim) before QK^T (same math); logits get output.bias."""
+    m, W = o.m, o.m.W
+    T = len(ids)
+    pos = np.arange(T)
+    x = W["token_embd.weight"][ids]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.layer_norm(x, p + "attn_norm")
+        if p + "attn_qkv.weight" in W:
+            q, k, v = o.split_fused_qkv(o.linear(h, p + "attn_qkv"))
+        else:
+            q, k, v = (o.heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        a = o.linear(o.attention(o.c(q / np.sqrt(m.head_dim)), k, v, 1.0), p + "attn_output")
+        x = x + a + o.ffn_gelu(h, p)
+    return o.logits(x, bias=True)
+
+
+def forward_falcon(o: Ops, ids):
+    """llm_build_falcon: h = LN_attn(x) feeds both branches (attn_norm_2, if present, would feed attention instead):
+    x = x + attn(h) + ffn(h); fused QKV with n_head_kv heads for K and V, NEOX RoPE over the whole head (n_rot must
+    equal head_dim); no biases except the LayerNorms'."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.layer_norm(x, p + "attn_norm")
+        ha = o.layer_norm(x, p + "attn_norm_2") if p + "attn_norm_2.weight" in W else h
+        q, k, v = o.split_fused_qkv(o.linear(ha, p + "attn_qkv"))
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        a = o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        x = x + a + o.ffn_gelu(h, p)
+    return o.logits(x)
+
+
+def forward_stablelm(o: Ops, ids):
+    """llm_build_stablelm: h = LN_attn(x); Q, K, V (+ biases), NEOX RoPE on n_rot dims; x += attn_output(attn);
+    with ffn_norm: x += ffn(LN_ffn(x)) (sequential); without: x = x + attn + ffn(h) (parallel).
+    FFN: SwiGLU down(silu(gate(x)) * up(x)), no biases."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    assert p_absent(W, "attn_q_norm.weight"), "per-head Q/K LayerNorm (StableLM 2 12B) is not implemented here"
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.layer_norm(x, p + "attn_norm")
+        q, k, v = (o.heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        x1 = x + o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        hf = o.layer_norm(x1, p + "ffn_norm") if p + "ffn_norm.weight" in W else h
+        x = x1 + o.ffn_swiglu(hf, p)
+    return o.logits(x)
+
+
+def p_absent(W, suffix):
+    return not any(k.endswith(suffix) for k in W)
+
+
+FORWARDS = {"gpt2": forward_gpt2, "gptneox": forward_gptneox, "bloom": forward_bloom, "phi2": forward_phi2,
+            "falcon": forward_falcon, "stablelm": forward_stablelm}
+
+
+# ============================================================================ llama.cpp
+LLAMA_SETTINGS = dict(n_ctx=128, n_batch=128, n_ubatch=128, n_threads=1, n_threads_batch=1, logits_all=True,
+                      flash_attn=False, type_k=0, type_v=0, seed=1234)   # type 0 = GGML_TYPE_F32
+
+
+def llama_logits(path, ids):
+    """llama.cpp logits for every position of ids, one llama_decode batch. llama_model_params.use_extra_bufts is
+    switched off (no AMX / CPU_REPACK weight buffers: AMX kernels fault in VMs without AMX tile state, and the plain
+    ggml-cpu kernels are the same on every machine)."""
+    import llama_cpp.llama_cpp as C
+    from llama_cpp import Llama
+    orig = C.llama_model_default_params
+
+    def params():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+
+    C.llama_model_default_params = params
+    try:
+        llm = Llama(model_path=path, verbose=False, **LLAMA_SETTINGS)
+    finally:
+        C.llama_model_default_params = orig
+    try:
+        llm.reset()
+        llm.eval(ids)
+        return np.array(llm.scores[:len(ids)], dtype=np.float32)
+    finally:
+        llm.close()
+
+
+# ============================================================================ comparison and JSON
+def agreement(a, ref):
+    d = np.asarray(a, np.float64) - np.asarray(ref, np.float64)
+    c = d - d.mean(axis=1, keepdims=True)
+    return {"centered_rms": float(f"{np.sqrt((c ** 2).mean()):.4g}"),
+            "centered_max_abs": float(f"{np.abs(c).max():.4g}"),
+            "max_abs": float(f"{np.abs(d).max():.4g}")}
+
+
+def f32s(x):
+    return float(str(np.float32(x)))
+
+
+def f64s(x):
+    return float(f"{float(x):.9g}")
+
+
+def dump_json(path, obj):
+    """Indented JSON with every flat list of numbers on one line."""
+    flat = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            if x and all(isinstance(e, (int, float, str)) for e in x):
+                flat.append(json.dumps(x, separators=(",", ":")))
+                return f"@@FLAT{len(flat) - 1}@@"
+            return [walk(v) for v in x]
+        return x
+
+    s = re.sub(r'"@@FLAT(\d+)@@"', lambda mm: flat[int(mm.group(1))], json.dumps(walk(obj), indent=1))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(s + "\n")
+
+
+def pick_ids(vocab, seed):
+    """N_IDS ids drawn uniformly from the normal (non-control) tokens, seeded; no BOS."""
+    normal = [i for i, t in enumerate(vocab["types"]) if t == int(gguf.TokenType.NORMAL)]
+    rng = np.random.default_rng(seed)
+    return [int(normal[j]) for j in rng.integers(0, len(normal), N_IDS)]
+
+
+def describe(hp, path):
+    r = GGUFReader(path)
+    d = {"architecture": hp.arch, "n_vocab": hp.n_vocab, "n_embd": hp.n_embd, "n_head": hp.n_head,
+         "head_dim": hp.head_dim, "n_layer": hp.n_layer, "n_ff": hp.n_ff, "context_length": hp.n_ctx,
+         "layer_norm_epsilon": hp.eps, "tied_output": hp.tied, "tokenizer_pre": hp.pre}
+    if hp.n_head_kv != hp.n_head:
+        d["n_head_kv"] = hp.n_head_kv
+    if hp.n_rot:
+        d.update(rope_dimension_count=hp.n_rot, rope_mode="NEOX", rope_freq_base=hp.rope_base)
+    if hp.arch == "gptneox":
+        d["use_parallel_residual"] = hp.par_res
+    if hp.arch == "bloom":
+        d["alibi_max_bias"] = 8.0
+        d["alibi_slopes"] = [float(f"{s:.9g}") for s in alibi_slopes(hp.n_head)]
+    d["tensors"] = {t.name: [t.tensor_type.name] + [int(x) for x in t.shape] for t in r.tensors}  # type, ne0, ne1
+    return d
+
+
+def env():
+    info = {"gguf_py": gguf.__version__ if hasattr(gguf, "__version__") else None, "numpy": np.__version__}
+    try:
+        from importlib.metadata import version
+        info["gguf_py"] = version("gguf")
+        info["llama_cpp_python"] = version("llama_cpp_python")
+        info["llama_cpp_commit"] = LLAMA_CPP_COMMIT if info["llama_cpp_python"] == "0.3.36" else None
+    except Exception:  # noqa: BLE001
+        pass
+    return info
+
+
+def make_family(stem, donor, out_dir, use_llama=True):
+    """Both files of one FAMILIES entry and their JSON; stem is the entry's name, the directory is its arch."""
+    hp = FAMILIES[stem]
+    arch = hp.arch
+    vocab = load_vocab(donor, hp.n_vocab)
+    tensors = TENSORS[arch](hp, Init(SEED + sum(map(ord, stem))))
+    ids = pick_ids(vocab, SEED + 1 + sum(map(ord, stem)))
+    d = os.path.join(out_dir, arch)
+    os.makedirs(d, exist_ok=True)
+    rows = []
+    for qtype in (QT.F32, QT.Q8_0):
+        tag = qtype.name.lower()
+        path = os.path.join(d, f"{stem}-{tag}.gguf")
+        write_gguf(path, f"synthetic-{stem}-{tag}", hp, tensors, vocab, qtype)
+        m = Model(path)
+        L64 = FORWARDS[arch](Ops(m), ids)
+        out = {"file": os.path.basename(path), "generator": GENERATOR, "donor_vocabulary": os.path.basename(donor),
+               "seed": SEED,
+               "model": describe(hp, path), "env": env(),
+               "llamacpp_settings": dict(LLAMA_SETTINGS, use_extra_bufts=False,
+                                         note="one llama_decode batch of all ids; type_k/type_v 0 = F32 KV cache"),
+               "ids": ids}
+        row = {"file": os.path.basename(path), "size": os.path.getsize(path)}
+        if use_llama:
+            Llc = llama_logits(path, ids)
+            agr = agreement(Llc, L64)
+            diag = {"gelu_f16_table": agreement(Llc, FORWARDS[arch](Ops(m, gelu_f16_table=True), ids))}
+            if qtype != QT.F32:
+                diag["gelu_f16_table_and_q8_0_activations"] = agreement(
+                    Llc, FORWARDS[arch](Ops(m, gelu_f16_table=True, q8_activations=True), ids))
+            out["agreement"] = dict(agr, what="llamacpp_logits - f64_logits over all positions and the vocabulary; "
+                                              "centered: each row's mean difference subtracted")
+            out["diagnostics"] = {
+                "what": "llamacpp_logits against float64 forwards that imitate ggml CPU rounding: GELU through its "
+                        "float16 table; and (Q8_0 file) activations rounded to Q8_0 blocks before Q8_0 matmuls",
+                **diag}
+            out["llamacpp_logits"] = [[f32s(v) for v in r] for r in Llc]
+            row.update(agr, diag=diag)
+        out["f64_logits"] = [[f64s(v) for v in r] for r in L64]
+        out["f64_logit_std"] = float(f"{L64.std(axis=1).mean():.4g}")
+        L32 = FORWARDS[arch](Ops(m.as_float32(), float32=True), ids)
+        out["float32_numpy_vs_f64"] = dict(agreement(L32, L64), what="a plain float32 numpy forward (float32 weights "
+                                           "and intermediates, exact GELU) against f64_logits: what an exact float32 "
+                                           "runtime can reach")
+        row["float32_numpy_vs_f64"] = agreement(L32, L64)
+        dump_json(os.path.join(d, f"{stem}-{tag}.json"), out)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--donor", required=True, help="gpt2-BPE GGUF whose first 512 tokens form the vocabulary")
+    ap.add_argument("--out", default="tests/fixtures/families")
+    ap.add_argument("--arch", default=",".join(DEFAULT_SET), help="comma-separated subset of " + ",".join(FAMILIES))
+    ap.add_argument("--no-llama", action="store_true", help="skip llama.cpp (f64 logits only)")
+    a = ap.parse_args(argv)
+    for stem in a.arch.split(","):
+        make_family(stem, a.donor, a.out, use_llama=not a.no_llama)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 // Causal attention of each query head over the layer's cache (one workgroup per token and
 // head, online softmax over tiles). With `window` > 0, a query at position p sees only the
-// keys at p − window < p' <= p (sliding-window layers).
+// keys at p − window < p' <= p (sliding-window layers). With ALiBi (`alibi_heads` > 0) each
+// score gets its head's slope times (p' − p).
 //
 // With `fused` (decoding one token) it also does rope_kv.wgsl's work, saving that dispatch:
 // it rotates its query head and the new key in workgroup memory, the first query head of
@@ -27,6 +28,11 @@ struct Params {
     proj_rows: u32,
     proj_row_words: u32,
     proj_w_base: u32,
+    // ALiBi: slopes m0^(h+1) for the first alibi_heads heads, m1^(2(h − alibi_heads) + 1) after.
+    alibi_m0: f32,
+    alibi_m1: f32,
+    alibi_heads: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -105,6 +111,14 @@ fn attend(group: u32, lid: u32) -> bool {
             }
         }
     }
+    var slope = 0.0;
+    if (p.alibi_heads > 0u) {
+        if (h < p.alibi_heads) {
+            slope = pow(p.alibi_m0, f32(h + 1u));
+        } else {
+            slope = pow(p.alibi_m1, f32(2u * (h - p.alibi_heads) + 1u));
+        }
+    }
     var m = -3.0e38;
     var l = 0.0;
     var acc = vec4<f32>(0.0);
@@ -124,7 +138,7 @@ fn attend(group: u32, lid: u32) -> bool {
                     dot += qs[d] * k_cache[kb + d];
                 }
             }
-            s = dot * p.scale;
+            s = dot * p.scale + slope * (f32(j) - f32(pos));
         }
         sc[lid] = s;
         workgroupBarrier();

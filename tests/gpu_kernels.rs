@@ -388,8 +388,9 @@ fn rope_both_styles() {
 fn kv_store_and_attention_over_several_tiles() {
     let Some(ctx) = gpu_context() else { return };
     let mut rng = rng();
-    // 70 cached positions + 3 new ones: more than one 64-position tile, causal within the batch.
-    let (n_head, n_kv, hd, start, n) = (4usize, 2usize, 12usize, 70usize, 3usize);
+    // 70 cached positions + 3 new ones: more than one 64-position tile, causal within the batch;
+    // 6 heads, not a power of two, so ALiBi uses both slope series.
+    let (n_head, n_kv, hd, start, n) = (6usize, 2usize, 12usize, 70usize, 3usize);
     let kv_dim = n_kv * hd;
     let total = start + n;
     let mut k_cache = floats(&mut rng, total * kv_dim);
@@ -425,8 +426,11 @@ fn kv_store_and_attention_over_several_tiles() {
     let q = floats(&mut rng, n * n_head * hd);
     let scale_f = 1.0 / (hd as f32).sqrt();
     // Full causal attention, then sliding windows (gemma3's local layers): shorter than one
-    // tile, and longer than one (the first tile starts mid-cache).
-    for window in [0usize, 3, 70] {
+    // tile, and longer than one (the first tile starts mid-cache); then ALiBi (BLOOM: 4 heads
+    // of the first slope series, 2 of the second, max bias 8).
+    let (alibi_heads, m0, m1) = (4usize, 2f64.powf(-8.0 / 4.0), 2f64.powf(-4.0 / 4.0));
+    let slope = |h: usize| if h < alibi_heads { m0.powi(h as i32 + 1) } else { m1.powi(2 * (h - alibi_heads) as i32 + 1) };
+    for (window, alibi) in [(0usize, false), (3, false), (70, false), (0, true), (3, true)] {
     let pa = params::Attention {
         n_head: n_head as u32,
         n_head_kv: n_kv as u32,
@@ -440,6 +444,10 @@ fn kv_store_and_attention_over_several_tiles() {
         proj_rows: 0,
         proj_row_words: 0,
         proj_w_base: 0,
+        alibi_m0: if alibi { m0 as f32 } else { 0.0 },
+        alibi_m1: if alibi { m1 as f32 } else { 0.0 },
+        alibi_heads: if alibi { alibi_heads as u32 } else { 0 },
+        _pad: 0,
     };
     let out = run_kernel(
         &ctx,
@@ -466,8 +474,9 @@ fn kv_store_and_attention_over_several_tiles() {
             let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
             let len = start + t + 1;
             let first = if window > 0 { len.saturating_sub(window) } else { 0 };
+            let bias = |j: usize| if alibi { slope(h) * (j as f64 - (len - 1) as f64) } else { 0.0 };
             let s: Vec<f64> = (first..len)
-                .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64)
+                .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64 + bias(j))
                 .collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
@@ -477,7 +486,7 @@ fn kv_store_and_attention_over_several_tiles() {
             }
         }
     }
-    assert_close(&format!("attention window={window}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+    assert_close(&format!("attention window={window} alibi={alibi}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
     }
 }
 
@@ -719,6 +728,10 @@ fn fused_decode_attention_rotates_stores_and_attends() {
                 proj_rows: 0,
                 proj_row_words: 0,
                 proj_w_base: 0,
+                alibi_m0: 0.0,
+                alibi_m1: 0.0,
+                alibi_heads: 0,
+                _pad: 0,
             };
             let out = run_kernel(
                 &ctx,
@@ -904,6 +917,10 @@ fn decode_attention_times_its_output_projection_and_matmuls_add_the_partials() {
             proj_rows: n_embd as u32,
             proj_row_words: (gpu_w.len() / n_embd / 4) as u32,
             proj_w_base: 0,
+            alibi_m0: 0.0,
+            alibi_m1: 0.0,
+            alibi_heads: 0,
+            _pad: 0,
         };
         let mut bindings = vec![
             Binding::Storage(cast_slice(&q).to_vec()),

@@ -19,8 +19,12 @@ pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], star
         let qv = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
         let len = start + t + 1;
         let first = if window > 0 { len.saturating_sub(window) } else { 0 };
-        let mut scores: Vec<f32> =
-            (first..len).map(|j| dot_f32(qv, &k_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd]) * scale).collect();
+        // ALiBi: the head's slope times the distance back (0 without).
+        let slope = c.alibi.map_or(0.0, |a| a.slope(h));
+        let pos = (len - 1) as f32;
+        let mut scores: Vec<f32> = (first..len)
+            .map(|j| dot_f32(qv, &k_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd]) * scale + slope * (j as f32 - pos))
+            .collect();
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for s in scores.iter_mut() {
@@ -60,6 +64,9 @@ mod tests {
             positions: Positions::Rope,
             ffn: Ffn::Gated,
             parallel_residual: false,
+            shared_norm: false,
+            alibi: None,
+            embed_norm: false,
             rope: RopeSpec::plain(4, RopeStyle::Neox, 10_000.0),
             rope_local: None,
             windows: vec![3],

@@ -219,7 +219,7 @@ impl Backend for CpuBackend {
                     let (u, g) = acts.pair(up, gate);
                     kernels::glu(g, u, act);
                 }
-                Op::Logits { weight, input } => {
+                Op::Logits { weight, input, bias } => {
                     let w = self.weights.get(weight);
                     let x = acts.get(input);
                     let d = c.n_embd;
@@ -234,6 +234,9 @@ impl Backend for CpuBackend {
                     };
                     logits = vec![0.0f32; rows * c.n_vocab];
                     matmul::matmul(w, xs, rows, &mut logits, false);
+                    if let Some(b) = bias {
+                        kernels::add_bias(&mut logits, self.weights.get(b));
+                    }
                 }
             }
         }

@@ -256,6 +256,10 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 proj_rows: proj.map_or(0, |w| w.rows as u32),
                 proj_row_words: proj.map_or(0, |w| w.row_words),
                 proj_w_base: proj.and_then(|w| w.stack).map_or(0, |(_, row)| row * proj.expect("some").row_words),
+                alibi_m0: c.alibi.map_or(0.0, |a| a.m0),
+                alibi_m1: c.alibi.map_or(0.0, |a| a.m1),
+                alibi_heads: c.alibi.map_or(0, |a| a.heads as u32),
+                _pad: 0,
             },
         )
     };
@@ -575,10 +579,11 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let pb = uniform(ctx, &p);
                 add(Kernel::Glu, None, &[act(target), &no_norm, &pb, step], Grid::Threads(width), Role::Always);
             }
-            Op::Logits { weight, input } => {
+            Op::Logits { weight, input, bias } => {
                 let w = weights.get(weight);
                 let (src, norm) = norm_for(input);
                 let norm_buf = norm.map_or(&no_norm, |n| &n.parts[0].buffer);
+                let bias_bind = bias.map_or(&no_norm, bias_buf);
                 for (last_only, role) in [(1, Role::LogitsLast), (0, Role::LogitsAll)] {
                     for part in &w.parts {
                         let p = params::MatMul {
@@ -586,6 +591,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                             row_offset: part.row_offset,
                             norm: norm.is_some() as u32,
                             eps: c.rms_eps,
+                            bias: bias.is_some() as u32,
                             ..params::MatMul::plain(part.rows, w.cols as u32, w.row_words, w.rows as u32)
                         };
                         let pb = uniform(ctx, &p);
@@ -594,7 +600,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         } else {
                             Grid::MatMul(Kernel::MatMul, part.rows)
                         };
-                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3, &no_norm, &no_norm];
+                        let bufs = [&part.buffer, act(src), logits, &pb, step, norm_buf, &no_out2, &no_out3, bias_bind, &no_norm];
                         add(Kernel::MatMul, Some(w.ty), &bufs, grid, role);
                     }
                 }

@@ -155,6 +155,13 @@ pub struct Attention {
     pub proj_rows: u32,
     pub proj_row_words: u32,
     pub proj_w_base: u32,
+    /// ALiBi (`alibi_heads` > 0, the largest power of two ≤ n_head): head h adds
+    /// slope·(key position − query position) to its scores, slope `m0^(h+1)` for the first
+    /// `alibi_heads` heads and `m1^(2(h − alibi_heads) + 1)` after.
+    pub alibi_m0: f32,
+    pub alibi_m1: f32,
+    pub alibi_heads: u32,
+    pub _pad: u32,
 }
 
 /// `kv_store` and `argmax` take one width.

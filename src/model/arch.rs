@@ -42,6 +42,9 @@ pub enum Positions {
     /// A learned table (`position_embd`, `context_length` rows) added to the token embeddings:
     /// no context beyond it.
     Learned,
+    /// ALiBi: each head adds a fixed slope times the distance to its attention scores (BLOOM;
+    /// llama.cpp's maximum bias 8, which the files do not carry).
+    Alibi,
 }
 
 /// The feed-forward network.
@@ -62,6 +65,10 @@ pub enum Residual {
     /// `x += attn(norm₁ x) + ffn(norm₂ x)` where `use_parallel_residual` says so (GPT-NeoX;
     /// the key is required), else sequential.
     ParallelByKey,
+    /// `x += attn(norm x) + ffn(norm x)`: one norm feeds both blocks (Phi-2, Falcon).
+    SharedNorm,
+    /// Sequential where the layers have an `ffn_norm`, else as `SharedNorm` (StableLM).
+    SharedNormWithoutFfnNorm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,6 +88,8 @@ pub struct ArchSpec {
     pub post_norms: bool,
     /// Token embeddings are multiplied by √n_embd before the first layer.
     pub embed_scale: bool,
+    /// The embeddings are LayerNormed (`token_embd_norm`) before the first layer (BLOOM).
+    pub embed_norm: bool,
     /// Sliding-window attention when the file sets `attention.sliding_window`: the default
     /// period P of llama.cpp's pattern (layer `il` is local iff `il % P < P − 1`), used when the
     /// file has no `attention.sliding_window_pattern`. `None`: the architecture has no local
@@ -104,6 +113,7 @@ const LLAMA: ArchSpec = ArchSpec {
     qk_norm: false,
     post_norms: false,
     embed_scale: false,
+    embed_norm: false,
     swa_period: None,
     scale_by_embd_at_62_layers: false,
     rope_freqs: true,
@@ -159,6 +169,53 @@ const ARCHS: &[ArchSpec] = &[
         rope_freqs: false,
         ..LLAMA
     },
+    // BLOOM (src/models/bloom.cpp): GPT-2's blocks with ALiBi instead of positions and a
+    // LayerNorm on the embeddings.
+    ArchSpec {
+        name: "bloom",
+        act: Activation::GeluTanh,
+        norm: Norm::Layer,
+        positions: Positions::Alibi,
+        ffn: Ffn::Plain,
+        embed_norm: true,
+        rope_freqs: false,
+        ..LLAMA
+    },
+    // Phi-2 (src/models/phi2.cpp): GPT-NeoX's blocks with one LayerNorm shared by attention
+    // and the MLP, and a bias on the output head. (llama.cpp scales Q by 1/√head_dim before
+    // QKᵀ rather than the scores after: the same up to rounding.)
+    ArchSpec {
+        name: "phi2",
+        rope: RopeStyle::Neox,
+        act: Activation::GeluTanh,
+        norm: Norm::Layer,
+        ffn: Ffn::Plain,
+        residual: Residual::SharedNorm,
+        rope_freqs: false,
+        ..LLAMA
+    },
+    // Falcon (src/models/falcon.cpp): as Phi-2 (multi-query attention through
+    // head_count_kv), without biases.
+    ArchSpec {
+        name: "falcon",
+        rope: RopeStyle::Neox,
+        act: Activation::GeluTanh,
+        norm: Norm::Layer,
+        ffn: Ffn::Plain,
+        residual: Residual::SharedNorm,
+        rope_freqs: false,
+        ..LLAMA
+    },
+    // StableLM 2 (src/models/stablelm.cpp): LayerNorms, NEOX RoPE on part of each head, a
+    // SwiGLU MLP; sequential where layers have ffn_norm, else one norm shared in parallel.
+    ArchSpec {
+        name: "stablelm",
+        rope: RopeStyle::Neox,
+        norm: Norm::Layer,
+        residual: Residual::SharedNormWithoutFfnNorm,
+        rope_freqs: false,
+        ..LLAMA
+    },
 ];
 
 impl ArchSpec {
@@ -174,10 +231,14 @@ impl ArchSpec {
 /// GGUF tensor names of the llama family.
 pub mod names {
     pub const TOKEN_EMBD: &str = "token_embd.weight";
+    /// BLOOM's LayerNorm of the embeddings.
+    pub const TOKEN_EMBD_NORM: &str = "token_embd_norm.weight";
     /// GPT-2's learned position table.
     pub const POSITION_EMBD: &str = "position_embd.weight";
     pub const OUTPUT_NORM: &str = "output_norm.weight";
     pub const OUTPUT: &str = "output.weight";
+    /// Phi-2's output head bias.
+    pub const OUTPUT_BIAS: &str = "output.bias";
     /// Llama 3.1+ RoPE frequency divisors, one per rotated pair.
     pub const ROPE_FREQS: &str = "rope_freqs.weight";
 

@@ -26,6 +26,8 @@ pub struct ModelConfig {
     pub ffn: Ffn,
     /// `x + attn(norm₁ x) + ffn(norm₂ x)` instead of one block after the other.
     pub parallel_residual: bool,
+    /// With the parallel residual, one norm (`attn_norm`) feeds both blocks.
+    pub shared_norm: bool,
     /// RoPE of every layer without a sliding window.
     pub rope: RopeSpec,
     /// RoPE of the sliding-window layers (their own base, never the file's scaling).
@@ -37,6 +39,11 @@ pub struct ModelConfig {
     /// Attention logits are `q · k · attn_scale`.
     pub attn_scale: f32,
     pub activation: Activation,
+    /// ALiBi slopes (BLOOM), instead of RoPE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alibi: Option<Alibi>,
+    /// The embeddings are LayerNormed before the first layer (BLOOM).
+    pub embed_norm: bool,
     /// Token embeddings are multiplied by this before the first layer (gemma3: √n_embd).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embed_scale: Option<f32>,
@@ -46,6 +53,34 @@ pub struct ModelConfig {
     pub post_norms: bool,
     /// The output head reuses `token_embd` (no `output.weight` in the file).
     pub tied_output: bool,
+}
+
+/// llama.cpp's ALiBi maximum bias for BLOOM (set in code; GGUF files do not carry it).
+const ALIBI_MAX_BIAS: f32 = 8.0;
+
+/// ALiBi's per-head slopes as llama.cpp computes them: `heads` is the largest power of two ≤
+/// n_head; head h < heads has slope m0^(h+1), the others m1^(2(h − heads) + 1).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Alibi {
+    pub heads: usize,
+    pub m0: f32,
+    pub m1: f32,
+}
+
+impl Alibi {
+    fn new(n_head: usize, max_bias: f32) -> Self {
+        let heads = 1usize << n_head.ilog2();
+        Alibi { heads, m0: 2f32.powf(-max_bias / heads as f32), m1: 2f32.powf(-(max_bias / 2.0) / heads as f32) }
+    }
+
+    /// Head `h`'s slope.
+    pub fn slope(&self, h: usize) -> f32 {
+        if h < self.heads {
+            self.m0.powi(h as i32 + 1)
+        } else {
+            self.m1.powi(2 * (h - self.heads) as i32 + 1)
+        }
+    }
 }
 
 /// Keys that change the forward pass in ways this engine does not implement, as `(key suffix,
@@ -150,11 +185,19 @@ impl ModelConfig {
             return Err(Error::Model(format!("bad norm epsilon {rms_eps} or rope base {base}")));
         }
         let rope = global_rope(md, arch_name, rope_dim, spec, base, n_ctx_train)?;
-        let parallel_residual = match spec.residual {
-            Residual::Sequential => false,
-            Residual::ParallelByKey => md.get_bool(&key("use_parallel_residual"))?.ok_or_else(|| {
-                Error::Model(format!("metadata key {:?} is missing", key("use_parallel_residual")))
-            })?,
+        let (parallel_residual, shared_norm) = match spec.residual {
+            Residual::Sequential => (false, false),
+            Residual::ParallelByKey => {
+                let parallel = md.get_bool(&key("use_parallel_residual"))?.ok_or_else(|| {
+                    Error::Model(format!("metadata key {:?} is missing", key("use_parallel_residual")))
+                })?;
+                (parallel, false)
+            }
+            Residual::SharedNorm => (true, true),
+            Residual::SharedNormWithoutFfnNorm => {
+                let shared = h.tensor(&super::arch::names::layer(0, "ffn_norm")).is_none();
+                (shared, shared)
+            }
         };
 
         // Sliding-window layers, the way llama.cpp lays them out.
@@ -198,6 +241,9 @@ impl ModelConfig {
             positions: spec.positions,
             ffn: spec.ffn,
             parallel_residual,
+            shared_norm,
+            alibi: (spec.positions == Positions::Alibi).then(|| Alibi::new(n_head, ALIBI_MAX_BIAS)),
+            embed_norm: spec.embed_norm,
             rope,
             rope_local,
             windows,

@@ -83,8 +83,8 @@ pub enum Op {
     Glu { gate: Act, up: Act, act: Activation },
     /// `target[t] = act(target[t])`.
     Activate { target: Act, act: Activation },
-    /// Logits for the requested tokens: `W · x[t]`, W with `n_vocab` rows.
-    Logits { weight: WeightId, input: Act },
+    /// Logits for the requested tokens: `W · x[t] (+ bias)`, W with `n_vocab` rows.
+    Logits { weight: WeightId, input: Act, bias: Option<WeightId> },
 }
 
 impl Op {
@@ -223,7 +223,12 @@ impl ForwardPlan {
         let mut b = Builder { header, weights: Vec::new() };
         let c = &config;
         let embd = b.weight(names::TOKEN_EMBD, c.n_vocab, c.n_embd)?;
-        let mut ops = vec![Op::Embed { table: embd, out: Act::Hidden, scale: c.embed_scale.unwrap_or(1.0) }];
+        // BLOOM LayerNorms the embeddings on their way into the residual stream.
+        let embedded = if c.embed_norm { Act::Proj } else { Act::Hidden };
+        let mut ops = vec![Op::Embed { table: embd, out: embedded, scale: c.embed_scale.unwrap_or(1.0) }];
+        if c.embed_norm {
+            ops.push(b.norm(c, names::TOKEN_EMBD_NORM)?.op(Act::Proj, Act::Hidden));
+        }
         if c.positions == Positions::Learned {
             let table = b.weight(names::POSITION_EMBD, c.n_ctx_train, c.n_embd)?;
             ops.push(Op::PosEmbed { table, out: Act::Hidden });
@@ -281,8 +286,11 @@ impl ForwardPlan {
                 residual(&mut ops, wo, Act::Attn, bo, post);
             }
             // Feed-forward: norm, then a gated activation or a plain one, then the down projection.
-            let ffn_norm = b.norm(c, &names::layer(l, "ffn_norm"))?;
-            ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
+            // (With a shared norm the MLP reads the attention's normed input, still in Normed.)
+            if !c.shared_norm {
+                let ffn_norm = b.norm(c, &names::layer(l, "ffn_norm"))?;
+                ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
+            }
             let gate = if c.ffn == Ffn::Gated { Some(w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?) } else { None };
             let up = w(&mut b, "ffn_up", c.n_ff, c.n_embd)?;
             let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
@@ -313,8 +321,9 @@ impl ForwardPlan {
         }
         let out_norm = b.norm(c, names::OUTPUT_NORM)?;
         let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
+        let bias = b.optional(names::OUTPUT_BIAS, 1, c.n_vocab)?;
         ops.push(out_norm.op(Act::Hidden, Act::Normed));
-        ops.push(Op::Logits { weight: head, input: Act::Normed });
+        ops.push(Op::Logits { weight: head, input: Act::Normed, bias });
         Ok(Self { config, weights: b.weights, ops })
     }
 
@@ -323,7 +332,7 @@ impl ForwardPlan {
     pub fn max_positions(&self) -> usize {
         match self.config.positions {
             Positions::Learned => self.config.n_ctx_train,
-            Positions::Rope => usize::MAX,
+            Positions::Rope | Positions::Alibi => usize::MAX,
         }
     }
 }

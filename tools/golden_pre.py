@@ -26,7 +26,7 @@ PRES = ["default", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-
         "roberta-bpe", "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "llama3",
         "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "dbrx", "smaug-bpe",
         "chatglm-bpe", "glm4", "qwen2", "deepseek-r1-qwen", "kormo", "megrez", "stablelm2", "hunyuan", "solar-open",
-        "falcon"]
+        "falcon", "bloom", "gpt3-finnish"]
 
 TEXTS = [
     "Hello world! It's 2024-05-09, 3.14159 and 1234567 apples.",

@@ -2,8 +2,8 @@
 """Synthetic GGUF models of several decoder families, with reference logits from llama.cpp and from an
 independent float64 numpy forward pass.
 
-For each entry of FAMILIES (llama.cpp architectures gpt2, gptneox, bloom, phi2, falcon, stablelm, and the variant
-gptneox-seqres: gptneox with use_parallel_residual = false) this writes
+For each entry of FAMILIES (llama.cpp architectures gpt2, gptneox, bloom, phi2, falcon, stablelm, starcoder2, phi3,
+glm4, and the variant gptneox-seqres: gptneox with use_parallel_residual = false) this writes
 
     OUT/<arch>/<stem>-f32.gguf    every tensor F32
     OUT/<arch>/<stem>-q8_0.gguf   2-D weight matrices Q8_0 (gguf.quants.quantize), norms/biases/position table F32
@@ -25,11 +25,11 @@ the remaining difference comes from; the reference itself is the exact float64 f
 
 Each architecture has one function writing its tensor layout (`tensors_<arch>`) and one float64 forward
 (`forward_<arch>`), following llama.cpp's load_arch_tensors / graph in src/models/<arch>.cpp of the llama.cpp
-vendored in llama-cpp-python 0.3.36. They share the LayerNorm / GELU / attention / RoPE helpers.
+vendored in llama-cpp-python 0.3.36. They share the LayerNorm / RMSNorm / GELU / SwiGLU / attention / RoPE helpers.
 
 Usage (the donor is the default model of this repository):
   OPENBLAS_NUM_THREADS=1 python tools/make_families.py --donor models/SmolLM2-135M-Instruct.Q4_1.gguf \\
-      --out tests/fixtures/families [--arch gpt2,gptneox,bloom,phi2,falcon,stablelm,gptneox-seqres]
+      --out tests/fixtures/families [--arch gpt2,gptneox,bloom,phi2,falcon,stablelm,gptneox-seqres,starcoder2,phi3,glm4]
 Needs numpy, gguf (gguf-py) and llama-cpp-python 0.3.36; --no-llama skips llama.cpp (f64 logits only).
 """
 from __future__ import annotations
@@ -65,12 +65,18 @@ class HParams:
     n_ff: int = 256
     n_ctx: int = 128
     n_vocab: int = 512
-    eps: float = 1e-5            # {arch}.attention.layer_norm_epsilon
+    eps: float = 1e-5            # {arch}.attention.layer_norm_epsilon (norm "layer") or layer_norm_rms_epsilon ("rms")
     n_rot: int = 0               # {arch}.rope.dimension_count (0: no RoPE)
-    rope_base: float = 10000.0   # llama.cpp's default; no rope.freq_base key is written
+    rope_base: float = 10000.0   # llama.cpp's default; written as rope.freq_base only with base_key
     par_res: bool = False        # gptneox: {arch}.use_parallel_residual
     tied: bool = False           # no output.weight: the logits use token_embd
     pre: str = "gpt-2"           # tokenizer.ggml.pre
+    norm: str = "layer"          # "layer": LayerNorm with bias (LLM_NORM); "rms": RMSNorm, weight only (LLM_NORM_RMS)
+    rope_mode: str = "NEOX"      # llama_model_rope_type: "NEOX" (pairs (i, i + n_rot/2)) or "NORM" (pairs (2i, 2i+1))
+    rot_key: bool = True         # write rope.dimension_count (False: absent, llama.cpp's default head_dim applies)
+    base_key: bool = False       # write rope.freq_base
+    swa: int | None = None       # {arch}.attention.sliding_window, written when not None
+    name: str = ""               # general.name is synthetic-<name>-<type>; "" = the stem
 
     def __post_init__(self):
         self.n_head_kv = self.n_head_kv or self.n_head
@@ -102,8 +108,21 @@ FAMILIES = {
     # GPT-NeoX with use_parallel_residual = false (the other branch of llm_build_gptneox), written as
     # gptneox/gptneox-seqres-*.
     "gptneox-seqres": HParams("gptneox", n_rot=4, par_res=False),
+    # StarCoder2: LayerNorm, separate Q/K/V with biases, GQA (2 KV heads), NEOX RoPE over the whole head (the graph
+    # asserts n_rot == head_dim; the converter writes no rope.dimension_count key, so none is written here),
+    # rope.freq_base 1e5 (StarCoder2-15B's rope_theta), GELU FFN with biases, attn_output bias, tied output.
+    "starcoder2": HParams("starcoder2", n_head_kv=2, n_rot=16, rope_base=100000.0, rot_key=False, base_key=True,
+                          tied=True, pre="starcoder"),
+    # Phi-3 (mini style): RMSNorm, fused attn_qkv without bias, NEOX RoPE over the whole head, fused gate+up in one
+    # ffn_up of 2 n_ff rows (SwiGLU), no biases; no rope scaling keys or rope_factors tensors; sliding_window 0.
+    # general.name avoids "phi3" / "phi-3": llama.cpp's vocab loader then sets Phi-3 token attributes and looks up
+    # "</s>", "<unk>", "<s>", "<|endoftext|>" with unordered_map::at, which fails on this vocabulary.
+    "phi3": HParams("phi3", n_rot=16, norm="rms", base_key=True, swa=0, pre="default", name="phi_3"),
+    # GLM-4-0414: RMSNorm before and after attention and FFN, separate Q/K/V with biases, GQA (2 KV heads), NORM
+    # (adjacent-pair) RoPE on half the head (partial_rotary_factor 0.5: n_rot 8), fused gate+up SwiGLU.
+    "glm4": HParams("glm4", n_head_kv=2, n_rot=8, norm="rms", rope_mode="NORM", base_key=True, pre="glm4"),
 }
-DEFAULT_SET = ["gpt2", "gptneox", "bloom", "phi2", "falcon", "stablelm", "gptneox-seqres"]
+DEFAULT_SET = ["gpt2", "gptneox", "bloom", "phi2", "falcon", "stablelm", "gptneox-seqres", "starcoder2", "phi3", "glm4"]
 
 
 # ============================================================================ random weights (float32)
@@ -141,6 +160,21 @@ def fused_qkv(init, p, hp, bias=True):
 def gelu_ffn_tensors(init, p, hp):
     return (linear_pair(init, p + "ffn_up", hp.n_ff, hp.n_embd) +
             linear_pair(init, p + "ffn_down", hp.n_embd, hp.n_ff, std=0.06))
+
+
+def fused_swiglu_tensors(init, p, hp):
+    """ffn_up of 2 n_ff rows [gate (n_ff) | up (n_ff)] (HF gate_up_proj, chunk(2) gives gate first), ffn_down; no
+    biases. Gate and up are drawn separately (different scales) and concatenated, as the fused HF matrix is."""
+    gate, up = init.mat(hp.n_ff, hp.n_embd, 0.12), init.mat(hp.n_ff, hp.n_embd)
+    return [(p + "ffn_up.weight", np.concatenate([gate, up], axis=0)),
+            (p + "ffn_down.weight", init.mat(hp.n_embd, hp.n_ff, 0.08))]
+
+
+def separate_qkv(init, p, hp):
+    """attn_q [n_embd rows], attn_k, attn_v [n_head_kv * head_dim rows], each with a bias."""
+    E, Ekv = hp.n_embd, hp.n_head_kv * hp.head_dim
+    return (linear_pair(init, p + "attn_q", E, E, std=0.12) + linear_pair(init, p + "attn_k", Ekv, E, std=0.12) +
+            linear_pair(init, p + "attn_v", Ekv, E, std=0.12))
 
 
 # ============================================================================ tensor layouts (one per family)
@@ -247,8 +281,58 @@ def tensors_stablelm(hp, init):
     return t
 
 
+def tensors_starcoder2(hp, init):
+    """llama_model_starcoder2::load_arch_tensors: token_embd, per block attn_norm(+b, required), Q/K/V via
+    create_tensor_qkv (separate here, biases optional in the loader; present, as StarCoder2's use_bias writes them),
+    attn_output(+b, required), ffn_norm(+b), ffn_up(+b), ffn_down(+b) (all required); output_norm(+b); output optional
+    (absent here: tied to token_embd)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += ln_pair(init, p + "attn_norm", E) + separate_qkv(init, p, hp)
+        t += linear_pair(init, p + "attn_output", E, E)
+        t += ln_pair(init, p + "ffn_norm", E) + gelu_ffn_tensors(init, p, hp)
+    t += ln_pair(init, "output_norm", E)
+    return t
+
+
+def tensors_phi3(hp, init):
+    """llama_model_phi3::load_arch_tensors: token_embd, per block attn_norm (weight only), Q/K/V via create_tensor_qkv
+    (fused attn_qkv without bias here, as convert_hf_to_gguf writes Phi-3's qkv_proj), attn_output (no bias),
+    ffn_norm (weight only), ffn_up [2 n_ff rows: gate | up], ffn_down (no biases); optional rope_factors_long/short
+    (absent here); output_norm (weight only); output optional (present here, as Phi-3-mini unties it)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", init.norm_w(E))] + fused_qkv(init, p, hp, bias=False)
+        t += [(p + "attn_output.weight", init.mat(E, E))]
+        t += [(p + "ffn_norm.weight", init.norm_w(E))] + fused_swiglu_tensors(init, p, hp)
+    t += [("output_norm.weight", init.norm_w(E)), ("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
+def tensors_glm4(hp, init):
+    """llama_model_glm4::load_arch_tensors: token_embd, per block attn_norm, Q/K/V via create_tensor_qkv (separate
+    with biases here, as convert_hf_to_gguf writes GLM-4-0414), attn_output (no bias), post_attention_norm, ffn_norm,
+    ffn_up [2 n_ff rows: gate | up], ffn_down, post_ffw_norm (norms weight only, no FFN biases); output_norm; output
+    optional (present here)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", init.norm_w(E))] + separate_qkv(init, p, hp)
+        t += [(p + "attn_output.weight", init.mat(E, E)), (p + "post_attention_norm.weight", init.norm_w(E))]
+        t += [(p + "ffn_norm.weight", init.norm_w(E))] + fused_swiglu_tensors(init, p, hp)
+        t += [(p + "post_ffw_norm.weight", init.norm_w(E))]
+    t += [("output_norm.weight", init.norm_w(E)), ("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
 TENSORS = {"gpt2": tensors_gpt2, "gptneox": tensors_gptneox, "bloom": tensors_bloom, "phi2": tensors_phi2,
-           "falcon": tensors_falcon, "stablelm": tensors_stablelm}
+           "falcon": tensors_falcon, "stablelm": tensors_stablelm, "starcoder2": tensors_starcoder2,
+           "phi3": tensors_phi3, "glm4": tensors_glm4}
 
 
 # ============================================================================ GGUF writing
@@ -284,9 +368,16 @@ def write_gguf(path, name, hp, tensors, vocab, qtype):
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
     w.add_head_count_kv(hp.n_head_kv)
-    w.add_layer_norm_eps(hp.eps)
-    if hp.n_rot:
+    if hp.norm == "rms":
+        w.add_layer_norm_rms_eps(hp.eps)
+    else:
+        w.add_layer_norm_eps(hp.eps)
+    if hp.n_rot and hp.rot_key:
         w.add_rope_dimension_count(hp.n_rot)
+    if hp.n_rot and hp.base_key:
+        w.add_rope_freq_base(hp.rope_base)
+    if hp.swa is not None:
+        w.add_sliding_window(hp.swa)            # phi3: the converter always writes it (0 without sliding_window)
     if hp.arch == "gptneox":
         w.add_parallel_residual(hp.par_res)     # required key for gptneox
     if hp.arch == "stablelm":
@@ -332,6 +423,7 @@ class Model:
         self.n_head = f(f"{a}.attention.head_count")
         self.n_head_kv = f(f"{a}.attention.head_count_kv", self.n_head)
         self.eps = f(f"{a}.attention.layer_norm_epsilon")
+        self.rms_eps = f(f"{a}.attention.layer_norm_rms_epsilon")
         self.head_dim = self.n_embd // self.n_head
         self.n_rot = f(f"{a}.rope.dimension_count", self.head_dim)
         self.rope_base = f(f"{a}.rope.freq_base", 10000.0)
@@ -366,6 +458,13 @@ class Ops:
         mu = x.mean(-1, keepdims=True)
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
         return self.c((x - mu) / np.sqrt(var + self.m.eps) * self.m.W[name + ".weight"] + self.m.W[name + ".bias"])
+
+    def rms_norm(self, x, name):
+        """ggml_rms_norm (x / sqrt(mean(x^2) + eps), eps = layer_norm_rms_epsilon), then * weight (+ bias if the
+        tensor exists: build_norm adds it; none of these files has one)."""
+        y = x / np.sqrt((x ** 2).mean(-1, keepdims=True) + self.m.rms_eps) * self.m.W[name + ".weight"]
+        b = self.m.W.get(name + ".bias")
+        return self.c(y if b is None else y + b)
 
     @staticmethod
     def q8_0(x):
@@ -402,6 +501,14 @@ class Ops:
         a = self.linear(x, p + "ffn_gate")
         return self.linear(self.c(a / (1.0 + np.exp(-a)) * self.linear(x, p + "ffn_up")), p + "ffn_down")
 
+    def ffn_swiglu_fused(self, x, p):
+        """build_ffn(..., LLM_FFN_SWIGLU, LLM_FFN_SEQ) with ffn_up only: a = up(x) has 2 n_ff columns and
+        ggml_swiglu (not swapped) gives silu(a[:, :n_ff]) * a[:, n_ff:] (first half gate, second half up); then
+        down."""
+        a = self.linear(x, p + "ffn_up")
+        g, u = np.split(a, 2, axis=-1)
+        return self.linear(self.c(g / (1.0 + np.exp(-g)) * u), p + "ffn_down")
+
     def heads(self, x):
         return x.reshape(len(x), -1, self.m.head_dim)
 
@@ -423,6 +530,19 @@ class Ops:
         out[..., n // 2:n] = x0 * s + x1 * c
         return self.c(out)
 
+    def rope_norm(self, x, pos):
+        """NORM RoPE (ggml mode 0) on the first n_rot dims of each head: adjacent pairs (2i, 2i + 1), angle
+        pos * base^(-2i/n_rot); the other head_dim - n_rot dims pass through."""
+        n = self.m.n_rot
+        inv = self.m.rope_base ** (-np.arange(0, n, 2, dtype=np.float64) / n)
+        ang = pos[:, None].astype(np.float64) * inv[None, :]
+        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        out = x.copy()
+        x0, x1 = x[..., 0:n:2], x[..., 1:n:2]
+        out[..., 0:n:2] = x0 * c - x1 * s
+        out[..., 1:n:2] = x0 * s + x1 * c
+        return self.c(out)
+
     def attention(self, q, k, v, scale, slopes=None):
         """Causal softmax attention; q [T, n_head, D], k, v [T, n_head_kv, D] (query head h reads kv head
         h // (n_head / n_head_kv)). slopes: ALiBi, score(h, i, j) += slopes[h] * -(i - j) (llama.cpp's KQ mask holds
@@ -439,9 +559,10 @@ class Ops:
         s = self.c(s / s.sum(-1, keepdims=True))
         return self.c(np.einsum("hts,shd->thd", s, v).reshape(T, -1))
 
-    def logits(self, x, bias=False):
-        """output_norm (LayerNorm + bias), then output.weight (or token_embd if output.weight is absent)."""
-        x = self.layer_norm(x, "output_norm")
+    def logits(self, x, bias=False, rms=False):
+        """output_norm (LayerNorm + bias, or RMSNorm with rms), then output.weight (or token_embd if output.weight is
+        absent)."""
+        x = self.rms_norm(x, "output_norm") if rms else self.layer_norm(x, "output_norm")
         name = "output" if "output.weight" in self.m.W else "token_embd"
         return self.linear(x, name, bias=bias)
 
@@ -562,12 +683,74 @@ def forward_stablelm(o: Ops, ids):
     return o.logits(x)
 
 
+def forward_starcoder2(o: Ops, ids):
+    """llm_build_starcoder2: x += attn_output(attn(LN_attn(x))) + b; x += ffn(LN_ffn(x)) (sequential); Q, K, V with
+    biases, n_head_kv KV heads, NEOX RoPE over the whole head (n_rot == head_dim, asserted by the graph); FFN GELU
+    with biases; logits = LN_out(x) @ output.T (token_embd here)."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.layer_norm(x, p + "attn_norm")
+        q, k, v = (o.heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        x = x + o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        x = x + o.ffn_gelu(o.layer_norm(x, p + "ffn_norm"), p)
+    return o.logits(x)
+
+
+def forward_phi3(o: Ops, ids):
+    """llm_build_phi3: x += attn_output(attn(RMS_attn(x))); x += ffn(RMS_ffn(x)) (sequential); fused QKV
+    [Q | K | V] without bias, NEOX RoPE on n_rot dims (no rope_factors), Q scaled by 1/sqrt(head_dim) before QK^T
+    (build_attn scale 1.0); FFN SwiGLU from the fused ffn_up [gate | up]; logits = RMS_out(x) @ output.T."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    assert p_absent(W, "rope_factors_long.weight"), "rope_factors (LongRoPE) are not implemented here"
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.rms_norm(x, p + "attn_norm")
+        if p + "attn_qkv.weight" in W:
+            q, k, v = o.split_fused_qkv(o.linear(h, p + "attn_qkv"))
+        else:
+            q, k, v = (o.heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        x = x + o.linear(o.attention(o.c(q / np.sqrt(m.head_dim)), k, v, 1.0), p + "attn_output")
+        x = x + o.ffn_swiglu_fused(o.rms_norm(x, p + "ffn_norm"), p)
+    return o.logits(x, rms=True)
+
+
+def forward_glm4(o: Ops, ids):
+    """llm_build_glm4: a = attn_output(attn(RMS_attn(x))); x += RMS_post_attn(a); f = ffn(RMS_ffn(x));
+    x += RMS_post_ffw(f) (norms before and after each branch); Q, K, V with biases, n_head_kv KV heads, NORM RoPE
+    (adjacent pairs) on the first n_rot dims; FFN SwiGLU from the fused ffn_up [gate | up];
+    logits = RMS_out(x) @ output.T."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.rms_norm(x, p + "attn_norm")
+        if p + "attn_qkv.weight" in W:
+            q, k, v = o.split_fused_qkv(o.linear(h, p + "attn_qkv"))
+        else:
+            q, k, v = (o.heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_norm(q, pos), o.rope_norm(k, pos)
+        a = o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        x = x + o.rms_norm(a, p + "post_attention_norm")
+        f = o.ffn_swiglu_fused(o.rms_norm(x, p + "ffn_norm"), p)
+        x = x + o.rms_norm(f, p + "post_ffw_norm")
+    return o.logits(x, rms=True)
+
+
 def p_absent(W, suffix):
     return not any(k.endswith(suffix) for k in W)
 
 
 FORWARDS = {"gpt2": forward_gpt2, "gptneox": forward_gptneox, "bloom": forward_bloom, "phi2": forward_phi2,
-            "falcon": forward_falcon, "stablelm": forward_stablelm}
+            "falcon": forward_falcon, "stablelm": forward_stablelm, "starcoder2": forward_starcoder2,
+            "phi3": forward_phi3, "glm4": forward_glm4}
 
 
 # ============================================================================ llama.cpp
@@ -646,13 +829,22 @@ def pick_ids(vocab, seed):
 
 def describe(hp, path):
     r = GGUFReader(path)
+    eps_key = "rms_norm_epsilon" if hp.norm == "rms" else "layer_norm_epsilon"
     d = {"architecture": hp.arch, "n_vocab": hp.n_vocab, "n_embd": hp.n_embd, "n_head": hp.n_head,
          "head_dim": hp.head_dim, "n_layer": hp.n_layer, "n_ff": hp.n_ff, "context_length": hp.n_ctx,
-         "layer_norm_epsilon": hp.eps, "tied_output": hp.tied, "tokenizer_pre": hp.pre}
+         eps_key: hp.eps, "tied_output": hp.tied, "tokenizer_pre": hp.pre}
+    if hp.norm == "rms":
+        d["norm"] = "RMSNorm"
     if hp.n_head_kv != hp.n_head:
         d["n_head_kv"] = hp.n_head_kv
     if hp.n_rot:
-        d.update(rope_dimension_count=hp.n_rot, rope_mode="NEOX", rope_freq_base=hp.rope_base)
+        d.update(rope_dimension_count=hp.n_rot, rope_mode=hp.rope_mode, rope_freq_base=hp.rope_base)
+        if not hp.rot_key:
+            d["rope_dimension_count_key"] = "absent (llama.cpp's default: head_dim)"
+    if hp.swa is not None:
+        d["sliding_window"] = hp.swa
+    if hp.arch in ("phi3", "glm4"):
+        d["ffn_up_rows"] = "[gate (n_ff) | up (n_ff)]: silu(first half) * second half"
     if hp.arch == "gptneox":
         d["use_parallel_residual"] = hp.par_res
     if hp.arch == "bloom":
@@ -687,7 +879,7 @@ def make_family(stem, donor, out_dir, use_llama=True):
     for qtype in (QT.F32, QT.Q8_0):
         tag = qtype.name.lower()
         path = os.path.join(d, f"{stem}-{tag}.gguf")
-        write_gguf(path, f"synthetic-{stem}-{tag}", hp, tensors, vocab, qtype)
+        write_gguf(path, f"synthetic-{hp.name or stem}-{tag}", hp, tensors, vocab, qtype)
         m = Model(path)
         L64 = FORWARDS[arch](Ops(m), ids)
         out = {"file": os.path.basename(path), "generator": GENERATOR, "donor_vocabulary": os.path.basename(donor),

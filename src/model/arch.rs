@@ -181,6 +181,26 @@ const ARCHS: &[ArchSpec] = &[
         rope_freqs: false,
         ..LLAMA
     },
+    // StarCoder 2 (src/models/starcoder2.cpp): GPT-2's LayerNorms, biases and GELU MLP with
+    // NEOX RoPE and grouped KV heads.
+    ArchSpec {
+        name: "starcoder2",
+        rope: RopeStyle::Neox,
+        act: Activation::GeluTanh,
+        norm: Norm::Layer,
+        ffn: Ffn::Plain,
+        rope_freqs: false,
+        ..LLAMA
+    },
+    // Phi-3 (src/models/phi3.cpp): llama's blocks with a fused QKV and gate and up fused in
+    // ffn_up (gate first), NEOX RoPE. llama.cpp ignores its sliding window (so does this: no
+    // swa_period); the 128k models' rope_factors_long/short are not implemented (refused as
+    // unknown tensors).
+    ArchSpec { name: "phi3", rope: RopeStyle::Neox, rope_freqs: false, ..LLAMA },
+    // GLM-4 (src/models/glm4.cpp): llama's blocks with Q/K/V biases, gate and up fused in
+    // ffn_up, adjacent-pair RoPE on part of each head, and sandwich norms after attention and
+    // MLP.
+    ArchSpec { name: "glm4", post_norms: true, rope_freqs: false, ..LLAMA },
     // Phi-2 (src/models/phi2.cpp): GPT-NeoX's blocks with one LayerNorm shared by attention
     // and the MLP, and a bias on the output head. (llama.cpp scales Q by 1/√head_dim before
     // QKᵀ rather than the scores after: the same up to rounding.)

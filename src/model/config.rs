@@ -99,6 +99,7 @@ const REFUSED: &[(&str, &str, &[f64])] = &[
     ("attention.clamp_kqv", "Q/K/V clamping", &[0.0]),
     ("swiglu_clamp_exp", "SwiGLU clamping", &[0.0]),
     ("rope.dimension_sections", "multi-section RoPE", &[]),
+    ("nextn_predict_layers", "multi-token prediction layers", &[0.0]),
     ("rope.scaling.yarn_log_multiplier", "YaRN with a log multiplier", &[0.0]),
 ];
 

@@ -291,8 +291,18 @@ impl ForwardPlan {
                 let ffn_norm = b.norm(c, &names::layer(l, "ffn_norm"))?;
                 ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
             }
-            let gate = if c.ffn == Ffn::Gated { Some(w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?) } else { None };
-            let up = w(&mut b, "ffn_up", c.n_ff, c.n_embd)?;
+            // Gate and up fused in ffn_up (2·n_ff rows, gate first; Phi-3, GLM-4) are read as
+            // its two halves.
+            let up_name = names::layer(l, "ffn_up");
+            let fused_gate = c.ffn == Ffn::Gated && !b.has(&names::layer(l, "ffn_gate"));
+            let (gate, up) = if fused_gate {
+                let full = (2 * c.n_ff, c.n_embd);
+                let gate = b.part(&up_name, full, c.n_ff, c.n_embd, 0)?;
+                (Some(gate), b.part(&up_name, full, c.n_ff, c.n_embd, c.n_ff * c.n_embd)?)
+            } else {
+                let gate = if c.ffn == Ffn::Gated { Some(w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?) } else { None };
+                (gate, w(&mut b, "ffn_up", c.n_ff, c.n_embd)?)
+            };
             let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
             let hidden = match gate {
                 Some(gate) => {

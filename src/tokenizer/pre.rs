@@ -65,10 +65,13 @@ impl PreConfig {
                 PreConfig { regexes: &[LLAMA3], ignore_merges: true, add_bos_default: true, ..base }
             }
             "dbrx" | "smaug-bpe" => PreConfig { regexes: &[LLAMA3], ..base },
-            "chatglm-bpe" | "glm4" => PreConfig { regexes: &[LLAMA3], no_bos: true, ..base },
+            "chatglm-bpe" => PreConfig { regexes: &[LLAMA3], no_bos: true, ..base },
+            "glm4" | "glm5" => PreConfig { regexes: &[LLAMA3], no_bos: true, ignore_merges: true, ..base },
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "megrez" | "stablelm2" | "hunyuan" | "solar-open" => {
                 PreConfig { regexes: &[QWEN2], ..base }
             }
+            // Words with their leading space; punctuation (of several scripts) split off.
+            "bloom" | "gpt3-finnish" => PreConfig { regexes: &[r" ?[^(\s|.,!?…。，、।۔،)]+"], ..base },
             "falcon" => PreConfig {
                 regexes: &[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"],
                 ..base
@@ -76,7 +79,7 @@ impl PreConfig {
             other => {
                 return Err(Error::Unsupported(format!(
                     "tokenizer pre-tokenizer {other:?} (tokenizer.ggml.pre) is not implemented; supported: \
-                     default, gpt-2, smollm/starcoder/refact/command-r, llama3/llama-bpe, qwen2, falcon, dbrx, glm4"
+                     default, gpt-2, smollm/starcoder/refact/command-r, llama3/llama-bpe, qwen2, falcon, dbrx, glm4, bloom"
                 )))
             }
         })

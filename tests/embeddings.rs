@@ -80,4 +80,22 @@ fn the_cli_prints_openai_shaped_embeddings() {
         let cosine: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
         assert!(cosine >= MIN_COSINE, "case {case}: cosine {cosine}");
     }
+    // The same from token ids (the fixture's), and a bad id list is one clear line.
+    let dir = tempfile::tempdir().unwrap();
+    let ids_file = dir.path().join("ids.json");
+    std::fs::write(&ids_file, serde_json::to_string(&[&fx["cases"][0]["ids"], &fx["cases"][3]["ids"]]).unwrap()).unwrap();
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["embed", model_path().to_str().unwrap(), "--tokens", file.to_str().unwrap(), "--backend", "cpu", "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&ids_file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(w["data"], v["data"], "embeddings from ids equal those from text");
+    std::fs::write(&ids_file, "[1, 2, 99999999]").unwrap();
+    let out = run(&ids_file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("outside the vocabulary"), "{stderr}");
 }

@@ -14,7 +14,7 @@ use hearth::backend::LogitsFor;
 use hearth::session::Session;
 
 /// The families this engine runs, as fixture stems.
-const STEMS: &[&str] = &["gpt2", "gptneox", "gptneox-seqres", "bloom", "phi2", "falcon", "stablelm", "starcoder2", "phi3", "glm4"];
+const STEMS: &[&str] = &["gpt2", "gptneox", "gptneox-seqres", "bloom", "phi2", "falcon", "stablelm", "starcoder2", "phi3", "glm4", "chatglm"];
 
 fn fixture(stem: &str, kind: &str) -> (PathBuf, serde_json::Value) {
     let dir = PathBuf::from("tests/fixtures/families").join(stem.split('-').next().unwrap());

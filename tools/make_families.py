@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Synthetic GGUF models of several decoder families, with reference logits from llama.cpp and from an
-independent float64 numpy forward pass.
+"""Synthetic GGUF models of several decoder families and one encoder (BERT), with reference logits (decoders) or
+embeddings (encoder) from llama.cpp and from an independent float64 numpy forward pass.
 
 For each entry of FAMILIES (llama.cpp architectures gpt2, gptneox, bloom, phi2, falcon, stablelm, starcoder2, phi3,
-glm4, and the variant gptneox-seqres: gptneox with use_parallel_residual = false) this writes
+glm4, chatglm, bert, and the variants gptneox-seqres: gptneox with use_parallel_residual = false, and bert-cls: bert
+with pooling_type CLS) this writes
 
     OUT/<arch>/<stem>-f32.gguf    every tensor F32
-    OUT/<arch>/<stem>-q8_0.gguf   2-D weight matrices Q8_0 (gguf.quants.quantize), norms/biases/position table F32
-    OUT/<arch>/<stem>-f32.json    reference logits for a fixed 24-token sequence (see below)
+    OUT/<arch>/<stem>-q8_0.gguf   2-D weight matrices Q8_0 (gguf.quants.quantize), norms/biases/position table and
+                                  token type table F32
+    OUT/<arch>/<stem>-f32.json    reference logits (encoder: embeddings) for a fixed 24-token sequence (see below)
     OUT/<arch>/<stem>-q8_0.json
 
 where stem is the entry's name (the architecture itself, except for variants). Both files of an entry hold the same
@@ -23,13 +25,21 @@ subtracted). `diagnostics` scores llama.cpp against float64 variants that imitat
 (GELU through its float16 lookup table; activations rounded to Q8_0 blocks before a Q8_0 matmul), which shows where
 the remaining difference comes from; the reference itself is the exact float64 forward.
 
+The encoder (bert, bert-cls) has its own WordPiece vocabulary (bert_vocab, 512 entries) instead of the donor's, and its
+JSON holds embeddings instead of logits: `ids` ([CLS], 22 seeded ids, [SEP]), `llamacpp_embedding` (the pooled vector
+from llama_get_embeddings_seq with the file's pooling type, not normalised) and its L2-normalised form,
+`llamacpp_token_states` (pooling NONE: the final hidden state of every token), `f64_token_states`,
+`f64_embedding_mean` / `f64_embedding_cls` (and `_normalized`), `agreement` (max abs, RMS, cosine), and
+`tokenize_cases` (TOKENIZE_TEXTS tokenized by llama.cpp with add_special, checked against wpm_tokenize).
+
 Each architecture has one function writing its tensor layout (`tensors_<arch>`) and one float64 forward
 (`forward_<arch>`), following llama.cpp's load_arch_tensors / graph in src/models/<arch>.cpp of the llama.cpp
 vendored in llama-cpp-python 0.3.36. They share the LayerNorm / RMSNorm / GELU / SwiGLU / attention / RoPE helpers.
 
 Usage (the donor is the default model of this repository):
   OPENBLAS_NUM_THREADS=1 python tools/make_families.py --donor models/SmolLM2-135M-Instruct.Q4_1.gguf \\
-      --out tests/fixtures/families [--arch gpt2,gptneox,bloom,phi2,falcon,stablelm,gptneox-seqres,starcoder2,phi3,glm4]
+      --out tests/fixtures/families [--arch gpt2,gptneox,bloom,phi2,falcon,stablelm,gptneox-seqres,starcoder2,phi3,glm4,
+      chatglm,bert,bert-cls]
 Needs numpy, gguf (gguf-py) and llama-cpp-python 0.3.36; --no-llama skips llama.cpp (f64 logits only).
 """
 from __future__ import annotations
@@ -77,6 +87,9 @@ class HParams:
     base_key: bool = False       # write rope.freq_base
     swa: int | None = None       # {arch}.attention.sliding_window, written when not None
     name: str = ""               # general.name is synthetic-<name>-<type>; "" = the stem
+    pooling: int | None = None   # encoders: {arch}.pooling_type (llama_pooling_type: 1 MEAN, 2 CLS)
+    n_token_types: int = 0       # encoders: tokenizer.ggml.token_type_count and the token_types table rows
+    seed_of: str = ""            # draw the weights and ids of this stem ("" = the stem itself)
 
     def __post_init__(self):
         self.n_head_kv = self.n_head_kv or self.n_head
@@ -121,8 +134,21 @@ FAMILIES = {
     # GLM-4-0414: RMSNorm before and after attention and FFN, separate Q/K/V with biases, GQA (2 KV heads), NORM
     # (adjacent-pair) RoPE on half the head (partial_rotary_factor 0.5: n_rot 8), fused gate+up SwiGLU.
     "glm4": HParams("glm4", n_head_kv=2, n_rot=8, norm="rms", rope_mode="NORM", base_key=True, pre="glm4"),
+    # ChatGLM3 / GLM-4-9B-chat: RMSNorm, fused attn_qkv with bias, GQA (2 KV heads), NORM (adjacent-pair) RoPE on
+    # head_dim/2 (the converter writes rope.dimension_count = head_dim * 0.5), rope.freq_base = 10000 * rope_ratio
+    # (rope_ratio 500 as GLM-4-9B-chat: 5e6), fused gate+up SwiGLU, no post norms, untied output.
+    "chatglm": HParams("chatglm", n_head_kv=2, n_rot=8, norm="rms", rope_mode="NORM", rope_base=5000000.0,
+                       base_key=True, pre="chatglm-bpe"),
+    # BERT (bge / MiniLM style sentence encoder): learned positions, token type row 0 added, LayerNorm on the
+    # embeddings, post-LayerNorm blocks, GELU FFN, bidirectional attention, pooling from bert.pooling_type; a
+    # WordPiece vocabulary of 512 entries built here (bert_vocab). eps 1e-12 as BERT's layer_norm_eps.
+    "bert": HParams("bert", eps=1e-12, pooling=1, n_token_types=2, pre="bert-bge"),
+    # The same weights and ids with pooling_type CLS, written as bert/bert-cls-*.
+    "bert-cls": HParams("bert", eps=1e-12, pooling=2, n_token_types=2, pre="bert-bge", seed_of="bert"),
 }
-DEFAULT_SET = ["gpt2", "gptneox", "bloom", "phi2", "falcon", "stablelm", "gptneox-seqres", "starcoder2", "phi3", "glm4"]
+DEFAULT_SET = ["gpt2", "gptneox", "bloom", "phi2", "falcon", "stablelm", "gptneox-seqres", "starcoder2", "phi3", "glm4",
+               "chatglm", "bert", "bert-cls"]
+POOLING_NAMES = {0: "NONE", 1: "MEAN", 2: "CLS", 3: "LAST"}   # enum llama_pooling_type (include/llama.h)
 
 
 # ============================================================================ random weights (float32)
@@ -330,9 +356,48 @@ def tensors_glm4(hp, init):
     return t
 
 
+def tensors_chatglm(hp, init):
+    """llama_model_chatglm::load_arch_tensors: token_embd, per block attn_norm (weight only), Q/K/V via
+    create_tensor_qkv (fused attn_qkv with bias here, as convert_hf_to_gguf writes `query_key_value`:
+    n_embd -> n_embd + 2 n_head_kv head_dim, HF already [Q | K | V]), attn_output (no bias: the loader never asks
+    for one), ffn_norm (weight only), ffn_up [2 n_ff rows: gate | up] (HF dense_h_to_4h), ffn_down (no biases);
+    output_norm; output optional (present here, as ChatGLM's output_layer)."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1))]
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", init.norm_w(E))] + fused_qkv(init, p, hp, bias=True)
+        t += [(p + "attn_output.weight", init.mat(E, E))]
+        t += [(p + "ffn_norm.weight", init.norm_w(E))] + fused_swiglu_tensors(init, p, hp)
+    t += [("output_norm.weight", init.norm_w(E)), ("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
+def tensors_bert(hp, init):
+    """llama_model_bert::load_arch_tensors: token_embd [n_vocab rows], token_types [token_type_count rows]
+    (optional to the loader; present, as BERT has it), position_embd [n_ctx_train rows] (required),
+    token_embd_norm(+b) (required); per block Q/K/V via create_tensor_qkv (separate with biases here, as
+    convert_hf_to_gguf writes BERT's query/key/value), attn_output(+b, bias optional), attn_output_norm(+b),
+    ffn_up(+b), ffn_down(+b) (biases optional), layer_output_norm(+b); no output_norm, no output; the optional
+    cls / cls_out classifier heads are absent."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1)),
+         ("token_types.weight", init.mat(hp.n_token_types, E, 0.05)),
+         ("position_embd.weight", init.mat(hp.n_ctx, E, 0.05))]
+    t += ln_pair(init, "token_embd_norm", E)
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += separate_qkv(init, p, hp)
+        t += linear_pair(init, p + "attn_output", E, E)
+        t += ln_pair(init, p + "attn_output_norm", E)
+        t += gelu_ffn_tensors(init, p, hp)
+        t += ln_pair(init, p + "layer_output_norm", E)
+    return t
+
+
 TENSORS = {"gpt2": tensors_gpt2, "gptneox": tensors_gptneox, "bloom": tensors_bloom, "phi2": tensors_phi2,
            "falcon": tensors_falcon, "stablelm": tensors_stablelm, "starcoder2": tensors_starcoder2,
-           "phi3": tensors_phi3, "glm4": tensors_glm4}
+           "phi3": tensors_phi3, "glm4": tensors_glm4, "chatglm": tensors_chatglm, "bert": tensors_bert}
 
 
 # ============================================================================ GGUF writing
@@ -356,6 +421,54 @@ def load_vocab(donor, n_vocab):
         if v is not None and v >= n_vocab:
             raise SystemExit(f"donor {k} id {v} >= n_vocab {n_vocab}")
     return dict(tokens=tokens, types=types, merges=merges, special=special)
+
+
+# WordPiece vocabulary for the encoder (built here; no donor). Stored the way convert_hf_to_gguf's BertModel.set_vocab
+# stores a BERT vocab.txt: control tokens unchanged, word-initial pieces with a U+2581 prefix, "##" continuation
+# pieces without their "##".
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BERT_WORDS = """the of and to in is that for it as was with be by on not he this are or his from at which but have an
+they you were her she there been one all we their has would when if so no will more can out up them into only other
+time new some could these two may first then do any like my now over such our man me even most made after also did
+many before must through back years where much your way well down should because each just those people how too
+little state good very make world still own see men work long get here between both life being under never day same
+another know while last might us great old year off come since against go came right used take three hello quick
+brown fox jumps lazy dog token split word words piece pieces text model small test cafe naive resume stop un don
+calculus multiple space spaces control line lines embed sentence cat sat mat red blue green house tree water fire
+light dark super""".split()
+BERT_PIECES = """s es ed ing er ers est ly tion tions ment ness able ible ize izer izers ization ful less al ial ic ive
+ous ity ies ian en on an in at or ar ist ism re de th ch sh ph qu ck ll ss tt ee oo ea ou ai ie ue ght nd nt st rd rs
+ke ge ce se te ve ne le li lo la ma na ra ta believ fragil istic docious cali expi ding""".split()
+
+
+def bert_vocab(n_vocab):
+    """A lower-case WordPiece vocabulary of exactly n_vocab entries: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4
+    (CONTROL; deliberately not bert-base-uncased's 0/100/101/102/103, so the ids must come from the keys), then
+    every ASCII punctuation mark and digit and letter as a word start (U+2581 + x), every digit and letter as a
+    continuation ("x" = "##x"), U+2581 U+4E2D (one CJK character; its neighbour U+6587 is left out: [UNK]),
+    BERT_WORDS as word starts, BERT_PIECES as continuations, then two-letter continuations "aa", "ab", ... to fill."""
+    import string
+    P = "\u2581"
+    tokens = list(BERT_SPECIALS)
+    tokens += [P + c for c in string.punctuation + string.digits + string.ascii_lowercase]
+    tokens += list(string.digits + string.ascii_lowercase)
+    tokens += [P + "\u4e2d"]
+    for w in BERT_WORDS:
+        if P + w not in tokens:
+            tokens.append(P + w)
+    for w in BERT_PIECES:
+        if w not in tokens:
+            tokens.append(w)
+    for a in string.ascii_lowercase:
+        for b in string.ascii_lowercase:
+            if len(tokens) < n_vocab and a + b not in tokens:
+                tokens.append(a + b)
+    assert len(tokens) == n_vocab and len(set(tokens)) == n_vocab
+    types = [int(gguf.TokenType.CONTROL)] * len(BERT_SPECIALS) + [int(gguf.TokenType.NORMAL)] * (n_vocab - 5)
+    ids = {t: i for i, t in enumerate(tokens)}
+    special = {"bos": ids["[CLS]"], "eos": ids["[SEP]"], "unknown": ids["[UNK]"], "seperator": ids["[SEP]"],
+               "padding": ids["[PAD]"], "mask": ids["[MASK]"]}
+    return dict(model="bert", tokens=tokens, types=types, merges=[], special=special)
 
 
 def write_gguf(path, name, hp, tensors, vocab, qtype):
@@ -384,8 +497,54 @@ def write_gguf(path, name, hp, tensors, vocab, qtype):
         w.add_parallel_residual(False)          # written by convert_hf_to_gguf; llama.cpp ignores it (ffn_norm decides)
     if hp.arch == "falcon":
         w.add_tensor_data_layout("jploski")     # written by convert_hf_to_gguf (QKV already in [Q|K|V] order)
+    if hp.pooling is not None:
+        w.add_causal_attention(False)           # {arch}.attention.causal (BertModel.set_gguf_parameters)
+        w.add_pooling_type(gguf.PoolingType(hp.pooling))
     w.add_file_type(int(LlamaFileType.ALL_F32 if qtype == QT.F32 else LlamaFileType.MOSTLY_Q8_0))
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    if vocab.get("model") == "bert":
+        write_bert_vocab(w, hp, vocab)
+    else:
+        write_bpe_vocab(w, hp, vocab)
+    for name, arr in tensors:
+        # llama-quantize keeps position_embd and token_types unquantized (llama-quant.cpp)
+        if (qtype != QT.F32 and arr.ndim == 2 and not name.startswith("position_embd")
+                and not name.startswith("token_types")):
+            w.add_tensor(name, quantize(arr, qtype), raw_dtype=qtype)
+        else:
+            w.add_tensor(name, arr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def write_bert_vocab(w, hp, vocab):
+    """What convert_hf_to_gguf writes for a bert-base-uncased style tokenizer: model "bert", token_type_count
+    (type_vocab_size), the phantom-space token list and types, and gguf.SpecialVocab's keys: bos = [CLS] (from
+    cls_token: BERT has no bos_token), eos = [SEP], unknown, seperator, padding, mask; add_bos_token and
+    add_eos_token true, add_sep_token false (its parse of the TemplateProcessing "[CLS] $A [SEP]"); normalizer
+    lowercase true (BertNormalizer; strip_accents null is not written). No cls_token_id: gguf-py has no writer for
+    it and llama.cpp does not read it."""
+    sp = vocab["special"]
+    w.add_tokenizer_model("bert")
+    w.add_tokenizer_pre(hp.pre)
+    w.add_token_type_count(hp.n_token_types)
+    w.add_token_list(vocab["tokens"])
+    w.add_token_types(vocab["types"])
+    w.add_bos_token_id(sp["bos"])
+    w.add_eos_token_id(sp["eos"])
+    w.add_unk_token_id(sp["unknown"])
+    w.add_sep_token_id(sp["seperator"])
+    w.add_pad_token_id(sp["padding"])
+    w.add_mask_token_id(sp["mask"])
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(True)
+    w.add_add_sep_token(False)
+    w.add_bool("tokenizer.ggml.normalizer.lowercase", True)
+
+
+def write_bpe_vocab(w, hp, vocab):
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(hp.pre)
     w.add_token_list(vocab["tokens"])
@@ -399,15 +558,6 @@ def write_gguf(path, name, hp, tensors, vocab, qtype):
     if sp["padding"] is not None:
         w.add_pad_token_id(sp["padding"])
     w.add_add_bos_token(False)
-    for name, arr in tensors:
-        if qtype != QT.F32 and arr.ndim == 2 and not name.startswith("position_embd"):
-            w.add_tensor(name, quantize(arr, qtype), raw_dtype=qtype)
-        else:
-            w.add_tensor(name, arr)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
 
 
 # ============================================================================ float64 forward: shared helpers
@@ -428,6 +578,8 @@ class Model:
         self.n_rot = f(f"{a}.rope.dimension_count", self.head_dim)
         self.rope_base = f(f"{a}.rope.freq_base", 10000.0)
         self.par_res = f(f"{a}.use_parallel_residual")
+        self.causal = f(f"{a}.attention.causal", True)
+        self.pooling = f(f"{a}.pooling_type")
         self.W, self.qtype = {}, {}
         for t in r.tensors:
             shape = tuple(int(x) for x in reversed(list(t.shape)))
@@ -543,10 +695,11 @@ class Ops:
         out[..., 1:n:2] = x0 * s + x1 * c
         return self.c(out)
 
-    def attention(self, q, k, v, scale, slopes=None):
-        """Causal softmax attention; q [T, n_head, D], k, v [T, n_head_kv, D] (query head h reads kv head
-        h // (n_head / n_head_kv)). slopes: ALiBi, score(h, i, j) += slopes[h] * -(i - j) (llama.cpp's KQ mask holds
-        -|p_i - p_j| and ggml_soft_max_ext adds slope * mask)."""
+    def attention(self, q, k, v, scale, slopes=None, causal=True):
+        """Causal softmax attention (causal=False: every token sees every token); q [T, n_head, D], k, v
+        [T, n_head_kv, D] (query head h reads kv head h // (n_head / n_head_kv)). slopes: ALiBi,
+        score(h, i, j) += slopes[h] * -(i - j) (llama.cpp's KQ mask holds -|p_i - p_j| and ggml_soft_max_ext adds
+        slope * mask)."""
         T = len(q)
         g = q.shape[1] // k.shape[1]
         k, v = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
@@ -554,7 +707,8 @@ class Ops:
         i, j = np.arange(T)[:, None], np.arange(T)[None, :]
         if slopes is not None:
             s = s + slopes[:, None, None] * (-np.abs(i - j))[None]
-        s = np.where((j > i)[None], -np.inf, s)
+        if causal:
+            s = np.where((j > i)[None], -np.inf, s)
         s = np.exp(s - s.max(-1, keepdims=True))
         s = self.c(s / s.sum(-1, keepdims=True))
         return self.c(np.einsum("hts,shd->thd", s, v).reshape(T, -1))
@@ -744,13 +898,74 @@ def forward_glm4(o: Ops, ids):
     return o.logits(x, rms=True)
 
 
+def forward_chatglm(o: Ops, ids):
+    """llm_build_chatglm: x += attn_output(attn(RMS_attn(x))) (no attn_output bias); x += ffn(RMS_ffn(x))
+    (pre-norm, sequential, no post norms); fused QKV [Q | K | V] with bias, n_head_kv KV heads, NORM RoPE (adjacent
+    pairs) on the first n_rot = head_dim/2 dims with base rope.freq_base; attention scale 1/sqrt(head_dim); FFN
+    SwiGLU from the fused ffn_up [gate | up]; logits = RMS_out(x) @ output.T."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        h = o.rms_norm(x, p + "attn_norm")
+        if p + "attn_qkv.weight" in W:
+            q, k, v = o.split_fused_qkv(o.linear(h, p + "attn_qkv"))
+        else:
+            q, k, v = (o.heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_norm(q, pos), o.rope_norm(k, pos)
+        x = x + o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim)), p + "attn_output")
+        x = x + o.ffn_swiglu_fused(o.rms_norm(x, p + "ffn_norm"), p)
+    return o.logits(x, rms=True)
+
+
+def forward_bert(o: Ops, ids):
+    """llm_build_bert (arch BERT): x = token_embd[id] + token_types[0] + position_embd[pos] (token types are
+    hard-coded to row 0, "sentence A"); x = LN(x, token_embd_norm); per block (post-norm):
+    a = attn_output(attn(x)) + b with Q, K, V (+ biases), no RoPE, scale 1/sqrt(head_dim), no causal mask
+    (attention.causal false: every token sees all tokens of its sequence); x = LN(a + x, attn_output_norm);
+    f = down(gelu(up(x) + b_up)) + b_down (ggml_gelu, tanh form); x = LN(f + x, layer_output_norm).
+    Returns the final hidden state of every token (res->t_embd, what build_pooling pools): no output norm."""
+    m, W = o.m, o.m.W
+    T = len(ids)
+    x = W["token_embd.weight"][ids] + W["token_types.weight"][0] + W["position_embd.weight"][np.arange(T)]
+    x = o.layer_norm(x, "token_embd_norm")
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        if p + "attn_qkv.weight" in W:
+            q, k, v = o.split_fused_qkv(o.linear(x, p + "attn_qkv"))
+        else:
+            q, k, v = (o.heads(o.linear(x, p + f"attn_{c}")) for c in "qkv")
+        a = o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim), causal=m.causal), p + "attn_output")
+        x = o.layer_norm(a + x, p + "attn_output_norm")
+        x = o.layer_norm(o.ffn_gelu(x, p) + x, p + "layer_output_norm")
+    return x
+
+
+def pool(states, pooling):
+    """build_pooling: MEAN = ggml_mul_mat(states^T, inp_mean) with inp_mean 1/n_tokens for each token of the
+    sequence (the plain mean over all tokens, [CLS] and [SEP] included); CLS = the row of the sequence's token
+    with the lowest position (the first token, [CLS]); LAST = the highest position. No normalisation."""
+    if pooling == 1:
+        return states.mean(axis=0)
+    if pooling == 2:
+        return states[0]
+    if pooling == 3:
+        return states[-1]
+    raise ValueError(f"pooling type {pooling}")
+
+
+def l2_normalize(v):
+    return v / np.sqrt((np.asarray(v, np.float64) ** 2).sum())
+
+
 def p_absent(W, suffix):
     return not any(k.endswith(suffix) for k in W)
 
 
 FORWARDS = {"gpt2": forward_gpt2, "gptneox": forward_gptneox, "bloom": forward_bloom, "phi2": forward_phi2,
             "falcon": forward_falcon, "stablelm": forward_stablelm, "starcoder2": forward_starcoder2,
-            "phi3": forward_phi3, "glm4": forward_glm4}
+            "phi3": forward_phi3, "glm4": forward_glm4, "chatglm": forward_chatglm, "bert": forward_bert}
 
 
 # ============================================================================ llama.cpp
@@ -782,6 +997,120 @@ def llama_logits(path, ids):
         return np.array(llm.scores[:len(ids)], dtype=np.float32)
     finally:
         llm.close()
+
+
+def llama_embeddings(path, ids, pooling_type=-1):
+    """llama.cpp's embeddings for ids as one sequence (seq 0, positions 0..), one llama_decode batch with every
+    token an output, as Llama.embed does it: pooling_type -1 (LLAMA_POOLING_TYPE_UNSPECIFIED) takes the file's
+    {arch}.pooling_type and returns llama_get_embeddings_seq (the pooled vector, not normalised); 0 (NONE) returns
+    llama_get_embeddings, one row per token. use_extra_bufts off as in llama_logits."""
+    import llama_cpp.llama_cpp as C
+    from llama_cpp import Llama
+    orig = C.llama_model_default_params
+
+    def params():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+
+    settings = {k: v for k, v in LLAMA_SETTINGS.items() if k != "logits_all"}
+    C.llama_model_default_params = params
+    try:
+        llm = Llama(model_path=path, verbose=False, embedding=True, pooling_type=pooling_type, **settings)
+    finally:
+        C.llama_model_default_params = orig
+    try:
+        n = llm.n_embd()
+        llm._batch.reset()
+        llm._batch.add_sequence(ids, 0, True)
+        llm._ctx.decode(llm._batch)
+        if pooling_type == 0:
+            ptr = C.llama_get_embeddings(llm._ctx.ctx)
+            return np.array([ptr[j * n:(j + 1) * n] for j in range(len(ids))], dtype=np.float32)
+        return np.array(C.llama_get_embeddings_seq(llm._ctx.ctx, 0)[:n], dtype=np.float32)
+    finally:
+        llm.close()
+
+
+def llama_tokenize(path, texts):
+    """llama.cpp's tokenization of each text with the file's vocabulary (vocab_only; llama_tokenize with
+    add_special true, parse_special false)."""
+    from llama_cpp import Llama
+    llm = Llama(model_path=path, verbose=False, vocab_only=True)
+    try:
+        return [llm.tokenize(t.encode("utf-8"), add_bos=True, special=False) for t in texts]
+    finally:
+        llm.close()
+
+
+# WordPiece cases: case folding and punctuation, continuation pieces, accents (stripped after NFD), digits and ASCII
+# symbols, a letter outside the vocabulary ([UNK] for the whole word) and CJK characters (each its own word),
+# whitespace runs and a control character, and a 120-letter word (llama.cpp has no maximum word length).
+TOKENIZE_TEXTS = [
+    "Hello, world! The quick brown fox.",
+    "Tokenizers split unbelievable words into pieces",
+    "Caf\u00e9 na\u00efve R\u00c9SUM\u00c9 \u00fcber",
+    "don't stop: 3.14 + 42 = 45.14 $5 (ok) [mask]",
+    "\u03bb-calculus and \u4e2d\u6587\u4e2d text",
+    "  multiple   spaces\tand\nlines\u0007 control " + "ab" * 60,
+]
+
+
+def wpm_tokenize(text, vocab):
+    """A Python transcription of llama.cpp's WPM tokenizer (llm_tokenizer_wpm_session, llama-vocab.cpp), used only
+    to check the recorded ids: NFD and accent (\\p{M}) removal when strip_accents, lower-case when lowercase (both
+    true here); whitespace ends a word; U+0000, U+FFFD and \\p{C} are dropped; \\p{P}, ASCII \\p{S} and CJK
+    ideographs are one-character words; each word gets a U+2581 prefix and is cut greedily into the longest
+    vocabulary entries (byte lengths up to the longest token), and a word with any unmatched position becomes one
+    [UNK]; [CLS] (the bos id) before and [SEP] (the seperator id) after."""
+    import unicodedata
+    tok = {t: i for i, t in enumerate(vocab["tokens"])}
+    maxlen = max(len(t.encode("utf-8")) for t in vocab["tokens"])
+    words = [""]
+    for ch in unicodedata.normalize("NFD", text):
+        cat = unicodedata.category(ch)
+        if ch.isspace():
+            if words[-1]:
+                words.append("")
+            continue
+        if ch in ("\0", "\ufffd") or cat.startswith("C") or cat.startswith("M"):
+            continue
+        c = ch.lower()
+        cp = ord(ch)
+        cjk = any(a <= cp <= b for a, b in ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
+                                            (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF),
+                                            (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
+        if cat.startswith("P") or (cp < 0x7F and cat.startswith("S")) or cjk:
+            if words[-1]:
+                words.append("")
+            words[-1] = c
+            words.append("")
+        else:
+            words[-1] += c
+    out = [vocab["special"]["bos"]]
+    for word in filter(None, words):
+        b = ("\u2581" + word).encode("utf-8")
+        i, pieces = 0, []
+        while i < len(b):
+            for j in range(min(len(b), i + maxlen + 1), i, -1):
+                t = tok.get(_utf8(b[i:j]))
+                if t is not None:
+                    pieces.append(t)
+                    i = j
+                    break
+            else:
+                pieces = [vocab["special"]["unknown"]]
+                break
+        out += pieces
+    return out + [vocab["special"]["seperator"]]
+
+
+def _utf8(b):
+    """b as text, or None where the byte range cuts a UTF-8 sequence (llama.cpp's lookup finds no token there)."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 # ============================================================================ comparison and JSON
@@ -843,13 +1172,18 @@ def describe(hp, path):
             d["rope_dimension_count_key"] = "absent (llama.cpp's default: head_dim)"
     if hp.swa is not None:
         d["sliding_window"] = hp.swa
-    if hp.arch in ("phi3", "glm4"):
+    if hp.arch in ("phi3", "glm4", "chatglm"):
         d["ffn_up_rows"] = "[gate (n_ff) | up (n_ff)]: silu(first half) * second half"
     if hp.arch == "gptneox":
         d["use_parallel_residual"] = hp.par_res
     if hp.arch == "bloom":
         d["alibi_max_bias"] = 8.0
         d["alibi_slopes"] = [float(f"{s:.9g}") for s in alibi_slopes(hp.n_head)]
+    if hp.pooling is not None:
+        del d["tied_output"]
+        d.update(pooling_type=hp.pooling, pooling=POOLING_NAMES[hp.pooling], causal_attention=False,
+                 token_type_count=hp.n_token_types, norm_placement="post (LayerNorm after each residual add)",
+                 gelu="ggml_gelu (tanh form)", outputs="final hidden states (no output_norm, no lm head)")
     d["tensors"] = {t.name: [t.tensor_type.name] + [int(x) for x in t.shape] for t in r.tensors}  # type, ne0, ne1
     return d
 
@@ -866,9 +1200,104 @@ def env():
     return info
 
 
+def vec_agreement(a, ref):
+    """a - ref for vectors or [T][n_embd] arrays: max abs, RMS, and (vectors) cosine similarity and 1 - cosine."""
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    d = a - ref
+    out = {"max_abs": float(f"{np.abs(d).max():.4g}"), "rms": float(f"{np.sqrt((d ** 2).mean()):.4g}")}
+    if a.ndim == 1:
+        cos = float(a @ ref / np.sqrt((a @ a) * (ref @ ref)))
+        out.update(cosine=float(f"{cos:.12g}"), one_minus_cosine=float(f"{1.0 - cos:.4g}"))
+    return out
+
+
+def make_encoder_family(stem, out_dir, use_llama=True):
+    """Both files of an encoder entry (bert) and their JSON: pooled embeddings and per-token states instead of
+    logits, and tokenization references for the built-in WordPiece vocabulary."""
+    hp = FAMILIES[stem]
+    arch, seed_stem = hp.arch, hp.seed_of or stem
+    vocab = bert_vocab(hp.n_vocab)
+    tensors = TENSORS[arch](hp, Init(SEED + sum(map(ord, seed_stem))))
+    normal = [i for i, t in enumerate(vocab["types"]) if t == int(gguf.TokenType.NORMAL)]
+    rng = np.random.default_rng(SEED + 1 + sum(map(ord, seed_stem)))
+    sp = vocab["special"]
+    ids = [sp["bos"]] + [int(normal[j]) for j in rng.integers(0, len(normal), N_IDS - 2)] + [sp["seperator"]]
+    d = os.path.join(out_dir, arch)
+    os.makedirs(d, exist_ok=True)
+    rows = []
+    cases = None
+    for qtype in (QT.F32, QT.Q8_0):
+        tag = qtype.name.lower()
+        path = os.path.join(d, f"{stem}-{tag}.gguf")
+        write_gguf(path, f"synthetic-{hp.name or stem}-{tag}", hp, tensors, vocab, qtype)
+        m = Model(path)
+        H = FORWARDS[arch](Ops(m), ids)
+        E = {k: pool(H, v) for k, v in (("mean", 1), ("cls", 2))}
+        own = POOLING_NAMES[hp.pooling].lower()
+        out = {"file": os.path.basename(path), "generator": GENERATOR,
+               "vocabulary": "built-in WordPiece vocabulary (tools/make_families.py: bert_vocab)", "seed": SEED,
+               "model": describe(hp, path), "env": env(),
+               "llamacpp_settings": dict({k: v for k, v in LLAMA_SETTINGS.items() if k != "logits_all"},
+                                         embedding=True, use_extra_bufts=False,
+                                         note="one llama_decode batch of all ids, every token an output; pooling_type "
+                                              "-1 (from the file) for llamacpp_embedding, 0 (NONE) for "
+                                              "llamacpp_token_states; BERT has no KV cache (llama_model::"
+                                              "create_memory gives none), so type_k/type_v do not apply"),
+               "ids": ids}
+        row = {"file": os.path.basename(path), "size": os.path.getsize(path)}
+        if use_llama:
+            if cases is None:
+                texts = TOKENIZE_TEXTS
+                cases = [{"text": t, "ids": list(map(int, x)),
+                          "tokens": [vocab["tokens"][i] for i in x]} for t, x in zip(texts, llama_tokenize(path, texts))]
+                for c in cases:
+                    assert c["ids"] == wpm_tokenize(c["text"], vocab), ("python WPM disagrees", c)
+            Lemb = llama_embeddings(path, ids)
+            Lst = llama_embeddings(path, ids, pooling_type=0)
+            agr = {"embedding": vec_agreement(Lemb, E[own]),
+                   "embedding_normalized": vec_agreement(l2_normalize(Lemb), l2_normalize(E[own])),
+                   "token_states": vec_agreement(Lst, H)}
+            Hg = FORWARDS[arch](Ops(m, gelu_f16_table=True), ids)
+            diag = {"gelu_f16_table": {"embedding": vec_agreement(Lemb, pool(Hg, hp.pooling)),
+                                       "token_states": vec_agreement(Lst, Hg)}}
+            if qtype != QT.F32:
+                Hq = FORWARDS[arch](Ops(m, gelu_f16_table=True, q8_activations=True), ids)
+                diag["gelu_f16_table_and_q8_0_activations"] = {
+                    "embedding": vec_agreement(Lemb, pool(Hq, hp.pooling)), "token_states": vec_agreement(Lst, Hq)}
+            out["agreement"] = dict(agr, what=f"llamacpp - f64: embedding = llamacpp_embedding against "
+                                              f"f64_embedding_{own} (the file's pooling); embedding_normalized = "
+                                              f"both L2-normalised; token_states = llamacpp_token_states against "
+                                              f"f64_token_states over all tokens and dims")
+            out["diagnostics"] = {
+                "what": "llama.cpp against float64 forwards that imitate ggml CPU rounding: GELU through its float16 "
+                        "table; and (Q8_0 file) activations rounded to Q8_0 blocks before Q8_0 matmuls",
+                **diag}
+            out["llamacpp_embedding"] = [f32s(v) for v in Lemb]
+            out["llamacpp_embedding_normalized"] = [f64s(v) for v in l2_normalize(Lemb)]
+            out["llamacpp_token_states"] = [[f32s(v) for v in r] for r in Lst]
+            out["tokenize_cases"] = cases
+            row.update(agr, diag=diag)
+        out["f64_token_states"] = [[f64s(v) for v in r] for r in H]
+        for k in ("mean", "cls"):
+            out[f"f64_embedding_{k}"] = [f64s(v) for v in E[k]]
+            out[f"f64_embedding_{k}_normalized"] = [f64s(v) for v in l2_normalize(E[k])]
+        H32 = FORWARDS[arch](Ops(m.as_float32(), float32=True), ids)
+        f32agr = {"embedding": vec_agreement(pool(H32, hp.pooling), E[own]), "token_states": vec_agreement(H32, H)}
+        out["float32_numpy_vs_f64"] = dict(f32agr, what="a plain float32 numpy forward (float32 weights and "
+                                           "intermediates, exact GELU) against the f64 values: what an exact "
+                                           "float32 runtime can reach")
+        row["float32_numpy_vs_f64"] = f32agr
+        dump_json(os.path.join(d, f"{stem}-{tag}.json"), out)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
 def make_family(stem, donor, out_dir, use_llama=True):
     """Both files of one FAMILIES entry and their JSON; stem is the entry's name, the directory is its arch."""
     hp = FAMILIES[stem]
+    if hp.pooling is not None:
+        return make_encoder_family(stem, out_dir, use_llama)
     arch = hp.arch
     vocab = load_vocab(donor, hp.n_vocab)
     tensors = TENSORS[arch](hp, Init(SEED + sum(map(ord, stem))))

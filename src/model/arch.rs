@@ -201,6 +201,9 @@ const ARCHS: &[ArchSpec] = &[
     // ffn_up, adjacent-pair RoPE on part of each head, and sandwich norms after attention and
     // MLP.
     ArchSpec { name: "glm4", post_norms: true, rope_freqs: false, ..LLAMA },
+    // ChatGLM (src/models/chatglm.cpp): GLM-4's blocks without the sandwich norms, with a
+    // fused QKV (and its bias).
+    ArchSpec { name: "chatglm", rope_freqs: false, ..LLAMA },
     // Phi-2 (src/models/phi2.cpp): GPT-NeoX's blocks with one LayerNorm shared by attention
     // and the MLP, and a bias on the output head. (llama.cpp scales Q by 1/√head_dim before
     // QKᵀ rather than the scores after: the same up to rounding.)

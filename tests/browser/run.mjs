@@ -27,7 +27,7 @@ const MODEL_PATH = path.join(MODELS, MODEL_FILE);
 const MODEL_REL = `models/${MODEL_FILE}`;
 const FAMILIES = path.join(REPO, 'tests/fixtures/families');
 // The families' synthetic models the engine runs, as fixture stems (see tests/families.rs).
-const FAMILY_STEMS = ['gpt2', 'gptneox', 'bloom', 'phi2', 'falcon', 'stablelm', 'starcoder2', 'phi3', 'glm4'];
+const FAMILY_STEMS = ['gpt2', 'gptneox', 'bloom', 'phi2', 'falcon', 'stablelm', 'starcoder2', 'phi3', 'glm4', 'chatglm'];
 const MODEL_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';

@@ -263,14 +263,24 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
     Ok(())
 }
 
-pub fn embed(path: &Path, texts: &[OsString], run: &RunArgs, json_out: bool) -> Result<()> {
+pub fn embed(path: &Path, texts: &[OsString], tokens: Option<&Path>, run: &RunArgs, json_out: bool) -> Result<()> {
     let texts = texts.iter().map(|t| utf8(t, "text")).collect::<Result<Vec<_>>>()?;
+    let given = tokens.map(read_id_lists).transpose()?;
     let (model, mut session) = load(path, run)?;
+    let inputs: Vec<Vec<u32>> = match given {
+        Some(lists) => {
+            let n_vocab = model.config().n_vocab;
+            if let Some(bad) = lists.iter().flatten().find(|&&id| id as usize >= n_vocab) {
+                return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
+            }
+            lists
+        }
+        None => texts.iter().map(|t| model.embedding_prompt(t)).collect::<Result<_>>()?,
+    };
     let mut data = Vec::new();
     let mut n_tokens = 0;
-    for (index, text) in texts.iter().enumerate() {
-        let ids = model.embedding_prompt(text)?;
-        let embedding = session.embed(&ids)?;
+    for (index, ids) in inputs.iter().enumerate() {
+        let embedding = session.embed(ids)?;
         n_tokens += ids.len();
         if !json_out {
             let head: Vec<String> = embedding.iter().take(4).map(|x| format!("{x:.5}")).collect();
@@ -288,6 +298,20 @@ pub fn embed(path: &Path, texts: &[OsString], run: &RunArgs, json_out: bool) -> 
         }));
     }
     Ok(())
+}
+
+/// Token id lists from a JSON file: one array of ids, or an array of such arrays.
+fn read_id_lists(path: &Path) -> Result<Vec<Vec<u32>>> {
+    let v = read_json(path)?;
+    let bad = || Error::InvalidArgument(format!("{}: expected a JSON array of token ids, or an array of such arrays", path.display()));
+    if let Ok(one) = serde_json::from_value::<Vec<u32>>(v.clone()) {
+        return Ok(vec![one]);
+    }
+    let lists: Vec<Vec<u32>> = serde_json::from_value(v).map_err(|_| bad())?;
+    if lists.is_empty() {
+        return Err(bad());
+    }
+    Ok(lists)
 }
 
 pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool, sampled: bool, run: &RunArgs, json_out: bool) -> Result<()> {

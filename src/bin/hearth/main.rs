@@ -186,8 +186,12 @@ enum Command {
     Embed {
         model: PathBuf,
         /// A text to embed (repeat for several).
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "tokens", conflicts_with = "tokens")]
         text: Vec<std::ffi::OsString>,
+        /// Instead of text: a JSON file of token ids, one array or an array of arrays (checks a
+        /// model without its tokenizer).
+        #[arg(long)]
+        tokens: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
         /// OpenAI's shape: {"data": [{"index", "embedding"}], "usage"}.
@@ -246,7 +250,7 @@ fn main() -> ExitCode {
         }
         Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
         Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
-        Command::Embed { model, text, run, json } => commands::embed(&model, &text, &run, json),
+        Command::Embed { model, text, tokens, run, json } => commands::embed(&model, &text, tokens.as_deref(), &run, json),
         Command::Bench { model, turns: Some(turns), gen_tokens, run, json, .. } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
         Command::Bench { model, prompt_tokens, gen_tokens, profile, sampled, run, json, .. } => {
             commands::bench(&model, prompt_tokens, gen_tokens, profile, sampled, &run, json)

@@ -428,6 +428,9 @@ async function setSettings(page, values, { defaults = false } = {}) {
 }
 
 async function uiSend(page, text, { temperature = 0, maxTokens = 8 } = {}) {
+  // The page ignores Send while it is busy (a load or a reply still ending): wait it out, or
+  // the reply awaited below would be another one.
+  await page.waitForFunction(() => !window.hearthPage.busy, null, { timeout: REPLY_TIMEOUT, polling: 100 });
   await setSettings(page, { temperature, 'max-tokens': maxTokens });
   await page.fill('#prompt', text);
   return clickAndWait(page, '#send', 'replies', { timeout: REPLY_TIMEOUT, polling: 100 });

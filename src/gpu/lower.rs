@@ -318,7 +318,12 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
         let parts_in = |src: Act| if pending == Some(src) { n_parts } else { 0 };
         let parts_bind = |n: u32| if n > 0 { &attn_parts } else { &no_norm };
         match *op {
-            Op::Embed { table, out, scale } => {
+            // Token rows, or (positions) the rows of the batch's positions added.
+            Op::Embed { table, out, .. } | Op::PosEmbed { table, out } => {
+                let (scale, positions) = match *op {
+                    Op::Embed { scale, .. } => (scale, 0),
+                    _ => (1.0, 1),
+                };
                 let t = weights.get(table);
                 for part in &t.parts {
                     let p = params::Embed {
@@ -327,23 +332,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                         row_offset: part.row_offset,
                         rows: part.rows,
                         scale,
-                        positions: 0,
-                        _pad: [0; 2],
-                    };
-                    let pb = uniform(ctx, &p);
-                    add(Kernel::Embed, Some(t.ty), &[&part.buffer, tokens, act(out), &pb, step], Grid::Threads(t.cols as u32), Role::Always);
-                }
-            }
-            Op::PosEmbed { table, out } => {
-                let t = weights.get(table);
-                for part in &t.parts {
-                    let p = params::Embed {
-                        dim: t.cols as u32,
-                        row_words: t.row_words,
-                        row_offset: part.row_offset,
-                        rows: part.rows,
-                        scale: 1.0,
-                        positions: 1,
+                        positions,
                         _pad: [0; 2],
                     };
                     let pb = uniform(ctx, &p);

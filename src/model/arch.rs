@@ -119,6 +119,30 @@ const LLAMA: ArchSpec = ArchSpec {
     rope_freqs: true,
 };
 
+// GPT-2 (llama.cpp's src/models/gpt2.cpp): learned positions, LayerNorms with biases, a fused
+// QKV projection, a plain GELU (tanh) MLP, biases on every projection. The base of the other
+// LayerNorm families.
+const GPT2: ArchSpec = ArchSpec {
+    name: "gpt2",
+    act: Activation::GeluTanh,
+    norm: Norm::Layer,
+    positions: Positions::Learned,
+    ffn: Ffn::Plain,
+    rope_freqs: false,
+    ..LLAMA
+};
+
+// Phi-2 (src/models/phi2.cpp): GPT-NeoX's blocks with one LayerNorm shared by attention and
+// the MLP, and a bias on the output head. (llama.cpp scales Q by 1/√head_dim before QKᵀ rather
+// than the scores after: the same up to rounding.)
+const PHI2: ArchSpec = ArchSpec {
+    name: "phi2",
+    rope: RopeStyle::Neox,
+    positions: Positions::Rope,
+    residual: Residual::SharedNorm,
+    ..GPT2
+};
+
 const ARCHS: &[ArchSpec] = &[
     LLAMA,
     ArchSpec { name: "mistral", ..LLAMA },
@@ -145,53 +169,17 @@ const ARCHS: &[ArchSpec] = &[
         rope_freqs: false,
         ..LLAMA
     },
-    // GPT-2 (llama.cpp's src/models/gpt2.cpp): learned positions, LayerNorms with biases, a
-    // fused QKV projection, a plain GELU (tanh) MLP, biases on every projection.
-    ArchSpec {
-        name: "gpt2",
-        act: Activation::GeluTanh,
-        norm: Norm::Layer,
-        positions: Positions::Learned,
-        ffn: Ffn::Plain,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    GPT2,
     // GPT-NeoX / Pythia (src/models/gptneox.cpp): as GPT-2 but RoPE (NEOX pairs, over the first
     // rope.dimension_count dims of each head) instead of a position table, and the parallel
     // residual where the file says so.
-    ArchSpec {
-        name: "gptneox",
-        rope: RopeStyle::Neox,
-        act: Activation::GeluTanh,
-        norm: Norm::Layer,
-        ffn: Ffn::Plain,
-        residual: Residual::ParallelByKey,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    ArchSpec { name: "gptneox", rope: RopeStyle::Neox, positions: Positions::Rope, residual: Residual::ParallelByKey, ..GPT2 },
     // BLOOM (src/models/bloom.cpp): GPT-2's blocks with ALiBi instead of positions and a
     // LayerNorm on the embeddings.
-    ArchSpec {
-        name: "bloom",
-        act: Activation::GeluTanh,
-        norm: Norm::Layer,
-        positions: Positions::Alibi,
-        ffn: Ffn::Plain,
-        embed_norm: true,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    ArchSpec { name: "bloom", positions: Positions::Alibi, embed_norm: true, ..GPT2 },
     // StarCoder 2 (src/models/starcoder2.cpp): GPT-2's LayerNorms, biases and GELU MLP with
     // NEOX RoPE and grouped KV heads.
-    ArchSpec {
-        name: "starcoder2",
-        rope: RopeStyle::Neox,
-        act: Activation::GeluTanh,
-        norm: Norm::Layer,
-        ffn: Ffn::Plain,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    ArchSpec { name: "starcoder2", rope: RopeStyle::Neox, positions: Positions::Rope, ..GPT2 },
     // Phi-3 (src/models/phi3.cpp): llama's blocks with a fused QKV and gate and up fused in
     // ffn_up (gate first), NEOX RoPE. llama.cpp ignores its sliding window (so does this: no
     // swa_period); the 128k models' rope_factors_long/short are not implemented (refused as
@@ -204,31 +192,10 @@ const ARCHS: &[ArchSpec] = &[
     // ChatGLM (src/models/chatglm.cpp): GLM-4's blocks without the sandwich norms, with a
     // fused QKV (and its bias).
     ArchSpec { name: "chatglm", rope_freqs: false, ..LLAMA },
-    // Phi-2 (src/models/phi2.cpp): GPT-NeoX's blocks with one LayerNorm shared by attention
-    // and the MLP, and a bias on the output head. (llama.cpp scales Q by 1/√head_dim before
-    // QKᵀ rather than the scores after: the same up to rounding.)
-    ArchSpec {
-        name: "phi2",
-        rope: RopeStyle::Neox,
-        act: Activation::GeluTanh,
-        norm: Norm::Layer,
-        ffn: Ffn::Plain,
-        residual: Residual::SharedNorm,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    PHI2,
     // Falcon (src/models/falcon.cpp): as Phi-2 (multi-query attention through
     // head_count_kv), without biases.
-    ArchSpec {
-        name: "falcon",
-        rope: RopeStyle::Neox,
-        act: Activation::GeluTanh,
-        norm: Norm::Layer,
-        ffn: Ffn::Plain,
-        residual: Residual::SharedNorm,
-        rope_freqs: false,
-        ..LLAMA
-    },
+    ArchSpec { name: "falcon", ..PHI2 },
     // StableLM 2 (src/models/stablelm.cpp): LayerNorms, NEOX RoPE on part of each head, a
     // SwiGLU MLP; sequential where layers have ffn_norm, else one norm shared in parallel.
     ArchSpec {

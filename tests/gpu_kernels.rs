@@ -430,7 +430,8 @@ fn kv_store_and_attention_over_several_tiles() {
     // of the first slope series, 2 of the second, max bias 8).
     let (alibi_heads, m0, m1) = (4usize, 2f64.powf(-8.0 / 4.0), 2f64.powf(-4.0 / 4.0));
     let slope = |h: usize| if h < alibi_heads { m0.powi(h as i32 + 1) } else { m1.powi(2 * (h - alibi_heads) as i32 + 1) };
-    for (window, alibi) in [(0usize, false), (3, false), (70, false), (0, true), (3, true)] {
+    // Last, bidirectional (an encoder: every query sees the whole batch).
+    for (window, alibi, bidirectional) in [(0usize, false, false), (3, false, false), (70, false, false), (0, true, false), (3, true, false), (0, false, true)] {
     let pa = params::Attention {
         n_head: n_head as u32,
         n_head_kv: n_kv as u32,
@@ -447,7 +448,7 @@ fn kv_store_and_attention_over_several_tiles() {
         alibi_m0: if alibi { m0 as f32 } else { 0.0 },
         alibi_m1: if alibi { m1 as f32 } else { 0.0 },
         alibi_heads: if alibi { alibi_heads as u32 } else { 0 },
-        _pad: 0,
+        bidirectional: bidirectional as u32,
     };
     let out = run_kernel(
         &ctx,
@@ -472,9 +473,9 @@ fn kv_store_and_attention_over_several_tiles() {
         for h in 0..n_head {
             let kvo = (h / (n_head / n_kv)) * hd;
             let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
-            let len = start + t + 1;
+            let len = if bidirectional { start + n } else { start + t + 1 };
             let first = if window > 0 { len.saturating_sub(window) } else { 0 };
-            let bias = |j: usize| if alibi { slope(h) * (j as f64 - (len - 1) as f64) } else { 0.0 };
+            let bias = |j: usize| if alibi { slope(h) * (j as f64 - (start + t) as f64) } else { 0.0 };
             let s: Vec<f64> = (first..len)
                 .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64 + bias(j))
                 .collect();
@@ -486,7 +487,7 @@ fn kv_store_and_attention_over_several_tiles() {
             }
         }
     }
-    assert_close(&format!("attention window={window} alibi={alibi}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+    assert_close(&format!("attention window={window} alibi={alibi} bidirectional={bidirectional}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
     }
 }
 
@@ -731,7 +732,7 @@ fn fused_decode_attention_rotates_stores_and_attends() {
                 alibi_m0: 0.0,
                 alibi_m1: 0.0,
                 alibi_heads: 0,
-                _pad: 0,
+                bidirectional: 0,
             };
             let out = run_kernel(
                 &ctx,
@@ -920,7 +921,7 @@ fn decode_attention_times_its_output_projection_and_matmuls_add_the_partials() {
             alibi_m0: 0.0,
             alibi_m1: 0.0,
             alibi_heads: 0,
-            _pad: 0,
+            bidirectional: 0,
         };
         let mut bindings = vec![
             Binding::Storage(cast_slice(&q).to_vec()),

@@ -305,7 +305,8 @@ fn hand_built_metadata() {
 
     let cases: Vec<(Vec<(&'static str, V)>, &str)> = vec![
         (replaced("tokenizer.ggml.model", None), "tokenizer.ggml.model"),
-        (replaced("tokenizer.ggml.model", Some(V::Str("bert"))), "\"bert\""),
+        (replaced("tokenizer.ggml.model", Some(V::Str("rwkv"))), "\"rwkv\""),
+        (replaced("tokenizer.ggml.model", Some(V::Str("bert"))), "[CLS] and [SEP]"),
         (replaced("tokenizer.ggml.pre", Some(V::Str("mystery"))), "mystery"),
         (replaced("tokenizer.ggml.tokens", None), "tokenizer.ggml.tokens"),
         (replaced("tokenizer.ggml.tokens", Some(V::U32(5))), "tokenizer.ggml.tokens"),

@@ -54,7 +54,8 @@ const page = {
   memorySamples: [],
   loadProgress: null,
   busy: false,
-  mode: 'chat', // 'completion' for models without a chat template (base models)
+  mode: 'chat', // 'completion' for models without a chat template (base models), 'embed' for encoders
+  embedded: [], // {text, v}: the texts embedded so far (embed mode)
   loads: 0, // finished load attempts (success or failure)
   replies: 0, // finished replies (any finish reason or an error)
 };
@@ -111,19 +112,25 @@ function statusText(info) {
   const threads = info.threads > 1 ? ` (${info.threads} threads)` : '';
   const where = info.backend.startsWith('gpu') ? `WebGPU${detail ? ` (${detail})` : ''}` : `the CPU${threads}`;
   let text = `${info.name || 'model'} running on ${where} · context ${info.context_length} tokens · loaded in ${(info.load_ms / 1000).toFixed(1)} s${info.from_cache ? ' from the offline cache' : ''}`;
-  if (!info.chat_template) text += ' · a base model: it continues the text you give it';
+  if (info.encoder) text += ' · an encoder: it embeds your texts and compares each with the ones before';
+  else if (!info.chat_template) text += ' · a base model: it continues the text you give it';
   if (info.notice) text += ` — ${info.notice}`;
   return text;
 }
 
-// Chat for models with a chat template; text completion for base models, which have none.
+// Chat for models with a chat template; text completion for base models, which have none;
+// embeddings for encoders, which make no text.
+const MODES = {
+  chat: { placeholder: 'Ask something… (Enter sends, Shift+Enter for a new line)', send: 'Send', who: 'Assistant' },
+  completion: { placeholder: 'Text for the model to continue… (Enter sends, Shift+Enter for a new line)', send: 'Complete', who: 'Continuation' },
+  embed: { placeholder: 'A text to embed and compare with the ones before… (Enter sends)', send: 'Embed', who: 'Embedding' },
+};
+
 function setMode(mode) {
   page.mode = mode;
   document.body.dataset.mode = mode;
-  ui.prompt.placeholder = mode === 'chat'
-    ? 'Ask something… (Enter sends, Shift+Enter for a new line)'
-    : 'Text for the model to continue… (Enter sends, Shift+Enter for a new line)';
-  ui.send.textContent = mode === 'chat' ? 'Send' : 'Complete';
+  ui.prompt.placeholder = MODES[mode].placeholder;
+  ui.send.textContent = MODES[mode].send;
 }
 
 function addMessage(role, text) {
@@ -131,7 +138,7 @@ function addMessage(role, text) {
   el.className = `msg ${role}`;
   const who = document.createElement('div');
   who.className = 'who';
-  who.textContent = role === 'user' ? 'You' : page.mode === 'chat' ? 'Assistant' : 'Continuation';
+  who.textContent = role === 'user' ? 'You' : MODES[page.mode].who;
   const body = document.createElement('div');
   body.className = 'body';
   body.textContent = text;
@@ -182,7 +189,8 @@ async function loadModel() {
     page.engine = engine;
     page.firstTokenMs = null;
     history = [];
-    setMode(engine.info.chat_template ? 'chat' : 'completion');
+    page.embedded = [];
+    setMode(engine.info.encoder ? 'embed' : engine.info.chat_template ? 'chat' : 'completion');
     ui.status.textContent = statusText(engine.info);
     ui.status.dataset.backend = engine.info.backend.startsWith('gpu') ? 'gpu' : 'cpu';
     ui.progressText.textContent += ' · ready';
@@ -270,6 +278,12 @@ async function send() {
   if (busy) return;
   const text = ui.prompt.value.trim();
   if (!text) return;
+  if (page.mode === 'embed') {
+    // (The sampling settings do not apply.)
+    ui.prompt.value = '';
+    await embedText(engine, text);
+    return;
+  }
   let settings;
   try {
     settings = readSettings();
@@ -356,10 +370,45 @@ async function send() {
   }
 }
 
+// Embeds one text and shows the start of its vector and its cosine similarity with each text
+// embedded before it.
+async function embedText(engine, text) {
+  const user = addMessage('user', text);
+  const reply = addMessage('assistant', '');
+  reply.el.classList.add('pending');
+  const controller = new AbortController();
+  setBusy('generate', controller);
+  try {
+    const t0 = performance.now();
+    const res = await engine.embeddings.create({ input: text }, { signal: controller.signal });
+    const v = res.data[0].embedding;
+    const ms = performance.now() - t0;
+    const sims = page.embedded.map((e, i) => `#${i + 1} ${e.v.reduce((s, x, j) => s + x * v[j], 0).toFixed(3)}`);
+    page.embedded.push({ text, v });
+    const head = v.slice(0, 4).map((x) => x.toFixed(4)).join(', ');
+    reply.body.textContent = `[${head}, …] (${v.length} dimensions)${sims.length ? `\ncosine similarity with ${sims.join(', ')}` : ''}`;
+    const n = res.usage.prompt_tokens;
+    reply.el.querySelector('.who').textContent = `Embedding #${page.embedded.length} · ${n} token${n === 1 ? '' : 's'} · ${ms.toFixed(0)} ms`;
+    page.lastFinishReason = 'stop';
+  } catch (e) {
+    page.lastFinishReason = e.name === 'AbortError' ? 'abort' : 'error';
+    if (e.name !== 'AbortError') showError(`Embedding failed: ${e.message}`);
+    user.el.remove();
+    reply.el.remove();
+    if (!ui.prompt.value) ui.prompt.value = text;
+  } finally {
+    reply.el.classList.remove('pending');
+    reply.el.dataset.done = 'true';
+    page.replies++;
+    setBusy(null);
+  }
+}
+
 async function newChat() {
   clearError();
   if (busy?.kind === 'generate') busy.controller.abort();
   history = [];
+  page.embedded = [];
   ui.messages.replaceChildren();
   page.lastTokenIds = [];
   if (page.engine) {

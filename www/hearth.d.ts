@@ -96,8 +96,16 @@ export interface ModelInfo {
   context_length: number;
   /** Dimensions of `embeddings.create`'s vectors (the model's hidden size). */
   embedding_length: number;
-  /** How `embeddings.create` pools a text's hidden states: "mean" (then L2-normalised). */
-  pooling: 'mean';
+  /**
+   * How `embeddings.create` pools a text's final states (then L2-normalised): the file's
+   * `pooling_type`, "mean" where it has none; "cls" takes the first token's, "last" the last's.
+   */
+  pooling: 'mean' | 'cls' | 'last';
+  /**
+   * An encoder (BERT, nomic-bert): it makes embeddings only; `chat.completions.create`
+   * rejects with code `invalid_request`.
+   */
+  encoder: boolean;
   /** e.g. "gpu: <adapter> (BrowserWebGpu)" or "cpu". */
   backend: string;
   /** Set when "auto" fell back to the CPU: why. */
@@ -289,8 +297,11 @@ export interface Completions {
 }
 
 export interface EmbeddingRequest {
-  /** A text or up to 2048 texts (token-id arrays are not taken). */
-  input: string | string[];
+  /**
+   * A text, an array of token ids, or up to 2048 of either (ids are embedded as they are: an
+   * encoder's [CLS] and [SEP] are not added to them).
+   */
+  input: string | string[] | number[] | (string | number[])[];
   /** "float" (default): number arrays; "base64": the little-endian float32 bytes, base64. */
   encoding_format?: 'float' | 'base64';
   /** Only the model's own size (`info.embedding_length`); they cannot be shortened. */
@@ -324,8 +335,9 @@ export interface HearthEngine {
   readonly memory: { samples: number[]; peak: number };
   readonly chat: { completions: Completions };
   /**
-   * Sentence embeddings (OpenAI's shape): each text's final normed hidden states, mean-pooled
-   * and L2-normalised, as llama.cpp's `--pooling mean`. Clears the conversation cache.
+   * Sentence embeddings (OpenAI's shape): each input's final states (a decoder's final normed
+   * hidden states), pooled as `info.pooling` says and L2-normalised, as llama.cpp pools them.
+   * Clears the conversation cache.
    */
   readonly embeddings: { create(request: EmbeddingRequest, options?: RequestOptions): Promise<EmbeddingResponse> };
   /**

@@ -351,11 +351,17 @@ function checkEmbeddingRequest(req, info) {
   if (!req || typeof req !== 'object') throw new TypeError('embeddings.create(request): request must be an object');
   const unknown = Object.keys(req).filter((k) => !EMBEDDING_FIELDS.has(k));
   if (unknown.length) throw new TypeError(`embeddings.create(request): unsupported field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
-  const input = typeof req.input === 'string' ? [req.input] : req.input;
-  if (!Array.isArray(input) || input.length === 0 || input.length > MAX_EMBEDDING_INPUTS || !input.every((t) => typeof t === 'string')) {
-    throw new TypeError(`input must be a string or an array of 1 to ${MAX_EMBEDDING_INPUTS} strings (token-id input is not supported)`);
+  // As OpenAI: a string, strings, one array of token ids, or arrays of them.
+  let input = req.input;
+  if (typeof input === 'string') input = [input];
+  else if (Array.isArray(input) && input.length > 0 && input.every((t) => typeof t === 'number')) input = [input];
+  const isIds = (t) => Array.isArray(t) && t.every((id) => Number.isInteger(id) && id >= 0 && id < info.n_vocab);
+  if (!Array.isArray(input) || input.length === 0 || input.length > MAX_EMBEDDING_INPUTS || !input.every((t) => typeof t === 'string' || isIds(t))) {
+    throw new TypeError(
+      `input must be a string, an array of token ids (integers below ${info.n_vocab}), or an array of 1 to ${MAX_EMBEDDING_INPUTS} of either`,
+    );
   }
-  if (input.some((t) => t === '')) throw new TypeError('input: an empty string has no embedding');
+  if (input.some((t) => t.length === 0)) throw new TypeError('input: an empty string or token list has no embedding');
   const format = req.encoding_format ?? 'float';
   if (format !== 'float' && format !== 'base64') throw new TypeError(`encoding_format must be "float" or "base64", got ${JSON.stringify(format)}`);
   if (req.dimensions != null && req.dimensions !== info.embedding_length) {
@@ -567,6 +573,9 @@ class HearthEngine {
     let error = null;
     try {
       this.#checkAlive();
+      if (this.info.encoder) {
+        throw new TypeError(`this model is an encoder (${this.info.architecture}): it makes embeddings, not text; use embeddings.create`);
+      }
       req = checkRequest(request);
       signal = requestSignal(request, options);
     } catch (e) {

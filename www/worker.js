@@ -7,7 +7,7 @@
 //        presence_penalty, logit_bias as [[id, bias], …]; the engine validates them)
 //        {type:'abort', id}  {type:'reset', id?}  {type:'unload', id?}
 //        {type:'perplexity', id, text, window?, stride?}  -> {type:'perplexity', id, result}
-//        {type:'embed', id, input: [text, …]}  -> {type:'embeddings', id, data: [Float32Array], tokens}
+//        {type:'embed', id, input: [text or [id, …], …]}  -> {type:'embeddings', id, data: [Float32Array], tokens}
 //   out: {type:'progress', id, loaded, total, rate, eta, fromCache}
 //        {type:'memory', id, bytes}            wasm heap samples taken while loading
 //        {type:'loaded', id, info, memory}
@@ -750,13 +750,17 @@ async function streamPart(loader, part, o, progress) {
 async function embed(msg) {
   if (!engine) throw new Error('no model is loaded');
   const input = msg.input;
-  if (!Array.isArray(input) || !input.every((t) => typeof t === 'string')) throw new Error('invalid argument: embed input must be an array of strings');
+  const isIds = (t) => Array.isArray(t) && t.every((id) => Number.isInteger(id) && id >= 0 && id < 2 ** 32);
+  if (!Array.isArray(input) || !input.every((t) => typeof t === 'string' || isIds(t))) {
+    throw new Error('invalid argument: embed input must be an array of strings or token id arrays');
+  }
   const data = [];
   let tokens = 0;
   for (const text of input) {
     await yieldToEvents();
     if (aborted.has(msg.id)) throw new AbortedError();
-    const ids = engine.embeddingPrompt(text);
+    // Token ids are used as they are (the engine checks them against the vocabulary).
+    const ids = typeof text === 'string' ? engine.embeddingPrompt(text) : Uint32Array.from(text);
     tokens += ids.length;
     data.push(await engine.embed(ids));
   }

@@ -1,4 +1,4 @@
-//! Causal grouped-query attention over the KV cache.
+//! Grouped-query attention over the KV cache: causal, or bidirectional in an encoder.
 
 use super::par::{self, SharedOut};
 use crate::model::ModelConfig;
@@ -17,7 +17,8 @@ pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], star
         let (t, h) = (task / c.n_head, task % c.n_head);
         let kv_off = (h / group) * hd;
         let qv = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-        let len = start + t + 1;
+        // An encoder's query sees the whole batch.
+        let len = if c.encoder { start + n } else { start + t + 1 };
         let first = if window > 0 { len.saturating_sub(window) } else { 0 };
         // ALiBi: the head's slope times the distance back (0 without).
         let slope = c.alibi.map_or(0.0, |a| a.slope(h));
@@ -76,6 +77,9 @@ mod tests {
             qk_norm: false,
             post_norms: false,
             tied_output: true,
+            post_norm: false,
+            encoder: false,
+            pooling: crate::model::Pooling::Mean,
         };
         let val = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
         let (len, kv) = (10usize, c.kv_dim());

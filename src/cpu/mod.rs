@@ -117,6 +117,10 @@ impl Acts {
 }
 
 impl Backend for CpuBackend {
+    fn config(&self) -> &crate::model::ModelConfig {
+        &self.plan.config
+    }
+
     fn describe(&self) -> String {
         format!("cpu ({} threads)", par::threads())
     }
@@ -156,6 +160,7 @@ impl Backend for CpuBackend {
     fn forward(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
         let c = &self.plan.config;
         crate::backend::check_batch(tokens, start, self.cache.len, self.max_context, usize::MAX, c.n_vocab)?;
+        crate::backend::check_encoder(c, start, which)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
@@ -219,6 +224,7 @@ impl Backend for CpuBackend {
                     let (u, g) = acts.pair(up, gate);
                     kernels::glu(g, u, act);
                 }
+                Op::States { input } => logits = acts.get(input)[..n * c.n_embd].to_vec(),
                 Op::Logits { weight, input, bias } => {
                     let w = self.weights.get(weight);
                     let x = acts.get(input);

@@ -230,6 +230,11 @@ impl Metadata {
         self.typed(key, "unsigned integer", Value::as_u64)
     }
 
+    /// A signed or unsigned integer; `Ok(None)` when absent.
+    pub fn get_i64(&self, key: &str) -> Result<Option<i64>, GgufError> {
+        self.typed(key, "integer", Value::as_i64)
+    }
+
     pub fn get_f64(&self, key: &str) -> Result<Option<f64>, GgufError> {
         self.typed(key, "number", Value::as_f64)
     }

@@ -78,11 +78,14 @@ impl GpuBackend {
         }
         // Batches are capped so that their logits fit one binding (e.g. 220 tokens of Qwen2's
         // 151,936 logits under a 128 MiB limit); longer prompts are evaluated in several calls.
-        let max_batch = max_batch.min((ctx.max_binding() / (c.n_vocab as u64 * 4)) as usize);
+        // An encoder reads its whole input at once and gives states, not logits.
+        let (max_batch, out_width) = if c.encoder { (max_context, c.n_embd) } else { (max_batch, c.n_vocab) };
+        let max_batch = max_batch.min((ctx.max_binding() / (out_width as u64 * 4)) as usize);
         if max_batch == 0 {
-            return Err(Error::InvalidArgument(format!("{} logits do not fit this GPU's binding limit", c.n_vocab)));
+            return Err(Error::InvalidArgument(format!("{out_width} logits do not fit this GPU's binding limit")));
         }
-        let logits_bytes = (max_batch * c.n_vocab * 4) as u64;
+        // (At least one row of logits: the top-k selection binds that much.)
+        let logits_bytes = ((max_batch * out_width).max(c.n_vocab) * 4) as u64;
         let acts: Vec<(Act, wgpu::Buffer)> = Act::ALL
             .into_iter()
             .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
@@ -174,9 +177,12 @@ impl GpuBackend {
         q.write_buffer(&self.step, 0, bytemuck::bytes_of(&step_record(tokens.len(), start, 0)));
     }
 
-    fn check(&self, tokens: &[u32], start: usize) -> Result<()> {
+    /// The checks before a forward call that returns `which` (`Last` for the argmax and
+    /// top-k forms).
+    fn check(&self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<()> {
         self.ctx.check()?;
-        crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)
+        crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)?;
+        crate::backend::check_encoder(&self.plan.config, start, which)
     }
 
     /// Records one compute pass over the dispatches `wanted` selects (then, with `top_k`, the
@@ -235,7 +241,7 @@ impl GpuBackend {
     /// counter) into the step uniform (copies, not dispatches: the plan stays as it is); each
     /// id is also copied into `run_ids`, which is read back once at the end.
     async fn decode_run_impl(&mut self, token: u32, start: usize, steps: usize, draw: Option<DeviceDraw>) -> Result<Vec<u32>> {
-        self.check(&[token], start)?;
+        self.check(&[token], start, LogitsFor::Last)?;
         if !(1..=DECODE_RUN).contains(&steps) {
             return Err(Error::InvalidArgument(format!("a decoding run has 1 to {DECODE_RUN} steps, not {steps}")));
         }
@@ -290,7 +296,7 @@ impl GpuBackend {
     }
 
     async fn forward_impl(&mut self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
-        self.check(tokens, start)?;
+        self.check(tokens, start, which)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
@@ -323,7 +329,7 @@ impl GpuBackend {
     }
 
     async fn forward_argmax_impl(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
-        self.check(tokens, start)?;
+        self.check(tokens, start, LogitsFor::Last)?;
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to evaluate".into()));
         }
@@ -336,7 +342,7 @@ impl GpuBackend {
     }
 
     async fn forward_top_k_impl(&mut self, tokens: &[u32], start: usize, k: usize) -> Result<Vec<(u32, f32)>> {
-        self.check(tokens, start)?;
+        self.check(tokens, start, LogitsFor::Last)?;
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to evaluate".into()));
         }
@@ -403,6 +409,10 @@ pub(super) fn fold(groups: u32) -> (u32, u32) {
 }
 
 impl Backend for GpuBackend {
+    fn config(&self) -> &crate::model::ModelConfig {
+        &self.plan.config
+    }
+
     fn describe(&self) -> String {
         format!("{}, {} dispatches per token", self.ctx.describe(), self.dispatches_per_token())
     }
@@ -522,7 +532,7 @@ impl Backend for GpuBackend {
             return Err(Error::Gpu(format!("{} has no timestamp queries", self.ctx.describe())));
         }
         self.len = self.len.min(start);
-        self.check(tokens, start)?;
+        self.check(tokens, start, LogitsFor::None)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }

@@ -259,7 +259,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 alibi_m0: c.alibi.map_or(0.0, |a| a.m0),
                 alibi_m1: c.alibi.map_or(0.0, |a| a.m1),
                 alibi_heads: c.alibi.map_or(0, |a| a.heads as u32),
-                _pad: 0,
+                bidirectional: c.encoder as u32,
             },
         )
     };
@@ -302,6 +302,18 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             && ws.windows(2).zip(st.windows(2)).all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
     };
     let bias_buf = |w: WeightId| &weights.get(w).parts[0].buffer;
+    // The LayerNorm just before `ops[i]`, if it writes `input`, again into the logits buffer
+    // (`Role::Hidden`): every token's final state for embeddings.
+    let layer_norm_again = |i: usize, input: Act| {
+        if let Some(&Op::LayerNorm { input: x, weight, bias, out }) = plan.ops.get(i.wrapping_sub(1)) {
+            if out == input {
+                let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
+                let bias_bind = bias.map_or(&no_norm, bias_buf);
+                let bufs = [act(x), &weights.get(weight).parts[0].buffer, logits, &pb, step, bias_bind];
+                add(Kernel::Norm, None, &bufs, Grid::PerToken(1), Role::Hidden);
+            }
+        }
+    };
     for (i, op) in plan.ops.iter().enumerate() {
         if done[i] {
             continue;
@@ -600,15 +612,12 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 if let Some(n) = norm {
                     let pb = uniform(ctx, &params::Norm { dim: n.cols as u32, eps: c.rms_eps, accumulate: 0, mode: 0 });
                     add(Kernel::Norm, None, &[act(src), &n.parts[0].buffer, logits, &pb, step, &no_norm], Grid::PerToken(1), Role::Hidden);
-                } else if let Some(&Op::LayerNorm { input: x, weight, bias, out }) = plan.ops.get(i.wrapping_sub(1)) {
-                    if out == input {
-                        let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
-                        let bias_bind = bias.map_or(&no_norm, bias_buf);
-                        let bufs = [act(x), &weights.get(weight).parts[0].buffer, logits, &pb, step, bias_bind];
-                        add(Kernel::Norm, None, &bufs, Grid::PerToken(1), Role::Hidden);
-                    }
+                } else {
+                    layer_norm_again(i, input);
                 }
             }
+            // An encoder's states: its last LayerNorm once more, written where the logits go.
+            Op::States { input } => layer_norm_again(i, input),
         }
     }
     ctx.queue.submit([copies.finish()]);

@@ -161,7 +161,8 @@ pub struct Attention {
     pub alibi_m0: f32,
     pub alibi_m1: f32,
     pub alibi_heads: u32,
-    pub _pad: u32,
+    /// 1: every query sees every position of the batch (an encoder), not only those before it.
+    pub bidirectional: u32,
 }
 
 /// `kv_store` and `argmax` take one width.

@@ -69,6 +69,10 @@ pub enum Residual {
     SharedNorm,
     /// Sequential where the layers have an `ffn_norm`, else as `SharedNorm` (StableLM).
     SharedNormWithoutFfnNorm,
+    /// `x = norm(x + attn(x)); x = norm(x + ffn(x))`: each block's output joins the residual
+    /// stream before its norm (BERT's post-LayerNorm blocks, `attn_output_norm` and
+    /// `layer_output_norm`).
+    PostNorm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -100,6 +104,10 @@ pub struct ArchSpec {
     pub scale_by_embd_at_62_layers: bool,
     /// A `rope_freqs.weight` tensor (Llama 3.1+ RoPE scaling) divides the RoPE frequencies.
     pub rope_freqs: bool,
+    /// An encoder (BERT): every token attends to every token of its input, which is read in
+    /// one batch; row 0 of `token_types` joins the embeddings; there is no output head, the
+    /// final states are pooled into an embedding.
+    pub encoder: bool,
 }
 
 const LLAMA: ArchSpec = ArchSpec {
@@ -117,6 +125,7 @@ const LLAMA: ArchSpec = ArchSpec {
     swa_period: None,
     scale_by_embd_at_62_layers: false,
     rope_freqs: true,
+    encoder: false,
 };
 
 // GPT-2 (llama.cpp's src/models/gpt2.cpp): learned positions, LayerNorms with biases, a fused
@@ -142,6 +151,10 @@ const PHI2: ArchSpec = ArchSpec {
     residual: Residual::SharedNorm,
     ..GPT2
 };
+
+// BERT (src/models/bert.cpp): an encoder of GPT-2's parts (learned positions, LayerNorms with
+// biases, a plain GELU MLP) with a LayerNorm on the embeddings and post-norm blocks.
+const BERT: ArchSpec = ArchSpec { name: "bert", residual: Residual::PostNorm, embed_norm: true, encoder: true, ..GPT2 };
 
 const ARCHS: &[ArchSpec] = &[
     LLAMA,
@@ -206,6 +219,10 @@ const ARCHS: &[ArchSpec] = &[
         rope_freqs: false,
         ..LLAMA
     },
+    BERT,
+    // Nomic BERT (nomic-embed-text; the same graph): BERT with NEOX RoPE over the whole head
+    // instead of a position table, a fused QKV and a SwiGLU MLP.
+    ArchSpec { name: "nomic-bert", rope: RopeStyle::Neox, positions: Positions::Rope, ffn: Ffn::Gated, act: Activation::Silu, ..BERT },
 ];
 
 impl ArchSpec {
@@ -229,6 +246,8 @@ pub mod names {
     pub const OUTPUT: &str = "output.weight";
     /// Phi-2's output head bias.
     pub const OUTPUT_BIAS: &str = "output.bias";
+    /// BERT's token type (segment) embeddings: row 0, sentence A, joins every token.
+    pub const TOKEN_TYPES: &str = "token_types.weight";
     /// Llama 3.1+ RoPE frequency divisors, one per rotated pair.
     pub const ROPE_FREQS: &str = "rope_freqs.weight";
 

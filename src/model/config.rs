@@ -53,6 +53,41 @@ pub struct ModelConfig {
     pub post_norms: bool,
     /// The output head reuses `token_embd` (no `output.weight` in the file).
     pub tied_output: bool,
+    /// Post-norm blocks: `x = norm(x + block(x))` (BERT).
+    pub post_norm: bool,
+    /// An encoder: bidirectional attention over one batch, no output head (BERT).
+    pub encoder: bool,
+    /// How [`Session::embed`](crate::session::Session::embed) pools the final states into one
+    /// vector: `{arch}.pooling_type` where the file has it, else the mean.
+    pub pooling: Pooling,
+}
+
+/// How token states become one sentence embedding (llama.cpp's `llama_pooling_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean over every token (1; also for `none`, 0, and a file without the key).
+    Mean,
+    /// The first token's state ([CLS]) (2).
+    Cls,
+    /// The last token's state (3).
+    Last,
+}
+
+impl Pooling {
+    /// `{arch}.pooling_type`: none (0) and mean (1) pool by the mean, CLS (2) takes the first
+    /// token, last (3) the last; a reranker's rank pooling (4) needs a classifier head this
+    /// engine does not have.
+    fn from_metadata(md: &Metadata, arch: &str) -> Result<Self> {
+        let key = format!("{arch}.pooling_type");
+        Ok(match md.get_i64(&key)? {
+            None | Some(0) | Some(1) => Pooling::Mean,
+            Some(2) => Pooling::Cls,
+            Some(3) => Pooling::Last,
+            Some(4) => return Err(Error::Unsupported(format!("rank pooling, a reranker's classifier head ({key} = 4)"))),
+            Some(v) => return Err(Error::Model(format!("{key} = {v} is not a pooling type (0-4)"))),
+        })
+    }
 }
 
 /// llama.cpp's ALiBi maximum bias for BLOOM (set in code; GGUF files do not carry it).
@@ -153,6 +188,12 @@ impl ModelConfig {
             })
         };
         refuse_unimplemented(md, arch_name)?;
+        // An encoder's attention is bidirectional whatever the key says (llama.cpp's encode);
+        // a decoder with bidirectional attention is not implemented.
+        if !spec.encoder && md.get_bool(&key("attention.causal"))? == Some(false) {
+            return Err(Error::Unsupported(format!("bidirectional attention in a decoder ({} = false)", key("attention.causal"))));
+        }
+        let pooling = Pooling::from_metadata(md, arch_name)?;
         let n_embd = req("embedding_length")?;
         let n_layer = req("block_count")?;
         let n_head = req("attention.head_count")?;
@@ -199,6 +240,7 @@ impl ModelConfig {
                 let shared = h.tensor(&super::arch::names::layer(0, "ffn_norm")).is_none();
                 (shared, shared)
             }
+            Residual::PostNorm => (false, false),
         };
 
         // Sliding-window layers, the way llama.cpp lays them out.
@@ -254,6 +296,9 @@ impl ModelConfig {
             qk_norm: spec.qk_norm,
             post_norms: spec.post_norms,
             tied_output: h.tensor(super::arch::names::OUTPUT).is_none(),
+            post_norm: spec.residual == Residual::PostNorm,
+            encoder: spec.encoder,
+            pooling,
         })
     }
 }

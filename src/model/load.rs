@@ -54,17 +54,19 @@ impl Model {
             ids.extend(self.tokenizer.bos_id());
         }
         ids.extend(self.tokenizer.encode(text, true)?);
+        ids.extend(self.tokenizer.sep_id());
         Ok(ids)
     }
 
     /// Token ids of a text to embed: BOS where the model asks for it, then the text as plain
-    /// text (special tokens written in it are not parsed).
+    /// text (special tokens written in it are not parsed), then WordPiece's [SEP].
     pub fn embedding_prompt(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         if self.tokenizer.add_bos() {
             ids.extend(self.tokenizer.bos_id());
         }
         ids.extend(self.tokenizer.encode(text, false)?);
+        ids.extend(self.tokenizer.sep_id());
         Ok(ids)
     }
 

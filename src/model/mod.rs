@@ -11,7 +11,7 @@ mod weights;
 
 pub use arch::{names::TOKEN_EMBD, Activation, ArchSpec, Ffn, Norm, Positions, RopeStyle};
 pub use rope::{RopeSpec, Yarn};
-pub use config::ModelConfig;
+pub use config::{ModelConfig, Pooling};
 pub use load::{load_model_file, open_file, read_model_header, LoadProgress, Model};
 pub use stream::{ModelStream, NewWeights, PutWeight};
 pub use plan::{Act, ForwardPlan, Op, WeightId, WeightSpec};

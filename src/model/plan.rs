@@ -77,7 +77,8 @@ pub enum Op {
     Rope { target: Act, n_heads: usize, rope: usize },
     /// Stores `k`, `v` into layer `layer`'s cache at the batch positions, then causal
     /// attention of every query head over the cache up to its own position, scaled by the
-    /// config's `attn_scale`, over the last `window` positions only when `window > 0`.
+    /// config's `attn_scale`, over the last `window` positions only when `window > 0`. In an
+    /// encoder every query sees every position of the batch (and nothing is cached before it).
     Attention { layer: usize, q: Act, k: Act, v: Act, out: Act, window: usize },
     /// `gate[t] = act(gate[t]) * up[t]`.
     Glu { gate: Act, up: Act, act: Activation },
@@ -85,6 +86,8 @@ pub enum Op {
     Activate { target: Act, act: Activation },
     /// Logits for the requested tokens: `W · x[t] (+ bias)`, W with `n_vocab` rows.
     Logits { weight: WeightId, input: Act, bias: Option<WeightId> },
+    /// An encoder's output: every token's final state `input[t]` (no output head).
+    States { input: Act },
 }
 
 impl Op {
@@ -93,7 +96,7 @@ impl Op {
         match *self {
             Op::Embed { .. } => vec![],
             Op::PosEmbed { out, .. } => vec![out],
-            Op::RmsNorm { input, .. } | Op::LayerNorm { input, .. } | Op::Logits { input, .. } => vec![input],
+            Op::RmsNorm { input, .. } | Op::LayerNorm { input, .. } | Op::Logits { input, .. } | Op::States { input } => vec![input],
             Op::MatMul { input, out, accumulate, .. } => if accumulate { vec![input, out] } else { vec![input] },
             Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } | Op::Activate { target, .. } => vec![target],
             Op::Add { input, out } => vec![input, out],
@@ -114,7 +117,7 @@ impl Op {
             | Op::Add { out, .. } => vec![out],
             Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } | Op::Activate { target, .. } => vec![target],
             Op::Glu { gate, .. } => vec![gate],
-            Op::Logits { .. } => vec![],
+            Op::Logits { .. } | Op::States { .. } => vec![],
         }
     }
 }
@@ -223,23 +226,34 @@ impl ForwardPlan {
         let mut b = Builder { header, weights: Vec::new() };
         let c = &config;
         let embd = b.weight(names::TOKEN_EMBD, c.n_vocab, c.n_embd)?;
-        // BLOOM LayerNorms the embeddings on their way into the residual stream.
+        // BLOOM and BERT LayerNorm the embeddings on their way into the residual stream.
         let embedded = if c.embed_norm { Act::Proj } else { Act::Hidden };
         let mut ops = vec![Op::Embed { table: embd, out: embedded, scale: c.embed_scale.unwrap_or(1.0) }];
-        if c.embed_norm {
-            ops.push(b.norm(c, names::TOKEN_EMBD_NORM)?.op(Act::Proj, Act::Hidden));
+        // An encoder's token types: every token is sentence A, so row 0 is a bias.
+        if c.encoder && b.has(names::TOKEN_TYPES) {
+            let types = b.header.tensor(names::TOKEN_TYPES).map_or(0, |t| t.rows_cols().0);
+            let bias = b.part(names::TOKEN_TYPES, (types, c.n_embd), 1, c.n_embd, 0)?;
+            ops.push(Op::AddBias { target: embedded, bias });
         }
         if c.positions == Positions::Learned {
             let table = b.weight(names::POSITION_EMBD, c.n_ctx_train, c.n_embd)?;
-            ops.push(Op::PosEmbed { table, out: Act::Hidden });
+            ops.push(Op::PosEmbed { table, out: embedded });
+        }
+        if c.embed_norm {
+            ops.push(b.norm(c, names::TOKEN_EMBD_NORM)?.op(Act::Proj, Act::Hidden));
         }
         for l in 0..c.n_layer {
             let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&names::layer(l, what), rows, cols);
             let bias = |b: &mut Builder, what: &str, cols| b.optional(&names::layer_bias(l, what), 1, cols);
             // Attention: norm, Q/K/V projections (with biases where the file has them), per-head
             // Q/K norms, RoPE, attention, output projection.
-            let attn_norm = b.norm(c, &names::layer(l, "attn_norm"))?;
-            ops.push(attn_norm.op(Act::Hidden, Act::Normed));
+            // Post-norm blocks read the residual stream itself.
+            let attn_in = if c.post_norm {
+                Act::Hidden
+            } else {
+                ops.push(b.norm(c, &names::layer(l, "attn_norm"))?.op(Act::Hidden, Act::Normed));
+                Act::Normed
+            };
             let mut biases = Vec::new();
             // A fused QKV tensor (in a file without separate ones) is read as its three parts,
             // rows [Q | K | V], as separate tensors would be.
@@ -257,7 +271,7 @@ impl ForwardPlan {
                     (w(&mut b, what, rows, c.n_embd)?, bias(&mut b, what, rows)?)
                 };
                 first += rows;
-                ops.push(Op::MatMul { weight, input: Act::Normed, out, accumulate: false });
+                ops.push(Op::MatMul { weight, input: attn_in, out, accumulate: false });
                 if let Some(bias) = bias {
                     biases.push(Op::AddBias { target: out, bias });
                 }
@@ -282,12 +296,16 @@ impl ForwardPlan {
                 // x + attn(norm₁ x) + ffn(norm₂ x): the attention's output waits in Branch.
                 ops.push(Op::MatMul { weight: wo, input: Act::Attn, out: Act::Branch, accumulate: false });
                 ops.extend(bo.map(|bias| Op::AddBias { target: Act::Branch, bias }));
+            } else if c.post_norm {
+                post_norm_residual(&mut ops, wo, Act::Attn, bo, b.norm(c, &names::layer(l, "attn_output_norm"))?);
             } else {
                 residual(&mut ops, wo, Act::Attn, bo, post);
             }
             // Feed-forward: norm, then a gated activation or a plain one, then the down projection.
-            // (With a shared norm the MLP reads the attention's normed input, still in Normed.)
-            if !c.shared_norm {
+            // (With a shared norm the MLP reads the attention's normed input, still in Normed;
+            // post-norm blocks read the residual stream.)
+            let ffn_in = if c.post_norm { Act::Hidden } else { Act::Normed };
+            if !c.shared_norm && !c.post_norm {
                 let ffn_norm = b.norm(c, &names::layer(l, "ffn_norm"))?;
                 ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
             }
@@ -307,14 +325,14 @@ impl ForwardPlan {
             let hidden = match gate {
                 Some(gate) => {
                     ops.extend([
-                        Op::MatMul { weight: gate, input: Act::Normed, out: Act::Gate, accumulate: false },
-                        Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false },
+                        Op::MatMul { weight: gate, input: ffn_in, out: Act::Gate, accumulate: false },
+                        Op::MatMul { weight: up, input: ffn_in, out: Act::Up, accumulate: false },
                         Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
                     ]);
                     Act::Gate
                 }
                 None => {
-                    ops.push(Op::MatMul { weight: up, input: Act::Normed, out: Act::Up, accumulate: false });
+                    ops.push(Op::MatMul { weight: up, input: ffn_in, out: Act::Up, accumulate: false });
                     if let Some(bias) = bias(&mut b, "ffn_up", c.n_ff)? {
                         ops.push(Op::AddBias { target: Act::Up, bias });
                     }
@@ -324,10 +342,19 @@ impl ForwardPlan {
             };
             let down_bias = if c.ffn == Ffn::Plain { bias(&mut b, "ffn_down", c.n_embd)? } else { None };
             let post = if c.post_norms { Some(w(&mut b, "post_ffw_norm", 1, c.n_embd)?) } else { None };
-            residual(&mut ops, down, hidden, down_bias, post);
+            if c.post_norm {
+                post_norm_residual(&mut ops, down, hidden, down_bias, b.norm(c, &names::layer(l, "layer_output_norm"))?);
+            } else {
+                residual(&mut ops, down, hidden, down_bias, post);
+            }
             if c.parallel_residual {
                 ops.push(Op::Add { input: Act::Branch, out: Act::Hidden });
             }
+        }
+        // An encoder's output is the final states themselves.
+        if c.encoder {
+            ops.push(Op::States { input: Act::Hidden });
+            return Ok(Self { config, weights: b.weights, ops });
         }
         let out_norm = b.norm(c, names::OUTPUT_NORM)?;
         let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
@@ -382,6 +409,14 @@ fn residual(ops: &mut Vec<Op>, weight: WeightId, input: Act, bias: Option<Weight
         None => Act::Proj,
     };
     ops.push(Op::Add { input: joined, out: Act::Hidden });
+}
+
+/// A post-norm block's output joining the residual stream: `x = norm(x + W·input + b)`.
+fn post_norm_residual(ops: &mut Vec<Op>, weight: WeightId, input: Act, bias: Option<WeightId>, norm: NormWeights) {
+    ops.push(Op::MatMul { weight, input, out: Act::Proj, accumulate: false });
+    ops.extend(bias.map(|bias| Op::AddBias { target: Act::Proj, bias }));
+    ops.push(Op::Add { input: Act::Hidden, out: Act::Proj });
+    ops.push(norm.op(Act::Proj, Act::Hidden));
 }
 
 struct Builder<'a> {

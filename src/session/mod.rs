@@ -12,6 +12,7 @@ pub use generate::{generate, GenerateOptions, Generation, Reply, Step, StopReaso
 pub use stop::StopMatcher;
 
 use crate::backend::{block_on, Backend, LogitsFor};
+use crate::model::Pooling;
 use crate::sampler::{DeviceDraw, Sampler};
 use crate::{Error, Result};
 
@@ -186,16 +187,45 @@ impl Session {
         Ok(self.step(last, Want::Logits(which)).await?.logits())
     }
 
-    /// A sentence embedding of `ids`, as llama.cpp's mean pooling makes it: every token's final
-    /// normed hidden state (what the output projection reads), averaged over the tokens (in
-    /// f64) and L2-normalised. The ids are a sequence of their own: the cache is cleared before
-    /// and after, so a conversation continues by evaluating its prompt again.
+    /// A sentence embedding of `ids`, as llama.cpp pools it: every token's final state (a
+    /// decoder's final normed hidden state, what the output projection reads), pooled as the
+    /// model's [`Pooling`] says (the mean, in f64, by default) and L2-normalised. The ids are a
+    /// sequence of their own: the cache is cleared before and after, so a conversation
+    /// continues by evaluating its prompt again. An encoder reads them in one batch.
     pub fn embed(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         block_on(self.embed_async(ids))
     }
 
     /// [`embed`](Self::embed) without blocking.
     pub async fn embed_async(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let rows = self.states_async(ids).await?;
+        let width = rows.len() / ids.len();
+        let take = match self.backend.config().pooling {
+            Pooling::Mean => &rows[..],
+            Pooling::Cls => &rows[..width],
+            Pooling::Last => &rows[rows.len() - width..],
+        };
+        let mut pooled = vec![0f64; width];
+        for row in take.chunks_exact(width) {
+            pooled.iter_mut().zip(row).for_each(|(s, &x)| *s += x as f64);
+        }
+        let norm = pooled.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if !(norm > 0.0 && norm.is_finite()) {
+            return Err(Error::Model(format!("the pooled state has norm {norm}: it cannot be normalised")));
+        }
+        // The mean's 1/n cancels in the normalisation.
+        Ok(pooled.iter().map(|x| (x / norm) as f32).collect())
+    }
+
+    /// Every token's final state (`n_embd` floats a row, what [`embed`](Self::embed) pools):
+    /// llama.cpp's embeddings without pooling. The ids are a sequence of their own, as for
+    /// `embed`.
+    pub fn states(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        block_on(self.states_async(ids))
+    }
+
+    /// [`states`](Self::states) without blocking.
+    pub async fn states_async(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         if ids.is_empty() {
             return Err(Error::InvalidArgument("nothing to embed: the input has no tokens".into()));
         }
@@ -203,29 +233,20 @@ impl Session {
         if ids.len() > limit {
             return Err(Error::ContextLengthExceeded { needed: ids.len(), limit });
         }
+        // An encoder reads its input in one batch.
+        let chunk = if self.backend.config().encoder { ids.len() } else { self.prefill_chunk.min(self.backend.max_batch()).max(1) };
         self.clear();
-        let mut sum: Vec<f64> = Vec::new();
-        let chunk = self.prefill_chunk.min(self.backend.max_batch()).max(1);
+        let mut rows = Vec::new();
         let result = async {
             for part in ids.chunks(chunk) {
-                let rows = self.step(part, Want::Logits(LogitsFor::Hidden)).await?.logits();
-                let width = rows.len() / part.len();
-                sum.resize(width, 0.0);
-                for row in rows.chunks_exact(width) {
-                    sum.iter_mut().zip(row).for_each(|(s, &x)| *s += x as f64);
-                }
+                rows.extend(self.step(part, Want::Logits(LogitsFor::Hidden)).await?.logits());
             }
             Ok::<_, Error>(())
         }
         .await;
         self.clear();
         result?;
-        let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if !(norm > 0.0 && norm.is_finite()) {
-            return Err(Error::Model(format!("the pooled hidden state has norm {norm}: it cannot be normalised")));
-        }
-        // The mean's 1/n cancels in the normalisation.
-        Ok(sum.iter().map(|x| (x / norm) as f32).collect())
+        Ok(rows)
     }
 
     /// Appends `tokens` and returns the id of the last one's largest logit, letting the

@@ -27,6 +27,7 @@ mod pre;
 mod special_index;
 mod spm;
 mod stream;
+mod wpm;
 
 pub use guard::NO_SPECIAL;
 pub use stream::StreamDecoder;
@@ -41,6 +42,7 @@ use crate::{Error, Result};
 use bytes::ByteDecoder;
 use pre::PreConfig;
 use spm::Spm;
+use wpm::Wpm;
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,6 +153,8 @@ enum Kind {
     Bpe { hf: Box<pre::HfBpe>, bytes: Box<ByteDecoder> },
     /// SentencePiece BPE.
     Spm(Box<Spm>),
+    /// WordPiece (BERT).
+    Wpm(Box<Wpm>),
 }
 
 /// A tokenizer built from GGUF metadata. Cheap to share (`Send + Sync`); wrap it in an `Arc`.
@@ -170,6 +174,8 @@ pub struct Tokenizer {
     eot: Option<u32>,
     pad: Option<u32>,
     add_bos: bool,
+    /// WordPiece's [SEP], which ends every input (llama.cpp's `add_special` for WPM).
+    sep: Option<u32>,
     model: String,
     pre: Option<String>,
     /// The special tokens indexed by text, built on first use.
@@ -199,19 +205,20 @@ impl Tokenizer {
     pub fn from_metadata_taking(md: &mut Metadata) -> Result<Self> {
         let model = md.require_str("tokenizer.ggml.model")?.to_string();
         let model = model.as_str();
-        let spm = match model {
-            "gpt2" => false,
-            "llama" => true,
+        let (spm, wpm) = match model {
+            "gpt2" => (false, false),
+            "llama" => (true, false),
+            "bert" => (false, true),
             _ => {
                 return Err(Error::Unsupported(format!(
                     "tokenizer model {model:?} (tokenizer.ggml.model); supported: \"gpt2\" (byte-level BPE), \"llama\" \
-                     (SentencePiece BPE)"
+                     (SentencePiece BPE), \"bert\" (WordPiece)"
                 )))
             }
         };
-        // llama.cpp ignores the pre-tokenizer of SentencePiece vocabularies.
+        // llama.cpp ignores the pre-tokenizer of SentencePiece and WordPiece vocabularies.
         let pre_name = md.get_str("tokenizer.ggml.pre")?.map(str::to_string);
-        let pre = if spm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
+        let pre = if spm || wpm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
 
         let mut tokens = md
             .take_strings("tokenizer.ggml.tokens")?
@@ -264,13 +271,8 @@ impl Tokenizer {
             }
         }
 
-        let (kind, pre) = match pre {
-            None => (spm_model(md, vocab, n)?, PreConfig::for_pre(None)?),
-            Some(pre) => (bpe_model(md, vocab, &pre)?, pre),
-        };
-
         // Special ids named by the GGUF (SentencePiece vocabularies default to llama.cpp's
-        // BOS 1 and EOS 2).
+        // BOS 1 and EOS 2; WordPiece ones to bert-base's [CLS] 101, [UNK] 100, [SEP] 102).
         let id_key = |key: &str, default: Option<u32>| -> Result<Option<u32>> {
             let Some(v) = md.get(key) else { return Ok(default.filter(|&d| (d as usize) < n)) };
             match (v.as_u64(), v.as_i64()) {
@@ -285,23 +287,45 @@ impl Tokenizer {
                 }
             }
         };
-        let (bos_default, eos_default) = if spm { (Some(1), Some(2)) } else { (None, None) };
+        let (bos_default, eos_default, unk_default) = match (spm, wpm) {
+            (true, _) => (Some(1), Some(2), Some(0)),
+            (_, true) => (Some(101), None, Some(100)),
+            _ => (None, None, None),
+        };
         let mut bos = id_key("tokenizer.ggml.bos_token_id", bos_default)?;
         let eos = id_key("tokenizer.ggml.eos_token_id", eos_default)?;
         let mut eot = id_key("tokenizer.ggml.eot_token_id", None)?;
         let mut eom = id_key("tokenizer.ggml.eom_token_id", None)?;
-        let pad = id_key("tokenizer.ggml.padding_token_id", None)?;
-        id_key("tokenizer.ggml.unknown_token_id", None)?;
+        let pad = id_key("tokenizer.ggml.padding_token_id", if wpm { Some(0) } else { None })?;
+        let unk = id_key("tokenizer.ggml.unknown_token_id", unk_default)?;
+        // WordPiece frames its input as [CLS] text [SEP], whatever add_bos_token says.
+        let sep = if wpm { id_key("tokenizer.ggml.seperator_token_id", Some(102))? } else { None };
+        if wpm && (bos.is_none() || sep.is_none()) {
+            return Err(Error::Tokenizer("a WordPiece vocabulary needs its [CLS] and [SEP] tokens (bos_token_id, seperator_token_id)".into()));
+        }
         let mut fim_pad = id_key("tokenizer.ggml.fim_pad_token_id", None)?;
         let mut fim_rep = id_key("tokenizer.ggml.fim_rep_token_id", None)?;
         let mut fim_sep = id_key("tokenizer.ggml.fim_sep_token_id", None)?;
         let mut fim_pre = id_key("tokenizer.ggml.fim_pre_token_id", None)?;
         let mut fim_suf = id_key("tokenizer.ggml.fim_suf_token_id", None)?;
         let mut fim_mid = id_key("tokenizer.ggml.fim_mid_token_id", None)?;
+        let kind = match &pre {
+            None if wpm => {
+                let lowercase = md.get_bool("tokenizer.ggml.normalizer.lowercase")?.unwrap_or(true);
+                let strip_accents = md.get_bool("tokenizer.ggml.normalizer.strip_accents")?.unwrap_or(lowercase);
+                Kind::Wpm(Box::new(Wpm::new(vocab, unk, lowercase, strip_accents)?))
+            }
+            None => spm_model(md, vocab, n)?,
+            Some(pre) => bpe_model(md, vocab, pre)?,
+        };
+        let pre = match pre {
+            Some(pre) => pre,
+            None => PreConfig::for_pre(None)?,
+        };
         if pre.no_bos {
             bos = None;
         }
-        let add_bos = md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(spm || pre.add_bos_default);
+        let add_bos = wpm || md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(spm || pre.add_bos_default);
         if add_bos && bos.is_none() {
             return Err(Error::Tokenizer("tokenizer.ggml.add_bos_token is true but there is no BOS token".into()));
         }
@@ -358,6 +382,7 @@ impl Tokenizer {
             eot,
             pad,
             add_bos,
+            sep,
             model: model.to_string(),
             pre: pre_name,
             special_index: std::sync::OnceLock::new(),
@@ -405,6 +430,7 @@ impl Tokenizer {
                             out.extend_from_slice(enc.get_ids());
                         }
                         Kind::Spm(spm) => spm.tokenize(t, spm.add_space_prefix && after_special, &mut out)?,
+                        Kind::Wpm(wpm) => wpm.tokenize(t, &mut out),
                     }
                     after_special = false;
                 }
@@ -496,7 +522,7 @@ impl Tokenizer {
         match ty {
             TokenType::Normal => match &self.kind {
                 Kind::Bpe { bytes, .. } => bytes.decode_into(text, out),
-                Kind::Spm(_) => {
+                Kind::Spm(_) | Kind::Wpm(_) => {
                     for c in text.chars() {
                         let c = if c == spm::SPACE { ' ' } else { c };
                         out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
@@ -536,6 +562,7 @@ impl Tokenizer {
         match &self.kind {
             Kind::Bpe { hf, .. } => hf.token_to_id(piece),
             Kind::Spm(spm) => spm.id(piece),
+            Kind::Wpm(wpm) => wpm.id(piece),
         }
     }
 
@@ -570,6 +597,12 @@ impl Tokenizer {
     /// default for the pre-tokenizer). [`Tokenizer::encode`] never adds it.
     pub fn add_bos(&self) -> bool {
         self.add_bos
+    }
+
+    /// The token that ends every input, after the text: WordPiece's [SEP] (BERT frames its
+    /// input as `[CLS] text [SEP]`); `None` for the other models.
+    pub fn sep_id(&self) -> Option<u32> {
+        self.sep
     }
 
     /// Whether generation stops at this token: llama.cpp's EOG set — EOS, EOT, EOM, the FIM

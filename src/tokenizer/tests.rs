@@ -132,7 +132,9 @@ fn stream_decoder_holds_back_split_characters() {
 fn bad_metadata_is_an_error_not_a_panic() {
     let cases: Vec<(Vec<(&'static str, Value)>, &str)> = vec![
         (without("tokenizer.ggml.model"), "tokenizer.ggml.model"),
-        (with("tokenizer.ggml.model", Value::String("bert".into())), "\"bert\""),
+        (with("tokenizer.ggml.model", Value::String("rwkv".into())), "\"rwkv\""),
+        // WordPiece needs [CLS] and [SEP] (this vocabulary has 25 tokens: no defaults apply).
+        (with("tokenizer.ggml.model", Value::String("bert".into())), "[CLS] and [SEP]"),
         (with("tokenizer.ggml.model", Value::String("llama".into())), "tokenizer.ggml.scores is missing"),
         (with("tokenizer.ggml.model", Value::U32(7)), "tokenizer.ggml.model"),
         (with("tokenizer.ggml.pre", Value::String("no-such-pre".into())), "no-such-pre"),

@@ -284,7 +284,8 @@ impl Engine {
             "threads": crate::cpu::threads(),
             "notice": self.notice,
             "embedding_length": c.n_embd,
-            "pooling": "mean",
+            "pooling": c.pooling,
+            "encoder": c.encoder,
         })
         .to_string()
     }

@@ -5,7 +5,8 @@
 //   node tests/browser/run.mjs abort cpu  only tests whose name contains one of the words
 //                                         (each test also runs alone: it loads what it needs)
 //
-// Needs www/pkg (./build.sh wasm) and models/SmolLM2-135M-Instruct.Q4_1.gguf (./build.sh model).
+// Needs www/pkg (./build.sh wasm) and models/SmolLM2-135M-Instruct.Q4_1.gguf (./build.sh model;
+// the encoders test also models/nomic-embed-text-v1.5.f16.gguf, ./build.sh model nomic-embed).
 // Prints one PASS/FAIL line per test and exits non-zero on any failure; screenshots go to
 // test-artifacts/.
 import fs from 'node:fs';
@@ -285,7 +286,7 @@ function testRoutes(req, res) {
     return true;
   }
   // The synthetic models of other families (tests/fixtures/families).
-  const family = /^\/test\/families\/(\w+)\/([\w.-]+\.gguf)$/.exec(pathname);
+  const family = /^\/test\/families\/([\w-]+)\/([\w.-]+\.gguf)$/.exec(pathname);
   if (family) {
     const file = path.join(FAMILIES, family[1], family[2]);
     if (!fs.existsSync(file)) return res.writeHead(404).end(), true;
@@ -784,7 +785,8 @@ const tests = [
         const bad = {
           empty: await fail({ input: [] }),
           blank: await fail({ input: '' }),
-          ids: await fail({ input: [[1, 2, 3]] }),
+          ids: await fail({ input: [[1, 2, 49152]] }),
+          mixed: await fail({ input: [1, 'two'] }),
           dims: await fail({ input: 'x', dimensions: 64 }),
           field: await fail({ input: 'x', truncate: true }),
           format: await fail({ input: 'x', encoding_format: 'int8' }),
@@ -1725,6 +1727,73 @@ const tests = [
           }
         }
       }
+      await ensureLoaded(page, 'cpu');
+    },
+  },
+  {
+    name: 'encoders: BERT and nomic-bert (synthetic, F32 and Q8_0) on WebGPU and the CPU: embeddings.create of the fixture ids equals the float64 pooled embedding, of texts equals that of llama.cpp\'s ids for them (WordPiece in wasm); info says encoder and the file\'s pooling; a chat request is an invalid_request TypeError; the page embeds texts and compares them; the real nomic-embed-text-v1.5 (F16) on the CPU is within its float64 reference\'s bound',
+    async run({ page }) {
+      for (const [dir, stem] of [['bert', 'bert'], ['bert', 'bert-cls'], ['nomic-bert', 'nomic-bert']]) {
+        for (const kind of ['f32', 'q8_0']) {
+          const fx = JSON.parse(fs.readFileSync(path.join(FAMILIES, dir, `${stem}-${kind}.json`), 'utf8'));
+          const pooling = fx.model.pooling_type === 2 ? 'cls' : 'mean';
+          const cases = fx.tokenize_cases.slice(0, 4);
+          for (const backend of ['gpu', 'cpu']) {
+            const r = await page.evaluate(async ({ url, backend, ids, cases }) => {
+              const { load } = await import('/hearth.js');
+              const engine = await load(url, { backend });
+              const byIds = await engine.embeddings.create({ input: ids });
+              const texts = await engine.embeddings.create({ input: cases.map((c) => c.text) });
+              const llamaIds = await engine.embeddings.create({ input: cases.map((c) => c.ids) });
+              const chat = await engine.chat.completions
+                .create({ messages: [{ role: 'user', content: 'hi' }] })
+                .then(() => 'resolved', (e) => `${e.name} ${e.code}: ${e.message}`);
+              const { encoder, pooling, backend: used } = engine.info;
+              await engine.unload();
+              const same = texts.data.map((d, i) => d.embedding.every((x, j) => x === llamaIds.data[i].embedding[j]));
+              return { v: byIds.data[0].embedding, usage: texts.usage, same, chat, encoder, pooling, used };
+            }, { url: `/test/families/${dir}/${stem}-${kind}.gguf`, backend, ids: fx.ids, cases });
+            const e = embeddingError(r.v, fx[`f64_embedding_${pooling}_normalized`]);
+            log(`${stem}-${kind} on ${r.used}: max abs ${e.maxAbs.toExponential(2)}, cosine ${e.cosine.toFixed(9)} against float64; texts as llama.cpp's ids: ${r.same}`);
+            check(r.used.startsWith(backend) && r.encoder === true && r.pooling === pooling, `info: ${JSON.stringify({ used: r.used, encoder: r.encoder, pooling: r.pooling })}`);
+            // WebGPU computes in f32 (a plain f32 forward is within 6e-7); the wasm CPU path rounds
+            // activations to 16 bits, for which the embeddings test's f32 guidance holds.
+            const ok = backend === 'gpu' ? e.maxAbs <= 1e-5 : e.cosine >= 0.99998 && e.maxAbs <= 0.002;
+            check(ok, `${stem}-${kind} on ${backend}: ${JSON.stringify(e)}`);
+            check(r.same.every(Boolean), `${stem}-${kind}: a text's embedding differs from that of llama.cpp's ids for it: ${r.same}`);
+            const tokens = cases.reduce((n, c) => n + c.ids.length, 0);
+            check(r.usage.prompt_tokens === tokens, `usage ${JSON.stringify(r.usage)}, llama.cpp's ids are ${tokens} tokens`);
+            check(/^TypeError invalid_request: this model is an encoder \(/.test(r.chat), `chat on an encoder: ${r.chat}`);
+          }
+        }
+      }
+      // The chat page: an encoder switches it to embedding texts and comparing them.
+      const loaded = await uiLoad(page, 'test/families/bert/bert-f32.gguf', 'cpu');
+      check(loaded.loaded, `loading bert-f32 failed: ${loaded.error}`);
+      check(/an encoder/.test(loaded.status), `status: ${loaded.status}`);
+      await page.click('#new-chat');
+      check((await page.evaluate(() => window.hearthPage.mode)) === 'embed', 'the page is not in embed mode');
+      const first = await uiSend(page, 'The quick brown fox jumps.');
+      const second = await uiSend(page, 'The quick brown dog jumps.');
+      log(`page: ${JSON.stringify(first.text)} then ${JSON.stringify(second.text)}`);
+      check(!first.error && !second.error && /\(64 dimensions\)$/.test(first.text), `first: ${JSON.stringify(first)}`);
+      check(/\ncosine similarity with #1 0\.\d{3}$/.test(second.text), `second: ${second.text}`);
+      // The real model, on the CPU (SwiftShader would take minutes for its 12 layers).
+      const nomic = JSON.parse(fs.readFileSync(path.join(REPO, 'tests/fixtures/embeddings/nomic-embed-text-v1.5.json'), 'utf8'));
+      const real = await page.evaluate(async (texts) => {
+        const { load } = await import('/hearth.js');
+        const engine = await load('/models/nomic-embed-text-v1.5.f16.gguf', { backend: 'cpu' });
+        const t0 = performance.now();
+        const out = await engine.embeddings.create({ input: texts });
+        const ms = performance.now() - t0;
+        await engine.unload();
+        return { data: out.data.map((d) => d.embedding), usage: out.usage, ms };
+      }, nomic.cases.map((c) => c.text));
+      const errs = real.data.map((v, i) => embeddingError(v, nomic.cases[i].f64_embedding_mean_normalized));
+      log(`nomic-embed-text-v1.5 (wasm CPU): ${real.usage.prompt_tokens} tokens in ${real.ms.toFixed(0)} ms; max abs ≤ ${Math.max(...errs.map((e) => e.maxAbs)).toExponential(2)}, 1 − cosine ≤ ${Math.max(...errs.map((e) => 1 - e.cosine)).toExponential(1)}`);
+      const bound = nomic.suggested_tolerance.f32_runtime_f16_matmul_inputs;
+      check(errs.every((e) => e.maxAbs <= bound.max_abs && 1 - e.cosine <= bound.max_one_minus_cosine), `nomic-embed in wasm vs float64: ${JSON.stringify(errs)}`);
+      check(real.usage.prompt_tokens === nomic.cases.reduce((n, c) => n + c.ids.length, 0), `usage ${JSON.stringify(real.usage)}`);
       await ensureLoaded(page, 'cpu');
     },
   },

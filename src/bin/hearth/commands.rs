@@ -110,7 +110,11 @@ pub fn inspect(path: &Path, json_out: bool) -> Result<()> {
             }
             println!("activation:    {:?}{}", c.activation, if c.qk_norm { ", per-head Q/K norms" } else { "" });
             println!("rms eps:       {:e}", c.rms_eps);
-            println!("output head:   {}", if c.tied_output { "tied to token_embd" } else { "output.weight" });
+            if c.encoder {
+                println!("output:        an encoder: embeddings, {:?} pooling (`hearth embed`)", c.pooling);
+            } else {
+                println!("output head:   {}", if c.tied_output { "tied to token_embd" } else { "output.weight" });
+            }
         }
         Err(e) => println!("cannot run:    {e}"),
     }
@@ -266,7 +270,7 @@ pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_
 pub fn embed(path: &Path, texts: &[OsString], tokens: Option<&Path>, run: &RunArgs, json_out: bool) -> Result<()> {
     let texts = texts.iter().map(|t| utf8(t, "text")).collect::<Result<Vec<_>>>()?;
     let given = tokens.map(read_id_lists).transpose()?;
-    let (model, mut session) = load(path, run)?;
+    let (model, mut session) = crate::setup::load_any(path, run)?;
     let inputs: Vec<Vec<u32>> = match given {
         Some(lists) => {
             let n_vocab = model.config().n_vocab;
@@ -293,7 +297,7 @@ pub fn embed(path: &Path, texts: &[OsString], tokens: Option<&Path>, run: &RunAr
             "object": "list",
             "data": data,
             "model": model.config().name.clone().unwrap_or_default(),
-            "pooling": "mean",
+            "pooling": model.config().pooling,
             "usage": { "prompt_tokens": n_tokens, "total_tokens": n_tokens },
         }));
     }

@@ -26,8 +26,22 @@ fn progress_bar(path: &Path) -> ProgressBar {
     bar
 }
 
-/// Reads the model with a progress bar on stderr and prepares a session on the chosen backend.
+/// [`load_any`] for the commands that make text: an encoder is refused before its weights
+/// are read.
 pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
+    let config = hearth::model::ModelConfig::from_header(&hearth::model::read_model_header(path)?)?;
+    if config.encoder {
+        return Err(Error::Unsupported(format!(
+            "{} is an encoder ({}): it makes embeddings, not text; use `hearth embed`",
+            path.display(),
+            config.architecture
+        )));
+    }
+    load_any(path, run)
+}
+
+/// Reads the model with a progress bar on stderr and prepares a session on the chosen backend.
+pub fn load_any(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     if run.ctx == Some(0) {
         return Err(Error::InvalidArgument("--ctx must be at least 1".into()));
     }

@@ -1,6 +1,7 @@
 // Causal attention of each query head over the layer's cache (one workgroup per token and
 // head, online softmax over tiles), or with `bidirectional` (an encoder) over every position
-// of the batch. With `window` > 0, a query at position p sees only the
+// of the batch, or with `keys` over that many (cross-attention); T5 adds relative position
+// biases (`rel_span`). With `window` > 0, a query at position p sees only the
 // keys at p − window < p' <= p (sliding-window layers). With ALiBi (`alibi_heads` > 0) each
 // score gets its head's slope times (p' − p).
 //
@@ -35,6 +36,13 @@ struct Params {
     alibi_heads: u32,
     // 1: every query sees every position of the batch (an encoder).
     bidirectional: u32,
+    // > 0: every query sees keys 0 .. keys − 1 (cross-attention over an encoded input).
+    keys: u32,
+    // > 0 (T5): each score gets table[h · rel_span + (key − query) + (rel_span − 1) / 2], the
+    // head's learned bias for that relative position.
+    rel_span: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -43,10 +51,12 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
-// With `fused`: the new token's keys and values (before RoPE) and the cos/sin table.
+// With `fused`: the new token's keys and values (before RoPE) and the cos/sin table (pairs);
+// with `rel_span` (never fused: T5 has no RoPE), the relative position biases instead. One
+// binding for both keeps the kernel within WebGPU's 8 storage buffers per stage.
 @group(0) @binding(6) var<storage, read> k_new: array<f32>;
 @group(0) @binding(7) var<storage, read> v_new: array<f32>;
-@group(0) @binding(8) var<storage, read> table: array<vec2<f32>>;
+@group(0) @binding(8) var<storage, read> table: array<f32>;
 
 const WG: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
@@ -66,7 +76,8 @@ fn pair(i: u32) -> vec2<u32> {
 fn rotate(which: u32, pos: u32, lid: u32) {
     for (var i = lid; i < p.half; i += WG) {
         let ab = pair(i);
-        let cs = table[pos * p.half + i];
+        let t = 2u * (pos * p.half + i);
+        let cs = vec2<f32>(table[t], table[t + 1u]);
         if (which == 0u) {
             let x0 = qs[ab.x];
             let x1 = qs[ab.y];
@@ -125,8 +136,10 @@ fn attend(group: u32, lid: u32) -> bool {
     var l = 0.0;
     var acc = vec4<f32>(0.0);
     let first = select(0u, pos + 1u - p.window, p.window > 0u && pos + 1u > p.window);
-    // The last key seen: the query's own, or (bidirectional) the batch's last.
-    let last = select(pos, step.start_pos + step.n_tokens - 1u, p.bidirectional == 1u);
+    // The last key seen: the query's own, (bidirectional) the batch's last, or the encoded
+    // input's last.
+    let last = select(select(pos, step.start_pos + step.n_tokens - 1u, p.bidirectional == 1u), p.keys - 1u, p.keys > 0u);
+    let rel_base = h * p.rel_span + (p.rel_span - 1u) / 2u;
     for (var base = first; base <= last; base += WG) {
         let j = base + lid;
         var s = -3.0e38;
@@ -143,6 +156,9 @@ fn attend(group: u32, lid: u32) -> bool {
                 }
             }
             s = dot * p.scale + slope * (f32(j) - f32(pos));
+            if (p.rel_span > 0u) {
+                s += table[rel_base + j - pos];
+            }
         }
         sc[lid] = s;
         workgroupBarrier();

@@ -16,12 +16,15 @@ fn linear_thread(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
 }
 
-// The gated FFN activations: 0 SiLU, 1 GELU (tanh approximation). tanh's argument is clamped
+// The FFN activations: 0 SiLU, 1 GELU (tanh approximation), 2 ReLU. tanh's argument is clamped
 // where tanh is ±1 in f32 anyway, so no backend's tanh overflows to NaN there.
 fn activate(x: f32, act: u32) -> f32 {
     if (act == 1u) {
         let u = clamp(0.7978846 * (x + 0.044715 * x * x * x), -10.0, 10.0);
         return 0.5 * x * (1.0 + tanh(u));
+    }
+    if (act == 2u) {
+        return max(x, 0.0);
     }
     return x / (1.0 + exp(-x));
 }

@@ -1,5 +1,5 @@
 // gate = act(gate) * up, or with `unary` gate = act(gate), element-wise over the batch (act: 0
-// SiLU, 1 GELU tanh approximation).
+// SiLU, 1 GELU tanh approximation, 2 ReLU).
 
 struct Params {
     width: u32,

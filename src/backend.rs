@@ -116,6 +116,18 @@ pub trait Backend {
     /// Forgets cached positions from `len` on.
     fn truncate(&mut self, len: usize);
 
+    /// An encoder-decoder's input: runs the encoder over `tokens` (positions from 0) and keeps
+    /// what the decoder's cross-attention reads; the decoder's cache starts empty.
+    fn encode(&mut self, tokens: &[u32]) -> Result<()> {
+        let _ = tokens;
+        Err(crate::Error::InvalidArgument(format!("{} has no encoder", self.describe())))
+    }
+
+    /// [`encode`](Self::encode) without blocking.
+    fn encode_async<'a>(&'a mut self, tokens: &'a [u32]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(self.encode(tokens)))
+    }
+
     /// Positions the cache can hold.
     fn max_context(&self) -> usize;
 
@@ -246,6 +258,44 @@ pub fn check_encoder(c: &crate::model::ModelConfig, start: usize, which: LogitsF
         return Err(crate::Error::InvalidArgument(format!(
             "{:?} is an encoder: it reads its whole input in one batch (this one starts at position {start})",
             c.architecture
+        )));
+    }
+    Ok(())
+}
+
+/// The error for decoding with an encoder-decoder before its input was encoded.
+pub fn not_encoded(c: &crate::model::ModelConfig) -> crate::Error {
+    crate::Error::InvalidArgument(format!(
+        "{:?} is an encoder-decoder: encode its input before decoding (the decoder attends to it)",
+        c.architecture
+    ))
+}
+
+/// The checks before [`Backend::encode`]: an encoder-decoder, and an input that fits.
+pub fn check_encode(c: &crate::model::ModelConfig, tokens: &[u32], max_context: usize) -> Result<()> {
+    use crate::Error;
+    if !c.encoder_decoder {
+        return Err(Error::InvalidArgument(format!("{:?} has no encoder input: only an encoder-decoder (t5) takes one", c.architecture)));
+    }
+    if tokens.is_empty() {
+        return Err(Error::InvalidArgument("the encoder input has no tokens".into()));
+    }
+    if tokens.len() > max_context {
+        return Err(Error::ContextLengthExceeded { needed: tokens.len(), limit: max_context });
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+        return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({} tokens)", c.n_vocab)));
+    }
+    Ok(())
+}
+
+/// A context shift moves keys to new positions by re-rotating them: only RoPE positions allow
+/// that (a learned table, ALiBi and T5's relative biases do not).
+pub fn check_shift_positions(c: &crate::model::ModelConfig) -> Result<()> {
+    if c.positions != crate::model::Positions::Rope {
+        return Err(crate::Error::InvalidArgument(format!(
+            "a context shift needs RoPE positions; {:?} uses {:?} positions",
+            c.architecture, c.positions
         )));
     }
     Ok(())

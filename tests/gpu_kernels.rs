@@ -430,8 +430,22 @@ fn kv_store_and_attention_over_several_tiles() {
     // of the first slope series, 2 of the second, max bias 8).
     let (alibi_heads, m0, m1) = (4usize, 2f64.powf(-8.0 / 4.0), 2f64.powf(-4.0 / 4.0));
     let slope = |h: usize| if h < alibi_heads { m0.powi(h as i32 + 1) } else { m1.powi(2 * (h - alibi_heads) as i32 + 1) };
-    // Last, bidirectional (an encoder: every query sees the whole batch).
-    for (window, alibi, bidirectional) in [(0usize, false, false), (3, false, false), (70, false, false), (0, true, false), (3, true, false), (0, false, true)] {
+    // Then bidirectional (an encoder: every query sees the whole batch), T5's relative position
+    // biases (causal and bidirectional), and cross-attention (a fixed key count).
+    let span = 2 * total - 1;
+    let rel_table = floats(&mut rng, n_head * span);
+    let cases = [
+        (0usize, false, false, false, 0usize),
+        (3, false, false, false, 0),
+        (70, false, false, false, 0),
+        (0, true, false, false, 0),
+        (3, true, false, false, 0),
+        (0, false, true, false, 0),
+        (0, false, false, true, 0),
+        (0, false, true, true, 0),
+        (0, false, false, false, total - 5),
+    ];
+    for (window, alibi, bidirectional, rel, keys) in cases {
     let pa = params::Attention {
         n_head: n_head as u32,
         n_head_kv: n_kv as u32,
@@ -449,6 +463,9 @@ fn kv_store_and_attention_over_several_tiles() {
         alibi_m1: if alibi { m1 as f32 } else { 0.0 },
         alibi_heads: if alibi { alibi_heads as u32 } else { 0 },
         bidirectional: bidirectional as u32,
+        keys: keys as u32,
+        rel_span: if rel { span as u32 } else { 0 },
+        _pad: [0; 2],
     };
     let out = run_kernel(
         &ctx,
@@ -463,7 +480,8 @@ fn kv_store_and_attention_over_several_tiles() {
             step(n as u32, start as u32),
             Binding::Storage(poison(4)),
             Binding::Storage(poison(4)),
-            Binding::Storage(poison(4)),
+            // The relative biases share the RoPE table's binding (unused here otherwise).
+            Binding::Storage(if rel { cast_slice(&rel_table).to_vec() } else { poison(4) }),
         ],
         (n * n_head) as u32,
     )
@@ -473,9 +491,14 @@ fn kv_store_and_attention_over_several_tiles() {
         for h in 0..n_head {
             let kvo = (h / (n_head / n_kv)) * hd;
             let qv = &q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd];
-            let len = if bidirectional { start + n } else { start + t + 1 };
+            let pos = start + t;
+            let len = if keys > 0 { keys } else if bidirectional { start + n } else { pos + 1 };
             let first = if window > 0 { len.saturating_sub(window) } else { 0 };
-            let bias = |j: usize| if alibi { slope(h) * (j as f64 - (start + t) as f64) } else { 0.0 };
+            let bias = |j: usize| match (alibi, rel) {
+                (true, _) => slope(h) * (j as f64 - pos as f64),
+                (_, true) => rel_table[h * span + j + total - 1 - pos] as f64,
+                _ => 0.0,
+            };
             let s: Vec<f64> = (first..len)
                 .map(|j| (0..hd).map(|d| qv[d] as f64 * k_cache[j * kv_dim + kvo + d] as f64).sum::<f64>() * scale_f as f64 + bias(j))
                 .collect();
@@ -487,7 +510,7 @@ fn kv_store_and_attention_over_several_tiles() {
             }
         }
     }
-    assert_close(&format!("attention window={window} alibi={alibi} bidirectional={bidirectional}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
+    assert_close(&format!("attention window={window} alibi={alibi} bidirectional={bidirectional} rel={rel} keys={keys}"), &f32s(&out[3]), &want, &vec![1.0; want.len()]);
     }
 }
 
@@ -733,6 +756,9 @@ fn fused_decode_attention_rotates_stores_and_attends() {
                 alibi_m1: 0.0,
                 alibi_heads: 0,
                 bidirectional: 0,
+                keys: 0,
+                rel_span: 0,
+                _pad: [0; 2],
             };
             let out = run_kernel(
                 &ctx,
@@ -922,6 +948,9 @@ fn decode_attention_times_its_output_projection_and_matmuls_add_the_partials() {
             alibi_m1: 0.0,
             alibi_heads: 0,
             bidirectional: 0,
+            keys: 0,
+            rel_span: 0,
+            _pad: [0; 2],
         };
         let mut bindings = vec![
             Binding::Storage(cast_slice(&q).to_vec()),

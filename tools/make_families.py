@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Synthetic GGUF models of several decoder families and one encoder (BERT), with reference logits (decoders) or
-embeddings (encoder) from llama.cpp and from an independent float64 numpy forward pass.
+"""Synthetic GGUF models of several decoder families, two encoders (BERT, nomic-bert) and one encoder-decoder (T5),
+with reference logits (decoders, T5) or embeddings (encoders) from llama.cpp and from an independent float64 numpy
+forward pass.
 
 For each entry of FAMILIES (llama.cpp architectures gpt2, gptneox, bloom, phi2, falcon, stablelm, starcoder2, phi3,
-glm4, chatglm, bert, and the variants gptneox-seqres: gptneox with use_parallel_residual = false, and bert-cls: bert
-with pooling_type CLS) this writes
+glm4, chatglm, bert, nomic-bert, t5, and the variants gptneox-seqres: gptneox with use_parallel_residual = false,
+bert-cls: bert with pooling_type CLS, and flan-t5: t5 with a gated-GELU FFN and a relative bias table in every
+block) this writes
 
     OUT/<arch>/<stem>-f32.gguf    every tensor F32
     OUT/<arch>/<stem>-q8_0.gguf   2-D weight matrices Q8_0 (gguf.quants.quantize), norms/biases/position table and
@@ -25,12 +27,21 @@ subtracted). `diagnostics` scores llama.cpp against float64 variants that imitat
 (GELU through its float16 lookup table; activations rounded to Q8_0 blocks before a Q8_0 matmul), which shows where
 the remaining difference comes from; the reference itself is the exact float64 forward.
 
-The encoder (bert, bert-cls) has its own WordPiece vocabulary (bert_vocab, 512 entries) instead of the donor's, and its
-JSON holds embeddings instead of logits: `ids` ([CLS], 22 seeded ids, [SEP]), `llamacpp_embedding` (the pooled vector
-from llama_get_embeddings_seq with the file's pooling type, not normalised) and its L2-normalised form,
-`llamacpp_token_states` (pooling NONE: the final hidden state of every token), `f64_token_states`,
+The encoders (bert, bert-cls, nomic-bert) have their own WordPiece vocabulary (bert_vocab, 512 entries) instead of the
+donor's, and their JSON holds embeddings instead of logits: `ids` ([CLS], 22 seeded ids, [SEP]), `llamacpp_embedding`
+(the pooled vector from llama_get_embeddings_seq with the file's pooling type, not normalised) and its L2-normalised
+form, `llamacpp_token_states` (pooling NONE: the final hidden state of every token), `f64_token_states`,
 `f64_embedding_mean` / `f64_embedding_cls` (and `_normalized`), `agreement` (max abs, RMS, cosine), and
 `tokenize_cases` (TOKENIZE_TEXTS tokenized by llama.cpp with add_special, checked against wpm_tokenize).
+
+T5 (t5, flan-t5; directory t5/) has a SentencePiece Unigram vocabulary trained here with the sentencepiece package
+(t5_spm_model, written as t5/t5-spm.model) and a JSON with `encoder_ids` (24, the last </s>), `decoder_ids` (20, the
+first decoder_start_token_id 0), teacher-forced `llamacpp_logits` (llama_encode, then one llama_decode of all
+decoder ids) and `f64_logits` (forward_t5), the encoder output (`llamacpp_encoder_states`, `f64_encoder_states`),
+`relative_buckets` (llama.cpp's bucket for relative positions -130..130 in both modes), `mistakes` (the float64
+forward with one switch wrong) and `tokenize_cases` (T5_TOKENIZE_TEXTS by llama.cpp, with SentencePiece's and an HF
+`tokenizers` Unigram's ids where they differ). Needs sentencepiece and tokenizers as well (sentencepiece 0.2.3 for
+the same t5-spm.model bytes).
 
 Each architecture has one function writing its tensor layout (`tensors_<arch>`) and one float64 forward
 (`forward_<arch>`), following llama.cpp's load_arch_tensors / graph in src/models/<arch>.cpp of the llama.cpp
@@ -39,14 +50,16 @@ vendored in llama-cpp-python 0.3.36. They share the LayerNorm / RMSNorm / GELU /
 Usage (the donor is the default model of this repository):
   OPENBLAS_NUM_THREADS=1 python tools/make_families.py --donor models/SmolLM2-135M-Instruct.Q4_1.gguf \\
       --out tests/fixtures/families [--arch gpt2,gptneox,bloom,phi2,falcon,stablelm,gptneox-seqres,starcoder2,phi3,glm4,
-      chatglm,bert,bert-cls]
-Needs numpy, gguf (gguf-py) and llama-cpp-python 0.3.36; --no-llama skips llama.cpp (f64 logits only).
+      chatglm,bert,bert-cls,nomic-bert,t5,flan-t5]
+Needs numpy, gguf (gguf-py) and llama-cpp-python 0.3.36; --no-llama skips llama.cpp (f64 logits only; no tokenization
+cases).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import math
 import os
 import re
 import sys
@@ -90,6 +103,12 @@ class HParams:
     pooling: int | None = None   # encoders: {arch}.pooling_type (llama_pooling_type: 1 MEAN, 2 CLS)
     n_token_types: int = 0       # encoders: tokenizer.ggml.token_type_count and the token_types table rows
     seed_of: str = ""            # draw the weights and ids of this stem ("" = the stem itself)
+    kv_key: bool = True          # write {arch}.attention.head_count_kv (False: absent, llama.cpp's default n_head)
+    n_dec_layer: int = 0         # t5: {arch}.decoder_block_count
+    rel_buckets: int = 0         # t5: {arch}.attention.relative_buckets_count
+    ffn: str = ""                # t5: "relu" (ffn_up, ffn_down) or "geglu" (ffn_gate present: gated GELU)
+    rel_b_every_layer: bool = False  # t5: attn_rel_b in every block (False: block 0 only, as real T5 files)
+    dec_start: int = 0           # t5: {arch}.decoder_start_token_id
 
     def __post_init__(self):
         self.n_head_kv = self.n_head_kv or self.n_head
@@ -145,9 +164,25 @@ FAMILIES = {
     "bert": HParams("bert", eps=1e-12, pooling=1, n_token_types=2, pre="bert-bge"),
     # The same weights and ids with pooling_type CLS, written as bert/bert-cls-*.
     "bert-cls": HParams("bert", eps=1e-12, pooling=2, n_token_types=2, pre="bert-bge", seed_of="bert"),
+    # nomic-bert (nomic-embed-text-v1 / v1.5): BERT's post-LayerNorm encoder with a fused attn_qkv, NEOX RoPE over the
+    # whole head instead of position_embd (base 1000 as nomic-embed-text-v1.5's rotary_emb_base; the converter writes
+    # rope.freq_base but no rope.dimension_count and no attention.head_count_kv), a SwiGLU FFN (ffn_gate, ffn_up,
+    # ffn_down) and no bias on any matrix (qkv_proj_bias, mlp_fc1_bias, mlp_fc2_bias false); MEAN pooling; the same
+    # WordPiece vocabulary as bert. eps 1e-12 as its layer_norm_epsilon.
+    "nomic-bert": HParams("nomic-bert", eps=1e-12, pooling=1, n_token_types=2, pre="bert-bge", n_rot=16,
+                          rope_base=1000.0, rot_key=False, base_key=True, kv_key=False),
+    # T5 (original, t5-small layout): encoder-decoder, RMSNorm without mean (eps 1e-6), relative position buckets (32)
+    # with attn_rel_b in block 0 of the encoder and of the decoder only, attention without 1/sqrt(head_dim), ReLU FFN
+    # (no ffn_gate), separate output.weight; SentencePiece Unigram vocabulary (t5_vocab), decoder start id 0.
+    "t5": HParams("t5", eps=1e-6, norm="rms", pre="default", n_dec_layer=2, rel_buckets=32, ffn="relu"),
+    # Flan-T5 layout: gated-GELU FFN (ffn_gate, ffn_up, ffn_down), and attn_rel_b in every block (llama.cpp uses a
+    # block's own table when present), written as t5/flan-t5-*. n_ff 192 keeps the F32 file (with the 240 kB
+    # precompiled charsmap) under 1.5 MB.
+    "flan-t5": HParams("t5", n_ff=192, eps=1e-6, norm="rms", pre="default", n_dec_layer=2, rel_buckets=32,
+                       ffn="geglu", rel_b_every_layer=True),
 }
 DEFAULT_SET = ["gpt2", "gptneox", "bloom", "phi2", "falcon", "stablelm", "gptneox-seqres", "starcoder2", "phi3", "glm4",
-               "chatglm", "bert", "bert-cls"]
+               "chatglm", "bert", "bert-cls", "nomic-bert", "t5", "flan-t5"]
 POOLING_NAMES = {0: "NONE", 1: "MEAN", 2: "CLS", 3: "LAST"}   # enum llama_pooling_type (include/llama.h)
 
 
@@ -395,9 +430,35 @@ def tensors_bert(hp, init):
     return t
 
 
+def tensors_nomic_bert(hp, init):
+    """llama_model_nomic_bert::load_arch_tensors: token_embd [n_vocab rows], token_types [token_type_count rows]
+    (optional to the loader; present, as nomic-embed-text has it), token_embd_norm(+b) (required); no position_embd
+    (RoPE instead; a position table in the file would fail the tensor count check); per block Q/K/V via
+    create_tensor_qkv (fused attn_qkv without bias here, as convert_hf_to_gguf writes nomic's Wqkv with
+    qkv_proj_bias false), attn_output (bias optional; absent, as out_proj has bias=qkv_proj_bias), attn_output_norm(+b),
+    ffn_up (HF fc11), ffn_gate (HF fc12, required), ffn_down (HF fc2), layer_output_norm(+b); no FFN biases (the
+    loader would take ffn_up.bias / ffn_down.bias, but the graph never adds them); no output_norm, no output.
+    Gate N(0, 0.12) and up N(0, 0.08) differ in scale, so swapping them shows."""
+    E = hp.n_embd
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.1)),
+         ("token_types.weight", init.mat(hp.n_token_types, E, 0.05))]
+    t += ln_pair(init, "token_embd_norm", E)
+    for i in range(hp.n_layer):
+        p = f"blk.{i}."
+        t += fused_qkv(init, p, hp, bias=False)
+        t += [(p + "attn_output.weight", init.mat(E, E))]
+        t += ln_pair(init, p + "attn_output_norm", E)
+        t += [(p + "ffn_up.weight", init.mat(hp.n_ff, E)),
+              (p + "ffn_gate.weight", init.mat(hp.n_ff, E, 0.12)),
+              (p + "ffn_down.weight", init.mat(E, hp.n_ff, 0.08))]
+        t += ln_pair(init, p + "layer_output_norm", E)
+    return t
+
+
 TENSORS = {"gpt2": tensors_gpt2, "gptneox": tensors_gptneox, "bloom": tensors_bloom, "phi2": tensors_phi2,
            "falcon": tensors_falcon, "stablelm": tensors_stablelm, "starcoder2": tensors_starcoder2,
-           "phi3": tensors_phi3, "glm4": tensors_glm4, "chatglm": tensors_chatglm, "bert": tensors_bert}
+           "phi3": tensors_phi3, "glm4": tensors_glm4, "chatglm": tensors_chatglm, "bert": tensors_bert,
+           "nomic-bert": tensors_nomic_bert}
 
 
 # ============================================================================ GGUF writing
@@ -480,7 +541,8 @@ def write_gguf(path, name, hp, tensors, vocab, qtype):
     w.add_block_count(hp.n_layer)
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
-    w.add_head_count_kv(hp.n_head_kv)
+    if hp.kv_key:
+        w.add_head_count_kv(hp.n_head_kv)
     if hp.norm == "rms":
         w.add_layer_norm_rms_eps(hp.eps)
     else:
@@ -574,12 +636,14 @@ class Model:
         self.n_head_kv = f(f"{a}.attention.head_count_kv", self.n_head)
         self.eps = f(f"{a}.attention.layer_norm_epsilon")
         self.rms_eps = f(f"{a}.attention.layer_norm_rms_epsilon")
-        self.head_dim = self.n_embd // self.n_head
+        self.head_dim = f(f"{a}.attention.key_length", self.n_embd // self.n_head)
         self.n_rot = f(f"{a}.rope.dimension_count", self.head_dim)
         self.rope_base = f(f"{a}.rope.freq_base", 10000.0)
         self.par_res = f(f"{a}.use_parallel_residual")
         self.causal = f(f"{a}.attention.causal", True)
         self.pooling = f(f"{a}.pooling_type")
+        self.n_dec_layer = f(f"{a}.decoder_block_count", self.n_layer)
+        self.n_rel_buckets = f(f"{a}.attention.relative_buckets_count")
         self.W, self.qtype = {}, {}
         for t in r.tensors:
             shape = tuple(int(x) for x in reversed(list(t.shape)))
@@ -942,6 +1006,35 @@ def forward_bert(o: Ops, ids):
     return x
 
 
+def forward_nomic_bert(o: Ops, ids):
+    """llm_build_bert (arch NOMIC_BERT): x = token_embd[id] + token_types[0] (no position table); x = LN(x,
+    token_embd_norm); per block (post-norm): Q, K, V from the fused attn_qkv [Q | K | V] (no bias), NEOX RoPE over
+    the first n_rot dims of Q and K (rope.dimension_count absent: the whole head) with base rope.freq_base, positions
+    from 0; a = attn_output(attn(x)) (bias added only if the tensor exists), scale 1/sqrt(head_dim), no causal mask;
+    x = LN(a + x, attn_output_norm); f = down(silu(gate(x)) * up(x)) (build_ffn(..., LLM_FFN_SILU, LLM_FFN_PAR) with
+    NULL biases: FFN biases are never added); x = LN(f + x, layer_output_norm). Returns the final hidden state of
+    every token (res->t_embd)."""
+    m, W = o.m, o.m.W
+    pos = np.arange(len(ids))
+    x = W["token_embd.weight"][ids]
+    if "token_types.weight" in W:
+        x = x + W["token_types.weight"][0]
+    x = o.layer_norm(x, "token_embd_norm")
+    for i in range(m.n_layer):
+        p = f"blk.{i}."
+        if p + "attn_qkv.weight" in W:
+            q, k, v = o.split_fused_qkv(o.linear(x, p + "attn_qkv"))
+        else:
+            q, k, v = (o.heads(o.linear(x, p + f"attn_{c}")) for c in "qkv")
+        q, k = o.rope_neox(q, pos), o.rope_neox(k, pos)
+        a = o.linear(o.attention(q, k, v, 1.0 / np.sqrt(m.head_dim), causal=m.causal), p + "attn_output")
+        x = o.layer_norm(a + x, p + "attn_output_norm")
+        g = o.linear(x, p + "ffn_gate", bias=False)
+        f = o.linear(o.c(g / (1.0 + np.exp(-g)) * o.linear(x, p + "ffn_up", bias=False)), p + "ffn_down", bias=False)
+        x = o.layer_norm(f + x, p + "layer_output_norm")
+    return x
+
+
 def pool(states, pooling):
     """build_pooling: MEAN = ggml_mul_mat(states^T, inp_mean) with inp_mean 1/n_tokens for each token of the
     sequence (the plain mean over all tokens, [CLS] and [SEP] included); CLS = the row of the sequence's token
@@ -965,7 +1058,8 @@ def p_absent(W, suffix):
 
 FORWARDS = {"gpt2": forward_gpt2, "gptneox": forward_gptneox, "bloom": forward_bloom, "phi2": forward_phi2,
             "falcon": forward_falcon, "stablelm": forward_stablelm, "starcoder2": forward_starcoder2,
-            "phi3": forward_phi3, "glm4": forward_glm4, "chatglm": forward_chatglm, "bert": forward_bert}
+            "phi3": forward_phi3, "glm4": forward_glm4, "chatglm": forward_chatglm, "bert": forward_bert,
+            "nomic-bert": forward_nomic_bert}
 
 
 # ============================================================================ llama.cpp
@@ -1166,6 +1260,8 @@ def describe(hp, path):
         d["norm"] = "RMSNorm"
     if hp.n_head_kv != hp.n_head:
         d["n_head_kv"] = hp.n_head_kv
+    if not hp.kv_key:
+        d["head_count_kv_key"] = "absent (llama.cpp's default: n_head)"
     if hp.n_rot:
         d.update(rope_dimension_count=hp.n_rot, rope_mode=hp.rope_mode, rope_freq_base=hp.rope_base)
         if not hp.rot_key:
@@ -1182,8 +1278,14 @@ def describe(hp, path):
     if hp.pooling is not None:
         del d["tied_output"]
         d.update(pooling_type=hp.pooling, pooling=POOLING_NAMES[hp.pooling], causal_attention=False,
-                 token_type_count=hp.n_token_types, norm_placement="post (LayerNorm after each residual add)",
-                 gelu="ggml_gelu (tanh form)", outputs="final hidden states (no output_norm, no lm head)")
+                 token_type_count=hp.n_token_types, norm_placement="post (LayerNorm after each residual add)")
+        if hp.arch == "bert":
+            d["gelu"] = "ggml_gelu (tanh form)"
+        else:
+            d.update(positions="RoPE on Q and K (no position_embd)",
+                     ffn="SwiGLU: ffn_down(silu(ffn_gate(x)) * ffn_up(x)), no biases",
+                     matrix_biases="none (attn_qkv, attn_output, ffn_* without bias)")
+        d["outputs"] = "final hidden states (no output_norm, no lm head)"
     d["tensors"] = {t.name: [t.tensor_type.name] + [int(x) for x in t.shape] for t in r.tensors}  # type, ne0, ne1
     return d
 
@@ -1212,8 +1314,8 @@ def vec_agreement(a, ref):
 
 
 def make_encoder_family(stem, out_dir, use_llama=True):
-    """Both files of an encoder entry (bert) and their JSON: pooled embeddings and per-token states instead of
-    logits, and tokenization references for the built-in WordPiece vocabulary."""
+    """Both files of an encoder entry (bert, nomic-bert) and their JSON: pooled embeddings and per-token states
+    instead of logits, and tokenization references for the built-in WordPiece vocabulary."""
     hp = FAMILIES[stem]
     arch, seed_stem = hp.arch, hp.seed_of or stem
     vocab = bert_vocab(hp.n_vocab)
@@ -1241,8 +1343,9 @@ def make_encoder_family(stem, out_dir, use_llama=True):
                                          embedding=True, use_extra_bufts=False,
                                          note="one llama_decode batch of all ids, every token an output; pooling_type "
                                               "-1 (from the file) for llamacpp_embedding, 0 (NONE) for "
-                                              "llamacpp_token_states; BERT has no KV cache (llama_model::"
-                                              "create_memory gives none), so type_k/type_v do not apply"),
+                                              f"llamacpp_token_states; {'BERT' if arch == 'bert' else arch} has no KV "
+                                              "cache (llama_model::create_memory gives none), so type_k/type_v do not "
+                                              "apply"),
                "ids": ids}
         row = {"file": os.path.basename(path), "size": os.path.getsize(path)}
         if use_llama:
@@ -1257,12 +1360,15 @@ def make_encoder_family(stem, out_dir, use_llama=True):
             agr = {"embedding": vec_agreement(Lemb, E[own]),
                    "embedding_normalized": vec_agreement(l2_normalize(Lemb), l2_normalize(E[own])),
                    "token_states": vec_agreement(Lst, H)}
-            Hg = FORWARDS[arch](Ops(m, gelu_f16_table=True), ids)
-            diag = {"gelu_f16_table": {"embedding": vec_agreement(Lemb, pool(Hg, hp.pooling)),
-                                       "token_states": vec_agreement(Lst, Hg)}}
+            gelu = arch == "bert"   # nomic-bert's FFN is SwiGLU: no GELU table to imitate
+            diag = {}
+            if gelu:
+                Hg = FORWARDS[arch](Ops(m, gelu_f16_table=True), ids)
+                diag["gelu_f16_table"] = {"embedding": vec_agreement(Lemb, pool(Hg, hp.pooling)),
+                                          "token_states": vec_agreement(Lst, Hg)}
             if qtype != QT.F32:
-                Hq = FORWARDS[arch](Ops(m, gelu_f16_table=True, q8_activations=True), ids)
-                diag["gelu_f16_table_and_q8_0_activations"] = {
+                Hq = FORWARDS[arch](Ops(m, gelu_f16_table=gelu, q8_activations=True), ids)
+                diag["gelu_f16_table_and_q8_0_activations" if gelu else "q8_0_activations"] = {
                     "embedding": vec_agreement(Lemb, pool(Hq, hp.pooling)), "token_states": vec_agreement(Lst, Hq)}
             out["agreement"] = dict(agr, what=f"llamacpp - f64: embedding = llamacpp_embedding against "
                                               f"f64_embedding_{own} (the file's pooling); embedding_normalized = "
@@ -1270,7 +1376,11 @@ def make_encoder_family(stem, out_dir, use_llama=True):
                                               f"f64_token_states over all tokens and dims")
             out["diagnostics"] = {
                 "what": "llama.cpp against float64 forwards that imitate ggml CPU rounding: GELU through its float16 "
-                        "table; and (Q8_0 file) activations rounded to Q8_0 blocks before Q8_0 matmuls",
+                        "table; and (Q8_0 file) activations rounded to Q8_0 blocks before Q8_0 matmuls"
+                        if gelu else
+                        "llama.cpp against a float64 forward that imitates ggml CPU rounding: (Q8_0 file) activations "
+                        "rounded to Q8_0 blocks before Q8_0 matmuls; the F32 file has none to imitate (no GELU: the "
+                        "FFN is SwiGLU)",
                 **diag}
             out["llamacpp_embedding"] = [f32s(v) for v in Lemb]
             out["llamacpp_embedding_normalized"] = [f64s(v) for v in l2_normalize(Lemb)]
@@ -1284,8 +1394,8 @@ def make_encoder_family(stem, out_dir, use_llama=True):
         H32 = FORWARDS[arch](Ops(m.as_float32(), float32=True), ids)
         f32agr = {"embedding": vec_agreement(pool(H32, hp.pooling), E[own]), "token_states": vec_agreement(H32, H)}
         out["float32_numpy_vs_f64"] = dict(f32agr, what="a plain float32 numpy forward (float32 weights and "
-                                           "intermediates, exact GELU) against the f64 values: what an exact "
-                                           "float32 runtime can reach")
+                                           f"intermediates, exact {'GELU' if arch == 'bert' else 'SiLU'}) against "
+                                           "the f64 values: what an exact float32 runtime can reach")
         row["float32_numpy_vs_f64"] = f32agr
         dump_json(os.path.join(d, f"{stem}-{tag}.json"), out)
         rows.append(row)
@@ -1298,6 +1408,8 @@ def make_family(stem, donor, out_dir, use_llama=True):
     hp = FAMILIES[stem]
     if hp.pooling is not None:
         return make_encoder_family(stem, out_dir, use_llama)
+    if hp.arch == "t5":
+        return make_t5_family(stem, out_dir, use_llama)
     arch = hp.arch
     vocab = load_vocab(donor, hp.n_vocab)
     tensors = TENSORS[arch](hp, Init(SEED + sum(map(ord, stem))))
@@ -1344,6 +1456,680 @@ def make_family(stem, donor, out_dir, use_llama=True):
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     return rows
+
+# ============================================================================ T5 (encoder-decoder)
+# The T5 vocabulary is a real SentencePiece Unigram model, trained here (t5_spm_model) on T5_CORPUS with the
+# sentencepiece package: 510 pieces with T5's ids for the specials (<pad> 0, </s> 1, <unk> 2, no <s>) and the default
+# nmt_nfkc normalization, so the model carries SentencePiece's precompiled_charsmap. Two sentinel tokens follow as
+# added tokens (<extra_id_1> 510, <extra_id_0> 511: T5's descending order), stored as convert_hf_to_gguf stores the
+# entries of an added_tokens.json (USER_DEFINED, score -1000).
+T5_CORPUS = """\
+The quick brown fox jumps over the lazy dog, and the dog does not seem to mind at all.
+A small model can still learn a great deal from a short text, if the text is chosen with care.
+Tokenizers split words into pieces: common words stay whole, while rare words are cut into smaller parts.
+The unigram language model keeps the pieces that explain the training text best and drops the rest.
+Every sentence in this corpus was written to cover letters, digits and punctuation marks.
+On Monday, 3 June 2024, the train left the station at 7:45 and arrived 2 hours later.
+She bought 12 apples, 5 pears and 30 grapes for $4.50 at the market near the river.
+Numbers such as 0, 1, 2, 3, 4, 5, 6, 7, 8 and 9 appear in dates, prices and phone numbers.
+"Where are you going?" he asked. "To the library," she said, "and then home."
+The results were clear (see table 2): the new method was faster; the old one was simpler.
+Water boils at 100 degrees and freezes at 0 degrees, at least at sea level.
+In the morning the light is soft, and in the evening the shadows grow long across the field.
+Translate English to German: the house is wonderful. Summarize: the meeting was long but useful.
+Question: what is the capital of France? Answer: Paris is the capital and the largest city.
+The encoder reads the whole input at once; the decoder writes the output one token at a time.
+Relative position buckets let the attention see how far apart two tokens are, not where they are.
+Cats sat on the mat while the children played games in the garden behind the old house.
+He wrote a letter to his friend, folded it twice, and put it into a blue envelope.
+The weather today is sunny with a light breeze from the west and a few clouds in the afternoon.
+Please read the instructions carefully before you start the test, and write your name at the top.
+Science is a way of thinking much more than it is a body of knowledge.
+Good software is tested software: write the test first, then make it pass, then make it clean.
+The committee will meet again next week to discuss the budget, the schedule and the new members.
+A journey of a thousand miles begins with a single step, or so the old saying goes.
+Running, jumping, swimming and climbing are all good ways to stay healthy and strong.
+The library opens at 9 and closes at 17; on weekends it is open from 10 to 14.
+Some people prefer tea, others prefer coffee, and a few drink only water all day long.
+The museum has paintings, sculptures, old maps, coins and a very large collection of books.
+It was the best of times, it was the worst of times, it was the age of wisdom.
+Birds fly south in the autumn and return north in the spring when the days grow longer.
+The teacher asked the students to explain their answers in complete sentences.
+After the rain stopped, the streets were wet and the air smelled fresh and clean.
+Our team won 3 of the last 4 games, scoring 21 points in the final match.
+The recipe needs 2 cups of flour, 1 cup of sugar, 3 eggs and a pinch of salt.
+Computers store text as numbers, and every character has its own code point.
+The river flows through the valley, past the farms and the small villages, to the sea.
+Learning a new language takes time, patience and a lot of practice every day.
+The doctor said that a short walk after dinner is good for the heart and the mind.
+Mountains, lakes, forests and deserts: the country has every kind of landscape.
+What time is it? It is half past four, so we still have an hour before the show.
+The engineers tested the bridge with heavy trucks before it was opened to the public.
+I think, therefore I am; but what I am is still a question worth asking.
+Keep it simple: small steps, clear names, short functions and honest comments.
+The stars were bright that night, and we counted more than 100 of them before we slept.
+Jack and Jill went up the hill to fetch a pail of water; Jack fell down and broke his crown.
+Zebras, yaks, quails and vultures live in very different places around the world.
+The old lighthouse keeper climbed the spiral stairs each night to light the lamp for passing ships.
+Farmers plant wheat in the autumn, watch it sleep under the snow, and harvest it in the summer.
+A good question is often more useful than a quick answer, because it shows where to look next.
+The orchestra tuned their instruments while the audience slowly found their seats in the hall.
+Please remember to lock the door, turn off the lights and feed the cat before you leave.
+Her grandmother kept a diary for sixty years, writing a few lines about every single day.
+The market was crowded with merchants selling fish, bread, cheese, spices and bright fabrics.
+When the power failed, the whole neighbourhood went dark and everyone looked up at the stars.
+Engineers measure twice and cut once; programmers test twice and deploy once, or they should.
+The children built a sandcastle with towers, walls and a deep moat that filled with seawater.
+Silence filled the room as the judge began to read the final decision of the court.
+Our neighbours grow tomatoes, peppers, beans and herbs in a tiny garden on their balcony.
+The professor explained that light travels about 300000 kilometres every second.
+During the storm, the wind bent the trees and the waves crashed over the harbour wall.
+Reading before bed helps many people relax, although some prefer music or a warm bath.
+The company announced record profits, new products and plans to hire 250 more workers.
+Mathematics describes patterns: counting, measuring, shapes, chance and change over time.
+The bakery on the corner sells fresh bread every morning, and the queue starts at six.
+Travellers should carry water, a map, a warm jacket and a charged phone in the mountains.
+The painter mixed blue and yellow to make green, then added white to soften the colour.
+History teaches us that empires rise and fall, but ideas and stories can last much longer.
+Volunteers cleaned the beach, collecting plastic bottles, nets, cans and broken glass.
+Every evening the family gathered around the table to share food and talk about their day.
+The detective noticed a small detail that everyone else had missed: the clock was stopped.
+Fresh snow covered the village, and the only sound was the crunch of boots on the path.
+The spacecraft travelled for seven months before it finally reached the red planet.
+Children learn by playing, asking questions, making mistakes and trying again.
+The ancient bridge, built from stone without any cement, still carries traffic today.
+A balanced diet includes fruit, vegetables, grains, protein and plenty of water.
+The pilot announced that the flight would land twenty minutes early because of strong winds.
+She met a naïve young artist at a small café and read his résumé over coffee.
+Wow! Half of the 40 cakes were sold at 50% off, and/or given away to friends!
+Exactly six quick knights jumped over the wizard's extra-large box of frozen vegetables.
+"""
+T5_SPM_PIECES = 510
+# encoder ids (the last one </s>) and decoder ids (the first one decoder_start_token_id): long enough that both bucket
+# modes reach their logarithmic range (distance >= 8 bidirectional, >= 16 causal)
+T5_N_ENC, T5_N_DEC = 24, 20
+T5_EXTRA_IDS = ["<extra_id_1>", "<extra_id_0>"]
+
+
+def t5_spm_model(n_pieces=T5_SPM_PIECES):
+    """Train the SentencePiece Unigram model (serialized ModelProto bytes). Deterministic: one thread, no input
+    shuffling, seeded generator, corpus from a string (so no file path enters trainer_spec). T5's special ids
+    (pad 0, eos 1, unk 2, no bos) and normalization rule nmt_nfkc (NFKC plus SentencePiece's whitespace and control
+    character rules, compiled into normalizer_spec.precompiled_charsmap)."""
+    import io
+    import sentencepiece as spm
+    spm.set_random_generator_seed(SEED)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(T5_CORPUS.splitlines()), model_writer=buf, model_type="unigram",
+        vocab_size=n_pieces, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
+        unk_piece="<unk>", normalization_rule_name="nmt_nfkc", add_dummy_prefix=True, remove_extra_whitespaces=True,
+        character_coverage=1.0, num_threads=1, shuffle_input_sentence=False, minloglevel=2)
+    return buf.getvalue()
+
+
+def _pb_fields(b):
+    """(field number, value) of a serialized protobuf message (varint, 32/64-bit and length-delimited fields)."""
+    i = 0
+    while i < len(b):
+        key, i = _pb_varint(b, i)
+        f, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _pb_varint(b, i)
+        elif wt == 2:
+            n, i = _pb_varint(b, i)
+            v, i = b[i:i + n], i + n
+        elif wt == 5:
+            v, i = b[i:i + 4], i + 4
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        else:
+            raise ValueError(f"protobuf wire type {wt}")
+        yield f, v
+
+
+def _pb_varint(b, i):
+    r = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return r, i
+
+
+def t5_vocab(n_vocab):
+    """The T5 vocabulary as convert_hf_to_gguf's T5Model.set_vocab writes it from a Unigram spiece.model: every
+    piece with its score and type (NORMAL, UNKNOWN for <unk>, CONTROL for <pad> and </s>), then the added tokens of
+    added_tokens.json as USER_DEFINED with score -1000; normalizer_spec's add_dummy_prefix,
+    remove_extra_whitespaces and precompiled_charsmap (ModelProto field 3: NormalizerSpec, fields 2, 3, 4; the
+    proto2 defaults are true when absent); special ids from SpecialVocab for T5's tokenizer files: eos </s>,
+    unknown <unk>, padding <pad> (no bos: T5 has none), add_eos_token true (TemplateProcessing "$A </s>") and
+    add_sep_token false, no add_bos_token."""
+    import sentencepiece as spm
+    model = t5_spm_model()
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    norm = dict(_pb_fields([v for f, v in _pb_fields(model) if f == 3][0]))
+    T = gguf.TokenType
+    tokens, scores, types = [], [], []
+    for i in range(sp.get_piece_size()):
+        tokens.append(sp.id_to_piece(i))
+        scores.append(float(sp.get_score(i)))
+        types.append(int(T.UNKNOWN if sp.is_unknown(i) else T.CONTROL if sp.is_control(i) else
+                         T.UNUSED if sp.is_unused(i) else T.BYTE if sp.is_byte(i) else T.NORMAL))
+    for t in T5_EXTRA_IDS:
+        tokens.append(t)
+        scores.append(-1000.0)
+        types.append(int(T.USER_DEFINED))
+    assert len(tokens) == n_vocab, (len(tokens), n_vocab)
+    assert tokens[:3] == ["<pad>", "</s>", "<unk>"]
+    return dict(model="t5", spm_model=model, tokens=tokens, scores=scores, types=types,
+                charsmap=bytes(norm[2]), add_space_prefix=bool(norm.get(3, 1)),
+                remove_extra_whitespaces=bool(norm.get(4, 1)), normalizer_name=norm[1].decode(),
+                special={"eos": 1, "unknown": 2, "padding": 0})
+
+
+def tensors_t5(hp, init):
+    """llama_model_t5::load_arch_tensors (numpy [ne1, ne0]): token_embd [n_vocab, E]; per encoder block
+    enc.blk.N.attn_norm, attn_q, attn_k, attn_v [n_head*head_dim, E], attn_o [E, n_head*head_dim], attn_rel_b
+    [n_buckets, n_head] (optional; here in block 0 only for t5, in every block for flan-t5), ffn_norm, ffn_up
+    [n_ff, E], ffn_gate [n_ff, E] (optional: present = gated GELU), ffn_down [E, n_ff]; enc.output_norm; per
+    decoder block dec.blk.N.attn_norm, attn_q/k/v/o, attn_rel_b (optional, as the encoder's), cross_attn_norm,
+    cross_attn_q/k/v/o, ffn_norm, ffn_up, ffn_gate (optional), ffn_down; dec.output_norm; output [n_vocab, E]
+    (optional; present). Norms weight only, no biases anywhere. Q and K are drawn at 0.08 (T5 does not scale
+    QK^T), the relative bias tables at 0.5."""
+    E, F, nb = hp.n_embd, hp.n_ff, hp.rel_buckets
+    t = [("token_embd.weight", init.mat(hp.n_vocab, E, 0.5))]
+
+    def attn(p, rel):
+        a = [(p + "attn_norm.weight", init.norm_w(E))]
+        a += [(p + f"attn_{x}.weight", init.mat(E, E, 0.08 if x in "qk" else 0.12)) for x in "qkv"]
+        a += [(p + "attn_o.weight", init.mat(E, E, 0.08))]
+        if rel:
+            a += [(p + "attn_rel_b.weight", init.mat(nb, hp.n_head, 0.5))]
+        return a
+
+    def ffn(p):
+        f = [(p + "ffn_norm.weight", init.norm_w(E)), (p + "ffn_up.weight", init.mat(F, E, 0.08))]
+        if hp.ffn == "geglu":
+            f += [(p + "ffn_gate.weight", init.mat(F, E, 0.12))]
+        return f + [(p + "ffn_down.weight", init.mat(E, F, 0.06))]
+
+    for i in range(hp.n_layer):
+        t += attn(f"enc.blk.{i}.", i == 0 or hp.rel_b_every_layer) + ffn(f"enc.blk.{i}.")
+    t += [("enc.output_norm.weight", init.norm_w(E))]
+    for i in range(hp.n_dec_layer):
+        p = f"dec.blk.{i}."
+        t += attn(p, i == 0 or hp.rel_b_every_layer)
+        t += [(p + "cross_attn_norm.weight", init.norm_w(E))]
+        t += [(p + f"cross_attn_{x}.weight", init.mat(E, E, 0.08 if x in "qk" else 0.12)) for x in "qkv"]
+        t += [(p + "cross_attn_o.weight", init.mat(E, E, 0.08))]
+        t += ffn(p)
+    t += [("dec.output_norm.weight", init.norm_w(E)), ("output.weight", init.mat(hp.n_vocab, E, 0.1))]
+    return t
+
+
+def write_t5_gguf(path, name, hp, tensors, vocab, qtype):
+    """The keys convert_hf_to_gguf's T5Model writes (set_gguf_parameters, in its order), then its vocabulary
+    (set_vocab), then the tensors; Q8_0 for every 2-D matrix whose rows are a multiple of 32 values (all but
+    attn_rel_b, whose rows hold n_head = 4 values)."""
+    w = GGUFWriter(path, hp.arch)
+    w.add_type("model")
+    w.add_name(name)
+    w.add_context_length(hp.n_ctx)
+    w.add_embedding_length(hp.n_embd)
+    w.add_feed_forward_length(hp.n_ff)
+    w.add_block_count(hp.n_layer)
+    w.add_decoder_block_count(hp.n_dec_layer)
+    w.add_head_count(hp.n_head)
+    w.add_key_length(hp.head_dim)
+    w.add_value_length(hp.head_dim)
+    w.add_layer_norm_eps(hp.eps)
+    w.add_relative_attn_buckets_count(hp.rel_buckets)
+    w.add_layer_norm_rms_eps(hp.eps)
+    w.add_decoder_start_token_id(hp.dec_start)
+    w.add_file_type(int(LlamaFileType.ALL_F32 if qtype == QT.F32 else LlamaFileType.MOSTLY_Q8_0))
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    sp = vocab["special"]
+    w.add_tokenizer_model("t5")
+    w.add_tokenizer_pre(hp.pre)
+    w.add_token_list(vocab["tokens"])
+    w.add_token_scores(vocab["scores"])
+    w.add_token_types(vocab["types"])
+    w.add_add_space_prefix(vocab["add_space_prefix"])
+    w.add_remove_extra_whitespaces(vocab["remove_extra_whitespaces"])
+    w.add_precompiled_charsmap(vocab["charsmap"])
+    w.add_eos_token_id(sp["eos"])
+    w.add_unk_token_id(sp["unknown"])
+    w.add_pad_token_id(sp["padding"])
+    w.add_add_eos_token(True)
+    w.add_add_sep_token(False)
+    for tname, arr in tensors:
+        if qtype != QT.F32 and arr.ndim == 2 and arr.shape[1] % 32 == 0:
+            w.add_tensor(tname, quantize(arr, qtype), raw_dtype=qtype)
+        else:
+            w.add_tensor(tname, arr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def t5_relative_bucket(rel, n_buckets, bidirectional, max_distance=128):
+    """llama_relative_position_bucket(x, y, n_buckets, bidirectional) (llama-graph.cpp) for rel = x - y = key
+    position - query position, with its C types: n_buckets is uint64_t and halved when bidirectional, max_exact =
+    n_buckets / 2 (int64_t), then for |rel| (bidirectional; + n_buckets when rel > 0) or max(-rel, 0) (causal):
+    rel itself below max_exact, else
+    floorf(max_exact + logf(1.0 * rel / max_exact) * (n_buckets - max_exact) / log(1.0 * max_distance / max_exact))
+    capped at n_buckets - 1: the ratio is a double rounded to float for logf, logf's float result times
+    (float)(n_buckets - max_exact) is a float product, divided by the double log, added to max_exact in double,
+    rounded to float for floorf. logf is taken as the correctly rounded float of the double log."""
+    nb = n_buckets >> 1 if bidirectional else n_buckets
+    max_exact = nb >> 1
+    bucket = 0
+    if bidirectional:
+        bucket += nb if rel > 0 else 0
+        rel = abs(rel)
+    else:
+        rel = -min(rel, 0)
+    if rel < max_exact:
+        return bucket + rel
+    lf = np.float32(math.log(float(np.float32(rel / max_exact))))
+    prod = np.float32(lf * np.float32(nb - max_exact))
+    v = float(max_exact) + float(prod) / math.log(max_distance / max_exact)
+    return bucket + min(int(np.floor(np.float32(v))), nb - 1)
+
+
+def t5_bucket_table(n_buckets, lo=-130, hi=130):
+    return {"bidirectional": [t5_relative_bucket(r, n_buckets, True) for r in range(lo, hi + 1)],
+            "causal": [t5_relative_bucket(r, n_buckets, False) for r in range(lo, hi + 1)]}
+
+
+def llama_bucket_table(n_buckets, lo=-130, hi=130):
+    """The same table from llama.cpp's own llama_relative_position_bucket (exported by libllama as the C++ symbol
+    _Z30llama_relative_position_bucketiimb: int32 (int32 x, int32 y, uint64 n_buckets, bool bidirectional)),
+    called with x = r, y = 0."""
+    import ctypes
+    import llama_cpp.llama_cpp as C
+    f = C._lib._Z30llama_relative_position_bucketiimb
+    f.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_uint64, ctypes.c_bool]
+    f.restype = ctypes.c_int32
+    return {"bidirectional": [int(f(r, 0, n_buckets, True)) for r in range(lo, hi + 1)],
+            "causal": [int(f(r, 0, n_buckets, False)) for r in range(lo, hi + 1)]}
+
+
+def forward_t5(o: Ops, enc_ids, dec_ids, wrong=frozenset()):
+    """llama_model_t5::graph<true> (encoder) and graph<false> (decoder), returning (logits [n_dec, n_vocab],
+    encoder states [n_enc, n_embd]). Encoder: x = token_embd[id]; per block x += attn_o(attn(RMS_attn(x))) with
+    bias rel_b[bucket(j - i, bidirectional)] added to q_i . k_j (the block's attn_rel_b, else block 0's), no mask,
+    scale 1 (no 1/sqrt(head_dim)); x += ffn(RMS_ffn(x)); enc = RMS(x, enc.output_norm). Decoder: y = token_embd[id]
+    (ids from decoder_start_token_id); per block y += attn_o(causal self-attention with bias
+    rel_b[bucket(j - i, causal)]); y += cross_attn_o(attention of cross_attn_q(RMS_cross(y)) over cross_attn_k(enc),
+    cross_attn_v(enc): no bias, no mask, scale 1); y += ffn(RMS_ffn(y)); logits = output(RMS(y, dec.output_norm)),
+    no d_model^-0.5 scaling. FFN: ffn_gate present: down(gelu(gate(x)) * up(x)) (LLM_FFN_GELU, LLM_FFN_PAR:
+    ggml_geglu_split, tanh GELU); absent: down(relu(up(x))). RMS: x / sqrt(mean(x^2) + eps) * weight, eps =
+    layer_norm_rms_epsilon. `wrong` switches on single mistakes (for the mistake table; see T5_MISTAKES)."""
+    m, W = o.m, o.m.W
+    H, D, nb = m.n_head, m.head_dim, m.n_rel_buckets
+    scale = 1.0 / np.sqrt(D) if "scale" in wrong else 1.0
+
+    def norm(x, name):
+        if "layer_norm" in wrong:
+            x = x - x.mean(-1, keepdims=True)
+        return o.rms_norm(x, name)
+
+    def heads(x):
+        return x.reshape(len(x), H, D)
+
+    def rel_bias(table, Tq, Tk, bidirectional):
+        if "no_rel_bias" in wrong:
+            return None
+        if "buckets_swapped" in wrong:
+            bidirectional = not bidirectional
+        rel = np.arange(Tk)[None, :] - np.arange(Tq)[:, None]       # key position - query position
+        if "rel_sign" in wrong:
+            rel = -rel
+        bucket = linear_bucket if "no_log_buckets" in wrong else t5_relative_bucket
+        idx = np.array([[bucket(int(r), nb, bidirectional) for r in row] for row in rel])
+        return table[idx].transpose(2, 0, 1)                         # [n_head, Tq, Tk]
+
+    def linear_bucket(r, n, bidir):                                  # the "no_log_buckets" mistake
+        half = n >> 1 if bidir else n
+        return (half if bidir and r > 0 else 0) + min(abs(r) if bidir else max(-r, 0), half - 1)
+
+    def rel_table(prefix, i):
+        own = W.get(f"{prefix}.blk.{i}.attn_rel_b.weight")
+        if own is not None and not (i > 0 and "rel_b_layer0_only" in wrong):
+            return own
+        return None if (i > 0 and "rel_b_not_shared" in wrong) else W[f"{prefix}.blk.0.attn_rel_b.weight"]
+
+    def attention(q, k, v, bias, causal):
+        s = o.c(np.einsum("thd,shd->hts", q, k) * scale)
+        if bias is not None:
+            s = o.c(s + bias)
+        if causal:
+            s = np.where((np.arange(len(k))[None, :] > np.arange(len(q))[:, None])[None], -np.inf, s)
+        s = np.exp(s - s.max(-1, keepdims=True))
+        s = o.c(s / s.sum(-1, keepdims=True))
+        return o.c(np.einsum("hts,shd->thd", s, v).reshape(len(q), -1))
+
+    def ffn(x, p):
+        if p + "ffn_gate.weight" in W:
+            g = o.linear(x, p + "ffn_gate")
+            u = o.linear(x, p + "ffn_up")
+            if "gate_up_swapped" in wrong:
+                g, u = u, g
+            a = o.c(g / (1.0 + np.exp(-g))) if "silu_gate" in wrong else o.gelu(g)
+            return o.linear(o.c(a * u), p + "ffn_down")
+        h = o.linear(x, p + "ffn_up")
+        h = o.gelu(h) if "gelu_for_relu" in wrong else o.c(np.maximum(h, 0.0))
+        return o.linear(h, p + "ffn_down")
+
+    x = W["token_embd.weight"][enc_ids]
+    T = len(enc_ids)
+    for i in range(m.n_layer):
+        p = f"enc.blk.{i}."
+        h = norm(x, p + "attn_norm")
+        q, k, v = (heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        table = rel_table("enc", i)
+        b = None if table is None else rel_bias(table, T, T, True)
+        x = o.c(x + o.linear(attention(q, k, v, b, False), p + "attn_o"))
+        x = o.c(x + ffn(norm(x, p + "ffn_norm"), p))
+    enc = x if "no_enc_output_norm" in wrong else norm(x, "enc.output_norm")
+
+    y = W["token_embd.weight"][dec_ids]
+    T = len(dec_ids)
+    for i in range(m.n_dec_layer):
+        p = f"dec.blk.{i}."
+        h = norm(y, p + "attn_norm")
+        q, k, v = (heads(o.linear(h, p + f"attn_{c}")) for c in "qkv")
+        table = rel_table("dec", i)
+        b = None if table is None else rel_bias(table, T, T, False)
+        y = o.c(y + o.linear(attention(q, k, v, b, "decoder_bidirectional" not in wrong), p + "attn_o"))
+        h = norm(y, p + "cross_attn_norm")
+        q = heads(o.linear(h, p + "cross_attn_q"))
+        k, v = (heads(o.linear(enc, p + f"cross_attn_{c}")) for c in "kv")
+        y = o.c(y + o.linear(attention(q, k, v, None, "cross_causal" in wrong), p + "cross_attn_o"))
+        y = o.c(y + ffn(norm(y, p + "ffn_norm"), p))
+    logits = o.linear(norm(y, "dec.output_norm"), "output" if "output.weight" in W else "token_embd")
+    if "lm_head_scaled" in wrong:
+        logits = o.c(logits * m.n_embd ** -0.5)
+    return logits, enc
+
+
+# (switch, description, which stems it applies to)
+T5_MISTAKES = [
+    ("scale", "attention scale 1/sqrt(head_dim) instead of 1 (encoder, decoder and cross-attention)", None),
+    ("no_rel_bias", "no relative position bias", None),
+    ("buckets_swapped", "bucket modes swapped (causal buckets in the encoder, bidirectional in the decoder)", None),
+    ("rel_sign", "relative position taken as query - key instead of key - query", None),
+    ("no_log_buckets", "no logarithmic buckets (bucket = distance, capped at the last bucket)", None),
+    ("rel_b_not_shared", "blocks without attn_rel_b get no bias (block 0's not reused)", "t5"),
+    ("rel_b_layer0_only", "block 0's attn_rel_b in every block (the per-block tables ignored)", "flan-t5"),
+    ("cross_causal", "causal mask on the cross-attention (query i sees encoder positions <= i)", None),
+    ("decoder_bidirectional", "no causal mask in the decoder self-attention", None),
+    ("gelu_for_relu", "GELU instead of ReLU in the FFN", "t5"),
+    ("silu_gate", "SiLU instead of GELU on the gate (SwiGLU)", "flan-t5"),
+    ("gate_up_swapped", "ffn_gate and ffn_up swapped", "flan-t5"),
+    ("layer_norm", "LayerNorm (mean subtracted) instead of RMSNorm", None),
+    ("no_enc_output_norm", "cross-attention reads the encoder states before enc.output_norm", None),
+    ("lm_head_scaled", "logits scaled by d_model^-0.5 (HF's tied-embedding rescale)", None),
+    ("eps", "RMS eps 1e-5 instead of the file's 1e-6", None),
+    ("gelu_erf", "GELU erf instead of tanh", "flan-t5"),
+]
+
+
+def t5_mistakes(m, stem, enc_ids, dec_ids, L64, E64):
+    """Centered RMS of the logits (and RMS of the encoder states) of the float64 forward with one switch wrong."""
+    rows = []
+    for key, what, only in T5_MISTAKES:
+        if only is not None and only != stem:
+            continue
+        mm, wrong = m, frozenset([key])
+        if key == "eps":
+            mm = copy.copy(m)
+            mm.rms_eps = 1e-5
+            wrong = frozenset()
+        o = Ops(mm)
+        if key == "gelu_erf":
+            verf = np.vectorize(math.erf)
+            o.gelu = lambda x: 0.5 * x * (1.0 + verf(x / np.sqrt(2.0)))
+            wrong = frozenset()
+        L, E = forward_t5(o, enc_ids, dec_ids, wrong)
+        rows.append({"mistake": what, "logits_centered_rms": agreement(L, L64)["centered_rms"],
+                     "encoder_states_rms": float(f"{np.sqrt(((E - E64) ** 2).mean()):.3g}")})
+    return rows
+
+
+def llama_t5(path, enc_ids, dec_ids):
+    """llama.cpp on an encoder-decoder file: one llama_encode batch of enc_ids (seq 0, positions 0..), then one
+    llama_decode batch of dec_ids (seq 0, positions 0..) with every token an output. Returns (logits [n_dec,
+    n_vocab], encoder states [n_enc, n_embd], decoder start id). The encoder states are llama_get_embeddings right
+    after llama_encode: for LLM_ARCH_T5 llama.cpp always keeps an embeddings buffer (output_reserve), copies the
+    encoder result (enc.output_norm output, pooling NONE) there and into its cross-attention store
+    (llama_cross::v_embd) that the decoder graph reads. Settings as llama_logits (F32 K/V cache, flash attention
+    off, 1 thread, use_extra_bufts off)."""
+    import llama_cpp.llama_cpp as C
+    from llama_cpp import Llama
+    orig = C.llama_model_default_params
+
+    def params():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+
+    C.llama_model_default_params = params
+    try:
+        llm = Llama(model_path=path, verbose=False, **LLAMA_SETTINGS)
+    finally:
+        C.llama_model_default_params = orig
+    try:
+        model = llm._model.model
+        assert C.llama_model_has_encoder(model) and C.llama_model_has_decoder(model)
+        n_embd, n_vocab = llm.n_embd(), llm.n_vocab()
+        llm._batch.reset()
+        llm._batch.add_sequence(enc_ids, 0, True)
+        llm._ctx.encode(llm._batch)
+        ptr = C.llama_get_embeddings(llm._ctx.ctx)
+        enc = np.array(ptr[:len(enc_ids) * n_embd], dtype=np.float32).reshape(len(enc_ids), n_embd)
+        llm._batch.reset()
+        llm._batch.add_sequence(dec_ids, 0, True)
+        llm._ctx.decode(llm._batch)
+        ptr = C.llama_get_logits(llm._ctx.ctx)
+        logits = np.array(ptr[:len(dec_ids) * n_vocab], dtype=np.float32).reshape(len(dec_ids), n_vocab)
+        return logits, enc, int(C.llama_model_decoder_start_token(model))
+    finally:
+        llm.close()
+
+
+# UGM cases: plain text; whitespace runs at the start, inside and at the end; tab, newline, carriage return, no-break
+# and ideographic spaces; NFKC through the precompiled charsmap (full-width letters and punctuation, the fi and ffi
+# ligatures, circled digits, a superscript, a vulgar fraction, a black-letter capital, a unit symbol, an ellipsis);
+# composed and decomposed accents (e + U+0301 becomes é) and accented letters outside the vocabulary; CJK and emoji
+# (unknown, runs merged into one <unk>); digits and symbols; the control tokens written as text (parse_special
+# false); the sentinels (added tokens, matched in the text); characters the charsmap removes (U+0007) or turns into
+# a space (U+200B, U+FEFF, a literal U+2581) or keeps (U+00AD); U+2028 and U+0085 (the charsmap makes U+2028 a
+# space but keeps U+0085, which llama.cpp and SentencePiece then score as unknown and HF's WhitespaceSplit splits
+# at); only spaces; the empty string.
+T5_TOKENIZE_TEXTS = [
+    "Hello world! The quick brown fox jumps over the lazy dog.",
+    "   leading,  inner   and trailing spaces   ",
+    "tabs\tand\nnew lines\r\nwith\t \tmixed  whitespace, no\u00a0break\u3000ideographic",
+    "\uff21\uff22\uff23 \uff46\uff55\uff4c\uff4c\uff0d\uff57\uff49\uff44\uff54\uff48\uff01 \ufb01ne \ufb03 "
+    "\u2460\u2461\u2462 x\u00b2 \u00bd \u210c\u338f\u2026",
+    "caf\u00e9 na\u00efve r\u00e9sum\u00e9 cafe\u0301 \u00c5ngstr\u00f6m",
+    "\u4e2d\u6587 and emoji \U0001F600\U0001F44D are unknown",
+    "On 3 June 2024 at 7:45, $4.50 (see table 2); 100% sure?",
+    "<pad> and </s> and <unk> typed as text",
+    "<extra_id_0> fills the blank<extra_id_1>.",
+    "zero\u200bwidth soft\u00adhyphen, bell\u0007 and BOM\ufeff, a\u2581literal\u2581meta space",
+    "line\u2028separator next\u0085line",
+    "     ",
+    "",
+]
+
+
+def hf_t5_tokenizer(vocab):
+    """An HF `tokenizers` tokenizer built as T5's published tokenizer.json (transformers' T5Converter): Unigram over
+    the pieces and scores (the sentinels appended with score 0), unk_id 2, normalizer Precompiled(charsmap),
+    pre-tokenizer WhitespaceSplit + Metaspace(U+2581, prepend_scheme always), post-processor "$A </s>", added
+    special tokens <pad>, </s>, <unk> and the sentinels."""
+    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors
+    n = T5_SPM_PIECES
+    pieces = list(zip(vocab["tokens"][:n], vocab["scores"][:n])) + [(t, 0.0) for t in vocab["tokens"][n:]]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=vocab["special"]["unknown"], byte_fallback=False))
+    tok.normalizer = normalizers.Precompiled(vocab["charsmap"])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Metaspace(replacement="\u2581",
+                                                                          prepend_scheme="always")])
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", vocab["special"]["eos"])])
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
+                            for t in ["<pad>", "</s>", "<unk>"] + vocab["tokens"][n:]])
+    return tok
+
+
+def spm_t5_encode(vocab, text):
+    """SentencePiece itself (what transformers' slow T5Tokenizer runs): the text split at the sentinels, each other
+    piece encoded by the trained model, then </s>."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_proto=vocab["spm_model"])
+    extra = {t: i for i, t in enumerate(vocab["tokens"]) if i >= T5_SPM_PIECES}
+    parts = re.split("(" + "|".join(map(re.escape, extra)) + ")", text)
+    ids = []
+    for s in parts:
+        ids += [extra[s]] if s in extra else (sp.encode(s) if s else [])
+    return ids + [vocab["special"]["eos"]]
+
+
+def t5_tokenize_cases(path, vocab):
+    """tokenize_cases: llama.cpp's ids (llama_tokenize, add_special true, parse_special false, vocab_only load) and
+    pieces; the ids of SentencePiece (spm_t5_encode) and of the HF tokenizer (hf_t5_tokenizer, encode with
+    add_special_tokens) are added only where they differ from llama.cpp's."""
+    hf = hf_t5_tokenizer(vocab)
+    cases = []
+    for text, ids in zip(T5_TOKENIZE_TEXTS, llama_tokenize(path, T5_TOKENIZE_TEXTS)):
+        ids = list(map(int, ids))
+        c = {"text": text, "ids": ids, "tokens": [vocab["tokens"][i] for i in ids]}
+        s_ids = spm_t5_encode(vocab, text)
+        if s_ids != ids:
+            c.update(sentencepiece_ids=s_ids, sentencepiece_tokens=[vocab["tokens"][i] for i in s_ids])
+        h_ids = hf.encode(text).ids
+        if h_ids != ids:
+            c.update(hf_tokenizers_ids=h_ids, hf_tokenizers_tokens=[vocab["tokens"][i] for i in h_ids])
+        cases.append(c)
+    return cases
+
+
+def describe_t5(hp, path, vocab):
+    r = GGUFReader(path)
+    return {"architecture": "t5", "n_vocab": hp.n_vocab, "n_embd": hp.n_embd, "n_head": hp.n_head,
+            "head_dim": hp.head_dim, "n_layer_encoder": hp.n_layer, "n_layer_decoder": hp.n_dec_layer,
+            "n_ff": hp.n_ff, "context_length": hp.n_ctx, "rms_norm_epsilon": hp.eps, "norm": "RMSNorm",
+            "relative_buckets_count": hp.rel_buckets, "relative_max_distance": 128,
+            "decoder_start_token_id": hp.dec_start,
+            "ffn": ("gated GELU: ffn_down(gelu(ffn_gate(x)) * ffn_up(x)), ggml_gelu (tanh form)" if hp.ffn == "geglu"
+                    else "ReLU: ffn_down(relu(ffn_up(x)))"),
+            "attn_rel_b": ("every encoder and decoder block" if hp.rel_b_every_layer else
+                           "block 0 of the encoder and of the decoder (later blocks use block 0's)"),
+            "attention_scale": 1.0, "output": "output.weight, no d_model^-0.5 scaling",
+            "tokenizer": {"model": "t5 (SentencePiece Unigram, llama.cpp UGM)", "pieces": T5_SPM_PIECES,
+                          "added_tokens": {t: vocab["tokens"].index(t) for t in T5_EXTRA_IDS},
+                          "normalizer": vocab["normalizer_name"], "precompiled_charsmap_bytes": len(vocab["charsmap"]),
+                          "add_space_prefix": vocab["add_space_prefix"],
+                          "remove_extra_whitespaces": vocab["remove_extra_whitespaces"],
+                          "eos": 1, "unk": 2, "pad": 0, "bos": None, "add_eos_token": True},
+            "tensors": {t.name: [t.tensor_type.name] + [int(x) for x in t.shape] for t in r.tensors}}
+
+
+def make_t5_family(stem, out_dir, use_llama=True):
+    """Both files of a T5 entry and their JSON: teacher-forced decoder logits for a fixed encoder input, the encoder
+    states, the bucket table and the tokenizer cases. The trained SentencePiece model is written next to them as
+    t5-spm.model."""
+    hp = FAMILIES[stem]
+    vocab = t5_vocab(hp.n_vocab)
+    tensors = tensors_t5(hp, Init(SEED + sum(map(ord, stem))))
+    normal = [i for i, t in enumerate(vocab["types"]) if t == int(gguf.TokenType.NORMAL)]
+    rng = np.random.default_rng(SEED + 1 + sum(map(ord, stem)))
+    enc_ids = [int(normal[j]) for j in rng.integers(0, len(normal), T5_N_ENC - 1)] + [vocab["special"]["eos"]]
+    dec_ids = [hp.dec_start] + [int(normal[j]) for j in rng.integers(0, len(normal), T5_N_DEC - 1)]
+    d = os.path.join(out_dir, hp.arch)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "t5-spm.model"), "wb") as f:
+        f.write(vocab["spm_model"])
+    buckets = t5_bucket_table(hp.rel_buckets)
+    if use_llama:
+        assert llama_bucket_table(hp.rel_buckets) == buckets, "bucket table differs from llama.cpp's"
+    rows, cases = [], None
+    for qtype in (QT.F32, QT.Q8_0):
+        tag = qtype.name.lower()
+        path = os.path.join(d, f"{stem}-{tag}.gguf")
+        write_t5_gguf(path, f"synthetic-{stem}-{tag}", hp, tensors, vocab, qtype)
+        m = Model(path)
+        L64, E64 = forward_t5(Ops(m), enc_ids, dec_ids)
+        out = {"file": os.path.basename(path), "generator": GENERATOR,
+               "vocabulary": "SentencePiece Unigram model trained by tools/make_families.py (t5_spm_model; "
+                             "t5-spm.model in this directory) plus two sentinel tokens",
+               "seed": SEED, "model": describe_t5(hp, path, vocab), "env": dict(env(), **t5_env()),
+               "llamacpp_settings": dict(LLAMA_SETTINGS, use_extra_bufts=False,
+                                         note="llama_encode of encoder_ids (one batch, seq 0), then llama_decode "
+                                              "of decoder_ids (one batch, seq 0, positions from 0, every token an "
+                                              "output); type_k/type_v 0 = F32 KV cache"),
+               "encoder_ids": enc_ids, "decoder_ids": dec_ids,
+               "relative_buckets": dict(offset=-130, n_buckets=hp.rel_buckets, max_distance=128,
+                                        what="bucket[r - offset] for r = key position - query position = x - y "
+                                             "in llama_relative_position_bucket(x, y, ...), r = -130..130; "
+                                             "bidirectional: encoder self-attention; causal: decoder "
+                                             "self-attention; checked against llama.cpp's own function",
+                                        **buckets)}
+        row = {"file": os.path.basename(path), "size": os.path.getsize(path)}
+        if cases is None and use_llama:
+            cases = t5_tokenize_cases(path, vocab)
+        if use_llama:
+            Llc, Elc, dec_start = llama_t5(path, enc_ids, dec_ids)
+            assert dec_start == hp.dec_start
+            agr = {"logits": agreement(Llc, L64), "encoder_states": vec_agreement(Elc, E64)}
+            gelu = hp.ffn == "geglu"
+            diag = {}
+            if gelu:
+                Lg, Eg = forward_t5(Ops(m, gelu_f16_table=True), enc_ids, dec_ids)
+                diag["gelu_f16_table"] = {"logits": agreement(Llc, Lg), "encoder_states": vec_agreement(Elc, Eg)}
+            if qtype != QT.F32:
+                Lq, Eq = forward_t5(Ops(m, gelu_f16_table=gelu, q8_activations=True), enc_ids, dec_ids)
+                diag["gelu_f16_table_and_q8_0_activations" if gelu else "q8_0_activations"] = {
+                    "logits": agreement(Llc, Lq), "encoder_states": vec_agreement(Elc, Eq)}
+            out["agreement"] = dict(agr, what="llamacpp - f64: logits over all decoder positions and the vocabulary "
+                                              "(centered: each row's mean difference subtracted); encoder_states "
+                                              "over all encoder tokens and dims")
+            out["diagnostics"] = {"what": "llama.cpp against float64 forwards that imitate ggml CPU rounding: GELU "
+                                          "through its float16 table (gated FFN only), and (Q8_0 file) activations "
+                                          "rounded to Q8_0 blocks before Q8_0 matmuls", **diag}
+            out["llamacpp_logits"] = [[f32s(v) for v in r] for r in Llc]
+            out["llamacpp_encoder_states"] = [[f32s(v) for v in r] for r in Elc]
+            row.update(agr, diag=diag)
+        out["f64_logits"] = [[f64s(v) for v in r] for r in L64]
+        out["f64_logit_std"] = float(f"{L64.std(axis=1).mean():.4g}")
+        out["f64_encoder_states"] = [[f64s(v) for v in r] for r in E64]
+        L32, E32 = forward_t5(Ops(m.as_float32(), float32=True), enc_ids, dec_ids)
+        f32agr = {"logits": agreement(L32, L64), "encoder_states": vec_agreement(E32, E64)}
+        out["float32_numpy_vs_f64"] = dict(f32agr, what="a plain float32 numpy forward (float32 weights and "
+                                           "intermediates, exact GELU) against the f64 values: what an exact "
+                                           "float32 runtime can reach")
+        row["float32_numpy_vs_f64"] = f32agr
+        out["mistakes"] = t5_mistakes(m, stem, enc_ids, dec_ids, L64, E64)
+        if use_llama:
+            out["tokenize_cases"] = cases
+        dump_json(os.path.join(d, f"{stem}-{tag}.json"), out)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
+def t5_env():
+    from importlib.metadata import version
+    return {"sentencepiece": version("sentencepiece"), "tokenizers": version("tokenizers")}
+
 
 
 def main(argv=None):

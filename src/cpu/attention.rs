@@ -1,13 +1,27 @@
-//! Grouped-query attention over the KV cache: causal, or bidirectional in an encoder.
+//! Grouped-query attention over the KV cache: causal, or over every key (an encoder,
+//! cross-attention).
 
 use super::par::{self, SharedOut};
-use crate::model::ModelConfig;
+use crate::model::{relative, ModelConfig};
 use crate::quant::{axpy, dot_f32};
 
-/// `q`: the batch's query vectors (positions `start..start + n`); `k_cache`/`v_cache`: every
-/// position up to the batch's last. A query at position p sees keys `p − window < p' <= p`
-/// (all up to p when `window` is 0). Writes one `head_dim` slice of `out` per (token, head).
-pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], start: usize, window: usize, out: &mut [f32]) {
+/// `q`: the batch's query vectors (positions `start..start + n`); `k_cache`/`v_cache`: the keys
+/// and values it attends to. Causal: a query at position p sees keys `p − window < p' <= p`
+/// (all up to p when `window` is 0); `all_keys`: every key given (an encoder, cross-attention).
+/// `rel` (T5): each head's learned biases, `n_buckets` rows of `n_head`, added by the bucket of
+/// key position − query position. Writes one `head_dim` slice of `out` per (token, head).
+#[allow(clippy::too_many_arguments)]
+pub fn attend(
+    c: &ModelConfig,
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    start: usize,
+    window: usize,
+    all_keys: bool,
+    rel: Option<&[f32]>,
+    out: &mut [f32],
+) {
     let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
     let n = q.len() / q_dim;
     let group = c.n_head / c.n_head_kv;
@@ -17,14 +31,17 @@ pub fn attend(c: &ModelConfig, q: &[f32], k_cache: &[f32], v_cache: &[f32], star
         let (t, h) = (task / c.n_head, task % c.n_head);
         let kv_off = (h / group) * hd;
         let qv = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-        // An encoder's query sees the whole batch.
-        let len = if c.encoder { start + n } else { start + t + 1 };
+        let pos = start + t;
+        let len = if all_keys { k_cache.len() / kv_dim } else { pos + 1 };
         let first = if window > 0 { len.saturating_sub(window) } else { 0 };
-        // ALiBi: the head's slope times the distance back (0 without).
+        // ALiBi: the head's slope times the distance back (0 without); T5: the bucket's bias.
         let slope = c.alibi.map_or(0.0, |a| a.slope(h));
-        let pos = (len - 1) as f32;
+        let bias = |j: usize| match rel {
+            Some(table) => table[relative::bucket(j as i64 - pos as i64, c.rel_buckets, all_keys) * c.n_head + h],
+            None => slope * (j as f32 - pos as f32),
+        };
         let mut scores: Vec<f32> = (first..len)
-            .map(|j| dot_f32(qv, &k_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd]) * scale + slope * (j as f32 - pos))
+            .map(|j| dot_f32(qv, &k_cache[j * kv_dim + kv_off..j * kv_dim + kv_off + hd]) * scale + bias(j))
             .collect();
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
@@ -80,6 +97,10 @@ mod tests {
             post_norm: false,
             encoder: false,
             pooling: crate::model::Pooling::Mean,
+            encoder_decoder: false,
+            n_layer_enc: 0,
+            rel_buckets: 0,
+            decoder_start: None,
         };
         let val = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
         let (len, kv) = (10usize, c.kv_dim());
@@ -87,12 +108,12 @@ mod tests {
         let v: Vec<f32> = (0..len * kv).map(|i| val(i + 11)).collect();
         let q: Vec<f32> = (0..c.q_dim()).map(val).collect();
         let mut windowed = vec![0.0; c.q_dim()];
-        attend(&c, &q, &k, &v, len - 1, 3, &mut windowed);
+        attend(&c, &q, &k, &v, len - 1, 3, false, None, &mut windowed);
         let mut last_three = vec![0.0; c.q_dim()];
-        attend(&c, &q, &k[(len - 3) * kv..], &v[(len - 3) * kv..], 2, 0, &mut last_three);
+        attend(&c, &q, &k[(len - 3) * kv..], &v[(len - 3) * kv..], 2, 0, false, None, &mut last_three);
         assert_eq!(windowed, last_three);
         let mut full = vec![0.0; c.q_dim()];
-        attend(&c, &q, &k, &v, len - 1, 0, &mut full);
+        attend(&c, &q, &k, &v, len - 1, 0, false, None, &mut full);
         assert_ne!(windowed, full, "the window changes the result");
     }
 }

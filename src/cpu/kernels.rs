@@ -109,6 +109,7 @@ fn act_one(x: f32, act: Activation) -> f32 {
             const SQRT_2_OVER_PI: f32 = 0.797_884_6;
             0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
         }
+        Activation::Relu => x.max(0.0),
     }
 }
 

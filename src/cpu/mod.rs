@@ -61,10 +61,14 @@ struct KvCache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     len: usize,
+    /// An encoder-decoder's cross-attention keys and values per decoder layer, from the last
+    /// encoded input (empty before one).
+    cross_k: Vec<Vec<f32>>,
+    cross_v: Vec<Vec<f32>>,
 }
 
 pub struct CpuBackend {
-    plan: ForwardPlan,
+    plan: Arc<ForwardPlan>,
     weights: Arc<CpuWeights>,
     cache: KvCache,
     max_context: usize,
@@ -72,11 +76,18 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     pub fn new(plan: ForwardPlan, weights: Arc<CpuWeights>, max_context: usize) -> Self {
-        let n_layer = plan.config.n_layer;
+        let (slots, n_layer) = (plan.cache_slots(), plan.config.n_layer);
         // A learned position table ends the context.
         let max_context = max_context.min(plan.max_positions());
-        let cache = KvCache { k: vec![Vec::new(); n_layer], v: vec![Vec::new(); n_layer], len: 0 };
-        Self { plan, weights, cache, max_context }
+        let cross = if plan.config.encoder_decoder { n_layer } else { 0 };
+        let cache = KvCache {
+            k: vec![Vec::new(); slots],
+            v: vec![Vec::new(); slots],
+            len: 0,
+            cross_k: vec![Vec::new(); cross],
+            cross_v: vec![Vec::new(); cross],
+        };
+        Self { plan: Arc::new(plan), weights, cache, max_context }
     }
 }
 
@@ -131,6 +142,7 @@ impl Backend for CpuBackend {
 
     fn shift(&mut self, keep: usize, drop: usize) -> Result<()> {
         crate::backend::check_shift(keep, drop, self.cache.len)?;
+        crate::backend::check_shift_positions(&self.plan.config)?;
         let c = &self.plan.config;
         let kv_dim = c.kv_dim();
         let moved = self.cache.len - keep - drop;
@@ -149,9 +161,9 @@ impl Backend for CpuBackend {
     fn truncate(&mut self, len: usize) {
         if len < self.cache.len {
             let kv_dim = self.plan.config.kv_dim();
-            for l in 0..self.plan.config.n_layer {
-                self.cache.k[l].truncate(len * kv_dim);
-                self.cache.v[l].truncate(len * kv_dim);
+            for (k, v) in self.cache.k.iter_mut().zip(&mut self.cache.v) {
+                k.truncate(len * kv_dim);
+                v.truncate(len * kv_dim);
             }
             self.cache.len = len;
         }
@@ -161,14 +173,44 @@ impl Backend for CpuBackend {
         let c = &self.plan.config;
         crate::backend::check_batch(tokens, start, self.cache.len, self.max_context, usize::MAX, c.n_vocab)?;
         crate::backend::check_encoder(c, start, which)?;
+        if c.encoder_decoder && self.cache.cross_k.first().is_none_or(Vec::is_empty) {
+            return Err(crate::backend::not_encoded(c));
+        }
+        let logits = self.run(false, tokens, start, which)?;
+        self.cache.len = start + tokens.len();
+        Ok(logits)
+    }
+
+    fn encode(&mut self, tokens: &[u32]) -> Result<()> {
+        let c = &self.plan.config;
+        crate::backend::check_encode(c, tokens, self.max_context)?;
+        // The decoder starts over on the new input.
+        self.truncate(0);
+        self.cache.cross_k.iter_mut().chain(&mut self.cache.cross_v).for_each(Vec::clear);
+        let result = self.run(true, tokens, 0, LogitsFor::None);
+        // The encoder's own keys and values were only for this pass.
+        self.truncate(0);
+        self.cache.k.iter_mut().chain(&mut self.cache.v).for_each(Vec::clear);
+        if result.is_err() {
+            self.cache.cross_k.iter_mut().chain(&mut self.cache.cross_v).for_each(Vec::clear);
+        }
+        result.map(|_| ())
+    }
+}
+
+impl CpuBackend {
+    /// Runs the plan's ops (the encoder's with `encoder`) on `tokens` at positions from `start`.
+    fn run(&mut self, encoder: bool, tokens: &[u32], start: usize, which: LogitsFor) -> Result<Vec<f32>> {
+        let plan = self.plan.clone();
+        let c = &plan.config;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
         let n = tokens.len();
-        let mut acts = Acts::new(&self.plan, n);
+        let mut acts = Acts::new(&plan, n);
         let ropes: Vec<kernels::RopeTable> = c.ropes().iter().map(|r| kernels::RopeTable::new(r, start, n)).collect();
         let mut logits = Vec::new();
-        for op in &self.plan.ops {
+        for op in if encoder { &plan.encoder_ops } else { &plan.ops } {
             match *op {
                 Op::Embed { table, out, scale } => {
                     let table = self.weights.get(table);
@@ -213,12 +255,24 @@ impl Backend for CpuBackend {
                 Op::Rope { target, n_heads, rope } => {
                     kernels::rope(acts.get_mut(target), n_heads, c.head_dim, &ropes[rope]);
                 }
-                Op::Attention { layer, q, k, v, out, window } => {
+                Op::Attention { layer, q, k, v, out, window, bidirectional, rel_bias } => {
                     let kv_dim = c.kv_dim();
                     self.cache.k[layer].extend_from_slice(&acts.get(k)[..n * kv_dim]);
                     self.cache.v[layer].extend_from_slice(&acts.get(v)[..n * kv_dim]);
+                    let rel = rel_bias.map(|w| self.weights.get(w).to_f32());
                     let (qs, o) = acts.pair(q, out);
-                    attention::attend(c, qs, &self.cache.k[layer], &self.cache.v[layer], start, window, o);
+                    let (kc, vc) = (&self.cache.k[layer], &self.cache.v[layer]);
+                    attention::attend(c, qs, kc, vc, start, window, bidirectional, rel.as_deref(), o);
+                }
+                Op::StoreCross { layer, k, v } => {
+                    let kv_dim = c.kv_dim();
+                    self.cache.cross_k[layer] = acts.get(k)[..n * kv_dim].to_vec();
+                    self.cache.cross_v[layer] = acts.get(v)[..n * kv_dim].to_vec();
+                }
+                Op::CrossAttention { layer, q, out } => {
+                    let (qs, o) = acts.pair(q, out);
+                    let (kc, vc) = (&self.cache.cross_k[layer], &self.cache.cross_v[layer]);
+                    attention::attend(c, qs, kc, vc, start, 0, true, None, o);
                 }
                 Op::Glu { gate, up, act } => {
                     let (u, g) = acts.pair(up, gate);
@@ -246,7 +300,6 @@ impl Backend for CpuBackend {
                 }
             }
         }
-        self.cache.len = start + n;
         Ok(logits)
     }
 }

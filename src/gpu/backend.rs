@@ -28,6 +28,12 @@ pub struct GpuBackend {
     plan: ForwardPlan,
     _weights: Arc<GpuWeights>,
     dispatches: Vec<Dispatch>,
+    /// An encoder-decoder's encoder pass, and the parameters of the decoder's cross-attention
+    /// dispatches (their key count is the encoded input's length).
+    encoder_dispatches: Vec<Dispatch>,
+    cross_params: Vec<wgpu::Buffer>,
+    /// Positions of the encoded input (0: none yet).
+    encoded: usize,
     tokens: wgpu::Buffer,
     step: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -79,7 +85,12 @@ impl GpuBackend {
         // Batches are capped so that their logits fit one binding (e.g. 220 tokens of Qwen2's
         // 151,936 logits under a 128 MiB limit); longer prompts are evaluated in several calls.
         // An encoder reads its whole input at once and gives states, not logits.
-        let (max_batch, out_width) = if c.encoder { (max_context, c.n_embd) } else { (max_batch, c.n_vocab) };
+        let (max_batch, out_width) = match (c.encoder, c.encoder_decoder) {
+            (true, _) => (max_context, c.n_embd),
+            // The encoder of an encoder-decoder also reads its input in one batch.
+            (_, true) => (max_context.max(max_batch), c.n_vocab),
+            _ => (max_batch, c.n_vocab),
+        };
         let max_batch = max_batch.min((ctx.max_binding() / (out_width as u64 * 4)) as usize);
         if max_batch == 0 {
             return Err(Error::InvalidArgument(format!("{out_width} logits do not fit this GPU's binding limit")));
@@ -130,11 +141,22 @@ impl GpuBackend {
                 buf
             })
             .collect();
-        let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
-        let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
+        let slots = plan.cache_slots();
+        let k_cache: Vec<wgpu::Buffer> = (0..slots).map(|l| storage(&ctx, &format!("k cache {l}"), kv_bytes)).collect();
+        let v_cache: Vec<wgpu::Buffer> = (0..slots).map(|l| storage(&ctx, &format!("v cache {l}"), kv_bytes)).collect();
+        let cross = if c.encoder_decoder { c.n_layer } else { 0 };
+        let cross_k = (0..cross).map(|l| storage(&ctx, &format!("cross keys {l}"), kv_bytes)).collect();
+        let cross_v = (0..cross).map(|l| storage(&ctx, &format!("cross values {l}"), kv_bytes)).collect();
 
-        let buffers = Buffers { acts, tokens, step, logits, argmax, rope_tables, k_cache, v_cache };
-        let dispatches = lower(&ctx, &plan, &weights, &buffers);
+        let buffers = Buffers { acts, tokens, step, logits, argmax, rope_tables, k_cache, v_cache, cross_k, cross_v, context: max_context };
+        let lowered = lower(&ctx, &plan, &weights, &buffers);
+        // The encoder's ops lowered as a plan of their own (the same weights and buffers).
+        let encoder_dispatches = if plan.encoder_ops.is_empty() {
+            Vec::new()
+        } else {
+            let encoder_plan = ForwardPlan { ops: plan.encoder_ops.clone(), encoder_ops: Vec::new(), ..plan.clone() };
+            lower(&ctx, &encoder_plan, &weights, &buffers).dispatches
+        };
         let fusion = super::lower::fusion_notes(&plan, &weights);
         let Buffers { tokens, step, logits, argmax, k_cache, v_cache, .. } = buffers;
         let top_k = TopK::new(&ctx, &mut Pipelines::default(), &logits, c.n_vocab, &argmax, &step);
@@ -144,7 +166,10 @@ impl GpuBackend {
             ctx,
             plan,
             _weights: weights,
-            dispatches,
+            dispatches: lowered.dispatches,
+            encoder_dispatches,
+            cross_params: lowered.cross_params,
+            encoded: 0,
             tokens,
             step,
             logits,
@@ -182,7 +207,41 @@ impl GpuBackend {
     fn check(&self, tokens: &[u32], start: usize, which: LogitsFor) -> Result<()> {
         self.ctx.check()?;
         crate::backend::check_batch(tokens, start, self.len, self.max_context, self.max_batch, self.plan.config.n_vocab)?;
-        crate::backend::check_encoder(&self.plan.config, start, which)
+        crate::backend::check_encoder(&self.plan.config, start, which)?;
+        if self.plan.config.encoder_decoder && self.encoded == 0 {
+            return Err(crate::backend::not_encoded(&self.plan.config));
+        }
+        Ok(())
+    }
+
+    /// [`Backend::encode`]: the encoder's pass over `tokens` (one submission, nothing read
+    /// back), then the key count of every cross-attention dispatch.
+    fn encode_impl(&mut self, tokens: &[u32]) -> Result<()> {
+        self.ctx.check()?;
+        crate::backend::check_encode(&self.plan.config, tokens, self.max_context)?;
+        if tokens.len() > self.max_batch {
+            return Err(Error::InvalidArgument(format!("an encoder input of {} tokens exceeds {}", tokens.len(), self.max_batch)));
+        }
+        self.encoded = 0;
+        let t0 = web_time::Instant::now();
+        let n = tokens.len() as u32;
+        self.write_inputs(tokens, 0);
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("encode") });
+        let mut dispatched = 0;
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("encode"), timestamp_writes: None });
+            for d in self.encoder_dispatches.iter().filter(|d| d.role == Role::Always).filter_map(|d| d.for_tokens(n)) {
+                record(&mut pass, &d.pipeline, &d.bind_group, d.grid.groups(n));
+                dispatched += 1;
+            }
+        }
+        for p in &self.cross_params {
+            self.ctx.queue.write_buffer(p, std::mem::offset_of!(params::Attention, keys) as u64, bytemuck::bytes_of(&n));
+        }
+        // The decoder starts over on the new input.
+        self.submitted(encoder, dispatched, t0, 0);
+        self.encoded = tokens.len();
+        self.ctx.check()
     }
 
     /// Records one compute pass over the dispatches `wanted` selects (then, with `top_k`, the
@@ -433,11 +492,20 @@ impl Backend for GpuBackend {
         self.len = self.len.min(len);
     }
 
+    fn encode(&mut self, tokens: &[u32]) -> Result<()> {
+        self.encode_impl(tokens)
+    }
+
+    fn encode_async<'a>(&'a mut self, tokens: &'a [u32]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(self.encode_impl(tokens)))
+    }
+
     /// Per layer: copy the moved keys and values out to scratch buffers (a buffer cannot be
     /// copied onto itself), rotate the keys back by `drop` positions with the RoPE kernel, and
     /// copy both back `drop` positions lower. Rare, so its few GPU objects are made per call.
     fn shift(&mut self, keep: usize, drop: usize) -> Result<()> {
         crate::backend::check_shift(keep, drop, self.len)?;
+        crate::backend::check_shift_positions(&self.plan.config)?;
         let c = &self.plan.config;
         let moved = self.len - keep - drop;
         if moved > 0 {

@@ -91,6 +91,18 @@ pub(super) struct Buffers {
     pub rope_tables: Vec<wgpu::Buffer>,
     pub k_cache: Vec<wgpu::Buffer>,
     pub v_cache: Vec<wgpu::Buffer>,
+    /// An encoder-decoder's cross-attention keys and values, per decoder layer.
+    pub cross_k: Vec<wgpu::Buffer>,
+    pub cross_v: Vec<wgpu::Buffer>,
+    /// Positions the caches hold.
+    pub context: usize,
+}
+
+/// A lowered op list: its dispatches, and the parameters of its cross-attention dispatches,
+/// whose key count ([`params::Attention::keys`]) is written when an input is encoded.
+pub(super) struct Lowered {
+    pub dispatches: Vec<Dispatch>,
+    pub cross_params: Vec<wgpu::Buffer>,
 }
 
 /// Binds `bufs` to bindings 0, 1, … of a pipeline's group 0.
@@ -203,12 +215,21 @@ pub(super) fn fusion_notes(plan: &ForwardPlan, weights: &GpuWeights) -> Vec<Stri
     notes
 }
 
+/// An activation as the kernels number it (common.wgsl's `activate`).
+fn act_code(a: Activation) -> u32 {
+    match a {
+        Activation::Silu => 0,
+        Activation::GeluTanh => 1,
+        Activation::Relu => 2,
+    }
+}
+
 fn layer_norm_params(c: &crate::model::ModelConfig, dim: usize, bias: bool) -> params::Norm {
     params::Norm { dim: dim as u32, eps: c.rms_eps, accumulate: 0, mode: 1 | (bias as u32) << 1 }
 }
 
-/// Every dispatch of one forward pass, in order.
-pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, b: &Buffers) -> Vec<Dispatch> {
+/// Every dispatch of one forward pass of `plan.ops`, in order.
+pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, b: &Buffers) -> Lowered {
     let c = &plan.config;
     let act = |a: Act| &b.acts.iter().find(|(x, _)| *x == a).expect("every activation has a buffer").1;
     let (tokens, step, logits, argmax) = (&b.tokens, &b.step, &b.logits, &b.argmax);
@@ -239,8 +260,9 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
         dispatches.borrow_mut().push(d);
     };
     let kv = c.kv_dim() as u32;
-    // `rope`: the fused decode form's RoPE variant (see attention.wgsl).
-    let attention_params = |window: usize, rope: Option<&crate::model::RopeSpec>, proj: Option<&super::weights::GpuTensor>| {
+    // `rope`: the fused decode form's RoPE variant (see attention.wgsl); `rel_span`: T5's
+    // relative bias table length per head (0: none); `keys`: cross-attention's key count.
+    let attention_params = |window: usize, bidirectional: bool, rel_span: u32, keys: u32, rope: Option<&crate::model::RopeSpec>, proj: Option<&super::weights::GpuTensor>| {
         uniform(
             ctx,
             &params::Attention {
@@ -259,12 +281,30 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 alibi_m0: c.alibi.map_or(0.0, |a| a.m0),
                 alibi_m1: c.alibi.map_or(0.0, |a| a.m1),
                 alibi_heads: c.alibi.map_or(0, |a| a.heads as u32),
-                bidirectional: c.encoder as u32,
+                bidirectional: bidirectional as u32,
+                keys,
+                rel_span,
+                _pad: [0; 2],
             },
         )
     };
     // Bindings the unfused attention does not read (the fused form's new K, V and table).
     let unused = storage(ctx, "unused", 16);
+    // T5's relative position bias tables, one per (weight, direction), built once.
+    let rel_tables = std::cell::RefCell::new(Vec::<(WeightId, bool, wgpu::Buffer)>::new());
+    let rel_table = |w: Option<WeightId>, bidirectional: bool| -> (wgpu::Buffer, u32) {
+        let Some(w) = w else { return (unused.clone(), 0) };
+        let span = (2 * b.context - 1) as u32;
+        if let Some((_, _, buf)) = rel_tables.borrow().iter().find(|(x, d, _)| *x == w && *d == bidirectional) {
+            return (buf.clone(), span);
+        }
+        let table = crate::model::relative::bias_table(weights.host(w), c.n_head, c.rel_buckets, bidirectional, b.context);
+        let buf = storage(ctx, "relative position biases", (table.len() * 4) as u64);
+        ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&table));
+        rel_tables.borrow_mut().push((w, bidirectional, buf.clone()));
+        (buf, span)
+    };
+    let mut cross_params = Vec::new();
     let ropes = c.ropes();
     let rope_kv_params: Vec<wgpu::Buffer> = ropes
         .iter()
@@ -408,10 +448,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     norm: norm.is_some() as u32,
                     eps: c.rms_eps,
                     w_base: g_row * gw.row_words,
-                    glu: match activation {
-                        Activation::Silu => 1,
-                        Activation::GeluTanh => 2,
-                    },
+                    glu: act_code(activation) + 1,
                     glu_rows: u_row - g_row,
                     parts_in: parts_in(src),
                     ..params::MatMul::plain(gw.rows as u32, gw.cols as u32, gw.row_words, gw.rows as u32)
@@ -520,7 +557,8 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 if matches!((plan.ops.get(i + 1), plan.ops.get(i + 2)),
                     (Some(Op::Rope { target: ka, rope: r2, .. }), Some(Op::Attention { q, k, .. })) if *q == qa && k == ka && *r2 == rope) =>
             {
-                let Some(&Op::Attention { layer, q, k, v, out, window }) = plan.ops.get(i + 2) else { unreachable!() };
+                // (RoPE and T5's relative biases never meet: they are two kinds of positions.)
+                let Some(&Op::Attention { layer, q, k, v, out, window, bidirectional, .. }) = plan.ops.get(i + 2) else { unreachable!() };
                 let per_token = (c.n_head * ropes[rope].half() + 2 * c.kv_dim()) as u32;
                 let bufs = [act(q), act(k), act(v), &k_cache[layer], &v_cache[layer], &b.rope_tables[rope], &rope_kv_params[rope], step];
                 let mut rope_kv = build(Kernel::RopeKv, None, &bufs, Grid::Threads(per_token), Role::Always);
@@ -531,7 +569,10 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                     Some(&Op::MatMul { weight, .. }) if proj_fusable(plan, weights, i + 3, out) => Some(weights.get(weight)),
                     _ => None,
                 };
-                let (pf, pa) = (attention_params(window, Some(ropes[rope]), proj), attention_params(window, None, None));
+                let (pf, pa) = (
+                    attention_params(window, bidirectional, 0, 0, Some(ropes[rope]), proj),
+                    attention_params(window, bidirectional, 0, 0, None, None),
+                );
                 let mut attention = match proj {
                     Some(w) => {
                         proj_fused[i + 3] = true;
@@ -562,21 +603,35 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 let bufs = [act(target), &b.rope_tables[rope], &pb, step];
                 add(Kernel::Rope, None, &bufs, Grid::Threads((n_heads * r.half()) as u32), Role::Always);
             }
-            Op::Attention { layer, q, k, v, out, window } => {
+            Op::Attention { layer, q, k, v, out, window, bidirectional, rel_bias } => {
                 let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
                 add(Kernel::KvStore, None, &[act(k), act(v), &k_cache[layer], &v_cache[layer], &pb, step], Grid::Threads(kv), Role::Always);
-                let pa = attention_params(window, None, None);
-                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &unused];
+                let (rel, rel_span) = rel_table(rel_bias, bidirectional);
+                let pa = attention_params(window, bidirectional, rel_span, 0, None, None);
+                // The relative bias table where the RoPE table would be.
+                let bufs = [act(q), &k_cache[layer], &v_cache[layer], act(out), &pa, step, &unused, &unused, &rel];
                 add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
             }
+            // The encoded input's keys and values, stored from position 0 (the encoder's batch).
+            Op::StoreCross { layer, k, v } => {
+                let pb = uniform(ctx, &params::Width { width: kv, _pad: [0; 3] });
+                add(Kernel::KvStore, None, &[act(k), act(v), &b.cross_k[layer], &b.cross_v[layer], &pb, step], Grid::Threads(kv), Role::Always);
+            }
+            // Over every encoded position: the key count is written when an input is encoded.
+            Op::CrossAttention { layer, q, out } => {
+                let pa = attention_params(0, true, 0, 1, None, None);
+                let bufs = [act(q), &b.cross_k[layer], &b.cross_v[layer], act(out), &pa, step, &unused, &unused, &unused];
+                add(Kernel::Attention, None, &bufs, Grid::PerToken(c.n_head as u32), Role::Always);
+                cross_params.push(pa);
+            }
             Op::Glu { gate, up, act: activation } => {
-                let p = params::Glu { width: c.n_ff as u32, act: (activation == Activation::GeluTanh) as u32, unary: 0, _pad: 0 };
+                let p = params::Glu { width: c.n_ff as u32, act: act_code(activation), unary: 0, _pad: 0 };
                 let pb = uniform(ctx, &p);
                 add(Kernel::Glu, None, &[act(gate), act(up), &pb, step], Grid::Threads(c.n_ff as u32), Role::Always);
             }
             Op::Activate { target, act: activation } => {
                 let width = plan.width(target) as u32;
-                let p = params::Glu { width, act: (activation == Activation::GeluTanh) as u32, unary: 1, _pad: 0 };
+                let p = params::Glu { width, act: act_code(activation), unary: 1, _pad: 0 };
                 let pb = uniform(ctx, &p);
                 add(Kernel::Glu, None, &[act(target), &no_norm, &pb, step], Grid::Threads(width), Role::Always);
             }
@@ -621,5 +676,5 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
         }
     }
     ctx.queue.submit([copies.finish()]);
-    dispatches.into_inner()
+    Lowered { dispatches: dispatches.into_inner(), cross_params }
 }

@@ -120,7 +120,7 @@ pub struct Add {
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub struct Glu {
     pub width: u32,
-    /// 0 SiLU, 1 GELU (tanh approximation).
+    /// 0 SiLU, 1 GELU (tanh approximation), 2 ReLU.
     pub act: u32,
     /// 1: `gate = act(gate)` (no up).
     pub unary: u32,
@@ -163,6 +163,11 @@ pub struct Attention {
     pub alibi_heads: u32,
     /// 1: every query sees every position of the batch (an encoder), not only those before it.
     pub bidirectional: u32,
+    /// > 0: every query sees the keys `0..keys` (cross-attention over an encoded input).
+    pub keys: u32,
+    /// > 0 (T5): the relative position bias table's length per head, `2·context − 1`.
+    pub rel_span: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `kv_store` and `argmax` take one width.

@@ -31,6 +31,9 @@ pub struct GpuTensor {
 pub struct GpuWeights {
     pub ctx: Arc<GpuContext>,
     tensors: Vec<Option<GpuTensor>>,
+    /// T5's relative position biases, kept on the host in f32: the backend expands them into
+    /// per-position tables (`crate::model::relative::bias_table`) rather than reading them.
+    host: Vec<Option<Vec<f32>>>,
     /// Weights stored back to back in one buffer, so one dispatch can read them all.
     stacks: Vec<Stack>,
     /// Largest buffer one tensor part may occupy.
@@ -68,11 +71,17 @@ impl GpuWeights {
                     .then_some(Stack { members, base_rows, total_rows, buffer: None })
             })
             .collect();
-        Self { ctx, tensors: (0..plan.weights.len()).map(|_| None).collect(), stacks, part_limit: limit }
+        let n = plan.weights.len();
+        Self { ctx, tensors: (0..n).map(|_| None).collect(), host: vec![None; n], stacks, part_limit: limit }
     }
 
     pub fn get(&self, id: WeightId) -> &GpuTensor {
         self.tensors[id.0].as_ref().expect("every weight is uploaded before the backend runs")
+    }
+
+    /// A weight kept on the host ([`is_host_weight`]), dequantized.
+    pub fn host(&self, id: WeightId) -> &[f32] {
+        self.host[id.0].as_deref().expect("host weights are loaded before the backend runs")
     }
 
     /// Uploads rows of one tensor: bytes in file layout starting at byte `offset` of the
@@ -83,6 +92,16 @@ impl GpuWeights {
         let file_row = spec.cols / spec.ty.block_len() * spec.ty.block_bytes();
         if file_row == 0 || !offset.is_multiple_of(file_row) || !bytes.len().is_multiple_of(file_row) || offset + bytes.len() > spec.rows * file_row {
             return Err(Error::Model(format!("tensor {:?}: bytes {offset}..{} are not whole rows of it", spec.name, offset + bytes.len())));
+        }
+        if is_host_weight(spec) {
+            let host = self.host[id.0].get_or_insert_with(Vec::new);
+            host.truncate(offset / file_row * spec.cols);
+            for row in bytes.chunks(file_row) {
+                let mut v = vec![0.0f32; spec.cols];
+                dequantize_row(spec.ty, row, &mut v);
+                host.extend(v);
+            }
+            return Ok(());
         }
         let (ty, bytes) = if spec.rows == 1 && spec.ty != GgmlType::F32 {
             let mut v = vec![0.0f32; spec.cols];
@@ -186,6 +205,11 @@ pub(super) fn stack_groups(plan: &ForwardPlan) -> Vec<(usize, Vec<WeightId>)> {
         }
     }
     out
+}
+
+/// Whether a weight stays on the host: T5's relative position biases (`…attn_rel_b`).
+pub fn is_host_weight(spec: &crate::model::WeightSpec) -> bool {
+    spec.name.ends_with("attn_rel_b.weight")
 }
 
 /// Tensors are uploaded in pieces of about this many bytes, so none is ever held whole.

@@ -20,6 +20,8 @@ pub enum Activation {
     Silu,
     /// GELU in its tanh approximation, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (GeGLU).
     GeluTanh,
+    /// `max(x, 0)` (T5's plain MLP).
+    Relu,
 }
 
 /// How a block normalises its input.
@@ -45,6 +47,9 @@ pub enum Positions {
     /// ALiBi: each head adds a fixed slope times the distance to its attention scores (BLOOM;
     /// llama.cpp's maximum bias 8, which the files do not carry).
     Alibi,
+    /// T5: each head adds a learned bias for the bucket of the key's position relative to
+    /// the query's (`attn_rel_b`, `attention.relative_buckets_count` buckets).
+    Relative,
 }
 
 /// The feed-forward network.
@@ -108,6 +113,9 @@ pub struct ArchSpec {
     /// one batch; row 0 of `token_types` joins the embeddings; there is no output head, the
     /// final states are pooled into an embedding.
     pub encoder: bool,
+    /// An encoder-decoder (T5): an encoder stack reads the input once; a decoder with
+    /// cross-attention over it generates. Tensors `enc.blk.N.*`, `dec.blk.N.*`.
+    pub encoder_decoder: bool,
 }
 
 const LLAMA: ArchSpec = ArchSpec {
@@ -126,6 +134,7 @@ const LLAMA: ArchSpec = ArchSpec {
     scale_by_embd_at_62_layers: false,
     rope_freqs: true,
     encoder: false,
+    encoder_decoder: false,
 };
 
 // GPT-2 (llama.cpp's src/models/gpt2.cpp): learned positions, LayerNorms with biases, a fused
@@ -223,6 +232,10 @@ const ARCHS: &[ArchSpec] = &[
     // Nomic BERT (nomic-embed-text; the same graph): BERT with NEOX RoPE over the whole head
     // instead of a position table, a fused QKV and a SwiGLU MLP.
     ArchSpec { name: "nomic-bert", rope: RopeStyle::Neox, positions: Positions::Rope, ffn: Ffn::Gated, act: Activation::Silu, ..BERT },
+    // T5 (src/models/t5.cpp): pre-norm RMSNorm blocks with relative position biases and
+    // attention scores unscaled (1, not 1/√head_dim); a ReLU MLP, or (flan-T5, where the file
+    // has ffn_gate) a gated GELU one, as the config decides; no biases anywhere.
+    ArchSpec { name: "t5", positions: Positions::Relative, ffn: Ffn::Plain, act: Activation::Relu, encoder_decoder: true, rope_freqs: false, ..LLAMA },
 ];
 
 impl ArchSpec {
@@ -243,6 +256,9 @@ pub mod names {
     /// GPT-2's learned position table.
     pub const POSITION_EMBD: &str = "position_embd.weight";
     pub const OUTPUT_NORM: &str = "output_norm.weight";
+    /// T5's final norms of the encoder and the decoder.
+    pub const ENC_OUTPUT_NORM: &str = "enc.output_norm.weight";
+    pub const DEC_OUTPUT_NORM: &str = "dec.output_norm.weight";
     pub const OUTPUT: &str = "output.weight";
     /// Phi-2's output head bias.
     pub const OUTPUT_BIAS: &str = "output.bias";
@@ -253,9 +269,5 @@ pub mod names {
 
     pub fn layer(i: usize, what: &str) -> String {
         format!("blk.{i}.{what}.weight")
-    }
-
-    pub fn layer_bias(i: usize, what: &str) -> String {
-        format!("blk.{i}.{what}.bias")
     }
 }

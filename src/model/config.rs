@@ -60,6 +60,15 @@ pub struct ModelConfig {
     /// How [`Session::embed`](crate::session::Session::embed) pools the final states into one
     /// vector: `{arch}.pooling_type` where the file has it, else the mean.
     pub pooling: Pooling,
+    /// An encoder-decoder (T5): `n_layer` counts the decoder's blocks, `n_layer_enc` the
+    /// encoder's.
+    pub encoder_decoder: bool,
+    pub n_layer_enc: usize,
+    /// T5's relative-position buckets (0 without).
+    pub rel_buckets: usize,
+    /// The token an encoder-decoder's decoder starts from (`decoder_start_token_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoder_start: Option<u32>,
 }
 
 /// How token states become one sentence embedding (llama.cpp's `llama_pooling_type`).
@@ -195,7 +204,9 @@ impl ModelConfig {
         }
         let pooling = Pooling::from_metadata(md, arch_name)?;
         let n_embd = req("embedding_length")?;
-        let n_layer = req("block_count")?;
+        // T5: block_count is the encoder's, decoder_block_count (default the same) the decoder's.
+        let n_layer_enc = if spec.encoder_decoder { req("block_count")? } else { 0 };
+        let n_layer = if spec.encoder_decoder { opt("decoder_block_count")?.unwrap_or(n_layer_enc) } else { req("block_count")? };
         let n_head = req("attention.head_count")?;
         let n_head_kv = opt("attention.head_count_kv")?.unwrap_or(n_head);
         let n_ff = req("feed_forward_length")?;
@@ -259,7 +270,9 @@ impl ModelConfig {
         } else {
             (vec![0; n_layer], None)
         };
-        let attn_scale = if spec.scale_by_embd_at_62_layers && n_layer == 62 {
+        let attn_scale = if spec.positions == Positions::Relative {
+            1.0
+        } else if spec.scale_by_embd_at_62_layers && n_layer == 62 {
             1.0 / ((n_embd / n_head) as f32).sqrt()
         } else {
             1.0 / (head_dim as f32).sqrt()
@@ -268,6 +281,15 @@ impl ModelConfig {
             .tensor(super::arch::names::TOKEN_EMBD)
             .ok_or_else(|| Error::Model(format!("tensor {:?} is missing", super::arch::names::TOKEN_EMBD)))?;
         let n_vocab = embd.rows_cols().0;
+        // T5's MLP: gated GELU where the file has a gate (flan-T5), else ReLU.
+        let gated = spec.encoder_decoder && h.tensor("enc.blk.0.ffn_gate.weight").is_some();
+        let (ffn, activation) = if gated { (Ffn::Gated, Activation::GeluTanh) } else { (spec.ffn, spec.act) };
+        let rel_buckets = if spec.positions == Positions::Relative { req("attention.relative_buckets_count")? } else { 0 };
+        let decoder_start = match md.get_u64(&key("decoder_start_token_id"))? {
+            Some(id) if (id as usize) < n_vocab => Some(id as u32),
+            Some(id) => return Err(Error::Model(format!("{} = {id} is outside the vocabulary", key("decoder_start_token_id")))),
+            None => None,
+        };
         Ok(Self {
             architecture: arch_name.to_string(),
             name: md.get_str("general.name")?.map(str::to_string),
@@ -282,7 +304,7 @@ impl ModelConfig {
             rms_eps,
             norm: spec.norm,
             positions: spec.positions,
-            ffn: spec.ffn,
+            ffn,
             parallel_residual,
             shared_norm,
             alibi: (spec.positions == Positions::Alibi).then(|| Alibi::new(n_head, ALIBI_MAX_BIAS)),
@@ -291,7 +313,7 @@ impl ModelConfig {
             rope_local,
             windows,
             attn_scale,
-            activation: spec.act,
+            activation,
             embed_scale: spec.embed_scale.then(|| (n_embd as f32).sqrt()),
             qk_norm: spec.qk_norm,
             post_norms: spec.post_norms,
@@ -299,6 +321,10 @@ impl ModelConfig {
             post_norm: spec.residual == Residual::PostNorm,
             encoder: spec.encoder,
             pooling,
+            encoder_decoder: spec.encoder_decoder,
+            n_layer_enc,
+            rel_buckets,
+            decoder_start,
         })
     }
 }

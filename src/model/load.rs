@@ -46,28 +46,39 @@ impl Model {
         Ok(Self { header, plan, tokenizer, chat_template })
     }
 
-    /// Token ids of a raw text prompt: special tokens in the text are parsed, and BOS is
-    /// prepended when the model asks for it.
+    /// Token ids of a raw text prompt: special tokens in the text are parsed, BOS is prepended
+    /// and the end token (WordPiece's [SEP], T5's EOS) appended when the model asks for them.
+    /// An encoder-decoder's prompt is its encoder input.
     pub fn text_prompt(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         if self.tokenizer.add_bos() {
             ids.extend(self.tokenizer.bos_id());
         }
         ids.extend(self.tokenizer.encode(text, true)?);
-        ids.extend(self.tokenizer.sep_id());
+        ids.extend(self.tokenizer.end_id());
         Ok(ids)
     }
 
     /// Token ids of a text to embed: BOS where the model asks for it, then the text as plain
-    /// text (special tokens written in it are not parsed), then WordPiece's [SEP].
+    /// text (special tokens written in it are not parsed), then the end token where the model
+    /// asks for one (WordPiece's [SEP]).
     pub fn embedding_prompt(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         if self.tokenizer.add_bos() {
             ids.extend(self.tokenizer.bos_id());
         }
         ids.extend(self.tokenizer.encode(text, false)?);
-        ids.extend(self.tokenizer.sep_id());
+        ids.extend(self.tokenizer.end_id());
         Ok(ids)
+    }
+
+    /// An encoder-decoder's decoder prompt: its start token (`decoder_start_token_id`, else
+    /// the padding token, as T5 starts from `<pad>`).
+    pub fn decoder_prompt(&self) -> Result<Vec<u32>> {
+        let start = self.plan.config.decoder_start.or(self.tokenizer.pad_id());
+        start.map(|id| vec![id]).ok_or_else(|| {
+            Error::Model("the encoder-decoder names no decoder start token (decoder_start_token_id) and has no padding token".into())
+        })
     }
 
     /// Token ids of a conversation rendered by the model's chat template (ChatML when the

@@ -6,6 +6,7 @@ mod config;
 mod load;
 mod stream;
 mod plan;
+pub mod relative;
 mod rope;
 mod weights;
 

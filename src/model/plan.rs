@@ -77,9 +77,17 @@ pub enum Op {
     Rope { target: Act, n_heads: usize, rope: usize },
     /// Stores `k`, `v` into layer `layer`'s cache at the batch positions, then causal
     /// attention of every query head over the cache up to its own position, scaled by the
-    /// config's `attn_scale`, over the last `window` positions only when `window > 0`. In an
-    /// encoder every query sees every position of the batch (and nothing is cached before it).
-    Attention { layer: usize, q: Act, k: Act, v: Act, out: Act, window: usize },
+    /// config's `attn_scale`, over the last `window` positions only when `window > 0`.
+    /// With `bidirectional` (an encoder) every query sees every position of the batch, and
+    /// nothing is cached before it. `rel_bias` (T5): each score gets its head's learned bias
+    /// for the bucket of the key's position relative to the query's, in `rel_buckets` rows.
+    Attention { layer: usize, q: Act, k: Act, v: Act, out: Act, window: usize, bidirectional: bool, rel_bias: Option<WeightId> },
+    /// Stores `k` and `v` of every token as layer `layer`'s cross-attention keys and values
+    /// (an encoder-decoder's encoder output, projected), replacing what was there.
+    StoreCross { layer: usize, k: Act, v: Act },
+    /// Attention of every query head over all of layer `layer`'s cross-attention keys and
+    /// values: no mask, no positions, scaled by `attn_scale`.
+    CrossAttention { layer: usize, q: Act, out: Act },
     /// `gate[t] = act(gate[t]) * up[t]`.
     Glu { gate: Act, up: Act, act: Activation },
     /// `target[t] = act(target[t])`.
@@ -101,6 +109,8 @@ impl Op {
             Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } | Op::Activate { target, .. } => vec![target],
             Op::Add { input, out } => vec![input, out],
             Op::Attention { q, k, v, .. } => vec![q, k, v],
+            Op::StoreCross { k, v, .. } => vec![k, v],
+            Op::CrossAttention { q, .. } => vec![q],
             Op::Glu { gate, up, .. } => vec![gate, up],
         }
     }
@@ -114,10 +124,11 @@ impl Op {
             | Op::LayerNorm { out, .. }
             | Op::MatMul { out, .. }
             | Op::Attention { out, .. }
+            | Op::CrossAttention { out, .. }
             | Op::Add { out, .. } => vec![out],
             Op::Rope { target, .. } | Op::HeadNorm { target, .. } | Op::AddBias { target, .. } | Op::Activate { target, .. } => vec![target],
             Op::Glu { gate, .. } => vec![gate],
-            Op::Logits { .. } | Op::States { .. } => vec![],
+            Op::Logits { .. } | Op::States { .. } | Op::StoreCross { .. } => vec![],
         }
     }
 }
@@ -127,6 +138,9 @@ pub struct ForwardPlan {
     pub config: ModelConfig,
     pub weights: Vec<WeightSpec>,
     pub ops: Vec<Op>,
+    /// An encoder-decoder's encoder: run once over the input (positions from 0), it leaves the
+    /// cross-attention keys and values the decoder (`ops`) reads. Empty for other models.
+    pub encoder_ops: Vec<Op>,
 }
 
 impl ForwardPlan {
@@ -242,126 +256,46 @@ impl ForwardPlan {
         if c.embed_norm {
             ops.push(b.norm(c, names::TOKEN_EMBD_NORM)?.op(Act::Proj, Act::Hidden));
         }
+        // An encoder-decoder (T5) reads its input once with an encoder stack of its own (from
+        // the same embeddings); its normed output is projected to every decoder layer's
+        // cross-attention keys and values, which the decoder's queries then read.
+        let mut encoder_ops = Vec::new();
+        if c.encoder_decoder {
+            encoder_ops = ops.clone();
+            for l in 0..c.n_layer_enc {
+                b.block(c, &mut encoder_ops, l, Stack::T5Encoder)?;
+            }
+            encoder_ops.push(Op::RmsNorm { input: Act::Hidden, weight: b.weight(names::ENC_OUTPUT_NORM, 1, c.n_embd)?, out: Act::Normed });
+            for l in 0..c.n_layer {
+                let (k, v) = (Stack::T5Decoder.weight(l, "cross_attn_k"), Stack::T5Decoder.weight(l, "cross_attn_v"));
+                encoder_ops.extend([
+                    Op::MatMul { weight: b.weight(&k, c.kv_dim(), c.n_embd)?, input: Act::Normed, out: Act::K, accumulate: false },
+                    Op::MatMul { weight: b.weight(&v, c.kv_dim(), c.n_embd)?, input: Act::Normed, out: Act::V, accumulate: false },
+                    Op::StoreCross { layer: l, k: Act::K, v: Act::V },
+                ]);
+            }
+        }
+        let stack = if c.encoder_decoder { Stack::T5Decoder } else { Stack::Blocks };
         for l in 0..c.n_layer {
-            let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&names::layer(l, what), rows, cols);
-            let bias = |b: &mut Builder, what: &str, cols| b.optional(&names::layer_bias(l, what), 1, cols);
-            // Attention: norm, Q/K/V projections (with biases where the file has them), per-head
-            // Q/K norms, RoPE, attention, output projection.
-            // Post-norm blocks read the residual stream itself.
-            let attn_in = if c.post_norm {
-                Act::Hidden
-            } else {
-                ops.push(b.norm(c, &names::layer(l, "attn_norm"))?.op(Act::Hidden, Act::Normed));
-                Act::Normed
-            };
-            let mut biases = Vec::new();
-            // A fused QKV tensor (in a file without separate ones) is read as its three parts,
-            // rows [Q | K | V], as separate tensors would be.
-            let qkv = names::layer(l, "attn_qkv");
-            let fused = b.has(&qkv) && !b.has(&names::layer(l, "attn_q"));
-            let total = c.q_dim() + 2 * c.kv_dim();
-            let mut first = 0;
-            for (what, out, rows) in [("attn_q", Act::Q, c.q_dim()), ("attn_k", Act::K, c.kv_dim()), ("attn_v", Act::V, c.kv_dim())] {
-                let (weight, bias) = if fused {
-                    let weight = b.part(&qkv, (total, c.n_embd), rows, c.n_embd, first * c.n_embd)?;
-                    let qkv_bias = names::layer_bias(l, "attn_qkv");
-                    let bias = if b.has(&qkv_bias) { Some(b.part(&qkv_bias, (1, total), 1, rows, first)?) } else { None };
-                    (weight, bias)
-                } else {
-                    (w(&mut b, what, rows, c.n_embd)?, bias(&mut b, what, rows)?)
-                };
-                first += rows;
-                ops.push(Op::MatMul { weight, input: attn_in, out, accumulate: false });
-                if let Some(bias) = bias {
-                    biases.push(Op::AddBias { target: out, bias });
-                }
-            }
-            ops.extend(biases);
-            if c.qk_norm {
-                let q_norm = w(&mut b, "attn_q_norm", 1, c.head_dim)?;
-                let k_norm = w(&mut b, "attn_k_norm", 1, c.head_dim)?;
-                ops.push(Op::HeadNorm { target: Act::Q, weight: q_norm, n_heads: c.n_head });
-                ops.push(Op::HeadNorm { target: Act::K, weight: k_norm, n_heads: c.n_head_kv });
-            }
-            if c.positions == Positions::Rope {
-                let rope = c.layer_rope_index(l);
-                ops.push(Op::Rope { target: Act::Q, n_heads: c.n_head, rope });
-                ops.push(Op::Rope { target: Act::K, n_heads: c.n_head_kv, rope });
-            }
-            ops.push(Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn, window: c.windows[l] });
-            let wo = w(&mut b, "attn_output", c.n_embd, c.q_dim())?;
-            let bo = bias(&mut b, "attn_output", c.n_embd)?;
-            let post = if c.post_norms { Some(w(&mut b, "post_attention_norm", 1, c.n_embd)?) } else { None };
-            if c.parallel_residual {
-                // x + attn(norm₁ x) + ffn(norm₂ x): the attention's output waits in Branch.
-                ops.push(Op::MatMul { weight: wo, input: Act::Attn, out: Act::Branch, accumulate: false });
-                ops.extend(bo.map(|bias| Op::AddBias { target: Act::Branch, bias }));
-            } else if c.post_norm {
-                post_norm_residual(&mut ops, wo, Act::Attn, bo, b.norm(c, &names::layer(l, "attn_output_norm"))?);
-            } else {
-                residual(&mut ops, wo, Act::Attn, bo, post);
-            }
-            // Feed-forward: norm, then a gated activation or a plain one, then the down projection.
-            // (With a shared norm the MLP reads the attention's normed input, still in Normed;
-            // post-norm blocks read the residual stream.)
-            let ffn_in = if c.post_norm { Act::Hidden } else { Act::Normed };
-            if !c.shared_norm && !c.post_norm {
-                let ffn_norm = b.norm(c, &names::layer(l, "ffn_norm"))?;
-                ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
-            }
-            // Gate and up fused in ffn_up (2·n_ff rows, gate first; Phi-3, GLM-4) are read as
-            // its two halves.
-            let up_name = names::layer(l, "ffn_up");
-            let fused_gate = c.ffn == Ffn::Gated && !b.has(&names::layer(l, "ffn_gate"));
-            let (gate, up) = if fused_gate {
-                let full = (2 * c.n_ff, c.n_embd);
-                let gate = b.part(&up_name, full, c.n_ff, c.n_embd, 0)?;
-                (Some(gate), b.part(&up_name, full, c.n_ff, c.n_embd, c.n_ff * c.n_embd)?)
-            } else {
-                let gate = if c.ffn == Ffn::Gated { Some(w(&mut b, "ffn_gate", c.n_ff, c.n_embd)?) } else { None };
-                (gate, w(&mut b, "ffn_up", c.n_ff, c.n_embd)?)
-            };
-            let down = w(&mut b, "ffn_down", c.n_embd, c.n_ff)?;
-            let hidden = match gate {
-                Some(gate) => {
-                    ops.extend([
-                        Op::MatMul { weight: gate, input: ffn_in, out: Act::Gate, accumulate: false },
-                        Op::MatMul { weight: up, input: ffn_in, out: Act::Up, accumulate: false },
-                        Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
-                    ]);
-                    Act::Gate
-                }
-                None => {
-                    ops.push(Op::MatMul { weight: up, input: ffn_in, out: Act::Up, accumulate: false });
-                    if let Some(bias) = bias(&mut b, "ffn_up", c.n_ff)? {
-                        ops.push(Op::AddBias { target: Act::Up, bias });
-                    }
-                    ops.push(Op::Activate { target: Act::Up, act: c.activation });
-                    Act::Up
-                }
-            };
-            let down_bias = if c.ffn == Ffn::Plain { bias(&mut b, "ffn_down", c.n_embd)? } else { None };
-            let post = if c.post_norms { Some(w(&mut b, "post_ffw_norm", 1, c.n_embd)?) } else { None };
-            if c.post_norm {
-                post_norm_residual(&mut ops, down, hidden, down_bias, b.norm(c, &names::layer(l, "layer_output_norm"))?);
-            } else {
-                residual(&mut ops, down, hidden, down_bias, post);
-            }
-            if c.parallel_residual {
-                ops.push(Op::Add { input: Act::Branch, out: Act::Hidden });
-            }
+            b.block(c, &mut ops, l, stack)?;
         }
         // An encoder's output is the final states themselves.
         if c.encoder {
             ops.push(Op::States { input: Act::Hidden });
-            return Ok(Self { config, weights: b.weights, ops });
+            return Ok(Self { config, weights: b.weights, ops, encoder_ops });
         }
-        let out_norm = b.norm(c, names::OUTPUT_NORM)?;
+        let out_norm = b.norm(c, if c.encoder_decoder { names::DEC_OUTPUT_NORM } else { names::OUTPUT_NORM })?;
         let head = if c.tied_output { embd } else { b.weight(names::OUTPUT, c.n_vocab, c.n_embd)? };
         let bias = b.optional(names::OUTPUT_BIAS, 1, c.n_vocab)?;
         ops.push(out_norm.op(Act::Hidden, Act::Normed));
         ops.push(Op::Logits { weight: head, input: Act::Normed, bias });
-        Ok(Self { config, weights: b.weights, ops })
+        Ok(Self { config, weights: b.weights, ops, encoder_ops })
+    }
+
+    /// KV cache slots a backend keeps: one per layer of the larger stack (an encoder-decoder's
+    /// encoder uses the decoder's slots while it runs).
+    pub fn cache_slots(&self) -> usize {
+        self.config.n_layer.max(self.config.n_layer_enc)
     }
 
     /// The most positions a sequence can have: a learned position table's rows (unbounded
@@ -369,7 +303,44 @@ impl ForwardPlan {
     pub fn max_positions(&self) -> usize {
         match self.config.positions {
             Positions::Learned => self.config.n_ctx_train,
-            Positions::Rope | Positions::Alibi => usize::MAX,
+            Positions::Rope | Positions::Alibi | Positions::Relative => usize::MAX,
+        }
+    }
+}
+
+/// Which stack of blocks a layer belongs to, which names its tensors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    /// `blk.N.*`: every model but T5.
+    Blocks,
+    /// `enc.blk.N.*`: T5's encoder.
+    T5Encoder,
+    /// `dec.blk.N.*`: T5's decoder, with cross-attention.
+    T5Decoder,
+}
+
+impl Stack {
+    fn prefix(self) -> &'static str {
+        match self {
+            Stack::Blocks => "blk",
+            Stack::T5Encoder => "enc.blk",
+            Stack::T5Decoder => "dec.blk",
+        }
+    }
+
+    fn weight(self, l: usize, what: &str) -> String {
+        format!("{}.{l}.{what}.weight", self.prefix())
+    }
+
+    fn bias(self, l: usize, what: &str) -> String {
+        format!("{}.{l}.{what}.bias", self.prefix())
+    }
+
+    /// The attention's output projection (T5 calls it `attn_o`).
+    fn attn_output(self) -> &'static str {
+        match self {
+            Stack::Blocks => "attn_output",
+            Stack::T5Encoder | Stack::T5Decoder => "attn_o",
         }
     }
 }
@@ -452,6 +423,139 @@ impl Builder<'_> {
         spec.cols = cols;
         spec.slice = Some((start as usize, len as usize));
         Ok(id)
+    }
+
+    /// One transformer block of `stack` at layer `l`, appended to `ops`: attention (with an
+    /// encoder-decoder's cross-attention after it in the decoder), then the feed-forward
+    /// network, each joining the residual stream as the config's switches say.
+    fn block(&mut self, c: &ModelConfig, ops: &mut Vec<Op>, l: usize, stack: Stack) -> Result<()> {
+        let w = |b: &mut Builder, what: &str, rows, cols| b.weight(&stack.weight(l, what), rows, cols);
+        let bias = |b: &mut Builder, what: &str, cols| b.optional(&stack.bias(l, what), 1, cols);
+        // Attention: norm, Q/K/V projections (with biases where the file has them), per-head
+        // Q/K norms, RoPE, attention, output projection. Post-norm blocks read the residual
+        // stream itself.
+        let attn_in = if c.post_norm {
+            Act::Hidden
+        } else {
+            ops.push(self.norm(c, &stack.weight(l, "attn_norm"))?.op(Act::Hidden, Act::Normed));
+            Act::Normed
+        };
+        let mut biases = Vec::new();
+        // A fused QKV tensor (in a file without separate ones) is read as its three parts,
+        // rows [Q | K | V], as separate tensors would be.
+        let qkv = stack.weight(l, "attn_qkv");
+        let fused = self.has(&qkv) && !self.has(&stack.weight(l, "attn_q"));
+        let total = c.q_dim() + 2 * c.kv_dim();
+        let mut first = 0;
+        for (what, out, rows) in [("attn_q", Act::Q, c.q_dim()), ("attn_k", Act::K, c.kv_dim()), ("attn_v", Act::V, c.kv_dim())] {
+            let (weight, bias) = if fused {
+                let weight = self.part(&qkv, (total, c.n_embd), rows, c.n_embd, first * c.n_embd)?;
+                let qkv_bias = stack.bias(l, "attn_qkv");
+                let bias = if self.has(&qkv_bias) { Some(self.part(&qkv_bias, (1, total), 1, rows, first)?) } else { None };
+                (weight, bias)
+            } else {
+                (w(self, what, rows, c.n_embd)?, bias(self, what, rows)?)
+            };
+            first += rows;
+            ops.push(Op::MatMul { weight, input: attn_in, out, accumulate: false });
+            if let Some(bias) = bias {
+                biases.push(Op::AddBias { target: out, bias });
+            }
+        }
+        ops.extend(biases);
+        if c.qk_norm {
+            let q_norm = w(self, "attn_q_norm", 1, c.head_dim)?;
+            let k_norm = w(self, "attn_k_norm", 1, c.head_dim)?;
+            ops.push(Op::HeadNorm { target: Act::Q, weight: q_norm, n_heads: c.n_head });
+            ops.push(Op::HeadNorm { target: Act::K, weight: k_norm, n_heads: c.n_head_kv });
+        }
+        if c.positions == Positions::Rope {
+            let rope = c.layer_rope_index(l);
+            ops.push(Op::Rope { target: Act::Q, n_heads: c.n_head, rope });
+            ops.push(Op::Rope { target: Act::K, n_heads: c.n_head_kv, rope });
+        }
+        // T5's relative position biases: a layer without its own uses the first layer's.
+        let rel_bias = match c.positions {
+            Positions::Relative => {
+                let own = stack.weight(l, "attn_rel_b");
+                let name = if self.has(&own) { own } else { stack.weight(0, "attn_rel_b") };
+                Some(self.weight(&name, c.rel_buckets, c.n_head)?)
+            }
+            _ => None,
+        };
+        let bidirectional = c.encoder || stack == Stack::T5Encoder;
+        ops.push(Op::Attention { layer: l, q: Act::Q, k: Act::K, v: Act::V, out: Act::Attn, window: c.windows.get(l).copied().unwrap_or(0), bidirectional, rel_bias });
+        let wo = w(self, stack.attn_output(), c.n_embd, c.q_dim())?;
+        let bo = bias(self, stack.attn_output(), c.n_embd)?;
+        let post = if c.post_norms { Some(w(self, "post_attention_norm", 1, c.n_embd)?) } else { None };
+        if c.parallel_residual {
+            // x + attn(norm₁ x) + ffn(norm₂ x): the attention's output waits in Branch.
+            ops.push(Op::MatMul { weight: wo, input: Act::Attn, out: Act::Branch, accumulate: false });
+            ops.extend(bo.map(|bias| Op::AddBias { target: Act::Branch, bias }));
+        } else if c.post_norm {
+            post_norm_residual(ops, wo, Act::Attn, bo, self.norm(c, &stack.weight(l, "attn_output_norm"))?);
+        } else {
+            residual(ops, wo, Act::Attn, bo, post);
+        }
+        // The decoder's cross-attention: its queries over the encoder's keys and values.
+        if stack == Stack::T5Decoder {
+            ops.push(self.norm(c, &stack.weight(l, "cross_attn_norm"))?.op(Act::Hidden, Act::Normed));
+            let q = w(self, "cross_attn_q", c.q_dim(), c.n_embd)?;
+            ops.push(Op::MatMul { weight: q, input: Act::Normed, out: Act::Q, accumulate: false });
+            ops.push(Op::CrossAttention { layer: l, q: Act::Q, out: Act::Attn });
+            let o = w(self, "cross_attn_o", c.n_embd, c.q_dim())?;
+            ops.push(Op::MatMul { weight: o, input: Act::Attn, out: Act::Hidden, accumulate: true });
+        }
+        // Feed-forward: norm, then a gated activation or a plain one, then the down projection.
+        // (With a shared norm the MLP reads the attention's normed input, still in Normed;
+        // post-norm blocks read the residual stream.)
+        let ffn_in = if c.post_norm { Act::Hidden } else { Act::Normed };
+        if !c.shared_norm && !c.post_norm {
+            let ffn_norm = self.norm(c, &stack.weight(l, "ffn_norm"))?;
+            ops.push(ffn_norm.op(Act::Hidden, Act::Normed));
+        }
+        // Gate and up fused in ffn_up (2·n_ff rows, gate first; Phi-3, GLM-4) are read as
+        // its two halves.
+        let up_name = stack.weight(l, "ffn_up");
+        let fused_gate = c.ffn == Ffn::Gated && !self.has(&stack.weight(l, "ffn_gate"));
+        let (gate, up) = if fused_gate {
+            let full = (2 * c.n_ff, c.n_embd);
+            let gate = self.part(&up_name, full, c.n_ff, c.n_embd, 0)?;
+            (Some(gate), self.part(&up_name, full, c.n_ff, c.n_embd, c.n_ff * c.n_embd)?)
+        } else {
+            let gate = if c.ffn == Ffn::Gated { Some(w(self, "ffn_gate", c.n_ff, c.n_embd)?) } else { None };
+            (gate, w(self, "ffn_up", c.n_ff, c.n_embd)?)
+        };
+        let down = w(self, "ffn_down", c.n_embd, c.n_ff)?;
+        let hidden = match gate {
+            Some(gate) => {
+                ops.extend([
+                    Op::MatMul { weight: gate, input: ffn_in, out: Act::Gate, accumulate: false },
+                    Op::MatMul { weight: up, input: ffn_in, out: Act::Up, accumulate: false },
+                    Op::Glu { gate: Act::Gate, up: Act::Up, act: c.activation },
+                ]);
+                Act::Gate
+            }
+            None => {
+                ops.push(Op::MatMul { weight: up, input: ffn_in, out: Act::Up, accumulate: false });
+                if let Some(bias) = bias(self, "ffn_up", c.n_ff)? {
+                    ops.push(Op::AddBias { target: Act::Up, bias });
+                }
+                ops.push(Op::Activate { target: Act::Up, act: c.activation });
+                Act::Up
+            }
+        };
+        let down_bias = if c.ffn == Ffn::Plain { bias(self, "ffn_down", c.n_embd)? } else { None };
+        let post = if c.post_norms { Some(w(self, "post_ffw_norm", 1, c.n_embd)?) } else { None };
+        if c.post_norm {
+            post_norm_residual(ops, down, hidden, down_bias, self.norm(c, &stack.weight(l, "layer_output_norm"))?);
+        } else {
+            residual(ops, down, hidden, down_bias, post);
+        }
+        if c.parallel_residual {
+            ops.push(Op::Add { input: Act::Branch, out: Act::Hidden });
+        }
+        Ok(())
     }
 
     fn has(&self, name: &str) -> bool {

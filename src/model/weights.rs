@@ -19,4 +19,13 @@ impl QTensor {
         let n = self.row_bytes();
         &self.data[r * n..(r + 1) * n]
     }
+
+    /// Every row dequantized (for small tensors: T5's relative biases).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.rows * self.cols];
+        for (r, dst) in out.chunks_mut(self.cols).enumerate() {
+            crate::quant::dequantize_row(self.ty, self.row(r), dst);
+        }
+        out
+    }
 }

@@ -187,6 +187,19 @@ impl Session {
         Ok(self.step(last, Want::Logits(which)).await?.logits())
     }
 
+    /// An encoder-decoder's input (T5): runs the encoder over `ids` once; what the decoder
+    /// generates or scores next attends to it. The sequence starts empty (evaluate the
+    /// decoder's start token first: [`Model::decoder_prompt`](crate::model::Model::decoder_prompt)).
+    pub fn encode(&mut self, ids: &[u32]) -> Result<()> {
+        block_on(self.encode_async(ids))
+    }
+
+    /// [`encode`](Self::encode) without blocking.
+    pub async fn encode_async(&mut self, ids: &[u32]) -> Result<()> {
+        self.clear();
+        self.backend.encode_async(ids).await
+    }
+
     /// A sentence embedding of `ids`, as llama.cpp pools it: every token's final state (a
     /// decoder's final normed hidden state, what the output projection reads), pooled as the
     /// model's [`Pooling`] says (the mean, in f64, by default) and L2-normalised. The ids are a

@@ -27,6 +27,7 @@ mod pre;
 mod special_index;
 mod spm;
 mod stream;
+mod ugm;
 mod wpm;
 
 pub use guard::NO_SPECIAL;
@@ -42,6 +43,7 @@ use crate::{Error, Result};
 use bytes::ByteDecoder;
 use pre::PreConfig;
 use spm::Spm;
+use ugm::Ugm;
 use wpm::Wpm;
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
@@ -155,6 +157,8 @@ enum Kind {
     Spm(Box<Spm>),
     /// WordPiece (BERT).
     Wpm(Box<Wpm>),
+    /// SentencePiece Unigram (T5).
+    Ugm(Box<Ugm>),
 }
 
 /// A tokenizer built from GGUF metadata. Cheap to share (`Send + Sync`); wrap it in an `Arc`.
@@ -174,8 +178,9 @@ pub struct Tokenizer {
     eot: Option<u32>,
     pad: Option<u32>,
     add_bos: bool,
-    /// WordPiece's [SEP], which ends every input (llama.cpp's `add_special` for WPM).
-    sep: Option<u32>,
+    /// The token that ends every input: WordPiece's [SEP] (llama.cpp's `add_special` for WPM),
+    /// or EOS where `add_eos_token` asks for it (T5).
+    end: Option<u32>,
     model: String,
     pre: Option<String>,
     /// The special tokens indexed by text, built on first use.
@@ -205,20 +210,21 @@ impl Tokenizer {
     pub fn from_metadata_taking(md: &mut Metadata) -> Result<Self> {
         let model = md.require_str("tokenizer.ggml.model")?.to_string();
         let model = model.as_str();
-        let (spm, wpm) = match model {
-            "gpt2" => (false, false),
-            "llama" => (true, false),
-            "bert" => (false, true),
+        let (spm, wpm, ugm) = match model {
+            "gpt2" => (false, false, false),
+            "llama" => (true, false, false),
+            "bert" => (false, true, false),
+            "t5" => (false, false, true),
             _ => {
                 return Err(Error::Unsupported(format!(
                     "tokenizer model {model:?} (tokenizer.ggml.model); supported: \"gpt2\" (byte-level BPE), \"llama\" \
-                     (SentencePiece BPE), \"bert\" (WordPiece)"
+                     (SentencePiece BPE), \"bert\" (WordPiece), \"t5\" (SentencePiece Unigram)"
                 )))
             }
         };
         // llama.cpp ignores the pre-tokenizer of SentencePiece and WordPiece vocabularies.
         let pre_name = md.get_str("tokenizer.ggml.pre")?.map(str::to_string);
-        let pre = if spm || wpm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
+        let pre = if spm || wpm || ugm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
 
         let mut tokens = md
             .take_strings("tokenizer.ggml.tokens")?
@@ -287,16 +293,18 @@ impl Tokenizer {
                 }
             }
         };
-        let (bos_default, eos_default, unk_default) = match (spm, wpm) {
-            (true, _) => (Some(1), Some(2), Some(0)),
-            (_, true) => (Some(101), None, Some(100)),
+        let (bos_default, eos_default, unk_default) = match (spm, wpm, ugm) {
+            (true, ..) => (Some(1), Some(2), Some(0)),
+            (_, true, _) => (Some(101), None, Some(100)),
+            // T5's <pad> 0, </s> 1, <unk> 2.
+            (.., true) => (None, Some(1), Some(2)),
             _ => (None, None, None),
         };
         let mut bos = id_key("tokenizer.ggml.bos_token_id", bos_default)?;
         let eos = id_key("tokenizer.ggml.eos_token_id", eos_default)?;
         let mut eot = id_key("tokenizer.ggml.eot_token_id", None)?;
         let mut eom = id_key("tokenizer.ggml.eom_token_id", None)?;
-        let pad = id_key("tokenizer.ggml.padding_token_id", if wpm { Some(0) } else { None })?;
+        let pad = id_key("tokenizer.ggml.padding_token_id", if wpm || ugm { Some(0) } else { None })?;
         let unk = id_key("tokenizer.ggml.unknown_token_id", unk_default)?;
         // WordPiece frames its input as [CLS] text [SEP], whatever add_bos_token says.
         let sep = if wpm { id_key("tokenizer.ggml.seperator_token_id", Some(102))? } else { None };
@@ -315,6 +323,7 @@ impl Tokenizer {
                 let strip_accents = md.get_bool("tokenizer.ggml.normalizer.strip_accents")?.unwrap_or(lowercase);
                 Kind::Wpm(Box::new(Wpm::new(vocab, unk, lowercase, strip_accents)?))
             }
+            None if ugm => ugm_model(md, &tokens, &types, unk)?,
             None => spm_model(md, vocab, n)?,
             Some(pre) => bpe_model(md, vocab, pre)?,
         };
@@ -326,6 +335,12 @@ impl Tokenizer {
             bos = None;
         }
         let add_bos = wpm || md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(spm || pre.add_bos_default);
+        // (llama.cpp adds T5's EOS unless the file says not to.)
+        let add_eos = !wpm && md.get_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(ugm);
+        if add_eos && eos.is_none() {
+            return Err(Error::Tokenizer("tokenizer.ggml.add_eos_token is true but there is no EOS token".into()));
+        }
+        let end = if wpm { sep } else { eos.filter(|_| add_eos) };
         if add_bos && bos.is_none() {
             return Err(Error::Tokenizer("tokenizer.ggml.add_bos_token is true but there is no BOS token".into()));
         }
@@ -382,7 +397,7 @@ impl Tokenizer {
             eot,
             pad,
             add_bos,
-            sep,
+            end,
             model: model.to_string(),
             pre: pre_name,
             special_index: std::sync::OnceLock::new(),
@@ -431,6 +446,7 @@ impl Tokenizer {
                         }
                         Kind::Spm(spm) => spm.tokenize(t, spm.add_space_prefix && after_special, &mut out)?,
                         Kind::Wpm(wpm) => wpm.tokenize(t, &mut out),
+                        Kind::Ugm(ugm) => ugm.tokenize(t, &mut out)?,
                     }
                     after_special = false;
                 }
@@ -522,7 +538,7 @@ impl Tokenizer {
         match ty {
             TokenType::Normal => match &self.kind {
                 Kind::Bpe { bytes, .. } => bytes.decode_into(text, out),
-                Kind::Spm(_) | Kind::Wpm(_) => {
+                Kind::Spm(_) | Kind::Wpm(_) | Kind::Ugm(_) => {
                     for c in text.chars() {
                         let c = if c == spm::SPACE { ' ' } else { c };
                         out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
@@ -536,7 +552,7 @@ impl Tokenizer {
                 }
             }
             TokenType::Byte => {
-                if let (Kind::Spm(_), Some(b)) = (&self.kind, Spm::byte_of(text)) {
+                if let (Kind::Spm(_) | Kind::Ugm(_), Some(b)) = (&self.kind, Spm::byte_of(text)) {
                     out.push(b);
                 }
             }
@@ -563,6 +579,7 @@ impl Tokenizer {
             Kind::Bpe { hf, .. } => hf.token_to_id(piece),
             Kind::Spm(spm) => spm.id(piece),
             Kind::Wpm(wpm) => wpm.id(piece),
+            Kind::Ugm(ugm) => ugm.id(piece),
         }
     }
 
@@ -600,9 +617,9 @@ impl Tokenizer {
     }
 
     /// The token that ends every input, after the text: WordPiece's [SEP] (BERT frames its
-    /// input as `[CLS] text [SEP]`); `None` for the other models.
-    pub fn sep_id(&self) -> Option<u32> {
-        self.sep
+    /// input as `[CLS] text [SEP]`), or EOS where the file's `add_eos_token` asks for it (T5).
+    pub fn end_id(&self) -> Option<u32> {
+        self.end
     }
 
     /// Whether generation stops at this token: llama.cpp's EOG set — EOS, EOT, EOM, the FIM
@@ -681,6 +698,27 @@ fn spm_model(md: &mut Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
     md.take("tokenizer.ggml.scores");
     let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
     Ok(Kind::Spm(Box::new(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?)))
+}
+
+/// The SentencePiece Unigram model: every piece with its score, the normalization rules and
+/// whitespace switches.
+fn ugm_model(md: &mut Metadata, tokens: &[String], types: &[TokenType], unk: Option<u32>) -> Result<Kind> {
+    let n = tokens.len();
+    let scores = md
+        .get_array_of("tokenizer.ggml.scores", "number", Value::as_f64)?
+        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.scores is missing (a Unigram vocabulary needs a score per piece)".into()))?;
+    if scores.len() != n {
+        return Err(Error::Tokenizer(format!("tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}", scores.len())));
+    }
+    md.take("tokenizer.ggml.scores");
+    let key = "tokenizer.ggml.precompiled_charsmap";
+    let charsmap = md.get_array_of(key, "byte", |v| v.as_i64().filter(|b| (-128..256).contains(b)).map(|b| b as u8))?;
+    md.take(key);
+    let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(false);
+    let remove_extra_whitespaces = md.get_bool("tokenizer.ggml.remove_extra_whitespaces")?.unwrap_or(false);
+    let scores: Vec<f32> = scores.into_iter().map(|s| s as f32).collect();
+    let ugm = Ugm::new(tokens, types, scores, unk, charsmap.as_deref(), add_space_prefix, remove_extra_whitespaces)?;
+    Ok(Kind::Ugm(Box::new(ugm)))
 }
 
 impl AsRef<Tokenizer> for Tokenizer {

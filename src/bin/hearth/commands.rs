@@ -160,10 +160,24 @@ pub fn generate(
         _ => None,
     };
     let (model, mut session) = load(path, run)?;
-    let prompt_ids = match (&messages, &input.prompt) {
+    let mut prompt_ids = match (&messages, &input.prompt) {
+        (Some(_), _) if model.config().encoder_decoder => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a text-to-text encoder-decoder ({}): give it --prompt, not a chat",
+                path.display(),
+                model.config().architecture
+            )))
+        }
         (Some(m), _) => model.chat_prompt(m)?,
         (None, Some(p)) => model.text_prompt(&utf8(p, "prompt")?)?,
         (None, None) => unreachable!("clap requires one prompt input"),
+    };
+    // An encoder-decoder reads the prompt with its encoder; the decoder starts from its start token.
+    let encoder_ids = if model.config().encoder_decoder {
+        session.encode(&prompt_ids)?;
+        Some(std::mem::replace(&mut prompt_ids, model.decoder_prompt()?))
+    } else {
+        None
     };
     if sample.beams > 1 {
         let opts = BeamOptions { num_beams: sample.beams, max_tokens, length_penalty: sample.length_penalty, early_stopping: true };
@@ -191,6 +205,7 @@ pub fn generate(
     let grammar_ms = sampler.constraint_stats().map(|s| s.ms_per_token());
     if json_out {
         print_json(&json!({
+            "encoder_ids": encoder_ids,
             "prompt_ids": out.prompt_ids,
             "ids": out.ids,
             "text": out.text,
@@ -240,20 +255,40 @@ pub fn ppl(path: &Path, file: &Path, stride: Option<usize>, run: &RunArgs, json_
     Ok(())
 }
 
-pub fn score(path: &Path, tokens_file: &Path, top_k: usize, run: &RunArgs, json_out: bool) -> Result<()> {
-    let v = read_json(tokens_file)?;
-    let list = v.get("ids").unwrap_or(&v);
-    let ids: Vec<u32> = serde_json::from_value(list.clone()).map_err(|_| {
-        Error::InvalidArgument(format!("{}: expected a JSON array of token ids", tokens_file.display()))
-    })?;
+pub fn score(path: &Path, tokens_file: &Path, encoder_file: Option<&Path>, top_k: usize, run: &RunArgs, json_out: bool) -> Result<()> {
+    let read_ids = |file: &Path| -> Result<Vec<u32>> {
+        let v = read_json(file)?;
+        let list = v.get("ids").unwrap_or(&v);
+        serde_json::from_value(list.clone())
+            .map_err(|_| Error::InvalidArgument(format!("{}: expected a JSON array of token ids", file.display())))
+    };
+    let ids = read_ids(tokens_file)?;
     if ids.is_empty() {
         return Err(Error::InvalidArgument("no tokens to score".into()));
     }
-    let n_vocab = ModelConfig::from_header(&read_model_header(path)?)?.n_vocab;
-    if let Some(bad) = ids.iter().find(|&&id| id as usize >= n_vocab) {
+    let encoder_ids = encoder_file.map(read_ids).transpose()?;
+    let config = ModelConfig::from_header(&read_model_header(path)?)?;
+    let n_vocab = config.n_vocab;
+    if let Some(bad) = ids.iter().chain(encoder_ids.iter().flatten()).find(|&&id| id as usize >= n_vocab) {
         return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary ({n_vocab} tokens)")));
     }
+    match (config.encoder_decoder, &encoder_ids) {
+        (true, None) => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is an encoder-decoder ({}): give its input with --encoder-tokens",
+                path.display(),
+                config.architecture
+            )))
+        }
+        (false, Some(_)) => {
+            return Err(Error::InvalidArgument(format!("--encoder-tokens: {} has no encoder ({})", path.display(), config.architecture)))
+        }
+        _ => {}
+    }
     let (_model, mut session) = load(path, run)?;
+    if let Some(input) = &encoder_ids {
+        session.encode(input)?;
+    }
     let positions = session.score(&ids, top_k)?;
     if json_out {
         let positions: Vec<_> = positions.iter().map(|p| json!({ "top": p.top, "logsumexp": p.logsumexp })).collect();

@@ -171,9 +171,13 @@ enum Command {
     /// Teacher-forced scores of a token sequence: top-k logits and logsumexp per position.
     Score {
         model: PathBuf,
-        /// JSON file with an array of token ids (or an object with an "ids" array).
+        /// JSON file with an array of token ids (or an object with an "ids" array); for an
+        /// encoder-decoder, the decoder's.
         #[arg(long)]
         tokens: PathBuf,
+        /// An encoder-decoder's input (T5): a JSON file of token ids, as --tokens.
+        #[arg(long)]
+        encoder_tokens: Option<PathBuf>,
         #[arg(long, default_value_t = 10)]
         top_k: usize,
         #[command(flatten)]
@@ -249,7 +253,9 @@ fn main() -> ExitCode {
             commands::generate(&model, &input, max_tokens, &sample, &run, json)
         }
         Command::Ppl { model, file, stride, run, json } => commands::ppl(&model, &file, stride, &run, json),
-        Command::Score { model, tokens, top_k, run, json } => commands::score(&model, &tokens, top_k, &run, json),
+        Command::Score { model, tokens, encoder_tokens, top_k, run, json } => {
+            commands::score(&model, &tokens, encoder_tokens.as_deref(), top_k, &run, json)
+        }
         Command::Embed { model, text, tokens, run, json } => commands::embed(&model, &text, tokens.as_deref(), &run, json),
         Command::Bench { model, turns: Some(turns), gen_tokens, run, json, .. } => commands::bench_turns(&model, turns, gen_tokens, &run, json),
         Command::Bench { model, prompt_tokens, gen_tokens, profile, sampled, run, json, .. } => {

@@ -1,0 +1,152 @@
+//! T5 (an encoder-decoder) on tiny synthetic models (tests/fixtures/families/t5, made by
+//! tools/make_families.py): the encoder reads `encoder_ids` once, then the decoder's
+//! teacher-forced logits over `decoder_ids` on the CPU and the GPU are compared with llama.cpp
+//! 0.3.36 (F32 KV cache) and an independent float64 pass, with the decoder families'
+//! tolerances (F32: centered RMS ≤ 1e-3 against llama.cpp, ≤ 1e-4 against float64; Q8_0: ≤ 0.03
+//! against float64). `t5` has a ReLU MLP and one relative bias table per stack; `flan-t5` a
+//! gated GELU MLP and a table in every layer. Also: the relative position buckets against
+//! llama.cpp's own function, and the Unigram tokenizer against llama.cpp's ids.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use hearth::backend::LogitsFor;
+use hearth::model::relative;
+use hearth::session::Session;
+
+const STEMS: &[&str] = &["t5", "flan-t5"];
+
+fn fixture(stem: &str, kind: &str) -> (PathBuf, serde_json::Value) {
+    let dir = PathBuf::from("tests/fixtures/families/t5");
+    let json = std::fs::read_to_string(dir.join(format!("{stem}-{kind}.json"))).expect("fixture JSON");
+    (dir.join(format!("{stem}-{kind}.gguf")), serde_json::from_str(&json).unwrap())
+}
+
+/// Centered RMS of every decoder position's logits against llama.cpp and float64.
+fn errors(session: &mut Session, fx: &serde_json::Value, n_vocab: usize) -> (f64, f64) {
+    session.encode(&ids(&fx["encoder_ids"])).unwrap();
+    let dec = ids(&fx["decoder_ids"]);
+    let logits = session.append(&dec, LogitsFor::All).unwrap();
+    let ours: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
+    let rms = |key: &str| {
+        let rows = fx[key].as_array().unwrap();
+        assert_eq!(rows.len(), dec.len());
+        let sq: f64 = rows.iter().enumerate().map(|(t, row)| centered_rms(&ours[t * n_vocab..(t + 1) * n_vocab], &f64s(row)).powi(2)).sum();
+        (sq / rows.len() as f64).sqrt()
+    };
+    (rms("llamacpp_logits"), rms("f64_logits"))
+}
+
+fn check(stem: &str, kind: &str, backend: &str, session: &mut Session, n_vocab: usize) {
+    let (_, fx) = fixture(stem, kind);
+    let (vs_llamacpp, vs_f64) = errors(session, &fx, n_vocab);
+    println!("{stem} {kind} on {backend}: centered RMS {vs_llamacpp:.2e} against llama.cpp, {vs_f64:.2e} against float64");
+    match kind {
+        "f32" => assert!(vs_llamacpp <= 1e-3 && vs_f64 <= 1e-4, "{stem} {kind} on {backend}: {vs_llamacpp:.2e} / {vs_f64:.2e}"),
+        _ => assert!(vs_f64 <= 0.03, "{stem} {kind} on {backend}: {vs_f64:.2e} against float64"),
+    }
+}
+
+#[test]
+fn t5_matches_llama_cpp_and_float64_on_the_cpu() {
+    for stem in STEMS {
+        for kind in ["f32", "q8_0"] {
+            let (path, _) = fixture(stem, kind);
+            let (model, mut session) = load_cpu(&path);
+            check(stem, kind, "cpu", &mut session, model.config().n_vocab);
+        }
+    }
+}
+
+#[test]
+fn t5_matches_llama_cpp_and_float64_on_the_gpu() {
+    let ctx = gpu_context().expect("a GPU adapter (lavapipe in CI)");
+    for stem in STEMS {
+        for kind in ["f32", "q8_0"] {
+            let (path, fx) = fixture(stem, kind);
+            let (model, mut session) = load_gpu(ctx.clone(), &path);
+            let n_vocab = model.config().n_vocab;
+            check(stem, kind, "gpu", &mut session, n_vocab);
+            // Decoding token by token gives the batch's logits too.
+            let dec = ids(&fx["decoder_ids"]);
+            session.clear();
+            let batch = session.append(&dec, LogitsFor::All).unwrap();
+            session.clear();
+            for t in 0..dec.len() {
+                let one = session.append(&dec[t..t + 1], LogitsFor::Last).unwrap();
+                let row: Vec<f64> = batch[t * n_vocab..(t + 1) * n_vocab].iter().map(|&x| x as f64).collect();
+                let d = centered_rms(&one.iter().map(|&x| x as f64).collect::<Vec<_>>(), &row);
+                assert!(d < 1e-4, "{stem} {kind}: position {t} decoded alone differs from the batch by {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn relative_buckets_match_llama_cpp() {
+    let (_, fx) = fixture("t5", "f32");
+    let rb = &fx["relative_buckets"];
+    let (offset, n) = (rb["offset"].as_i64().unwrap(), rb["n_buckets"].as_u64().unwrap() as usize);
+    for (mode, bidirectional) in [("bidirectional", true), ("causal", false)] {
+        let want = rb[mode].as_array().unwrap();
+        assert!(want.len() > 256);
+        for (i, b) in want.iter().enumerate() {
+            let rel = offset + i as i64;
+            assert_eq!(relative::bucket(rel, n, bidirectional), b.as_u64().unwrap() as usize, "{mode} bucket of {rel}");
+        }
+    }
+}
+
+#[test]
+fn unigram_matches_llama_cpp() {
+    for stem in STEMS {
+        let (path, fx) = fixture(stem, "f32");
+        let model = hearth::model::Model::from_header(hearth::gguf::read_header_file(&path).unwrap()).unwrap();
+        let cases = fx["tokenize_cases"].as_array().unwrap();
+        assert!(cases.len() >= 10);
+        for case in cases {
+            let text = case["text"].as_str().unwrap();
+            // As plain text (`</s>` typed in it is text), then the end token </s>.
+            let mut got = model.tokenizer.encode(text, false).unwrap();
+            got.extend(model.tokenizer.end_id());
+            assert_eq!(got, ids(&case["ids"]), "{stem}: {text:?}");
+        }
+        assert_eq!(model.decoder_prompt().unwrap(), vec![0], "the decoder starts from <pad>");
+    }
+}
+
+#[test]
+fn the_decoder_needs_an_encoded_input() {
+    let (path, fx) = fixture("t5", "f32");
+    let (model, mut session) = load_cpu(&path);
+    let dec = ids(&fx["decoder_ids"]);
+    let err = session.append(&dec, LogitsFor::Last).unwrap_err().to_string();
+    assert!(err.contains("encode its input before decoding"), "{err}");
+    // An input past the context, then ids outside the vocabulary: errors, the session usable.
+    let err = session.encode(&vec![5; 4097]).unwrap_err().to_string();
+    assert!(err.starts_with("context_length_exceeded"), "{err}");
+    let err = session.encode(&[5, 100_000]).unwrap_err().to_string();
+    assert!(err.contains("outside the vocabulary"), "{err}");
+    let err = session.encode(&[]).unwrap_err().to_string();
+    assert!(err.contains("no tokens"), "{err}");
+    // Another input gives other logits; the same one again the same.
+    let enc = ids(&fx["encoder_ids"]);
+    session.encode(&enc).unwrap();
+    let first = session.append(&dec, LogitsFor::Last).unwrap();
+    session.encode(&enc[3..]).unwrap();
+    assert!(session.tokens().is_empty(), "a new input starts the decoder over");
+    let other = session.append(&dec, LogitsFor::Last).unwrap();
+    session.encode(&enc).unwrap();
+    let again = session.append(&dec, LogitsFor::Last).unwrap();
+    assert_ne!(first, other);
+    assert_eq!(first, again);
+    // A context shift needs RoPE positions.
+    let err = hearth::backend::check_shift_positions(model.config()).unwrap_err().to_string();
+    assert!(err.contains("RoPE"), "{err}");
+    // A decoder-only model has no encoder.
+    let (_, mut llama) = load_cpu(&model_path());
+    let err = llama.encode(&[1, 2]).unwrap_err().to_string();
+    assert!(err.contains("only an encoder-decoder"), "{err}");
+}

@@ -1943,6 +1943,66 @@ def llama_t5(path, enc_ids, dec_ids):
         llm.close()
 
 
+# Greedy text-to-text: a short input whose pieces are mostly whole vocabulary entries, and the number of decoder
+# steps (no stop at </s>: always T5_GREEDY_STEPS ids).
+T5_GREEDY_TEXT = "translate English to German: The house is very wonderful."
+T5_GREEDY_STEPS = 12
+
+
+def greedy_pick(row):
+    """The argmax of a logit row (np.argmax: the lowest id among exact ties) and top-1 minus top-2."""
+    row = np.asarray(row)
+    top2 = np.sort(row)[-2:]
+    return int(np.argmax(row)), float(top2[1] - top2[0])
+
+
+def llama_t5_greedy(path, enc_ids, n_steps):
+    """llama.cpp's greedy decoding: one llama_encode batch of enc_ids (seq 0, positions 0..), then from the decoder
+    start token one llama_decode per token through the KV cache (seq 0, position = step), each next id the argmax of
+    that call's logits. Returns the n_steps generated ids (the start token not among them). Settings as llama_t5."""
+    import llama_cpp.llama_cpp as C
+    from llama_cpp import Llama
+    orig = C.llama_model_default_params
+
+    def params():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+
+    C.llama_model_default_params = params
+    try:
+        llm = Llama(model_path=path, verbose=False, **LLAMA_SETTINGS)
+    finally:
+        C.llama_model_default_params = orig
+    try:
+        n_vocab = llm.n_vocab()
+        llm._batch.reset()
+        llm._batch.add_sequence(enc_ids, 0, True)
+        llm._ctx.encode(llm._batch)
+        tok, out = int(C.llama_model_decoder_start_token(llm._model.model)), []
+        for step in range(n_steps):
+            llm._batch.set_batch([tok], step, True)
+            llm._ctx.decode(llm._batch)
+            ptr = C.llama_get_logits_ith(llm._ctx.ctx, -1)
+            tok = greedy_pick(np.array(ptr[:n_vocab], dtype=np.float32))[0]
+            out.append(tok)
+        return out
+    finally:
+        llm.close()
+
+
+def f64_t5_greedy(m, enc_ids, dec_start, n_steps):
+    """The same greedy loop with the float64 forward (forward_t5 on the decoder ids so far, the last row's logits):
+    the generated ids and, at each step, the top-1 minus top-2 logit."""
+    dec, margins = [dec_start], []
+    for _ in range(n_steps):
+        L, _ = forward_t5(Ops(m), enc_ids, dec)
+        tok, margin = greedy_pick(L[-1])
+        dec.append(tok)
+        margins.append(margin)
+    return dec[1:], margins
+
+
 # UGM cases: plain text; whitespace runs at the start, inside and at the end; tab, newline, carriage return, no-break
 # and ideographic spaces; NFKC through the precompiled charsmap (full-width letters and punctuation, the fi and ffi
 # ligatures, circled digits, a superscript, a vulgar fraction, a black-letter capital, a unit symbol, an ellipsis);
@@ -2120,10 +2180,23 @@ def make_t5_family(stem, out_dir, use_llama=True):
         out["mistakes"] = t5_mistakes(m, stem, enc_ids, dec_ids, L64, E64)
         if use_llama:
             out["tokenize_cases"] = cases
+            out["greedy"] = t5_greedy(path, m, hp)
+            row["greedy_agree"] = out["greedy"]["decoder_ids"] == out["greedy"]["f64_decoder_ids"]
         dump_json(os.path.join(d, f"{stem}-{tag}.json"), out)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     return rows
+
+
+def t5_greedy(path, m, hp):
+    """`greedy`: T5_GREEDY_TEXT tokenized by llama.cpp (add_special true, parse_special false: ends with </s>),
+    T5_GREEDY_STEPS ids decoded greedily by llama.cpp (llama_t5_greedy) and by the float64 forward (f64_t5_greedy),
+    and the float64 top-1 minus top-2 logit at each step."""
+    enc_ids = list(map(int, llama_tokenize(path, [T5_GREEDY_TEXT])[0]))
+    f64_ids, margins = f64_t5_greedy(m, enc_ids, hp.dec_start, T5_GREEDY_STEPS)
+    return {"text": T5_GREEDY_TEXT, "encoder_ids": enc_ids,
+            "decoder_ids": llama_t5_greedy(path, enc_ids, T5_GREEDY_STEPS),
+            "f64_decoder_ids": f64_ids, "f64_margins": [f64s(v) for v in margins]}
 
 
 def t5_env():

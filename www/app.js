@@ -113,6 +113,7 @@ function statusText(info) {
   const where = info.backend.startsWith('gpu') ? `WebGPU${detail ? ` (${detail})` : ''}` : `the CPU${threads}`;
   let text = `${info.name || 'model'} running on ${where} · context ${info.context_length} tokens · loaded in ${(info.load_ms / 1000).toFixed(1)} s${info.from_cache ? ' from the offline cache' : ''}`;
   if (info.encoder) text += ' · an encoder: it embeds your texts and compares each with the ones before';
+  else if (info.encoder_decoder) text += ' · a text-to-text model: it answers the text you give it (e.g. "translate English to German: …")';
   else if (!info.chat_template) text += ' · a base model: it continues the text you give it';
   if (info.notice) text += ` — ${info.notice}`;
   return text;
@@ -138,7 +139,7 @@ function addMessage(role, text) {
   el.className = `msg ${role}`;
   const who = document.createElement('div');
   who.className = 'who';
-  who.textContent = role === 'user' ? 'You' : MODES[page.mode].who;
+  who.textContent = role === 'user' ? 'You' : page.engine?.info.encoder_decoder ? 'Output' : MODES[page.mode].who;
   const body = document.createElement('div');
   body.className = 'body';
   body.textContent = text;
@@ -332,7 +333,7 @@ async function send() {
     if (t && page.lastUsage) {
       const n = page.lastUsage.completion_tokens;
       const speed = t.decode_tokens > 0 ? ` · ${(t.decode_tokens / (t.decode_ms / 1000)).toFixed(t.decode_ms > 1000 * t.decode_tokens ? 2 : 1)} tokens/s` : '';
-      const who = page.mode === 'chat' ? 'Assistant' : 'Continuation';
+      const who = engine.info.encoder_decoder ? 'Output' : MODES[page.mode].who;
       // Time to the first token: reading the prompt and drawing one token. For the first reply
       // of a model also from the start of its load (from the network or the offline cache).
       let first = ` · first token in ${(t.prefill_ms / 1000).toFixed(2)} s`;

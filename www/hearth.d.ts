@@ -106,6 +106,11 @@ export interface ModelInfo {
    * rejects with code `invalid_request`.
    */
   encoder: boolean;
+  /**
+   * A text-to-text encoder-decoder (T5): `chat.completions.create` takes a `prompt` (its
+   * encoder's input; the reply is the decoder's output), not `messages`.
+   */
+  encoder_decoder: boolean;
   /** e.g. "gpu: <adapter> (BrowserWebGpu)" or "cpu". */
   backend: string;
   /** Set when "auto" fell back to the CPU: why. */

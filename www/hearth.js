@@ -576,6 +576,9 @@ class HearthEngine {
       if (this.info.encoder) {
         throw new TypeError(`this model is an encoder (${this.info.architecture}): it makes embeddings, not text; use embeddings.create`);
       }
+      if (this.info.encoder_decoder && request?.messages != null) {
+        throw new TypeError(`this model is a text-to-text encoder-decoder (${this.info.architecture}): send a prompt (e.g. "translate English to German: …"), not messages`);
+      }
       req = checkRequest(request);
       signal = requestSignal(request, options);
     } catch (e) {

@@ -256,6 +256,18 @@ fn busy() -> JsValue {
     js_val("the engine is busy with another call; await it first")
 }
 
+impl Engine {
+    /// An encoder-decoder's prompt is its encoder input, and its decoder starts from the start
+    /// token: `(Some(input), decoder prompt)`. Other models: `(None, prompt)`.
+    fn encoder_input(&self, prompt: Vec<u32>) -> crate::Result<(Option<Vec<u32>>, Vec<u32>)> {
+        if self.model.config().encoder_decoder {
+            Ok((Some(prompt), self.model.decoder_prompt()?))
+        } else {
+            Ok((None, prompt))
+        }
+    }
+}
+
 #[wasm_bindgen]
 impl Engine {
     /// Destroys the GPU device, as the browser may at any time: for the test that a lost
@@ -286,6 +298,7 @@ impl Engine {
             "embedding_length": c.n_embd,
             "pooling": c.pooling,
             "encoder": c.encoder,
+            "encoder_decoder": c.encoder_decoder,
         })
         .to_string()
     }
@@ -351,12 +364,16 @@ impl Engine {
         if prompt.is_empty() {
             return Err(JsError::new("the prompt is empty"));
         }
+        let (input, prompt) = self.encoder_input(prompt).map_err(js_err)?;
         let state = self.state.clone();
         Ok(future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
             let s = &mut *s;
             s.reply = None;
             s.sampler = sampler;
+            if let Some(input) = &input {
+                s.session.encode_async(input).await.map_err(js_val)?;
+            }
             let id = s.session.set_tokens_and_sample_async(&prompt, &mut s.sampler).await.map_err(js_val)?;
             let reply = s.reply.insert(reply);
             step_json(reply.push(id, s.session.has_room()))
@@ -439,10 +456,14 @@ impl Engine {
             return Err(JsError::new("invalid argument: n_beams is 1 to 16, max_tokens at least 1, length_penalty finite"));
         }
         let opts = crate::session::BeamOptions { num_beams: num_beams as usize, max_tokens: max_tokens as usize, length_penalty, early_stopping: true };
+        let (input, prompt) = self.encoder_input(prompt).map_err(js_err)?;
         let (state, model) = (self.state.clone(), self.model.clone());
         Ok(future_to_promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy())?;
             s.reply = None;
+            if let Some(input) = &input {
+                s.session.encode_async(input).await.map_err(js_val)?;
+            }
             let out = crate::session::beam_search_async(&mut s.session, &model.tokenizer, &prompt, &opts).await.map_err(js_val)?;
             let eos = out.ids.last().is_some_and(|&id| model.tokenizer.is_end_of_generation(id));
             // By hand: a derived serializer would add to the wasm file every page loads.
@@ -451,7 +472,7 @@ impl Engine {
         }))
     }
 
-    /// Forgets the conversation's KV cache.
+    /// Forgets the conversation's KV cache (an encoder-decoder's encoded input stays).
     pub fn reset(&self) -> Result<(), JsError> {
         let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
         s.session.clear();

@@ -1798,6 +1798,51 @@ const tests = [
     },
   },
   {
+    name: 't5: the synthetic T5 and flan-T5 models (F32, Q8_0) run as text-to-text models on WebGPU and the CPU: the page completes the prompt (no chat template) with the native CLI\'s greedy ids, the encoder reading the prompt and the decoder starting from its start token; the API takes a prompt (n = 2 and beam search too) and refuses messages with an invalid_request TypeError',
+    async run({ page }) {
+      const text = 'translate English to German: The house is wonderful.';
+      for (const stem of ['t5', 'flan-t5']) {
+        for (const kind of ['f32', 'q8_0']) {
+          const file = `${stem}-${kind}.gguf`;
+          const model = path.join(FAMILIES, 't5', file);
+          const want = nativeIds(text, 8, ['--temperature', '0'], { model, input: ['--prompt', text] });
+          for (const backend of ['gpu', 'cpu']) {
+            const loaded = await uiLoad(page, `test/families/t5/${file}`, backend);
+            check(loaded.loaded, `loading ${file} (${backend}) failed: ${loaded.error}`);
+            check(loaded.info.backend.startsWith(backend) && loaded.info.encoder_decoder === true, `info ${JSON.stringify(loaded.info)}`);
+            check(/a text-to-text model/.test(loaded.status), `status: ${loaded.status}`);
+            const mode = await page.evaluate(() => window.hearthPage.mode);
+            check(mode === 'completion', `page mode ${mode} for T5`);
+            await page.click('#new-chat');
+            const r = await uiSend(page, text, { temperature: 0, maxTokens: 8 });
+            check(!r.error, `error: ${r.error}`);
+            log(`${file} on ${loaded.info.backend}: ${JSON.stringify(r.text)} ids ${JSON.stringify(r.ids)}`);
+            check(sameIds(r.ids, want), `${file} on ${backend}: ids ${JSON.stringify(r.ids)} differ from the native CLI's ${JSON.stringify(want)}`);
+          }
+        }
+      }
+      // The API, on the CPU: a prompt, two choices, a beam, and messages refused.
+      const want = nativeIds(text, 6, ['--temperature', '0'], { model: path.join(FAMILIES, 't5', 't5-f32.gguf'), input: ['--prompt', text] });
+      const beam = nativeIds(text, 6, ['--beams', '3'], { model: path.join(FAMILIES, 't5', 't5-f32.gguf'), input: ['--prompt', text] });
+      const r = await page.evaluate(async (text) => {
+        const { load } = await import('/hearth.js');
+        const engine = await load('/test/families/t5/t5-f32.gguf', { backend: 'cpu' });
+        const two = await engine.chat.completions.create({ prompt: text, n: 2, temperature: 0, max_tokens: 6 });
+        const beam = await engine.chat.completions.create({ prompt: text, n_beams: 3, max_tokens: 6 }).catch((e) => ({ error: `${e.name} ${e.code}: ${e.message}` }));
+        const chat = await engine.chat.completions
+          .create({ messages: [{ role: 'user', content: text }] })
+          .then(() => 'resolved', (e) => `${e.name} ${e.code}: ${e.message}`);
+        await engine.unload();
+        return { ids: two.hearth.choices.map((c) => c.tokenIds), beam: beam.error ?? beam.hearth?.tokenIds, chat };
+      }, text);
+      log(`API: choices ${JSON.stringify(r.ids)}, beam ${JSON.stringify(r.beam)}; messages: ${r.chat}`);
+      check(r.ids.length === 2 && r.ids.every((ids) => sameIds(ids, want)), `choices ${JSON.stringify(r.ids)} vs native ${JSON.stringify(want)}`);
+      check(sameIds(r.beam, beam), `beam ${JSON.stringify(r.beam)} vs native ${JSON.stringify(beam)}`);
+      check(/^TypeError invalid_request: this model is a text-to-text encoder-decoder/.test(r.chat), `messages on T5: ${r.chat}`);
+      await ensureLoaded(page, 'cpu');
+    },
+  },
+  {
     name: 'component: <hearth-chat> loads a model and replies',
     async run({ page }) {
       const r = await page.evaluate(async (model) => {

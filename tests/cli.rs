@@ -274,3 +274,62 @@ fn generate_on_the_gpu_backend() {
     assert!(timed > 100 && step.iter().any(|k| k["kernel"] == "MatMul"), "{}", b["profile"]);
     assert_eq!(b["profile"]["prefill_tokens"], 8);
 }
+
+/// The encoder and encoder-decoder commands: `hearth embed --tokens` on BERT pooled as the file
+/// says, `hearth score --encoder-tokens` on T5 against its float64 logits, `hearth generate`
+/// on T5 encoding the prompt, and one-line refusals for the wrong command or a missing input.
+#[test]
+fn encoders_and_encoder_decoders_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-enc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = dir.join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let fixture = |path: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap() };
+
+    // BERT with CLS pooling: the first token's state, normalised.
+    let bert = "tests/fixtures/families/bert/bert-cls-f32.gguf";
+    let fx = fixture("tests/fixtures/families/bert/bert-cls-f32.json");
+    let ids = write("bert-ids.json", &fx["ids"]);
+    let out = run_ok(&["embed", bert, "--tokens", &ids, "--json", "--backend", "cpu"]);
+    assert_eq!(out["pooling"], "cls");
+    let got = f64s(&out["data"][0]["embedding"]);
+    let want = f64s(&fx["f64_embedding_cls_normalized"]);
+    let max_abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(max_abs <= 1e-5, "CLS embedding max abs {max_abs:.2e}");
+    let fail = |args: &[&str], expect: &str| {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        assert_clean_failure(&args, expect)
+    };
+    fail(&["generate", bert, "--prompt", "hi"], "an encoder (bert): it makes embeddings, not text");
+
+    // T5: teacher-forced decoder logits after encoding.
+    let t5 = "tests/fixtures/families/t5/t5-f32.gguf";
+    let fx = fixture("tests/fixtures/families/t5/t5-f32.json");
+    let (enc, dec) = (write("t5-enc.json", &fx["encoder_ids"]), write("t5-dec.json", &fx["decoder_ids"]));
+    let out = run_ok(&["score", t5, "--tokens", &dec, "--encoder-tokens", &enc, "--top-k", "512", "--json", "--backend", "cpu"]);
+    let positions = out["positions"].as_array().unwrap();
+    let rows = fx["f64_logits"].as_array().unwrap();
+    assert_eq!(positions.len(), rows.len());
+    for (p, row) in positions.iter().zip(rows) {
+        let want = f64s(row);
+        let mut ours = vec![0.0; want.len()];
+        for pair in p["top"].as_array().unwrap() {
+            ours[pair[0].as_u64().unwrap() as usize] = pair[1].as_f64().unwrap();
+        }
+        let d = centered_rms(&ours, &want);
+        assert!(d <= 1e-4, "T5 logits against float64: centered RMS {d:.2e}");
+    }
+    fail(&["score", t5, "--tokens", &dec], "give its input with --encoder-tokens");
+    fail(&["score", &model(), "--tokens", &dec, "--encoder-tokens", &enc], "has no encoder");
+    fail(&["generate", t5, "--chat", "hi"], "give it --prompt, not a chat");
+
+    // generate: the prompt is the encoder's input (ending in </s>), the decoder starts at <pad>.
+    let out = run_ok(&["generate", t5, "--prompt", "The house is wonderful.", "--max-tokens", "4", "--temperature", "0", "--json", "--backend", "cpu"]);
+    assert_eq!(out["prompt_ids"], serde_json::json!([0]));
+    assert_eq!(out["encoder_ids"].as_array().unwrap().last(), Some(&serde_json::json!(1)));
+    assert_eq!(out["ids"].as_array().unwrap().len(), 4);
+    std::fs::remove_dir_all(&dir).ok();
+}

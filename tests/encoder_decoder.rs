@@ -150,3 +150,33 @@ fn the_decoder_needs_an_encoded_input() {
     let err = llama.encode(&[1, 2]).unwrap_err().to_string();
     assert!(err.contains("only an encoder-decoder"), "{err}");
 }
+
+/// Text to text: the prompt through the tokenizer and the encoder, then 12 greedy steps from
+/// the decoder's start token, one token at a time through the cache, equal llama.cpp's ids
+/// (which the float64 pass also picks, by margins of 0.068 or more) on the CPU and the GPU.
+#[test]
+fn t5_greedy_text_to_text_equals_llama_cpp() {
+    let ctx = gpu_context().expect("a GPU adapter (lavapipe in CI)");
+    for stem in STEMS {
+        for kind in ["f32", "q8_0"] {
+            let (path, fx) = fixture(stem, kind);
+            let g = &fx["greedy"];
+            let want = ids(&g["decoder_ids"]);
+            assert_eq!(want, ids(&g["f64_decoder_ids"]), "the fixture's float64 pass picks llama.cpp's ids");
+            for backend in ["cpu", "gpu"] {
+                let (model, mut session) = if backend == "cpu" { load_cpu(&path) } else { load_gpu(ctx.clone(), &path) };
+                let input = model.text_prompt(g["text"].as_str().unwrap()).unwrap();
+                assert_eq!(input, ids(&g["encoder_ids"]), "{stem}: the prompt's ids");
+                session.encode(&input).unwrap();
+                let mut next = model.decoder_prompt().unwrap();
+                let mut got = Vec::new();
+                for _ in 0..want.len() {
+                    let id = session.append_greedy(&next).unwrap();
+                    got.push(id);
+                    next = vec![id];
+                }
+                assert_eq!(got, want, "{stem} {kind} on the {backend}");
+            }
+        }
+    }
+}

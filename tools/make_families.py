@@ -39,9 +39,10 @@ T5 (t5, flan-t5; directory t5/) has a SentencePiece Unigram vocabulary trained h
 first decoder_start_token_id 0), teacher-forced `llamacpp_logits` (llama_encode, then one llama_decode of all
 decoder ids) and `f64_logits` (forward_t5), the encoder output (`llamacpp_encoder_states`, `f64_encoder_states`),
 `relative_buckets` (llama.cpp's bucket for relative positions -130..130 in both modes), `mistakes` (the float64
-forward with one switch wrong) and `tokenize_cases` (T5_TOKENIZE_TEXTS by llama.cpp, with SentencePiece's and an HF
-`tokenizers` Unigram's ids where they differ). Needs sentencepiece and tokenizers as well (sentencepiece 0.2.3 for
-the same t5-spm.model bytes).
+forward with one switch wrong), `tokenize_cases` (T5_TOKENIZE_TEXTS by llama.cpp, with SentencePiece's and an HF
+`tokenizers` Unigram's ids where they differ) and `greedy` (T5_GREEDY_TEXT tokenized by llama.cpp, 12 ids decoded
+greedily by llama.cpp through its KV cache and by the float64 forward, and the float64 top-1 minus top-2 margins).
+Needs sentencepiece and tokenizers as well (sentencepiece 0.2.3 for the same t5-spm.model bytes).
 
 Each architecture has one function writing its tensor layout (`tensors_<arch>`) and one float64 forward
 (`forward_<arch>`), following llama.cpp's load_arch_tensors / graph in src/models/<arch>.cpp of the llama.cpp

@@ -1,7 +1,8 @@
 //! What the engine does not implement is refused at load with one line that names it, never
 //! run silently wrong: unknown tensors, RoPE scaling types, logit soft-capping, an architecture
 //! field that contradicts the tensors, an unknown pre-tokenizer, a SentencePiece vocabulary
-//! without scores, a truncated K-quant tensor. Each is a real model file changed in one place.
+//! without scores, a truncated K-quant tensor, what the encoders and T5 carry beyond their
+//! graphs. Each is a real (or fixture) model file changed in one place.
 
 mod common;
 #[path = "common/gguf_writer.rs"]
@@ -18,6 +19,11 @@ fn tiny() -> GgufFile {
 
 /// Loading `file` (natively, on the CPU) fails with an error that mentions every needle.
 fn refused(file: &GgufFile, needles: &[&str]) {
+    refused_by(file, &["generate", "--prompt", "hi"], needles)
+}
+
+/// As [`refused`], the CLI's line from `command` (`hearth embed` for an encoder).
+fn refused_by(file: &GgufFile, command: &[&str], needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.gguf");
     std::fs::write(&path, file.bytes()).unwrap();
@@ -30,7 +36,7 @@ fn refused(file: &GgufFile, needles: &[&str]) {
         assert!(err.contains(n), "{err:?} should mention {n:?}");
     }
     // The CLI says the same in one line.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).arg("generate").arg(&path).args(["--prompt", "hi", "--backend", "cpu"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).arg(command[0]).arg(&path).args(&command[1..]).args(["--backend", "cpu"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.trim().lines().count() == 1 && stderr.contains(needles[0]), "{stderr}");
 }
@@ -110,4 +116,26 @@ fn a_truncated_kquant_tensor_is_refused() {
     std::fs::write(&path, &bytes[..bytes.len() - 5000]).unwrap();
     let err = hearth::cpu::CpuWeights::load_file(&path, |_| {}).err().expect("a cut file is refused").to_string();
     assert!(err.contains("past the end of the file"), "{err}");
+}
+
+#[test]
+fn encoder_and_encoder_decoder_gaps_are_refused() {
+    let fixture = |path: &str| GgufFile::parse(&std::fs::read(path).unwrap());
+    let embed = ["embed", "--text", "hi"];
+    // A reranker's rank pooling needs its classifier head.
+    let mut f = fixture("tests/fixtures/families/bert/bert-f32.gguf");
+    f.set("bert.pooling_type", Val::U32(4));
+    refused_by(&f, &embed, &["rank pooling", "bert.pooling_type = 4"]);
+    // FFN biases in nomic-bert: llama.cpp loads them and its graph never adds them.
+    let mut f = fixture("tests/fixtures/families/nomic-bert/nomic-bert-f32.gguf");
+    f.add_f32_tensor("blk.0.ffn_up.bias", &[0.5; 256]);
+    refused_by(&f, &embed, &["blk.0.ffn_up.bias"]);
+    // T5's cross-attention bias table, which neither llama.cpp nor T5 itself uses.
+    let mut f = fixture("tests/fixtures/families/t5/t5-f32.gguf");
+    f.add_f32_tensor("dec.blk.0.cross_attn_rel_b.weight", &[0.0; 4 * 32]);
+    refused(&f, &["dec.blk.0.cross_attn_rel_b.weight"]);
+    // A decoder asking for bidirectional attention.
+    let mut f = tiny();
+    f.set("llama.attention.causal", Val::Bool(0));
+    refused(&f, &["bidirectional attention in a decoder", "llama.attention.causal"]);
 }

@@ -373,7 +373,13 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     let sampling = if sampled { "seeded: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05" } else { "greedy" };
     let mut sampler = Sampler::from_config(config)?;
     let t0 = std::time::Instant::now();
-    let mut id = session.append_and_sample(&prompt, &mut sampler)?;
+    // An encoder-decoder reads the prompt with its encoder and decodes from its start token.
+    let mut id = if model.config().encoder_decoder {
+        session.encode(&prompt)?;
+        session.append_and_sample(&model.decoder_prompt()?, &mut sampler)?
+    } else {
+        session.append_and_sample(&prompt, &mut sampler)?
+    };
     let prefill_s = t0.elapsed().as_secs_f64();
     let before = session.backend().traffic();
     let t1 = std::time::Instant::now();
@@ -387,7 +393,7 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     // Per decoded token: what the host asked of the device (GPU backends).
     let traffic = session.backend().traffic().zip(before).map(|(after, before)| after.per(&before, gen_tokens));
     // Per decoded token every matrix is read once; the embedding table only for its one row
-    // unless it doubles as the output head.
+    // unless it doubles as the output head; an encoder-decoder's encoder not at all.
     let plan = &model.plan;
     let embd = plan.weight_index(hearth::model::TOKEN_EMBD).map(|w| w.0);
     let bytes: u64 = plan
@@ -395,6 +401,7 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
         .iter()
         .enumerate()
         .filter(|(i, _)| Some(*i) != embd || model.config().tied_output)
+        .filter(|(_, w)| !w.name.starts_with("enc."))
         .map(|(_, w)| (w.rows * w.cols / w.ty.block_len() * w.ty.block_bytes()) as u64)
         .sum();
     let prefill_tok_s = prompt_tokens as f64 / prefill_s;

@@ -325,6 +325,12 @@ fn encoders_and_encoder_decoders_from_the_command_line() {
     fail(&["score", t5, "--tokens", &dec], "give its input with --encoder-tokens");
     fail(&["score", &model(), "--tokens", &dec, "--encoder-tokens", &enc], "has no encoder");
     fail(&["generate", t5, "--chat", "hi"], "give it --prompt, not a chat");
+    fail(&["ppl", t5, "--file", "README.md"], "perplexity with");
+    fail(&["embed", t5, "--text", "hi"], "embeddings of an encoder-decoder");
+    // A context shift needs RoPE positions: T5's buckets and GPT-2's table have none.
+    fail(&["generate", t5, "--prompt", "hi", "--context-shift", "4"], "a context shift needs RoPE positions");
+    let gpt2 = "tests/fixtures/families/gpt2/gpt2-f32.gguf";
+    fail(&["generate", gpt2, "--prompt", "hi", "--context-shift", "4"], "a context shift needs RoPE positions");
 
     // generate: the prompt is the encoder's input (ending in </s>), the decoder starts at <pad>.
     let out = run_ok(&["generate", t5, "--prompt", "The house is wonderful.", "--max-tokens", "4", "--temperature", "0", "--json", "--backend", "cpu"]);

@@ -180,3 +180,25 @@ fn t5_greedy_text_to_text_equals_llama_cpp() {
         }
     }
 }
+
+/// The relative bias table of the decoder's first cross-attention, which the original T5
+/// checkpoints carry and neither T5 nor llama.cpp reads, is skipped: the file loads and its
+/// logits are those of the file without it.
+#[test]
+fn an_unused_cross_attention_bias_is_skipped() {
+    #[path = "common/gguf_writer.rs"]
+    #[allow(dead_code)]
+    mod gguf_writer;
+    let (path, fx) = fixture("t5", "f32");
+    let mut f = gguf_writer::GgufFile::parse(&std::fs::read(&path).unwrap());
+    f.add_f32_tensor("dec.blk.0.cross_attn_rel_b.weight", &[3.0; 4 * 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let with = dir.path().join("t5-with-cross-bias.gguf");
+    std::fs::write(&with, f.bytes()).unwrap();
+    let logits = |p: &std::path::Path| {
+        let (_, mut s) = load_cpu(p);
+        s.encode(&ids(&fx["encoder_ids"])).unwrap();
+        s.append(&ids(&fx["decoder_ids"]), LogitsFor::All).unwrap()
+    };
+    assert_eq!(logits(&with), logits(&path));
+}

@@ -130,12 +130,28 @@ fn encoder_and_encoder_decoder_gaps_are_refused() {
     let mut f = fixture("tests/fixtures/families/nomic-bert/nomic-bert-f32.gguf");
     f.add_f32_tensor("blk.0.ffn_up.bias", &[0.5; 256]);
     refused_by(&f, &embed, &["blk.0.ffn_up.bias"]);
-    // T5's cross-attention bias table, which neither llama.cpp nor T5 itself uses.
+    // A relative bucket count below llama.cpp's formula's range.
     let mut f = fixture("tests/fixtures/families/t5/t5-f32.gguf");
-    f.add_f32_tensor("dec.blk.0.cross_attn_rel_b.weight", &[0.0; 4 * 32]);
-    refused(&f, &["dec.blk.0.cross_attn_rel_b.weight"]);
+    f.set("t5.attention.relative_buckets_count", Val::U32(1));
+    refused(&f, &["t5.attention.relative_buckets_count = 1"]);
     // A decoder asking for bidirectional attention.
     let mut f = tiny();
     f.set("llama.attention.causal", Val::Bool(0));
     refused(&f, &["bidirectional attention in a decoder", "llama.attention.causal"]);
+}
+
+/// A decoder marked for rank pooling (a reranker conversion) still generates; only its
+/// embeddings, which would need the classifier head, are refused.
+#[test]
+fn rank_pooling_refuses_only_a_decoders_embeddings() {
+    let mut f = tiny();
+    f.set("llama.pooling_type", Val::U32(4));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.gguf");
+    std::fs::write(&path, f.bytes()).unwrap();
+    let (model, mut session) = load_cpu(&path);
+    assert_eq!(model.config().pooling, hearth::model::Pooling::Rank);
+    session.append(&[1, 2, 3], hearth::backend::LogitsFor::Last).expect("it generates");
+    let err = session.embed(&[1, 2, 3]).unwrap_err().to_string();
+    assert!(err.contains("rank pooling") && err.contains("llama.pooling_type = 4"), "{err}");
 }

@@ -191,7 +191,7 @@ async function loadModel() {
     page.firstTokenMs = null;
     history = [];
     page.embedded = [];
-    setMode(engine.info.encoder ? 'embed' : engine.info.chat_template ? 'chat' : 'completion');
+    setMode(engine.info.encoder ? 'embed' : engine.info.chat_template && !engine.info.encoder_decoder ? 'chat' : 'completion');
     ui.status.textContent = statusText(engine.info);
     ui.status.dataset.backend = engine.info.backend.startsWith('gpu') ? 'gpu' : 'cpu';
     ui.progressText.textContent += ' · ready';

@@ -752,6 +752,9 @@ class HearthEngine {
       };
       try {
         this.#checkAlive();
+        if (this.info.encoder_decoder) {
+          throw new TypeError(`embeddings of a text-to-text encoder-decoder (${this.info.architecture}) are not implemented`);
+        }
         const { input, encoding_format: format } = checkEmbeddingRequest(request, this.info);
         signal = requestSignal(request, options);
         if (signal?.aborted) throw abortError();

@@ -2,14 +2,15 @@
 //! cross-attention).
 
 use super::par::{self, SharedOut};
-use crate::model::{relative, ModelConfig};
+use crate::model::ModelConfig;
 use crate::quant::{axpy, dot_f32};
 
 /// `q`: the batch's query vectors (positions `start..start + n`); `k_cache`/`v_cache`: the keys
 /// and values it attends to. Causal: a query at position p sees keys `p − window < p' <= p`
 /// (all up to p when `window` is 0); `all_keys`: every key given (an encoder, cross-attention).
-/// `rel` (T5): each head's learned biases, `n_buckets` rows of `n_head`, added by the bucket of
-/// key position − query position. Writes one `head_dim` slice of `out` per (token, head).
+/// `rel` (T5): each head's bias for every distance key − query over a context of `len`
+/// ([`relative::bias_table`]), as `(table, len)`. Writes one `head_dim` slice of `out` per
+/// (token, head).
 #[allow(clippy::too_many_arguments)]
 pub fn attend(
     c: &ModelConfig,
@@ -19,7 +20,7 @@ pub fn attend(
     start: usize,
     window: usize,
     all_keys: bool,
-    rel: Option<&[f32]>,
+    rel: Option<(&[f32], usize)>,
     out: &mut [f32],
 ) {
     let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
@@ -37,7 +38,7 @@ pub fn attend(
         // ALiBi: the head's slope times the distance back (0 without); T5: the bucket's bias.
         let slope = c.alibi.map_or(0.0, |a| a.slope(h));
         let bias = |j: usize| match rel {
-            Some(table) => table[relative::bucket(j as i64 - pos as i64, c.rel_buckets, all_keys) * c.n_head + h],
+            Some((table, ctx)) => table[h * (2 * ctx - 1) + j + ctx - 1 - pos],
             None => slope * (j as f32 - pos as f32),
         };
         let mut scores: Vec<f32> = (first..len)

@@ -13,7 +13,7 @@ pub use pool::{serve_as_wasm_worker, set_wasm_threads};
 use std::sync::Arc;
 
 use crate::backend::{Backend, LogitsFor};
-use crate::model::{Act, ForwardPlan, Model, Op, QTensor, WeightId};
+use crate::model::{relative, Act, ForwardPlan, Model, Op, QTensor, WeightId};
 use crate::{Error, Result};
 
 /// A model's weights in host memory, indexed by [`WeightId`].
@@ -72,6 +72,9 @@ pub struct CpuBackend {
     weights: Arc<CpuWeights>,
     cache: KvCache,
     max_context: usize,
+    /// T5's relative position biases per (weight, bidirectional), expanded over every distance
+    /// of the context ([`relative::bias_table`]), as the GPU has them.
+    rel_tables: Vec<((WeightId, bool), Vec<f32>)>,
 }
 
 impl CpuBackend {
@@ -87,7 +90,16 @@ impl CpuBackend {
             cross_k: vec![Vec::new(); cross],
             cross_v: vec![Vec::new(); cross],
         };
-        Self { plan: Arc::new(plan), weights, cache, max_context }
+        let c = &plan.config;
+        let rel_tables = plan
+            .rel_biases()
+            .into_iter()
+            .map(|(w, bidirectional)| {
+                let table = relative::bias_table(&weights.get(w).to_f32(), c.n_head, c.rel_buckets, bidirectional, max_context);
+                ((w, bidirectional), table)
+            })
+            .collect();
+        Self { plan: Arc::new(plan), weights, cache, max_context, rel_tables }
     }
 }
 
@@ -259,10 +271,11 @@ impl CpuBackend {
                     let kv_dim = c.kv_dim();
                     self.cache.k[layer].extend_from_slice(&acts.get(k)[..n * kv_dim]);
                     self.cache.v[layer].extend_from_slice(&acts.get(v)[..n * kv_dim]);
-                    let rel = rel_bias.map(|w| self.weights.get(w).to_f32());
+                    let rel = rel_bias.and_then(|w| self.rel_tables.iter().find(|(key, _)| *key == (w, bidirectional)));
+                    let rel = rel.map(|(_, table)| (table.as_slice(), self.max_context));
                     let (qs, o) = acts.pair(q, out);
                     let (kc, vc) = (&self.cache.k[layer], &self.cache.v[layer]);
-                    attention::attend(c, qs, kc, vc, start, window, bidirectional, rel.as_deref(), o);
+                    attention::attend(c, qs, kc, vc, start, window, bidirectional, rel, o);
                 }
                 Op::StoreCross { layer, k, v } => {
                     let kv_dim = c.kv_dim();

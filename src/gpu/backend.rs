@@ -34,6 +34,8 @@ pub struct GpuBackend {
     cross_params: Vec<wgpu::Buffer>,
     /// Positions of the encoded input (0: none yet).
     encoded: usize,
+    /// The most tokens an encoder-decoder's encoder reads (in one batch).
+    encoder_batch: usize,
     tokens: wgpu::Buffer,
     step: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -69,10 +71,14 @@ impl GpuBackend {
     /// Builds every buffer, bind group and pipeline the plan needs, for batches of up to
     /// `max_batch` tokens and a cache of `max_context` positions.
     pub fn new(plan: ForwardPlan, weights: Arc<GpuWeights>, max_batch: usize, max_context: usize) -> Result<Self> {
-        // A learned position table ends the context.
-        let max_context = max_context.min(plan.max_positions());
         let ctx = weights.ctx.clone();
         let c = plan.config.clone();
+        // Tokens of the widest activation (the MLP's) that fit one binding.
+        let widest = Act::ALL.iter().map(|&a| plan.width(a)).max().unwrap_or(1) as u64;
+        let act_rows = (ctx.max_binding() / (widest * 4)) as usize;
+        // A learned position table ends the context; so does an encoder's one batch.
+        let max_context = max_context.min(plan.max_positions());
+        let max_context = if c.encoder { max_context.min(act_rows) } else { max_context };
         // In u64: a context size from JS must not wrap a 32-bit usize (wasm32).
         let kv_bytes = max_context as u64 * c.kv_dim() as u64 * 4;
         if kv_bytes > ctx.max_binding() {
@@ -82,26 +88,24 @@ impl GpuBackend {
                 ctx.max_binding()
             )));
         }
-        // Batches are capped so that their logits fit one binding (e.g. 220 tokens of Qwen2's
-        // 151,936 logits under a 128 MiB limit); longer prompts are evaluated in several calls.
-        // An encoder reads its whole input at once and gives states, not logits.
-        let (max_batch, out_width) = match (c.encoder, c.encoder_decoder) {
-            (true, _) => (max_context, c.n_embd),
-            // The encoder of an encoder-decoder also reads its input in one batch.
-            (_, true) => (max_context.max(max_batch), c.n_vocab),
-            _ => (max_batch, c.n_vocab),
-        };
-        let max_batch = max_batch.min((ctx.max_binding() / (out_width as u64 * 4)) as usize);
+        // Batches are capped so that their logits and activations fit one binding (e.g. 220
+        // tokens of Qwen2's 151,936 logits under a 128 MiB limit); longer prompts are evaluated
+        // in several calls. An encoder reads its whole input at once and gives states, not
+        // logits; an encoder-decoder's encoder too, in activations only.
+        let (max_batch, out_width) = if c.encoder { (max_context, c.n_embd) } else { (max_batch, c.n_vocab) };
+        let max_batch = max_batch.min((ctx.max_binding() / (out_width as u64 * 4)) as usize).min(act_rows);
         if max_batch == 0 {
             return Err(Error::InvalidArgument(format!("{out_width} logits do not fit this GPU's binding limit")));
         }
+        let encoder_batch = if c.encoder_decoder { max_context.min(act_rows) } else { 0 };
+        let rows = max_batch.max(encoder_batch);
         // (At least one row of logits: the top-k selection binds that much.)
         let logits_bytes = ((max_batch * out_width).max(c.n_vocab) * 4) as u64;
         let acts: Vec<(Act, wgpu::Buffer)> = Act::ALL
             .into_iter()
-            .map(|a| (a, storage(&ctx, &format!("{a:?}"), (max_batch * plan.width(a) * 4) as u64)))
+            .map(|a| (a, storage(&ctx, &format!("{a:?}"), (rows * plan.width(a) * 4) as u64)))
             .collect();
-        let tokens = storage(&ctx, "tokens", (max_batch * 4) as u64);
+        let tokens = storage(&ctx, "tokens", (rows * 4) as u64);
         let step = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("step"),
             size: std::mem::size_of::<params::Step>() as u64,
@@ -170,6 +174,7 @@ impl GpuBackend {
             encoder_dispatches,
             cross_params: lowered.cross_params,
             encoded: 0,
+            encoder_batch,
             tokens,
             step,
             logits,
@@ -219,8 +224,12 @@ impl GpuBackend {
     fn encode_impl(&mut self, tokens: &[u32]) -> Result<()> {
         self.ctx.check()?;
         crate::backend::check_encode(&self.plan.config, tokens, self.max_context)?;
-        if tokens.len() > self.max_batch {
-            return Err(Error::InvalidArgument(format!("an encoder input of {} tokens exceeds {}", tokens.len(), self.max_batch)));
+        if tokens.len() > self.encoder_batch {
+            return Err(Error::InvalidArgument(format!(
+                "an encoder input of {} tokens: this GPU's binding limit holds {} in the one batch the encoder reads",
+                tokens.len(),
+                self.encoder_batch
+            )));
         }
         self.encoded = 0;
         let t0 = web_time::Instant::now();
@@ -496,9 +505,6 @@ impl Backend for GpuBackend {
         self.encode_impl(tokens)
     }
 
-    fn encode_async<'a>(&'a mut self, tokens: &'a [u32]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(std::future::ready(self.encode_impl(tokens)))
-    }
 
     /// Per layer: copy the moved keys and values out to scratch buffers (a buffer cannot be
     /// copied onto itself), rotate the keys back by `drop` positions with the RoPE kernel, and

@@ -34,6 +34,7 @@ pub struct GpuWeights {
     /// T5's relative position biases, kept on the host in f32: the backend expands them into
     /// per-position tables (`crate::model::relative::bias_table`) rather than reading them.
     host: Vec<Option<Vec<f32>>>,
+    is_host: Vec<bool>,
     /// Weights stored back to back in one buffer, so one dispatch can read them all.
     stacks: Vec<Stack>,
     /// Largest buffer one tensor part may occupy.
@@ -72,14 +73,16 @@ impl GpuWeights {
             })
             .collect();
         let n = plan.weights.len();
-        Self { ctx, tensors: (0..n).map(|_| None).collect(), host: vec![None; n], stacks, part_limit: limit }
+        let mut is_host = vec![false; n];
+        plan.rel_biases().into_iter().for_each(|(w, _)| is_host[w.0] = true);
+        Self { ctx, tensors: (0..n).map(|_| None).collect(), host: vec![None; n], is_host, stacks, part_limit: limit }
     }
 
     pub fn get(&self, id: WeightId) -> &GpuTensor {
         self.tensors[id.0].as_ref().expect("every weight is uploaded before the backend runs")
     }
 
-    /// A weight kept on the host ([`is_host_weight`]), dequantized.
+    /// A weight kept on the host (a relative bias table), dequantized.
     pub fn host(&self, id: WeightId) -> &[f32] {
         self.host[id.0].as_deref().expect("host weights are loaded before the backend runs")
     }
@@ -93,7 +96,7 @@ impl GpuWeights {
         if file_row == 0 || !offset.is_multiple_of(file_row) || !bytes.len().is_multiple_of(file_row) || offset + bytes.len() > spec.rows * file_row {
             return Err(Error::Model(format!("tensor {:?}: bytes {offset}..{} are not whole rows of it", spec.name, offset + bytes.len())));
         }
-        if is_host_weight(spec) {
+        if self.is_host[id.0] {
             let host = self.host[id.0].get_or_insert_with(Vec::new);
             host.truncate(offset / file_row * spec.cols);
             for row in bytes.chunks(file_row) {
@@ -205,11 +208,6 @@ pub(super) fn stack_groups(plan: &ForwardPlan) -> Vec<(usize, Vec<WeightId>)> {
         }
     }
     out
-}
-
-/// Whether a weight stays on the host: T5's relative position biases (`…attn_rel_b`).
-pub fn is_host_weight(spec: &crate::model::WeightSpec) -> bool {
-    spec.name.ends_with("attn_rel_b.weight")
 }
 
 /// Tensors are uploaded in pieces of about this many bytes, so none is ever held whole.

@@ -116,6 +116,9 @@ pub struct ArchSpec {
     /// An encoder-decoder (T5): an encoder stack reads the input once; a decoder with
     /// cross-attention over it generates. Tensors `enc.blk.N.*`, `dec.blk.N.*`.
     pub encoder_decoder: bool,
+    /// Tensors (by name suffix) that files carry and that neither llama.cpp's graph nor the
+    /// original model reads: accepted and skipped, not refused.
+    pub ignored: &'static [&'static str],
 }
 
 const LLAMA: ArchSpec = ArchSpec {
@@ -135,6 +138,7 @@ const LLAMA: ArchSpec = ArchSpec {
     rope_freqs: true,
     encoder: false,
     encoder_decoder: false,
+    ignored: &[],
 };
 
 // GPT-2 (llama.cpp's src/models/gpt2.cpp): learned positions, LayerNorms with biases, a fused
@@ -235,7 +239,18 @@ const ARCHS: &[ArchSpec] = &[
     // T5 (src/models/t5.cpp): pre-norm RMSNorm blocks with relative position biases and
     // attention scores unscaled (1, not 1/√head_dim); a ReLU MLP, or (flan-T5, where the file
     // has ffn_gate) a gated GELU one, as the config decides; no biases anywhere.
-    ArchSpec { name: "t5", positions: Positions::Relative, ffn: Ffn::Plain, act: Activation::Relu, encoder_decoder: true, rope_freqs: false, ..LLAMA },
+    // The original T5 checkpoints carry a relative bias table for the decoder's first
+    // cross-attention that T5 itself never uses (llama.cpp loads and skips it too).
+    ArchSpec {
+        name: "t5",
+        positions: Positions::Relative,
+        ffn: Ffn::Plain,
+        act: Activation::Relu,
+        encoder_decoder: true,
+        rope_freqs: false,
+        ignored: &["cross_attn_rel_b.weight"],
+        ..LLAMA
+    },
 ];
 
 impl ArchSpec {

@@ -81,19 +81,23 @@ pub enum Pooling {
     Cls,
     /// The last token's state (3).
     Last,
+    /// A reranker's score from a classifier head (4): not implemented; embeddings refuse it.
+    Rank,
 }
 
 impl Pooling {
     /// `{arch}.pooling_type`: none (0) and mean (1) pool by the mean, CLS (2) takes the first
     /// token, last (3) the last; a reranker's rank pooling (4) needs a classifier head this
-    /// engine does not have.
-    fn from_metadata(md: &Metadata, arch: &str) -> Result<Self> {
+    /// engine does not have, which refuses an encoder (it has nothing else to do) and only the
+    /// embeddings of a decoder.
+    fn from_metadata(md: &Metadata, arch: &str, encoder: bool) -> Result<Self> {
         let key = format!("{arch}.pooling_type");
         Ok(match md.get_i64(&key)? {
             None | Some(0) | Some(1) => Pooling::Mean,
             Some(2) => Pooling::Cls,
             Some(3) => Pooling::Last,
-            Some(4) => return Err(Error::Unsupported(format!("rank pooling, a reranker's classifier head ({key} = 4)"))),
+            Some(4) if encoder => return Err(Error::Unsupported(format!("rank pooling, a reranker's classifier head ({key} = 4)"))),
+            Some(4) => Pooling::Rank,
             Some(v) => return Err(Error::Model(format!("{key} = {v} is not a pooling type (0-4)"))),
         })
     }
@@ -202,7 +206,7 @@ impl ModelConfig {
         if !spec.encoder && md.get_bool(&key("attention.causal"))? == Some(false) {
             return Err(Error::Unsupported(format!("bidirectional attention in a decoder ({} = false)", key("attention.causal"))));
         }
-        let pooling = Pooling::from_metadata(md, arch_name)?;
+        let pooling = Pooling::from_metadata(md, arch_name, spec.encoder)?;
         let n_embd = req("embedding_length")?;
         // T5: block_count is the encoder's, decoder_block_count (default the same) the decoder's.
         let n_layer_enc = if spec.encoder_decoder { req("block_count")? } else { 0 };
@@ -285,6 +289,9 @@ impl ModelConfig {
         let gated = spec.encoder_decoder && h.tensor("enc.blk.0.ffn_gate.weight").is_some();
         let (ffn, activation) = if gated { (Ffn::Gated, Activation::GeluTanh) } else { (spec.ffn, spec.act) };
         let rel_buckets = if spec.positions == Positions::Relative { req("attention.relative_buckets_count")? } else { 0 };
+        if spec.positions == Positions::Relative && !(4..=4096).contains(&rel_buckets) {
+            return Err(Error::Model(format!("{} = {rel_buckets}: expected 4 to 4096", key("attention.relative_buckets_count"))));
+        }
         let decoder_start = match md.get_u64(&key("decoder_start_token_id"))? {
             Some(id) if (id as usize) < n_vocab => Some(id as u32),
             Some(id) => return Err(Error::Model(format!("{} = {id} is outside the vocabulary", key("decoder_start_token_id")))),

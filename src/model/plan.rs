@@ -115,6 +115,18 @@ impl Op {
         }
     }
 
+    /// Weights the op reads.
+    pub fn weights(&self) -> Vec<WeightId> {
+        match *self {
+            Op::Embed { table, .. } | Op::PosEmbed { table, .. } => vec![table],
+            Op::RmsNorm { weight, .. } | Op::HeadNorm { weight, .. } | Op::MatMul { weight, .. } => vec![weight],
+            Op::LayerNorm { weight, bias, .. } | Op::Logits { weight, bias, .. } => std::iter::once(weight).chain(bias).collect(),
+            Op::AddBias { bias, .. } => vec![bias],
+            Op::Attention { rel_bias, .. } => rel_bias.into_iter().collect(),
+            Op::Add { .. } | Op::Rope { .. } | Op::StoreCross { .. } | Op::CrossAttention { .. } | Op::Glu { .. } | Op::Activate { .. } | Op::States { .. } => vec![],
+        }
+    }
+
     /// Activation buffers the op writes.
     pub fn writes(&self) -> Vec<Act> {
         match *self {
@@ -290,6 +302,20 @@ impl ForwardPlan {
         ops.push(out_norm.op(Act::Hidden, Act::Normed));
         ops.push(Op::Logits { weight: head, input: Act::Normed, bias });
         Ok(Self { config, weights: b.weights, ops, encoder_ops })
+    }
+
+    /// T5's relative position bias tables, as (weight, bidirectional) pairs, each once: what a
+    /// backend expands into per-distance tables ([`super::relative::bias_table`]).
+    pub fn rel_biases(&self) -> Vec<(WeightId, bool)> {
+        let mut out = Vec::new();
+        for op in self.ops.iter().chain(&self.encoder_ops) {
+            if let Op::Attention { rel_bias: Some(w), bidirectional, .. } = *op {
+                if !out.contains(&(w, bidirectional)) {
+                    out.push((w, bidirectional));
+                }
+            }
+        }
+        out
     }
 
     /// KV cache slots a backend keeps: one per layer of the larger stack (an encoder-decoder's

@@ -3,7 +3,8 @@
 //! encoder) half of the buckets for keys after the query. The float and double steps are
 //! llama.cpp's, so that a distance on a bucket boundary lands where llama.cpp puts it.
 
-/// The bucket of a key at `rel` = key position − query position.
+/// The bucket of a key at `rel` = key position − query position (`n_buckets` ≥ 4, as the
+/// config checks: below that llama.cpp's formula has no exact buckets).
 pub fn bucket(rel: i64, n_buckets: usize, bidirectional: bool) -> usize {
     const MAX_DISTANCE: i64 = 128;
     let mut n = n_buckets as i64;
@@ -22,7 +23,7 @@ pub fn bucket(rel: i64, n_buckets: usize, bidirectional: bool) -> usize {
         let large = ((max_exact as f64 + scaled) as f32).floor() as i64;
         bucket += large.min(n - 1);
     }
-    bucket as usize
+    bucket.max(0) as usize
 }
 
 /// Each head's bias for every relative position from `−(len − 1)` to `len − 1`, at index

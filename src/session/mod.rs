@@ -211,10 +211,16 @@ impl Session {
 
     /// [`embed`](Self::embed) without blocking.
     pub async fn embed_async(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if self.backend.config().pooling == Pooling::Rank {
+            return Err(Error::Unsupported(format!(
+                "rank pooling, a reranker's classifier head ({}.pooling_type = 4)",
+                self.backend.config().architecture
+            )));
+        }
         let rows = self.states_async(ids).await?;
         let width = rows.len() / ids.len();
         let take = match self.backend.config().pooling {
-            Pooling::Mean => &rows[..],
+            Pooling::Mean | Pooling::Rank => &rows[..],
             Pooling::Cls => &rows[..width],
             Pooling::Last => &rows[rows.len() - width..],
         };
@@ -239,6 +245,12 @@ impl Session {
 
     /// [`states`](Self::states) without blocking.
     pub async fn states_async(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if self.backend.config().encoder_decoder {
+            return Err(Error::Unsupported(format!(
+                "embeddings of an encoder-decoder ({}): only its decoder's text is implemented",
+                self.backend.config().architecture
+            )));
+        }
         if ids.is_empty() {
             return Err(Error::InvalidArgument("nothing to embed: the input has no tokens".into()));
         }

@@ -1,9 +1,10 @@
 //! Text ↔ token ids, built from the vocabulary a GGUF file carries, with llama.cpp's semantics.
 //!
-//! Two tokenizer models: `tokenizer.ggml.model = "gpt2"` (byte-level BPE: SmolLM2, Qwen2,
-//! Llama 3), whose merges and pre-tokenizer regexes run on HF `tokenizers`, and `"llama"`
-//! (SentencePiece BPE: Gemma, Llama 2, Mistral), whose score-ordered merges are in [`spm`].
-//! Special tokens are split out of the text here, for both, the way llama.cpp's
+//! Four tokenizer models: `tokenizer.ggml.model = "gpt2"` (byte-level BPE: SmolLM2, Qwen2,
+//! Llama 3), whose merges and pre-tokenizer regexes run on HF `tokenizers`; `"llama"`
+//! (SentencePiece BPE: Gemma, Llama 2, Mistral), whose score-ordered merges are in [`spm`];
+//! `"bert"` (WordPiece, [`wpm`]) and `"t5"` (SentencePiece Unigram, [`ugm`]). Special tokens
+//! are split out of the text here, for all of them, the way llama.cpp's
 //! `tokenizer_st_partition` does it:
 //!
 //! * candidates are the control, user-defined and unknown tokens, longest text first;
@@ -148,6 +149,19 @@ const FIM_MID_TEXTS: &[&str] = &[
     "<|middle|>",
 ];
 
+/// The tokenizer models `tokenizer.ggml.model` names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// "gpt2": byte-level BPE.
+    Bpe,
+    /// "llama": SentencePiece BPE.
+    Spm,
+    /// "bert": WordPiece.
+    Wpm,
+    /// "t5": SentencePiece Unigram.
+    Ugm,
+}
+
 /// How text fragments become ids.
 #[derive(Clone, Debug)]
 enum Kind {
@@ -210,11 +224,11 @@ impl Tokenizer {
     pub fn from_metadata_taking(md: &mut Metadata) -> Result<Self> {
         let model = md.require_str("tokenizer.ggml.model")?.to_string();
         let model = model.as_str();
-        let (spm, wpm, ugm) = match model {
-            "gpt2" => (false, false, false),
-            "llama" => (true, false, false),
-            "bert" => (false, true, false),
-            "t5" => (false, false, true),
+        let family = match model {
+            "gpt2" => Family::Bpe,
+            "llama" => Family::Spm,
+            "bert" => Family::Wpm,
+            "t5" => Family::Ugm,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "tokenizer model {model:?} (tokenizer.ggml.model); supported: \"gpt2\" (byte-level BPE), \"llama\" \
@@ -224,7 +238,7 @@ impl Tokenizer {
         };
         // llama.cpp ignores the pre-tokenizer of SentencePiece and WordPiece vocabularies.
         let pre_name = md.get_str("tokenizer.ggml.pre")?.map(str::to_string);
-        let pre = if spm || wpm || ugm { None } else { Some(PreConfig::for_pre(pre_name.as_deref())?) };
+        let pre = if family == Family::Bpe { Some(PreConfig::for_pre(pre_name.as_deref())?) } else { None };
 
         let mut tokens = md
             .take_strings("tokenizer.ggml.tokens")?
@@ -293,13 +307,14 @@ impl Tokenizer {
                 }
             }
         };
-        let (bos_default, eos_default, unk_default) = match (spm, wpm, ugm) {
-            (true, ..) => (Some(1), Some(2), Some(0)),
-            (_, true, _) => (Some(101), None, Some(100)),
+        let (bos_default, eos_default, unk_default) = match family {
+            Family::Spm => (Some(1), Some(2), Some(0)),
+            Family::Wpm => (Some(101), None, Some(100)),
             // T5's <pad> 0, </s> 1, <unk> 2.
-            (.., true) => (None, Some(1), Some(2)),
-            _ => (None, None, None),
+            Family::Ugm => (None, Some(1), Some(2)),
+            Family::Bpe => (None, None, None),
         };
+        let (wpm, ugm) = (family == Family::Wpm, family == Family::Ugm);
         let mut bos = id_key("tokenizer.ggml.bos_token_id", bos_default)?;
         let eos = id_key("tokenizer.ggml.eos_token_id", eos_default)?;
         let mut eot = id_key("tokenizer.ggml.eot_token_id", None)?;
@@ -317,15 +332,15 @@ impl Tokenizer {
         let mut fim_pre = id_key("tokenizer.ggml.fim_pre_token_id", None)?;
         let mut fim_suf = id_key("tokenizer.ggml.fim_suf_token_id", None)?;
         let mut fim_mid = id_key("tokenizer.ggml.fim_mid_token_id", None)?;
-        let kind = match &pre {
-            None if wpm => {
+        let kind = match (family, &pre) {
+            (Family::Wpm, _) => {
                 let lowercase = md.get_bool("tokenizer.ggml.normalizer.lowercase")?.unwrap_or(true);
                 let strip_accents = md.get_bool("tokenizer.ggml.normalizer.strip_accents")?.unwrap_or(lowercase);
                 Kind::Wpm(Box::new(Wpm::new(vocab, unk, lowercase, strip_accents)?))
             }
-            None if ugm => ugm_model(md, &tokens, &types, unk)?,
-            None => spm_model(md, vocab, n)?,
-            Some(pre) => bpe_model(md, vocab, pre)?,
+            (Family::Ugm, _) => ugm_model(md, &tokens, &types, unk)?,
+            (Family::Bpe, Some(pre)) => bpe_model(md, vocab, pre)?,
+            _ => spm_model(md, vocab, n)?,
         };
         let pre = match pre {
             Some(pre) => pre,
@@ -334,8 +349,9 @@ impl Tokenizer {
         if pre.no_bos {
             bos = None;
         }
-        let add_bos = wpm || md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(spm || pre.add_bos_default);
-        // (llama.cpp adds T5's EOS unless the file says not to.)
+        let add_bos = wpm || md.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(family == Family::Spm || pre.add_bos_default);
+        // EOS after the text as llama.cpp's add_special puts it: by default for T5, and for the
+        // rare other file that sets add_eos_token.
         let add_eos = !wpm && md.get_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(ugm);
         if add_eos && eos.is_none() {
             return Err(Error::Tokenizer("tokenizer.ggml.add_eos_token is true but there is no EOS token".into()));

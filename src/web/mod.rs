@@ -489,6 +489,9 @@ impl Engine {
     /// and go on; negative: a full context is an error (the default).
     #[wasm_bindgen(js_name = setContextShift)]
     pub fn set_context_shift(&self, sinks: i32) -> Result<(), JsError> {
+        if sinks >= 0 {
+            crate::backend::check_shift_positions(self.model.config()).map_err(js_err)?;
+        }
         let mut s = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy"))?;
         s.session.context_shift = usize::try_from(sinks).ok();
         Ok(())

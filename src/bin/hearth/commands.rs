@@ -236,7 +236,7 @@ pub fn generate(
 pub fn ppl(path: &Path, file: &Path, stride: Option<usize>, run: &RunArgs, json_out: bool) -> Result<()> {
     let bytes = std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display())))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", file.display())))?;
-    let (model, mut session) = load(path, run)?;
+    let (model, mut session) = crate::setup::load_decoder(path, run, "perplexity")?;
     let tokens = model.tokenizer.encode(&text, false)?;
     let t0 = std::time::Instant::now();
     // Windows of the context length (or the whole text when it fits).
@@ -392,16 +392,17 @@ pub fn bench(path: &Path, prompt_tokens: usize, gen_tokens: usize, profile: bool
     let decode_s = t1.elapsed().as_secs_f64();
     // Per decoded token: what the host asked of the device (GPU backends).
     let traffic = session.backend().traffic().zip(before).map(|(after, before)| after.per(&before, gen_tokens));
-    // Per decoded token every matrix is read once; the embedding table only for its one row
-    // unless it doubles as the output head; an encoder-decoder's encoder not at all.
+    // Per decoded token every matrix the decoder's ops read is read once (an encoder-decoder's
+    // encoder and cross-attention keys not at all); the embedding table only for its one row
+    // unless it doubles as the output head.
     let plan = &model.plan;
     let embd = plan.weight_index(hearth::model::TOKEN_EMBD).map(|w| w.0);
+    let read: std::collections::HashSet<usize> = plan.ops.iter().flat_map(|op| op.weights()).map(|w| w.0).collect();
     let bytes: u64 = plan
         .weights
         .iter()
         .enumerate()
-        .filter(|(i, _)| Some(*i) != embd || model.config().tied_output)
-        .filter(|(_, w)| !w.name.starts_with("enc."))
+        .filter(|(i, _)| read.contains(i) && (Some(*i) != embd || model.config().tied_output))
         .map(|(_, w)| (w.rows * w.cols / w.ty.block_len() * w.ty.block_bytes()) as u64)
         .sum();
     let prefill_tok_s = prompt_tokens as f64 / prefill_s;
@@ -468,7 +469,7 @@ pub fn bench_turns(path: &Path, turns: usize, reply_tokens: usize, run: &RunArgs
     if turns == 0 {
         return Err(Error::InvalidArgument("--turns must be at least 1".into()));
     }
-    let (model, mut session) = load(path, run)?;
+    let (model, mut session) = crate::setup::load_decoder(path, run, "turns")?;
     let questions = ["What is the capital of France?", "And of Italy?", "Which of the two is larger?", "Name a famous museum in each.", "Summarise our conversation."];
     let mut messages = Vec::new();
     let mut sampler = Sampler::greedy();
@@ -509,7 +510,7 @@ pub fn bench_turns(path: &Path, turns: usize, reply_tokens: usize, run: &RunArgs
 pub fn chat(path: &Path, sample: &SampleArgs, max_tokens: usize, system: Option<String>, run: &RunArgs) -> Result<()> {
     let mut sampler = Sampler::from_config(sample.config())?;
     let format = sample.response_format()?;
-    let (model, mut session) = load(path, run)?;
+    let (model, mut session) = crate::setup::load_decoder(path, run, "a chat")?;
     let grammars = grammars_for(&model, &format)?;
     let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
     let system_len = messages.len();

@@ -27,7 +27,7 @@ fn progress_bar(path: &Path) -> ProgressBar {
 }
 
 /// [`load_any`] for the commands that make text: an encoder is refused before its weights
-/// are read.
+/// are read, and so is a context shift for a model without RoPE positions.
 pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
     let config = hearth::model::ModelConfig::from_header(&hearth::model::read_model_header(path)?)?;
     if config.encoder {
@@ -37,7 +37,24 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
             config.architecture
         )));
     }
+    if run.context_shift.is_some() {
+        hearth::backend::check_shift_positions(&config)?;
+    }
     load_any(path, run)
+}
+
+/// [`load`] for the commands that continue one running text (chat, perplexity, turns): an
+/// encoder-decoder, whose text is the answer to an input, is refused too.
+pub fn load_decoder(path: &Path, run: &RunArgs, what: &str) -> Result<(Model, Session)> {
+    let config = hearth::model::ModelConfig::from_header(&hearth::model::read_model_header(path)?)?;
+    if config.encoder_decoder {
+        return Err(Error::Unsupported(format!(
+            "{what} with {} ({}), an encoder-decoder: use `hearth generate --prompt` or `hearth score --encoder-tokens`",
+            path.display(),
+            config.architecture
+        )));
+    }
+    load(path, run)
 }
 
 /// Reads the model with a progress bar on stderr and prepares a session on the chosen backend.

@@ -28,6 +28,7 @@ mod pre;
 mod special_index;
 mod spm;
 mod stream;
+mod trie;
 mod ugm;
 mod wpm;
 

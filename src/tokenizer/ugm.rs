@@ -8,21 +8,19 @@
 //! them merged into one) and user-defined tokens matched first. HF's pipeline splits the text
 //! into words first and handles unknowns and user tokens its own way; this follows llama.cpp.
 
-use std::collections::HashMap;
-
 use super::spm::SPACE;
+use super::trie::Trie;
 use super::TokenType;
 use crate::{Error, Result};
 
+#[derive(Clone)]
 pub(crate) struct Ugm {
-    /// Normal, user-defined and unused pieces by text (llama.cpp's `token_matcher`).
-    ids: HashMap<String, u32>,
-    /// The longest of them, in bytes.
-    max_len: usize,
+    /// Normal, user-defined and unused pieces (llama.cpp's `token_matcher`).
+    pieces: Trie,
     /// Each id's score (user-defined pieces count 0).
     scores: Vec<f64>,
     /// User-defined pieces, matched in the text before normalization.
-    user_defined: Vec<String>,
+    user_defined: Trie,
     unk: u32,
     /// The lowest normal score minus 10: the cost of a character no piece covers.
     unknown_score: f64,
@@ -33,19 +31,7 @@ pub(crate) struct Ugm {
 
 impl std::fmt::Debug for Ugm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ugm").field("pieces", &self.ids.len()).field("charsmap", &self.charsmap.is_some()).finish()
-    }
-}
-
-impl Clone for Ugm {
-    fn clone(&self) -> Self {
-        Ugm {
-            ids: self.ids.clone(),
-            scores: self.scores.clone(),
-            user_defined: self.user_defined.clone(),
-            charsmap: self.charsmap.clone(),
-            ..*self
-        }
+        f.debug_struct("Ugm").field("charsmap", &self.charsmap.is_some()).finish()
     }
 }
 
@@ -117,26 +103,15 @@ impl Ugm {
     ) -> Result<Self> {
         let unk = unk.ok_or_else(|| Error::Tokenizer("a Unigram vocabulary needs an unknown token (tokenizer.ggml.unknown_token_id)".into()))?;
         let matched = |t: TokenType| matches!(t, TokenType::Normal | TokenType::UserDefined | TokenType::Unused);
-        let mut ids = HashMap::new();
-        let mut user_defined = Vec::new();
-        let mut min_score = f32::MAX;
-        for (id, (text, &ty)) in tokens.iter().zip(types).enumerate() {
-            if ty == TokenType::Normal {
-                min_score = min_score.min(scores[id]);
-            }
-            if matched(ty) {
-                ids.insert(text.clone(), id as u32);
-            }
-            if ty == TokenType::UserDefined {
-                user_defined.push(text.clone());
-            }
-        }
+        let of_type = |keep: &dyn Fn(TokenType) -> bool| {
+            Trie::new(tokens.iter().zip(types).enumerate().filter(|(_, (_, &ty))| keep(ty)).map(|(id, (t, _))| (t.as_str(), id as u32)))
+        };
+        let min_score = scores.iter().zip(types).filter(|(_, &ty)| ty == TokenType::Normal).map(|(&s, _)| s).fold(f32::MAX, f32::min);
         let scores = scores.iter().zip(types).map(|(&s, &ty)| if ty == TokenType::UserDefined { 0.0 } else { s as f64 }).collect();
         Ok(Ugm {
-            max_len: ids.keys().map(String::len).max().unwrap_or(0),
-            ids,
+            pieces: of_type(&matched),
             scores,
-            user_defined,
+            user_defined: of_type(&|ty| ty == TokenType::UserDefined),
             unk,
             unknown_score: (min_score - 10.0) as f64,
             charsmap: charsmap.map(Charsmap::parse).transpose()?,
@@ -146,7 +121,7 @@ impl Ugm {
     }
 
     pub(crate) fn id(&self, piece: &str) -> Option<u32> {
-        self.ids.get(piece).copied()
+        self.pieces.get(piece)
     }
 
     /// The normalized form of `text`: the charsmap's replacements (user-defined pieces kept as
@@ -159,7 +134,7 @@ impl Ugm {
         let mut at = 0;
         while at < input.len() {
             let rest = &input[at..];
-            let user = self.user_defined.iter().filter(|u| rest.starts_with(u.as_bytes())).map(String::len).max();
+            let user = self.user_defined.longest(rest).map(|(len, _)| len);
             let (chunk, used): (&[u8], usize) = match (user, &self.charsmap) {
                 (Some(n), _) => (&rest[..n], n),
                 (None, Some(map)) => match map.longest(rest)? {
@@ -205,9 +180,9 @@ impl Ugm {
             let char_len = utf8_len(norm[at]).min(n - at);
             let score = best[at].2;
             let mut whole_char = false;
-            for end in at + 1..=n.min(at + self.max_len) {
-                let Some(id) = std::str::from_utf8(&norm[at..end]).ok().and_then(|p| self.id(p)) else { continue };
-                whole_char |= end - at == char_len;
+            for (len, id) in self.pieces.prefixes(&norm[at..]) {
+                let end = at + len;
+                whole_char |= len == char_len;
                 let s = score + self.scores[id as usize];
                 if s > best[end].2 {
                     best[end] = (id, at, s);

@@ -16,16 +16,17 @@ use std::sync::OnceLock;
 
 use tokenizers::models::bpe::Vocab;
 use tokenizers::utils::SysRegex;
+
+use super::trie::Trie;
 use unicode_normalization_alignments::char::decompose_canonical;
 
 use super::spm::SPACE;
 use crate::{Error, Result};
 
+#[derive(Clone)]
 pub(crate) struct Wpm {
-    /// Every vocabulary entry, of any token type, to its id (llama.cpp's `token_to_id`).
-    ids: Vocab,
-    /// The longest entry in bytes: no piece is longer.
-    max_len: usize,
+    /// Every vocabulary entry, of any token type (llama.cpp's `token_to_id`).
+    pieces: Trie,
     unk: u32,
     lowercase: bool,
     strip_accents: bool,
@@ -33,25 +34,19 @@ pub(crate) struct Wpm {
 
 impl std::fmt::Debug for Wpm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wpm").field("pieces", &self.ids.len()).field("lowercase", &self.lowercase).finish()
-    }
-}
-
-impl Clone for Wpm {
-    fn clone(&self) -> Self {
-        Wpm { ids: self.ids.clone(), ..*self }
+        f.debug_struct("Wpm").field("lowercase", &self.lowercase).field("strip_accents", &self.strip_accents).finish()
     }
 }
 
 impl Wpm {
     pub(crate) fn new(ids: Vocab, unk: Option<u32>, lowercase: bool, strip_accents: bool) -> Result<Self> {
         let unk = unk.ok_or_else(|| Error::Tokenizer("a WordPiece vocabulary needs an unknown token (tokenizer.ggml.unknown_token_id)".into()))?;
-        let max_len = ids.keys().map(String::len).max().unwrap_or(0);
-        Ok(Wpm { ids, max_len, unk, lowercase, strip_accents })
+        let pieces = Trie::new(ids.iter().map(|(t, &id)| (t.as_str(), id)));
+        Ok(Wpm { pieces, unk, lowercase, strip_accents })
     }
 
     pub(crate) fn id(&self, piece: &str) -> Option<u32> {
-        self.ids.get(piece).copied()
+        self.pieces.get(piece)
     }
 
     /// Appends the ids of `text` (no [CLS]/[SEP]: the caller frames the whole input).
@@ -70,12 +65,10 @@ impl Wpm {
         let first = out.len();
         let mut i = 0;
         while i < word.len() {
-            let end = word.len().min(i + self.max_len + 1);
-            let hit = (i + 1..=end).rev().find_map(|j| word.get(i..j).and_then(|p| self.id(p)).map(|id| (j, id)));
-            match hit {
-                Some((j, id)) => {
+            match self.pieces.longest(&word.as_bytes()[i..]) {
+                Some((len, id)) => {
                     out.push(id);
-                    i = j;
+                    i += len;
                 }
                 None => {
                     out.truncate(first);

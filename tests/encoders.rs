@@ -19,10 +19,12 @@ use hearth::session::Session;
 /// The encoder fixtures, as (directory, stem).
 const STEMS: &[(&str, &str)] = &[("bert", "bert"), ("bert", "bert-cls"), ("nomic-bert", "nomic-bert")];
 
+/// `<stem>-<kind>.gguf` and its JSON (`kind` empty: `<stem>.gguf`).
 fn fixture(dir: &str, stem: &str, kind: &str) -> (PathBuf, serde_json::Value) {
     let dir = PathBuf::from("tests/fixtures/families").join(dir);
-    let json = std::fs::read_to_string(dir.join(format!("{stem}-{kind}.json"))).expect("fixture JSON");
-    (dir.join(format!("{stem}-{kind}.gguf")), serde_json::from_str(&json).unwrap())
+    let name = if kind.is_empty() { stem.to_string() } else { format!("{stem}-{kind}") };
+    let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("fixture JSON");
+    (dir.join(format!("{name}.gguf")), serde_json::from_str(&json).unwrap())
 }
 
 fn max_abs(a: &[f32], b: &[f64]) -> f64 {
@@ -151,5 +153,43 @@ fn nomic_embed_text_matches_float64() {
         }
         let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         assert!(cos(&embeddings[0], &embeddings[1]) > cos(&embeddings[0], &embeddings[2]) + 0.3, "the query is nearer Paris");
+    }
+}
+
+/// T5's encoder alone (`t5encoder`, as text encoders ship): the T5 fixtures rewritten as one
+/// (their `enc.*` tensors, keys renamed, the decoder dropped, the output head kept: never
+/// read). Every token's final state (after `enc.output_norm`) against the fixtures' float64
+/// encoder states, on the CPU and the GPU, with the encoders' bound.
+#[test]
+fn t5_encoder_alone_matches_float64() {
+    #[path = "common/gguf_writer.rs"]
+    #[allow(dead_code)]
+    mod gguf_writer;
+    let ctx = gpu_context().expect("a GPU adapter (lavapipe in CI)");
+    let dir = tempfile::tempdir().unwrap();
+    for stem in ["t5-f32", "flan-t5-q8_0"] {
+        let (path, fx) = fixture("t5", stem, "");
+        let mut f = gguf_writer::GgufFile::parse(&std::fs::read(&path).unwrap());
+        f.tensors.retain(|t| !t.name.starts_with("dec."));
+        for kv in f.kvs.iter_mut() {
+            if let Some(rest) = kv.0.strip_prefix("t5.") {
+                kv.0 = format!("t5encoder.{rest}");
+            }
+        }
+        f.set("general.architecture", gguf_writer::str_val("t5encoder"));
+        let file = dir.path().join(format!("{stem}-encoder.gguf"));
+        std::fs::write(&file, f.bytes()).unwrap();
+        let want: Vec<f64> = fx["f64_encoder_states"].as_array().unwrap().iter().flat_map(f64s).collect();
+        let llamacpp: Vec<f64> = fx["llamacpp_encoder_states"].as_array().unwrap().iter().flat_map(f64s).collect();
+        let rms = |a: &[f32], b: &[f64]| (a.iter().zip(b).map(|(&x, y)| (x as f64 - y).powi(2)).sum::<f64>() / b.len() as f64).sqrt();
+        for (backend, (model, mut session)) in [("cpu", load_cpu(&file)), ("gpu", load_gpu(ctx.clone(), &file))] {
+            assert!(model.config().encoder && !model.config().encoder_decoder);
+            let states = session.states(&ids(&fx["encoder_ids"])).unwrap();
+            let (vs_f64, vs_llamacpp) = (rms(&states, &want), rms(&states, &llamacpp));
+            println!("t5encoder {stem} on the {backend}: states RMS {vs_f64:.2e} against float64, {vs_llamacpp:.2e} against llama.cpp");
+            assert!(vs_f64 <= 2e-5, "{stem} on the {backend}: {vs_f64:.2e}");
+            let embedding = session.embed(&ids(&fx["encoder_ids"])).unwrap();
+            assert_eq!(embedding.len(), 64);
+        }
     }
 }

@@ -342,17 +342,21 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
             && ws.windows(2).zip(st.windows(2)).all(|(w, s)| s[0].unwrap().1 + weights.get(w[0]).rows as u32 == s[1].unwrap().1)
     };
     let bias_buf = |w: WeightId| &weights.get(w).parts[0].buffer;
-    // The LayerNorm just before `ops[i]`, if it writes `input`, again into the logits buffer
+    // The norm just before `ops[i]`, if it writes `input`, again into the logits buffer
     // (`Role::Hidden`): every token's final state for embeddings.
-    let layer_norm_again = |i: usize, input: Act| {
-        if let Some(&Op::LayerNorm { input: x, weight, bias, out }) = plan.ops.get(i.wrapping_sub(1)) {
-            if out == input {
-                let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
-                let bias_bind = bias.map_or(&no_norm, bias_buf);
-                let bufs = [act(x), &weights.get(weight).parts[0].buffer, logits, &pb, step, bias_bind];
-                add(Kernel::Norm, None, &bufs, Grid::PerToken(1), Role::Hidden);
-            }
+    let layer_norm_again = |i: usize, input: Act| match plan.ops.get(i.wrapping_sub(1)) {
+        Some(&Op::LayerNorm { input: x, weight, bias, out }) if out == input => {
+            let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
+            let bias_bind = bias.map_or(&no_norm, bias_buf);
+            let bufs = [act(x), &weights.get(weight).parts[0].buffer, logits, &pb, step, bias_bind];
+            add(Kernel::Norm, None, &bufs, Grid::PerToken(1), Role::Hidden);
         }
+        Some(&Op::RmsNorm { input: x, weight, out }) if out == input => {
+            let w = weights.get(weight);
+            let pb = uniform(ctx, &params::Norm { dim: w.cols as u32, eps: c.rms_eps, accumulate: 0, mode: 0 });
+            add(Kernel::Norm, None, &[act(x), &w.parts[0].buffer, logits, &pb, step, &no_norm], Grid::PerToken(1), Role::Hidden);
+        }
+        _ => {}
     };
     for (i, op) in plan.ops.iter().enumerate() {
         if done[i] {

@@ -116,8 +116,8 @@ pub struct ArchSpec {
     /// An encoder-decoder (T5): an encoder stack reads the input once; a decoder with
     /// cross-attention over it generates. Tensors `enc.blk.N.*`, `dec.blk.N.*`.
     pub encoder_decoder: bool,
-    /// Tensors (by name suffix) that files carry and that neither llama.cpp's graph nor the
-    /// original model reads: accepted and skipped, not refused.
+    /// Tensors that files carry and that neither llama.cpp's graph nor the original model
+    /// reads, by name or by the part after a `.`: accepted and skipped, not refused.
     pub ignored: &'static [&'static str],
 }
 
@@ -249,6 +249,19 @@ const ARCHS: &[ArchSpec] = &[
         encoder_decoder: true,
         rope_freqs: false,
         ignored: &["cross_attn_rel_b.weight"],
+        ..LLAMA
+    },
+    // T5's encoder alone (src/models/t5encoder.cpp: T5 v1.1 and flan-T5 text encoders), for
+    // embeddings: the `enc.*` stack and its output norm; an output head the file may carry is
+    // never read.
+    ArchSpec {
+        name: "t5encoder",
+        positions: Positions::Relative,
+        ffn: Ffn::Plain,
+        act: Activation::Relu,
+        encoder: true,
+        rope_freqs: false,
+        ignored: &["output.weight"],
         ..LLAMA
     },
 ];

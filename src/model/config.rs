@@ -285,8 +285,8 @@ impl ModelConfig {
             .tensor(super::arch::names::TOKEN_EMBD)
             .ok_or_else(|| Error::Model(format!("tensor {:?} is missing", super::arch::names::TOKEN_EMBD)))?;
         let n_vocab = embd.rows_cols().0;
-        // T5's MLP: gated GELU where the file has a gate (flan-T5), else ReLU.
-        let gated = spec.encoder_decoder && h.tensor("enc.blk.0.ffn_gate.weight").is_some();
+        // T5's MLP: gated GELU where the file has a gate (flan-T5, T5 v1.1), else ReLU.
+        let gated = spec.positions == Positions::Relative && h.tensor("enc.blk.0.ffn_gate.weight").is_some();
         let (ffn, activation) = if gated { (Ffn::Gated, Activation::GeluTanh) } else { (spec.ffn, spec.act) };
         let rel_buckets = if spec.positions == Positions::Relative { req("attention.relative_buckets_count")? } else { 0 };
         if spec.positions == Positions::Relative && !(4..=4096).contains(&rel_buckets) {

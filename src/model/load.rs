@@ -119,7 +119,8 @@ fn check_every_tensor_used(header: &GgufHeader, plan: &ForwardPlan) -> Result<()
             }
             continue;
         }
-        let ignored = ArchSpec::lookup(&c.architecture).is_some_and(|a| a.ignored.iter().any(|s| t.name.ends_with(s)));
+        let ignored = |s: &&str| t.name == *s || t.name.strip_suffix(s).is_some_and(|head| head.ends_with('.'));
+        let ignored = ArchSpec::lookup(&c.architecture).is_some_and(|a| a.ignored.iter().any(ignored));
         if plan.weight_index(&t.name).is_none() && !ignored {
             return Err(Error::Unsupported(format!(
                 "tensor {:?} has no place in a {} model as this engine builds it (refusing to run without it)",

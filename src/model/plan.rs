@@ -287,13 +287,25 @@ impl ForwardPlan {
                 ]);
             }
         }
-        let stack = if c.encoder_decoder { Stack::T5Decoder } else { Stack::Blocks };
+        let stack = match (c.encoder_decoder, c.positions) {
+            (true, _) => Stack::T5Decoder,
+            // T5's encoder alone.
+            (false, Positions::Relative) => Stack::T5Encoder,
+            _ => Stack::Blocks,
+        };
         for l in 0..c.n_layer {
             b.block(c, &mut ops, l, stack)?;
         }
         // An encoder's output is the final states themselves.
         if c.encoder {
-            ops.push(Op::States { input: Act::Hidden });
+            // (T5's encoder ends in its output norm; BERT's blocks end in theirs.)
+            let states = if stack == Stack::T5Encoder {
+                ops.push(Op::RmsNorm { input: Act::Hidden, weight: b.weight(names::ENC_OUTPUT_NORM, 1, c.n_embd)?, out: Act::Normed });
+                Act::Normed
+            } else {
+                Act::Hidden
+            };
+            ops.push(Op::States { input: states });
             return Ok(Self { config, weights: b.weights, ops, encoder_ops });
         }
         let out_norm = b.norm(c, if c.encoder_decoder { names::DEC_OUTPUT_NORM } else { names::OUTPUT_NORM })?;

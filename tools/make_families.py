@@ -1068,10 +1068,10 @@ LLAMA_SETTINGS = dict(n_ctx=128, n_batch=128, n_ubatch=128, n_threads=1, n_threa
                       flash_attn=False, type_k=0, type_v=0, seed=1234)   # type 0 = GGML_TYPE_F32
 
 
-def llama_logits(path, ids):
-    """llama.cpp logits for every position of ids, one llama_decode batch. llama_model_params.use_extra_bufts is
-    switched off (no AMX / CPU_REPACK weight buffers: AMX kernels fault in VMs without AMX tile state, and the plain
-    ggml-cpu kernels are the same on every machine)."""
+def open_llama(path, **kwargs):
+    """A llama-cpp-python Llama on path (quiet) with llama_model_params.use_extra_bufts switched off: no AMX /
+    CPU_REPACK weight buffers (AMX kernels fault in VMs without AMX tile state, and the plain ggml-cpu kernels are
+    the same on every machine)."""
     import llama_cpp.llama_cpp as C
     from llama_cpp import Llama
     orig = C.llama_model_default_params
@@ -1083,9 +1083,14 @@ def llama_logits(path, ids):
 
     C.llama_model_default_params = params
     try:
-        llm = Llama(model_path=path, verbose=False, **LLAMA_SETTINGS)
+        return Llama(model_path=path, verbose=False, **kwargs)
     finally:
         C.llama_model_default_params = orig
+
+
+def llama_logits(path, ids):
+    """llama.cpp logits for every position of ids, one llama_decode batch (open_llama: use_extra_bufts off)."""
+    llm = open_llama(path, **LLAMA_SETTINGS)
     try:
         llm.reset()
         llm.eval(ids)
@@ -1100,20 +1105,8 @@ def llama_embeddings(path, ids, pooling_type=-1):
     {arch}.pooling_type and returns llama_get_embeddings_seq (the pooled vector, not normalised); 0 (NONE) returns
     llama_get_embeddings, one row per token. use_extra_bufts off as in llama_logits."""
     import llama_cpp.llama_cpp as C
-    from llama_cpp import Llama
-    orig = C.llama_model_default_params
-
-    def params():
-        p = orig()
-        p.use_extra_bufts = False
-        return p
-
     settings = {k: v for k, v in LLAMA_SETTINGS.items() if k != "logits_all"}
-    C.llama_model_default_params = params
-    try:
-        llm = Llama(model_path=path, verbose=False, embedding=True, pooling_type=pooling_type, **settings)
-    finally:
-        C.llama_model_default_params = orig
+    llm = open_llama(path, embedding=True, pooling_type=pooling_type, **settings)
     try:
         n = llm.n_embd()
         llm._batch.reset()
@@ -1912,19 +1905,7 @@ def llama_t5(path, enc_ids, dec_ids):
     (llama_cross::v_embd) that the decoder graph reads. Settings as llama_logits (F32 K/V cache, flash attention
     off, 1 thread, use_extra_bufts off)."""
     import llama_cpp.llama_cpp as C
-    from llama_cpp import Llama
-    orig = C.llama_model_default_params
-
-    def params():
-        p = orig()
-        p.use_extra_bufts = False
-        return p
-
-    C.llama_model_default_params = params
-    try:
-        llm = Llama(model_path=path, verbose=False, **LLAMA_SETTINGS)
-    finally:
-        C.llama_model_default_params = orig
+    llm = open_llama(path, **LLAMA_SETTINGS)
     try:
         model = llm._model.model
         assert C.llama_model_has_encoder(model) and C.llama_model_has_decoder(model)
@@ -1962,19 +1943,7 @@ def llama_t5_greedy(path, enc_ids, n_steps):
     start token one llama_decode per token through the KV cache (seq 0, position = step), each next id the argmax of
     that call's logits. Returns the n_steps generated ids (the start token not among them). Settings as llama_t5."""
     import llama_cpp.llama_cpp as C
-    from llama_cpp import Llama
-    orig = C.llama_model_default_params
-
-    def params():
-        p = orig()
-        p.use_extra_bufts = False
-        return p
-
-    C.llama_model_default_params = params
-    try:
-        llm = Llama(model_path=path, verbose=False, **LLAMA_SETTINGS)
-    finally:
-        C.llama_model_default_params = orig
+    llm = open_llama(path, **LLAMA_SETTINGS)
     try:
         n_vocab = llm.n_vocab()
         llm._batch.reset()

@@ -704,36 +704,35 @@ fn bpe_model(md: &mut Metadata, vocab: Vocab, pre: &PreConfig) -> Result<Kind> {
     Ok(Kind::Bpe { hf: Box::new(hf), bytes: Box::new(ByteDecoder::new()) })
 }
 
-/// The SentencePiece model: every piece with its score.
-fn spm_model(md: &mut Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
+/// `tokenizer.ggml.scores`, one per piece, moved out of `md`; `what` names the vocabulary
+/// kind in the error when they are missing.
+fn take_scores(md: &mut Metadata, n: usize, what: &str) -> Result<Vec<f32>> {
     let scores = md
         .get_array_of("tokenizer.ggml.scores", "number", Value::as_f64)?
-        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs a score per piece)".into()))?;
+        .ok_or_else(|| Error::Tokenizer(format!("tokenizer.ggml.scores is missing (a {what} vocabulary needs a score per piece)")))?;
     if scores.len() != n {
         return Err(Error::Tokenizer(format!("tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}", scores.len())));
     }
     md.take("tokenizer.ggml.scores");
+    Ok(scores.into_iter().map(|s| s as f32).collect())
+}
+
+/// The SentencePiece model: every piece with its score.
+fn spm_model(md: &mut Metadata, vocab: Vocab, n: usize) -> Result<Kind> {
+    let scores = take_scores(md, n, "SentencePiece")?;
     let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
-    Ok(Kind::Spm(Box::new(Spm::new(vocab, scores.into_iter().map(|s| s as f32).collect(), add_space_prefix)?)))
+    Ok(Kind::Spm(Box::new(Spm::new(vocab, scores, add_space_prefix)?)))
 }
 
 /// The SentencePiece Unigram model: every piece with its score, the normalization rules and
 /// whitespace switches.
 fn ugm_model(md: &mut Metadata, tokens: &[String], types: &[TokenType], unk: Option<u32>) -> Result<Kind> {
-    let n = tokens.len();
-    let scores = md
-        .get_array_of("tokenizer.ggml.scores", "number", Value::as_f64)?
-        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.scores is missing (a Unigram vocabulary needs a score per piece)".into()))?;
-    if scores.len() != n {
-        return Err(Error::Tokenizer(format!("tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}", scores.len())));
-    }
-    md.take("tokenizer.ggml.scores");
+    let scores = take_scores(md, tokens.len(), "Unigram")?;
     let key = "tokenizer.ggml.precompiled_charsmap";
     let charsmap = md.get_array_of(key, "byte", |v| v.as_i64().filter(|b| (-128..256).contains(b)).map(|b| b as u8))?;
     md.take(key);
     let add_space_prefix = md.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(false);
     let remove_extra_whitespaces = md.get_bool("tokenizer.ggml.remove_extra_whitespaces")?.unwrap_or(false);
-    let scores: Vec<f32> = scores.into_iter().map(|s| s as f32).collect();
     let ugm = Ugm::new(tokens, types, scores, unk, charsmap.as_deref(), add_space_prefix, remove_extra_whitespaces)?;
     Ok(Kind::Ugm(Box::new(ugm)))
 }

@@ -29,7 +29,25 @@ fn progress_bar(path: &Path) -> ProgressBar {
 /// [`load_any`] for the commands that make text: an encoder is refused before its weights
 /// are read, and so is a context shift for a model without RoPE positions.
 pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
+    load_text(path, run, None)
+}
+
+/// [`load`] for the commands that continue one running text (chat, perplexity, turns): an
+/// encoder-decoder, whose text is the answer to an input, is refused too (`what` names the
+/// command in the message).
+pub fn load_decoder(path: &Path, run: &RunArgs, what: &str) -> Result<(Model, Session)> {
+    load_text(path, run, Some(what))
+}
+
+fn load_text(path: &Path, run: &RunArgs, decoder_only: Option<&str>) -> Result<(Model, Session)> {
     let config = hearth::model::ModelConfig::from_header(&hearth::model::read_model_header(path)?)?;
+    if let Some(what) = decoder_only.filter(|_| config.encoder_decoder) {
+        return Err(Error::Unsupported(format!(
+            "{what} with {} ({}), an encoder-decoder: use `hearth generate --prompt` or `hearth score --encoder-tokens`",
+            path.display(),
+            config.architecture
+        )));
+    }
     if config.encoder {
         return Err(Error::Unsupported(format!(
             "{} is an encoder ({}): it makes embeddings, not text; use `hearth embed`",
@@ -41,20 +59,6 @@ pub fn load(path: &Path, run: &RunArgs) -> Result<(Model, Session)> {
         hearth::backend::check_shift_positions(&config)?;
     }
     load_any(path, run)
-}
-
-/// [`load`] for the commands that continue one running text (chat, perplexity, turns): an
-/// encoder-decoder, whose text is the answer to an input, is refused too.
-pub fn load_decoder(path: &Path, run: &RunArgs, what: &str) -> Result<(Model, Session)> {
-    let config = hearth::model::ModelConfig::from_header(&hearth::model::read_model_header(path)?)?;
-    if config.encoder_decoder {
-        return Err(Error::Unsupported(format!(
-            "{what} with {} ({}), an encoder-decoder: use `hearth generate --prompt` or `hearth score --encoder-tokens`",
-            path.display(),
-            config.architecture
-        )));
-    }
-    load(path, run)
 }
 
 /// Reads the model with a progress bar on stderr and prepares a session on the chosen backend.

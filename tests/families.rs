@@ -22,29 +22,13 @@ fn fixture(stem: &str, kind: &str) -> (PathBuf, serde_json::Value) {
     (dir.join(format!("{stem}-{kind}.gguf")), serde_json::from_str(&json).unwrap())
 }
 
-/// Centered RMS of every position's logits against each reference.
-fn errors(session: &mut Session, fx: &serde_json::Value, n_vocab: usize) -> (f64, f64) {
-    let ids = ids(&fx["ids"]);
-    let logits = session.append(&ids, LogitsFor::All).unwrap();
-    session.clear();
-    let ours: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
-    let rms = |key: &str| {
-        let rows = fx[key].as_array().unwrap();
-        assert_eq!(rows.len(), ids.len());
-        let sq: f64 = rows.iter().enumerate().map(|(t, row)| centered_rms(&ours[t * n_vocab..(t + 1) * n_vocab], &f64s(row)).powi(2)).sum();
-        (sq / rows.len() as f64).sqrt()
-    };
-    (rms("llamacpp_logits"), rms("f64_logits"))
-}
-
+/// Every position's logits of the fixture's ids against its references.
 fn check(stem: &str, kind: &str, backend: &str, session: &mut Session, n_vocab: usize) {
     let (_, fx) = fixture(stem, kind);
-    let (vs_llamacpp, vs_f64) = errors(session, &fx, n_vocab);
-    println!("{stem} {kind} on {backend}: centered RMS {vs_llamacpp:.2e} against llama.cpp, {vs_f64:.2e} against float64");
-    match kind {
-        "f32" => assert!(vs_llamacpp <= 1e-3 && vs_f64 <= 1e-4, "{stem} {kind} on {backend}: {vs_llamacpp:.2e} / {vs_f64:.2e}"),
-        _ => assert!(vs_f64 <= 0.03, "{stem} {kind} on {backend}: {vs_f64:.2e} against float64"),
-    }
+    let logits = session.append(&ids(&fx["ids"]), LogitsFor::All).unwrap();
+    session.clear();
+    let (vs_llamacpp, vs_f64) = logits_vs_references(&logits, &fx, n_vocab);
+    assert_family_bounds(&format!("{stem} {kind} on {backend}"), kind, vs_llamacpp, vs_f64);
 }
 
 #[test]
@@ -69,16 +53,7 @@ fn families_match_llama_cpp_and_float64_on_the_gpu() {
             // Decoding token by token gives the batch's logits too.
             let (_, fx) = fixture(stem, kind);
             let ids = ids(&fx["ids"]);
-            let batch = session.append(&ids[..6], LogitsFor::All).unwrap();
-            session.clear();
-            let n_vocab = model.config().n_vocab;
-            for t in 0..6 {
-                let one = session.append(&ids[t..t + 1], LogitsFor::Last).unwrap();
-                let row: Vec<f64> = batch[t * n_vocab..(t + 1) * n_vocab].iter().map(|&x| x as f64).collect();
-                let d = centered_rms(&one.iter().map(|&x| x as f64).collect::<Vec<_>>(), &row);
-                assert!(d < 1e-4, "{stem} {kind}: position {t} decoded alone differs from the batch by {d}");
-            }
-            session.clear();
+            assert_decode_equals_batch(&mut session, &ids[..6], model.config().n_vocab, &format!("{stem} {kind}"));
             // Embeddings (the final norm computed on its own) equal the CPU's.
             let gpu = session.embed(&ids).unwrap();
             let (_, mut cpu_session) = load_cpu(&path);

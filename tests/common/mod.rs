@@ -99,6 +99,45 @@ pub fn centered_rms(ours: &[f64], reference: &[f64]) -> f64 {
     (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / d.len() as f64).sqrt()
 }
 
+/// Centered RMS over every position of row-major `logits` (`n_vocab` a row) against a
+/// families fixture's `llamacpp_logits` and `f64_logits` rows (tests/fixtures/families).
+pub fn logits_vs_references(logits: &[f32], fx: &serde_json::Value, n_vocab: usize) -> (f64, f64) {
+    let ours: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
+    let rms = |key: &str| {
+        let rows = fx[key].as_array().unwrap();
+        assert_eq!(rows.len() * n_vocab, ours.len(), "{key}: one row per position");
+        let sq: f64 = rows.iter().enumerate().map(|(t, row)| centered_rms(&ours[t * n_vocab..(t + 1) * n_vocab], &f64s(row)).powi(2)).sum();
+        (sq / rows.len() as f64).sqrt()
+    };
+    (rms("llamacpp_logits"), rms("f64_logits"))
+}
+
+/// The families fixtures' bounds: on F32 weights centered RMS ≤ 1e-3 against llama.cpp and
+/// ≤ 1e-4 against float64, on quantized ones ≤ 0.03 against float64.
+pub fn assert_family_bounds(label: &str, kind: &str, vs_llamacpp: f64, vs_f64: f64) {
+    println!("{label}: centered RMS {vs_llamacpp:.2e} against llama.cpp, {vs_f64:.2e} against float64");
+    match kind {
+        "f32" => assert!(vs_llamacpp <= 1e-3 && vs_f64 <= 1e-4, "{label}: {vs_llamacpp:.2e} / {vs_f64:.2e}"),
+        _ => assert!(vs_f64 <= 0.03, "{label}: {vs_f64:.2e} against float64"),
+    }
+}
+
+/// Decoding `ids` one token at a time gives each position the batch's logits (centered RMS
+/// below 1e-4). The session is cleared before and after.
+pub fn assert_decode_equals_batch(session: &mut Session, ids: &[u32], n_vocab: usize, label: &str) {
+    use hearth::backend::LogitsFor;
+    session.clear();
+    let batch = session.append(ids, LogitsFor::All).unwrap();
+    session.clear();
+    for t in 0..ids.len() {
+        let one = session.append(&ids[t..t + 1], LogitsFor::Last).unwrap();
+        let row: Vec<f64> = batch[t * n_vocab..(t + 1) * n_vocab].iter().map(|&x| x as f64).collect();
+        let d = centered_rms(&one.iter().map(|&x| x as f64).collect::<Vec<_>>(), &row);
+        assert!(d < 1e-4, "{label}: position {t} decoded alone differs from the batch by {d}");
+    }
+    session.clear();
+}
+
 pub fn logsumexp(logits: &[f32]) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln()

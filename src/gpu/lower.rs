@@ -344,7 +344,7 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
     let bias_buf = |w: WeightId| &weights.get(w).parts[0].buffer;
     // The norm just before `ops[i]`, if it writes `input`, again into the logits buffer
     // (`Role::Hidden`): every token's final state for embeddings.
-    let layer_norm_again = |i: usize, input: Act| match plan.ops.get(i.wrapping_sub(1)) {
+    let norm_again = |i: usize, input: Act| match plan.ops.get(i.wrapping_sub(1)) {
         Some(&Op::LayerNorm { input: x, weight, bias, out }) if out == input => {
             let pb = uniform(ctx, &layer_norm_params(c, weights.get(weight).cols, bias.is_some()));
             let bias_bind = bias.map_or(&no_norm, bias_buf);
@@ -666,17 +666,12 @@ pub(super) fn lower(ctx: &GpuContext, plan: &ForwardPlan, weights: &GpuWeights, 
                 }
                 let pb = uniform(ctx, &params::Width { width: c.n_vocab as u32, _pad: [0; 3] });
                 add(Kernel::Argmax, None, &[logits, argmax, &pb], Grid::Once(1), Role::Argmax);
-                // For embeddings, the final norm once more, written where the logits go: the
-                // folded RMSNorm, or the LayerNorm just before.
-                if let Some(n) = norm {
-                    let pb = uniform(ctx, &params::Norm { dim: n.cols as u32, eps: c.rms_eps, accumulate: 0, mode: 0 });
-                    add(Kernel::Norm, None, &[act(src), &n.parts[0].buffer, logits, &pb, step, &no_norm], Grid::PerToken(1), Role::Hidden);
-                } else {
-                    layer_norm_again(i, input);
-                }
+                // For embeddings, the final norm just before (folded or not) once more, written
+                // where the logits go.
+                norm_again(i, input);
             }
             // An encoder's states: its last LayerNorm once more, written where the logits go.
-            Op::States { input } => layer_norm_again(i, input),
+            Op::States { input } => norm_again(i, input),
         }
     }
     ctx.queue.submit([copies.finish()]);
